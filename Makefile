@@ -1,0 +1,29 @@
+# Two commands on a fresh machine with only Python:
+#   make run    set up, then run the main job (the `quick` study and its report)
+#   make test   set up, then run the test suite
+PYTHON ?= python3
+VENV   ?= .venv
+# This machine has a CPU wheel of torch 2.13.0 on local disk; GPU users: `make TORCH=torch setup`
+# (or install your CUDA build into the venv first: the package accepts any torch >= 2.2).
+TORCH  ?= torch==2.13.0
+BIN    := $(VENV)/bin
+OUT    ?= runs/quick
+
+.PHONY: setup run test clean
+setup: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q "$(TORCH)"
+	$(BIN)/python -m pip install -q -e ".[test,report]"
+	touch $@
+
+run: setup
+	$(BIN)/reinitlab train --dataset fashion-mnist-small --arch cnn --method lw --train-size 1000 --epochs 15 --out $(OUT)
+
+test: setup
+	$(BIN)/python -m pytest -q
+
+clean:
+	rm -rf $(VENV) runs .pytest_cache

@@ -1,0 +1,245 @@
+"""Typed run configuration, and the parsing of `key=value` overrides shared by every command.
+
+Every field has a type and a range; `TrainConfig.from_dict` refuses unknown keys, wrong types and
+out-of-range values with one line naming the key, the value and what is valid, before anything
+trains. The resolved config (defaults filled in, method options expanded) is written to each run.
+"""
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import typing
+from dataclasses import dataclass, field
+from typing import Any, Literal, get_args, get_origin
+
+try:
+    import tomllib
+except ModuleNotFoundError:  # Python 3.10
+    import tomli as tomllib  # type: ignore[no-redef]
+
+from .errors import UserError
+
+Augment = Literal["none", "flip", "crop", "flip+crop"]
+Device = Literal["auto", "cpu", "cuda", "mps"]
+Precision = Literal["auto", "fp32", "bf16"]
+
+
+@dataclass
+class TrainConfig:
+    """One run: which data, which model, which method, how to train. Defaults follow SPEC 2."""
+
+    dataset: str = "fashion-mnist-small"
+    arch: str = "cnn"
+    method: str = "lw"  # a registry name, optionally with options: "lw:rescale=false,order=top_down"
+    method_options: dict = field(default_factory=dict)  # filled in by resolve(): every option's value
+    train_size: int | None = None  # examples drawn (stratified) from the pool left after the val split
+    val_fraction: float = 0.1  # of the training pool, stratified, fixed by data_seed; 0 = no val split
+    label_noise: float = 0.0
+    seed: int = 0  # model seed: init, batch order, augmentation, fresh draws, masks
+    data_seed: int | None = None  # subset, val split, label noise; None = same as seed
+    resolution: int | None = None  # None = the dataset's default
+    data_dir: str | None = None
+    rounds: int | None = None  # R after round 0; None = the architecture's full LW budget (K-1)
+    epochs: int = 15  # per round (E); `long` trains (R+1)*E epochs in one round
+    patience: int = 0  # >0: end a round once train acc is 100% for this many epochs in a row
+    width: float = 1.0
+    batch_size: int = 128
+    lr: float = 0.05
+    momentum: float = 0.9
+    nesterov: bool = True
+    weight_decay: float = 5e-4
+    warmup: float = 0.05  # fraction of a round's steps with linear warm-up
+    label_smoothing: float = 0.0
+    augment: Augment = "none"
+    device: Device = "auto"
+    precision: Precision = "auto"  # auto: bf16 autocast on CUDA, fp32 elsewhere
+    threads: int | None = None  # torch intra-op threads; None = all cores
+    channels_last: bool = True
+    compile: bool = False
+    eval_batch_size: int = 1024
+    norm_log: bool = True  # per-group weight norms in metrics.jsonl every epoch
+
+    # ---- construction -------------------------------------------------------------------
+    @classmethod
+    def field_names(cls) -> list[str]:
+        return [f.name for f in dataclasses.fields(cls)]
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> "TrainConfig":
+        cfg = cls()
+        for key, value in values.items():
+            cfg.set(key, value)
+        cfg.validate()
+        return cfg
+
+    def set(self, key: str, value: Any) -> None:
+        hints = _hints(type(self))
+        if key not in hints:
+            raise UserError(unknown_key_message(key, self.field_names(), "run setting"))
+        setattr(self, key, coerce(key, value, hints[key]))
+
+    def replace(self, **changes) -> "TrainConfig":
+        new = dataclasses.replace(self)
+        for k, v in changes.items():
+            new.set(k, v)
+        new.validate()
+        return new
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    def validate(self) -> None:
+        checks = [
+            ("epochs", self.epochs >= 1, "an integer >= 1"),
+            ("rounds", self.rounds is None or self.rounds >= 0, "an integer >= 0"),
+            ("train_size", self.train_size is None or self.train_size >= 1, "an integer >= 1"),
+            ("val_fraction", 0.0 <= self.val_fraction < 1.0, "a number in [0, 1)"),
+            ("label_noise", 0.0 <= self.label_noise < 1.0, "a number in [0, 1)"),
+            ("resolution", self.resolution is None or 4 <= self.resolution <= 512, "an integer in [4, 512]"),
+            ("patience", self.patience >= 0, "an integer >= 0"),
+            ("width", 0.0 < self.width <= 16.0, "a number in (0, 16]"),
+            ("batch_size", self.batch_size >= 2, "an integer >= 2"),
+            ("eval_batch_size", self.eval_batch_size >= 1, "an integer >= 1"),
+            ("lr", self.lr > 0.0, "a number > 0"),
+            ("momentum", 0.0 <= self.momentum < 1.0, "a number in [0, 1)"),
+            ("weight_decay", self.weight_decay >= 0.0, "a number >= 0"),
+            ("warmup", 0.0 <= self.warmup < 1.0, "a number in [0, 1)"),
+            ("label_smoothing", 0.0 <= self.label_smoothing < 1.0, "a number in [0, 1)"),
+            ("threads", self.threads is None or self.threads >= 1, "an integer >= 1"),
+            ("seed", self.seed >= 0, "an integer >= 0"),
+            ("data_seed", self.data_seed is None or self.data_seed >= 0, "an integer >= 0"),
+        ]
+        for key, ok, valid in checks:
+            if not ok:
+                raise UserError(f"{key}={getattr(self, key)!r} is out of range: expected {valid}")
+        if self.nesterov and self.momentum == 0.0:
+            raise UserError("nesterov=true needs momentum > 0 (set nesterov=false or a momentum in (0, 1))")
+
+
+# ---- value parsing and coercion, shared with study files -----------------------------------
+def parse_value(text: str) -> Any:
+    """A `--set` value: TOML if it parses (1, 0.5, true, "x", [1, 2]), else a bare string.
+    Lists of bare words may be written [a,b]."""
+    text = text.strip()
+    try:
+        return tomllib.loads(f"v = {text}")["v"]
+    except tomllib.TOMLDecodeError:
+        pass
+    if text.startswith("[") and text.endswith("]"):
+        inner = text[1:-1].strip()
+        return [parse_value(part) for part in _split_top(inner)] if inner else []
+    return text
+
+
+def _split_top(text: str) -> list[str]:
+    """Split on commas that are not inside brackets, so [lw:rescale=false,order=top_down] stays whole
+    only where quoted; bare lists of plain words are the common case."""
+    parts, depth, cur = [], 0, []
+    for ch in text:
+        if ch in "[(":
+            depth += 1
+        elif ch in "])":
+            depth -= 1
+        if ch == "," and depth == 0:
+            parts.append("".join(cur))
+            cur = []
+        else:
+            cur.append(ch)
+    parts.append("".join(cur))
+    return [p.strip() for p in parts]
+
+
+def parse_assignment(text: str) -> tuple[str, Any]:
+    if "=" not in text:
+        raise UserError(f"--set {text!r}: expected key=value")
+    key, _, value = text.partition("=")
+    key = key.strip()
+    if not key:
+        raise UserError(f"--set {text!r}: the key is empty")
+    return key, parse_value(value)
+
+
+def unknown_key_message(key: str, valid: list[str], what: str) -> str:
+    close = difflib.get_close_matches(key, valid, n=1)
+    hint = f" (did you mean {close[0]!r}?)" if close else ""
+    return f"unknown {what} {key!r}{hint}; valid: {', '.join(valid)}"
+
+
+def _hints(cls) -> dict[str, Any]:
+    return typing.get_type_hints(cls)
+
+
+def type_name(tp: Any) -> str:
+    origin = get_origin(tp)
+    if origin is Literal:
+        return "one of " + ", ".join(repr(a) for a in get_args(tp))
+    if origin in (typing.Union, getattr(__import__("types"), "UnionType", None)):
+        names = [type_name(a) for a in get_args(tp) if a is not type(None)]
+        return " or ".join(names) + " or none"
+    if tp is float:
+        return "a number"
+    if tp is int:
+        return "an integer"
+    if tp is bool:
+        return "true or false"
+    if tp is str:
+        return "a string"
+    return getattr(tp, "__name__", str(tp))
+
+
+def coerce(key: str, value: Any, tp: Any) -> Any:
+    """Check `value` against the annotation `tp`; convert only where no information is lost."""
+
+    def bad() -> UserError:
+        return UserError(f"{key}={value!r} has the wrong type: expected {type_name(tp)}")
+
+    origin = get_origin(tp)
+    if origin is Literal:
+        if value not in get_args(tp):
+            raise UserError(f"{key}={value!r} is not valid: expected {type_name(tp)}")
+        return value
+    if origin in (typing.Union, getattr(__import__("types"), "UnionType", None)):
+        args = [a for a in get_args(tp) if a is not type(None)]
+        if value is None or (isinstance(value, str) and value.lower() in ("none", "null")):
+            return None
+        for a in args:
+            try:
+                return coerce(key, value, a)
+            except UserError:
+                continue
+        raise bad()
+    if tp is bool:
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, str) and value.lower() in ("true", "false"):
+            return value.lower() == "true"
+        raise bad()
+    if tp is int:
+        if isinstance(value, bool):
+            raise bad()
+        if isinstance(value, int):
+            return value
+        if isinstance(value, float) and value.is_integer():
+            return int(value)
+        raise bad()
+    if tp is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise bad()
+        value = float(value)
+        if value != value or value in (float("inf"), float("-inf")):
+            raise UserError(f"{key}={value!r} is not a finite number")
+        return value
+    if tp is str:
+        if not isinstance(value, str):
+            raise bad()
+        return value
+    if tp is dict or origin is dict:
+        if not isinstance(value, dict):
+            raise bad()
+        return value
+    if origin is list:
+        if not isinstance(value, list):
+            raise bad()
+        (inner,) = get_args(tp)
+        return [coerce(key, v, inner) for v in value]
+    raise TypeError(f"unsupported annotation {tp!r} for {key}")

@@ -1,0 +1,36 @@
+"""`fashion-mnist-small`: 500 training images per class and the full 10,000-image test set of
+Fashion-MNIST, shipped inside the package (built by scripts/make_embedded.py from Debian's
+dataset-fashion-mnist IDX files), so the default dataset works offline on any machine."""
+from __future__ import annotations
+
+from importlib import resources
+
+import numpy as np
+import torch
+
+from . import DataBundle, DatasetInfo, register, resize
+from .fashion_mnist import CLASSES
+
+FILE = "fashion-mnist-small.npz"
+
+
+def load(_data_dir, resolution: int) -> DataBundle:
+    with resources.files(__package__).joinpath("files", FILE).open("rb") as f:
+        z = np.load(f)
+        arrays = {k: z[k] for k in z.files}
+    return DataBundle(
+        name="fashion-mnist-small",
+        x_train=resize(torch.from_numpy(arrays["x_train"]).unsqueeze(1), resolution),
+        y_train=torch.from_numpy(arrays["y_train"]).long(),
+        x_test=resize(torch.from_numpy(arrays["x_test"]).unsqueeze(1), resolution),
+        y_test=torch.from_numpy(arrays["y_test"]).long(),
+        classes=CLASSES,
+        source={"files": [f"reinitlab/data/files/{FILE}"], "fingerprint": str(arrays["fingerprint"])},
+    )
+
+
+register(DatasetInfo(
+    name="fashion-mnist-small",
+    description="embedded Fashion-MNIST subset: 500 train images per class + the full test set (28 px grey)",
+    num_classes=10, channels=1, resolution=28, train_size=5000, test_size=10000, load=load,
+))

@@ -1,0 +1,57 @@
+"""Layerwise reinitialization (Alabdulmohsin, Maennel, Keysers 2021), bottom-up by default.
+
+Round r keeps groups 0..k_r, rescales each kept tensor to its initial norm, inserts a frozen
+per-channel standardization after group k_r, and re-draws every group above it."""
+import math
+from dataclasses import dataclass
+from typing import Literal
+
+from ..errors import UserError
+from ..reset import Action, ResetEvent
+from . import register
+from .base import Method, ResetContext, reset_groups_from
+
+
+@dataclass
+class LWOptions:
+    rescale: bool = True
+    normalize: bool = True
+    order: Literal["bottom_up", "top_down"] = "bottom_up"
+
+    def validate(self):
+        if self.order not in ("bottom_up", "top_down"):
+            raise UserError(f"order={self.order!r} is not valid: expected 'bottom_up' or 'top_down'")
+
+
+def last_kept(r: int, rounds: int, K: int, order: str) -> int:
+    """Index of the last kept group in round r of R (groups 0..K, K = head).
+
+    With the full budget R = K-1, bottom-up keeps groups 0..r (round 1: stem + block1; round K-1:
+    everything below the head) and top-down keeps all but the top r groups. With fewer rounds the
+    steps are spread evenly: s_r = ceil(r*K/(R+1)), which equals r when R = K-1. With more rounds
+    than blocks the extra rounds keep everything below the head."""
+    step = min(math.ceil(r * K / (rounds + 1)), K - 1) if K > 1 else 0
+    return step if order == "bottom_up" else max(K - step, 0)
+
+
+@register
+class LW(Method):
+    name = "lw"
+    summary = "layerwise: keep groups up to k_r (rescaled to initial norms, then a frozen standardization), re-draw the rest"
+    Options = LWOptions
+
+    def event(self, ctx: ResetContext) -> ResetEvent:
+        g, o = ctx.groups, self.options
+        k = last_kept(ctx.round, ctx.rounds, g.K, o.order)
+        actions = reset_groups_from(g, k + 1)
+        if o.rescale:
+            for name, p in ctx.params().items():
+                if name in actions:
+                    continue
+                n0, n = ctx.init_norms[name], float(p.detach().norm())
+                # Initial norm 0 (BN bias, zero-init biases): back to 0. A tensor trained to exactly
+                # zero has no direction to keep; it stays.
+                scale = 0.0 if n0 == 0.0 else (n0 / n if n > 0.0 else 1.0)
+                actions[name] = Action(keep=True, scale=scale)
+        return ResetEvent(actions, normalize_after=g.names[k] if o.normalize else None,
+                          description=f"keep {g.names[0]}..{g.names[k]}, reset {g.names[k + 1]}..{g.head}")

@@ -2,11 +2,24 @@
 from __future__ import annotations
 
 import argparse
+import importlib
+import importlib.util
 import sys
 from pathlib import Path
 
 from .config import TrainConfig, parse_assignment
 from .errors import UserError
+
+
+# Each feature owns its subcommand: a module with `add_parser(subparsers)` that sets `func`.
+SUBCOMMANDS = [
+    "reinitlab.data.cli",  # data list | info | prepare
+    "reinitlab.study.cli",  # study
+    "reinitlab.report.cli",  # report
+    "reinitlab.analyses.cli",  # analyze
+    "reinitlab.bench",  # bench
+]
+SUBCOMMANDS = [m for m in SUBCOMMANDS if importlib.util.find_spec(m.rpartition(".")[0]) and importlib.util.find_spec(m)]
 
 
 class _Parser(argparse.ArgumentParser):
@@ -81,6 +94,9 @@ def build_parser() -> argparse.ArgumentParser:
     ls = sub.add_parser("list", help="list registered methods, archs or datasets")
     ls.add_argument("what", choices=["methods", "archs", "datasets"])
     ls.set_defaults(func=cmd_list)
+
+    for module in SUBCOMMANDS:
+        importlib.import_module(module).add_parser(sub)
     return p
 
 

@@ -364,3 +364,22 @@ def _rewrite_jsonl(path: Path, rows: list[dict]) -> None:
     import json
     from .rundir import atomic_write_bytes
     atomic_write_bytes(path, "".join(json.dumps(r) + "\n" for r in rows).encode())
+
+
+def load_run(run_dir: str | Path, device: str | None = None) -> Engine:
+    """Rebuild a finished run from its folder: config, data split, normalized tensors, and the final
+    weights (with LW's frozen standardizations) from model.pt. Nothing is retrained."""
+    run_dir = Path(run_dir)
+    for f in ("config.json", "model.pt"):
+        if not (run_dir / f).exists():
+            raise UserError(f"{run_dir}: no {f}; not a finished reinitlab run folder")
+    values = read_json(run_dir / "config.json")
+    if device is not None:
+        values["device"] = device
+    p = prepare(TrainConfig.from_dict(values))
+    eng = Engine(p)
+    saved = torch.load(run_dir / "model.pt", map_location=p.device, weights_only=False)
+    eng.reinit.load_state_dict(saved["reinit"])
+    eng.model.load_state_dict(saved["model"])
+    eng.model.eval()
+    return eng

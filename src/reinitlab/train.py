@@ -256,7 +256,7 @@ def execute(cfg: TrainConfig, out: str | Path | None = None, progress: bool = Tr
     pos = {"round": 0, "epoch": 0, "streak": 0, "round_done": False}
     per_round: list[dict] = []
     elapsed, epochs_total = 0.0, 0
-    opt = eng.optimizer()
+    opt = None  # a fresh optimizer is made at the start of every round
     if out:
         out.mkdir(parents=True, exist_ok=True)
         ckpt_path = out / "ckpt.pt"
@@ -264,6 +264,7 @@ def execute(cfg: TrainConfig, out: str | Path | None = None, progress: bool = Tr
             ck = torch.load(ckpt_path, map_location=p.device, weights_only=False)
             reinit.load_state_dict(ck["reinit"])
             model.load_state_dict(ck["model"])
+            opt = eng.optimizer()
             opt.load_state_dict(ck["optimizer"])
             pos, per_round, elapsed, epochs_total = ck["pos"], ck["per_round"], ck["elapsed"], ck["epochs_total"]
             # metrics lines written after the checkpoint belong to the epoch being redone

@@ -51,8 +51,10 @@ class Groups:
 
 
 def _matches(pattern: str, name: str) -> bool:
+    """A module matches a pattern when it, or one of its ancestors, is named by it."""
     if pattern.startswith("re:"):
-        return re.fullmatch(pattern[3:], name) is not None
+        parts = name.split(".")
+        return any(re.fullmatch(pattern[3:], ".".join(parts[:i])) for i in range(1, len(parts) + 1))
     return name == pattern or name.startswith(pattern + ".")
 
 

@@ -16,8 +16,11 @@ import torch.nn as nn
 
 from .groups import Groups, groups_of
 from .methods import Method, ResetContext, make_method
-from .reset import STANDARDIZE_ATTR, apply_event, fresh_state, init_fn_of, insert_standardize, preserve_buffers
+from .reset import apply_event, fresh_state, init_fn_of, insert_standardize, preserve_buffers, standardization_of
 from .seeding import derive
+
+
+STD_EPS = 1e-5
 
 
 class _Captured(Exception):
@@ -103,10 +106,8 @@ class Reinitializer:
         finally:
             handle.remove()
         mean = total / count
-        std = (sq / count - mean * mean).clamp_min(0).sqrt()
-        module = insert_standardize(self.model, module_name, len(mean))
-        module.mean.copy_(mean.float())
-        module.std.copy_(std.float().clamp_min(module.eps))
+        std = (sq / count - mean * mean).clamp_min(0).sqrt().clamp_min(STD_EPS)  # dead channels stay finite
+        insert_standardize(self.model, module_name, mean, std)
         self.standardized[group] = len(mean)
 
     # ---- checkpoints -------------------------------------------------------------------------
@@ -120,9 +121,10 @@ class Reinitializer:
         self.init_norms = dict(state["init_norms"])
         self.history = list(state["history"])
         for group, channels in state["standardized"].items():
-            insert_standardize(self.model, self.groups.output[group], channels)
+            placeholder = torch.zeros(channels)
+            insert_standardize(self.model, self.groups.output[group], placeholder, placeholder + 1)
             self.standardized[group] = channels
 
-
-def standardizations(model: nn.Module) -> dict[str, nn.Module]:
-    return {n.rpartition(".")[0]: m for n, m in model.named_modules() if n.endswith(STANDARDIZE_ATTR)}
+    def standardizations(self) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
+        """group -> (mean, std) of the frozen standardization after it."""
+        return {g: standardization_of(self.model.get_submodule(self.groups.output[g])) for g in self.standardized}

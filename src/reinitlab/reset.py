@@ -117,42 +117,34 @@ def apply_event(model: nn.Module, groups: Groups, event: ResetEvent, fresh: dict
     return summary
 
 
-class FrozenStandardize(nn.Module):
-    """Per-channel (x - mean) / std with statistics estimated once and then frozen (buffers, not
-    parameters: the optimizer never sees them, and no mode switch changes them)."""
-
-    def __init__(self, channels: int, eps: float = 1e-5):
-        super().__init__()
-        self.register_buffer("mean", torch.zeros(channels))
-        self.register_buffer("std", torch.ones(channels))
-        self.eps = eps
-
-    def forward(self, x):
-        shape = (1, -1) + (1,) * (x.dim() - 2)
-        return (x - self.mean.view(shape)) / self.std.view(shape)
-
-
-STANDARDIZE_ATTR = "reinit_standardize"
+# LW's frozen standardization lives as two buffers on the module whose output it standardizes, applied
+# by a forward hook. Buffers (not a child module) because a child of an nn.Sequential group would also
+# be run as one of its layers; buffers travel with state_dict(), .to(device) and deep copies, and the
+# optimizer never sees them.
+STD_MEAN, STD_STD = "reinit_std_mean", "reinit_std_std"
 
 
 def _standardize_hook(module, inputs, output):
-    return getattr(module, STANDARDIZE_ATTR)(output)
+    shape = (1, -1) + (1,) * (output.dim() - 2)
+    return (output - getattr(module, STD_MEAN).view(shape)) / getattr(module, STD_STD).view(shape)
 
 
-def insert_standardize(model: nn.Module, module_name: str, channels: int, eps: float = 1e-5
-                       ) -> FrozenStandardize:
-    """Attach a FrozenStandardize to the output of `module_name`. It is registered as a child of that
-    module, so `.to(device)`, `state_dict()` and deep copies carry it."""
+def insert_standardize(model: nn.Module, module_name: str, mean: torch.Tensor, std: torch.Tensor) -> None:
+    """Standardize the output of `module_name` per channel with fixed statistics, from now on."""
     target = model.get_submodule(module_name)
-    if hasattr(target, STANDARDIZE_ATTR):
-        return getattr(target, STANDARDIZE_ATTR)
-    ref = next(iter(target.parameters()), None)
-    std = FrozenStandardize(channels, eps)
-    if ref is not None:
-        std = std.to(ref.device)
-    target.add_module(STANDARDIZE_ATTR, std)
+    if hasattr(target, STD_MEAN):
+        raise ValueError(f"{module_name} already has a frozen standardization")
+    ref = next(iter(target.parameters()), mean)
+    target.register_buffer(STD_MEAN, mean.detach().to(ref.device, torch.float32).clone())
+    target.register_buffer(STD_STD, std.detach().to(ref.device, torch.float32).clone())
     target.register_forward_hook(_standardize_hook)
-    return std
+
+
+def standardization_of(module: nn.Module) -> tuple[torch.Tensor, torch.Tensor] | None:
+    """(mean, std) of the frozen standardization on this module's output, or None."""
+    if not hasattr(module, STD_MEAN):
+        return None
+    return getattr(module, STD_MEAN), getattr(module, STD_STD)
 
 
 class preserve_buffers:

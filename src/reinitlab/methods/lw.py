@@ -29,7 +29,7 @@ def last_kept(r: int, rounds: int, K: int, order: str) -> int:
     With the full budget R = K-1, bottom-up keeps groups 0..r (round 1: stem + block1; round K-1:
     everything below the head) and top-down keeps all but the top r groups. With fewer rounds the
     steps are spread evenly: s_r = ceil(r*K/(R+1)), which equals r when R = K-1. With more rounds
-    than blocks the extra rounds keep everything below the head."""
+    than blocks the same formula repeats some steps (never keeping the head)."""
     step = min(math.ceil(r * K / (rounds + 1)), K - 1) if K > 1 else 0
     return step if order == "bottom_up" else max(K - step, 0)
 

@@ -1,0 +1,32 @@
+import os
+
+import pytest
+import torch
+
+from reinitlab.data import DataBundle
+
+# Tests share 2 cores with nothing else in CI; one thread keeps small nets fast and results stable.
+torch.set_num_threads(1)
+os.environ.setdefault("REINITLAB_DATA", "/nonexistent-reinitlab-cache")
+
+
+def synthetic_bundle(n_train=64, n_test=32, classes=4, channels=1, size=16, seed=0) -> DataBundle:
+    """Class-dependent blobs plus noise: learnable in a few steps, cheap to build."""
+    g = torch.Generator().manual_seed(seed)
+    protos = torch.rand(classes, channels, size, size, generator=g) * 255
+
+    def make(n):
+        y = torch.arange(n) % classes
+        y = y[torch.randperm(n, generator=g)]
+        x = protos[y] * 0.6 + torch.rand(n, channels, size, size, generator=g) * 255 * 0.4
+        return x.round().clamp(0, 255).to(torch.uint8), y
+
+    xtr, ytr = make(n_train)
+    xte, yte = make(n_test)
+    return DataBundle(name="synthetic", x_train=xtr, y_train=ytr, x_test=xte, y_test=yte,
+                      classes=[f"c{i}" for i in range(classes)], source={"fingerprint": f"synthetic-{seed}"})
+
+
+@pytest.fixture
+def bundle():
+    return synthetic_bundle()

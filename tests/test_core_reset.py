@@ -1,0 +1,267 @@
+"""After each reset event exactly the intended parameters change, in exactly the intended way."""
+import copy
+import math
+
+import pytest
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from reinitlab import Reinitializer, make_method
+from reinitlab.models import build_model
+from reinitlab.reset import fresh_state, standardization_of
+from reinitlab.seeding import derive
+
+SEED = 7
+
+
+def trained_model(arch="cnn", steps=4):
+    """A small model moved away from its initialization (so kept, rescaled and re-drawn values all
+    differ), plus the batches the reset may look at."""
+    torch.manual_seed(0)
+    model = build_model(arch, 1, 4, width=0.25, resolution=16)
+    init = {k: v.clone() for k, v in model.state_dict().items()}
+    x = torch.randn(32, 1, 16, 16)
+    y = torch.arange(32) % 4
+    opt = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9, weight_decay=5e-3)
+    for _ in range(steps):
+        opt.zero_grad()
+        F.cross_entropy(model(x), y).backward()
+        opt.step()
+    return model, init, [(x[:16], y[:16]), (x[16:], y[16:])]
+
+
+def do_reset(method, r=1, rounds=3, arch="cnn", model_and_batches=None):
+    model, init, batches = model_and_batches or trained_model(arch)
+    reinit = Reinitializer(model, method, rounds=rounds, seed=SEED)
+    reinit.init_norms = {n: float(init[n].norm()) for n, _ in model.named_parameters()}
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    fresh = fresh_state(model, derive(SEED, "fresh", r))
+    record = reinit.reset(r, data=batches)
+    after = {k: v.clone() for k, v in model.state_dict().items()}
+    return model, reinit, before, after, fresh, init, record, batches
+
+
+def params_of(reinit, groups):
+    return [p for g in groups for p in reinit.groups.params[g]]
+
+
+def assert_only_changed(reinit, before, after, changed):
+    for name, _ in reinit.model.named_parameters():
+        same = torch.equal(before[name], after[name])
+        assert same == (name not in changed), name
+
+
+@pytest.mark.parametrize("method,reset_groups", [("fc", ["head"]), ("llf", ["block3", "head"]),
+                                                  ("llf:start=block1", ["block1", "block2", "block3", "head"])])
+def test_whole_group_resets_touch_exactly_their_groups(method, reset_groups):
+    model, reinit, before, after, fresh, *_ = do_reset(method)
+    changed = params_of(reinit, reset_groups)
+    assert_only_changed(reinit, before, after, changed)
+    for n in changed:
+        assert torch.equal(after[n], fresh[n]), f"{n} is not the fresh draw"
+
+
+def test_reset_groups_batchnorm_is_reinitialized_and_kept_buffers_stay():
+    model, reinit, before, after, *_ = do_reset("llf")  # resets block3 and head
+    assert torch.equal(after["block3.1.weight"], torch.ones_like(after["block3.1.weight"]))
+    assert torch.equal(after["block3.1.bias"], torch.zeros_like(after["block3.1.bias"]))
+    assert torch.equal(after["block3.1.running_mean"], torch.zeros_like(after["block3.1.running_mean"]))
+    assert torch.equal(after["block3.1.running_var"], torch.ones_like(after["block3.1.running_var"]))
+    assert int(after["block3.1.num_batches_tracked"]) == 0
+    assert int(before["block3.1.num_batches_tracked"]) > 0
+    for k in ("stem.1.running_mean", "block2.1.running_var", "block1.1.num_batches_tracked"):
+        assert torch.equal(before[k], after[k]), k
+
+
+def test_lw_keeps_rescales_normalizes_and_resets():
+    model, reinit, before, after, fresh, init, record, batches = do_reset("lw", r=1, rounds=3)
+    kept, reset = params_of(reinit, ["stem", "block1"]), params_of(reinit, ["block2", "block3", "head"])
+    for n in reset:
+        assert torch.equal(after[n], fresh[n])
+    for n in kept:
+        n0 = float(init[n].norm())
+        if n0 == 0.0:  # BatchNorm biases start at zero: back to zero
+            assert torch.equal(after[n], torch.zeros_like(after[n])), n
+            continue
+        assert math.isclose(float(after[n].norm()), n0, rel_tol=1e-5), n
+        cos = F.cosine_similarity(after[n].flatten(), before[n].flatten(), dim=0)
+        assert float(cos) > 1 - 1e-6, f"{n} changed direction"
+        assert not torch.equal(after[n], before[n]), f"{n} was not rescaled"
+    assert record["standardized"] == ["block1"]
+
+
+def test_lw_standardization_is_frozen_and_estimated_on_training_data():
+    model, reinit, before, after, fresh, init, record, batches = do_reset("lw", r=1, rounds=3)
+    s_mean, s_std = standardization_of(model.block1)
+    assert all(p is not s_mean and p is not s_std for p in model.parameters())
+    assert "block1.reinit_std_mean" in model.state_dict()
+    # statistics: per channel over the block1 outputs of the given batches, BN in train mode
+    ref = copy.deepcopy(model).train()
+    ref.block1._forward_hooks.clear()  # the raw block output, before the inserted standardization
+    feats = torch.cat([ref.block1(ref.stem(x)).detach() for x, _ in batches])
+    mean = feats.double().mean(dim=(0, 2, 3))
+    var = (feats.double() ** 2).mean(dim=(0, 2, 3)) - mean ** 2
+    assert torch.allclose(s_mean.double(), mean, atol=1e-5)
+    assert torch.allclose(s_std.double(), var.sqrt(), atol=1e-5)
+    # applied exactly once: the model's block1 output is the raw output standardized
+    model.train()
+    raw = ref.block1(ref.stem(batches[0][0]))
+    out = model.block1(model.stem(batches[0][0]))
+    shape = (1, -1, 1, 1)
+    assert torch.allclose(out, (raw - s_mean.view(shape)) / s_std.view(shape), atol=1e-5)
+    frozen_mean, frozen_std = s_mean.clone(), s_std.clone()
+    opt = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
+    for x, y in batches:
+        opt.zero_grad()
+        F.cross_entropy(model(x), y).backward()
+        opt.step()
+    model.eval()
+    model(batches[0][0])
+    assert torch.equal(s_mean, frozen_mean) and torch.equal(s_std, frozen_std)
+
+
+def test_lw_ablations_and_schedule():
+    from reinitlab.methods.lw import last_kept
+    assert [last_kept(r, 8, 9, "bottom_up") for r in range(1, 9)] == list(range(1, 9))  # full budget
+    assert [last_kept(r, 8, 9, "top_down") for r in range(1, 9)] == list(range(8, 0, -1))
+    assert [last_kept(r, 3, 9, "bottom_up") for r in range(1, 4)] == [3, 5, 7]  # spread evenly
+    assert [last_kept(r, 5, 4, "bottom_up") for r in range(1, 6)] == [1, 2, 2, 3, 3]  # more rounds than blocks
+    model, reinit, before, after, fresh, init, record, _ = do_reset("lw:rescale=false,normalize=false", r=2, rounds=3)
+    kept = params_of(reinit, ["stem", "block1", "block2"])
+    assert_only_changed(reinit, before, after, params_of(reinit, ["block3", "head"]))
+    assert record["standardized"] == []
+    assert all(torch.equal(before[n], after[n]) for n in kept)
+    record = do_reset("lw:order=top_down", r=1, rounds=3)[6]
+    assert record["standardized"] == ["block3"]  # round 1 of top-down re-draws only the head
+
+
+def _tensor_check(before, after, fresh, name):
+    old, new, f = before[name], after[name], fresh[name]
+    assert not (old == f).any(), "precondition: trained values differ from the fresh draw"
+    kept, redrawn = new == old, new == f
+    assert (kept | redrawn).all(), f"{name}: values that are neither kept nor fresh"
+    return kept
+
+
+def test_ke_wels_keeps_exactly_split_rate_with_a_fixed_mask():
+    mb = trained_model()
+    model, reinit, before, after, fresh, *_ = do_reset("ke:split_rate=0.7", r=1, model_and_batches=mb)
+    masks = {}
+    for name, p in model.named_parameters():
+        if "stem.1" in name:  # BatchNorm weights may equal their fresh value 1 by chance; skip
+            continue
+        kept = _tensor_check(before, after, fresh, name)
+        assert int(kept.sum()) == round(0.7 * p.numel()), name
+        masks[name] = kept
+    # round 2 re-draws the same positions (KE's mask is fixed once)
+    model, reinit2, before, after, fresh, *_ = do_reset("ke:split_rate=0.7", r=2, model_and_batches=(model, *mb[1:]))
+    for name, kept1 in masks.items():
+        if not (before[name] == fresh[name]).any():
+            assert torch.equal(after[name] == before[name], kept1), name
+
+
+def test_welsr_resamples_its_mask_every_round():
+    mb = trained_model()
+    _, _, b1, a1, f1, *_ = do_reset("welsr", r=1, model_and_batches=mb)
+    m1 = a1["block2.0.weight"] == b1["block2.0.weight"]
+    model = mb[0]
+    _, _, b2, a2, f2, *_ = do_reset("welsr", r=2, model_and_batches=(model, *mb[1:]))
+    m2 = a2["block2.0.weight"] == b2["block2.0.weight"]
+    assert int(m1.sum()) == int(m2.sum()) == round(0.8 * m1.numel())
+    assert not torch.equal(m1, m2)
+
+
+def test_ke_kels_keeps_the_leading_channels_and_every_class():
+    model, reinit, before, after, fresh, *_ = do_reset("ke:mode=kels,split_rate=0.5")
+    w = "block2.0.weight"  # [out, in, 3, 3]
+    kept = _tensor_check(before, after, fresh, w)
+    o, i = after[w].shape[:2]
+    expect = torch.zeros_like(kept)
+    expect[: math.ceil(o / 2), : math.ceil(i / 2)] = True
+    assert torch.equal(kept, expect)
+    head = "head.2.weight"
+    kept = _tensor_check(before, after, fresh, head)
+    assert kept[:, : math.ceil(after[head].shape[1] / 2)].all() and not kept[:, math.ceil(after[head].shape[1] / 2):].any()
+
+
+def test_dsd_keeps_the_largest_magnitudes():
+    model, reinit, before, after, fresh, *_ = do_reset("dsd:keep=0.6")
+    for name in ("block1.0.weight", "head.2.weight"):
+        kept = _tensor_check(before, after, fresh, name)
+        assert int(kept.sum()) == round(0.6 * kept.numel())
+        mags = before[name].abs()
+        assert float(mags[kept].min()) >= float(mags[~kept].max())
+
+
+def test_sp_shrinks_and_perturbs_every_tensor():
+    model, reinit, before, after, fresh, *_ = do_reset("sp:shrink=0.5,perturb=0.2")
+    for name, _ in model.named_parameters():
+        assert torch.allclose(after[name], 0.5 * before[name] + 0.2 * fresh[name], atol=1e-6), name
+
+
+def test_dnr_keeps_the_highest_snip_scores():
+    mb = trained_model()
+    model, _, batches = mb[0], mb[1], mb[2]
+    ref = copy.deepcopy(model).train()
+    ref.zero_grad()
+    for x, y in batches:
+        F.cross_entropy(ref(x), y).backward()
+    score = {n: (p.detach() * p.grad).abs() for n, p in ref.named_parameters()}
+    model, reinit, before, after, fresh, *_ = do_reset("dnr:keep=0.75", model_and_batches=mb)
+    name = "block2.0.weight"
+    kept = _tensor_check(before, after, fresh, name)
+    assert int(kept.sum()) == round(0.75 * kept.numel())
+    assert float(score[name][kept].min()) >= float(score[name][~kept].max()) - 1e-12
+
+
+def test_two_rounds_draw_different_fresh_weights_and_a_seed_repeats_them():
+    model, *_ = trained_model()
+    f1 = fresh_state(model, derive(SEED, "fresh", 1))
+    f2 = fresh_state(model, derive(SEED, "fresh", 2))
+    f1b = fresh_state(model, derive(SEED, "fresh", 1))
+    assert not torch.equal(f1["head.2.weight"], f2["head.2.weight"])
+    assert all(torch.equal(f1[k], f1b[k]) for k in f1)
+    rng_before = torch.get_rng_state()
+    fresh_state(model, 123)
+    assert torch.equal(rng_before, torch.get_rng_state()), "a fresh draw must not consume the global RNG"
+
+
+@pytest.mark.parametrize("arch", ["vgg", "resnet18", "resnet50", "mobilenetv2"])
+def test_lw_on_every_arch_resets_exactly_the_groups_above(arch):
+    mb = trained_model(arch, steps=1)
+    model, reinit, before, after, fresh, init, record, _ = do_reset("lw:rescale=false", r=1, rounds=2,
+                                                                    model_and_batches=mb)
+    g = reinit.groups
+    k = 1 if g.K > 1 else 0
+    from reinitlab.methods.lw import last_kept
+    k = last_kept(1, 2, g.K, "bottom_up")
+    assert_only_changed(reinit, before, after, g.params_from(k + 1))
+    assert record["standardized"] == [g.names[k]]
+
+
+def test_reinitializer_in_a_users_own_loop():
+    """The README example: any nn.Module, automatic groups, our reset between the user's rounds."""
+    from test_core_groups import TorchvisionStyle
+    torch.manual_seed(0)
+    model = TorchvisionStyle()
+    x, y = torch.randn(64, 1, 8, 8), torch.arange(64) % 3
+    reinit = Reinitializer(model, "lw", rounds=3, seed=0)
+    seen_optimizers = []
+    for r in range(reinit.rounds + 1):
+        if r:
+            reinit.reset(r, data=(x, y))
+        opt = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9)
+        seen_optimizers.append(opt)
+        for _ in range(5):
+            opt.zero_grad()
+            F.cross_entropy(model(x), y).backward()
+            opt.step()
+    assert [h["standardized"][-1] for h in reinit.history] == ["block1", "block2", "block3"]
+    # round 3's standardization sits after block3 (layer2.0) and survives a state-dict round trip
+    clone = TorchvisionStyle()
+    r2 = Reinitializer(clone, "lw", rounds=3)
+    r2.load_state_dict(reinit.state_dict())
+    clone.load_state_dict(model.state_dict())
+    model.eval(), clone.eval()
+    assert torch.equal(model(x), clone(x))

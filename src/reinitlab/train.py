@@ -73,8 +73,8 @@ def prepare(cfg: TrainConfig, bundle: DataBundle | None = None) -> Prepared:
         info = check_dataset(cfg.dataset)
         cfg.resolution = cfg.resolution or info.resolution
         bundle = load_dataset(cfg.dataset, cfg.data_dir, cfg.resolution)
-    else:
-        cfg.resolution = bundle.resolution
+    else:  # an in-memory dataset (library use, tests): recorded under its own name
+        cfg.dataset, cfg.resolution = bundle.name, bundle.resolution
     cfg.data_seed = cfg.seed if cfg.data_seed is None else cfg.data_seed
     device = resolve_device(cfg.device)
     cfg.device = device.type

@@ -1,0 +1,167 @@
+"""The one training loop: every arch x method, reproducibility, resume, the run folder contract."""
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+import torch
+
+from conftest import synthetic_bundle
+from reinitlab import TrainConfig, run
+from reinitlab.methods import METHODS
+from reinitlab.models import ARCHS
+from reinitlab.rundir import read_jsonl
+from reinitlab.train import Engine, execute
+
+TINY = dict(width=0.25, epochs=1, rounds=1, batch_size=16, eval_batch_size=64, threads=1)
+
+
+def timeless(rows):
+    return [{k: v for k, v in r.items() if k != "seconds"} for r in rows]
+
+
+@pytest.mark.parametrize("arch", sorted(ARCHS))
+def test_every_method_trains_two_rounds_on_every_arch(arch):
+    bundle = synthetic_bundle(n_train=40, n_test=16, channels=3)
+    for method in sorted(METHODS):
+        cfg = TrainConfig(arch=arch, method=method, **TINY)
+        result, eng = execute(cfg, out=None, progress=False, bundle=bundle)
+        expected_rounds = 0 if method in ("baseline", "long") else 1
+        assert result["status"] == "finished", (arch, method)
+        assert result["rounds"] == expected_rounds
+        assert result["epochs_total"] == {"baseline": 1, "long": 2}.get(method, 2)
+        assert 0.0 <= result["test_acc"] <= 1.0
+        assert len(result["per_round"]) == expected_rounds + 1
+        if expected_rounds:
+            assert result["per_round"][1]["reset"]["round"] == 1
+
+
+def test_same_seed_gives_bit_identical_metrics(tmp_path, bundle):
+    cfg = TrainConfig(method="lw", augment="flip+crop", **{**TINY, "epochs": 2})
+    run(cfg, tmp_path / "a", progress=False, bundle=bundle)
+    run(cfg, tmp_path / "b", progress=False, bundle=bundle)
+    a, b = read_jsonl(tmp_path / "a/metrics.jsonl"), read_jsonl(tmp_path / "b/metrics.jsonl")
+    assert len(a) == 4 and timeless(a) == timeless(b)
+    other = run(cfg.replace(seed=1), tmp_path / "c", progress=False, bundle=bundle)
+    assert timeless(read_jsonl(tmp_path / "c/metrics.jsonl")) != timeless(a)
+    assert other["status"] == "finished"
+
+
+class Crash(Exception):
+    pass
+
+
+@pytest.mark.parametrize("method,crash_after", [("lw", 1), ("lw", 2), ("ke", 3), ("dnr", 2)])
+def test_crash_after_an_epoch_resumes_to_the_same_result(tmp_path, bundle, monkeypatch, method, crash_after):
+    """Kill after epoch k (mid-round and at a round boundary), resume, compare with an uninterrupted run."""
+    cfg = TrainConfig(method=method, augment="crop", **{**TINY, "epochs": 2})
+    ref = run(cfg, tmp_path / "ref", progress=False, bundle=bundle)
+    original = Engine.train_epoch
+    calls = {"n": 0}
+
+    def crashing(self, *a, **k):
+        if calls["n"] == crash_after:
+            raise Crash
+        calls["n"] += 1
+        return original(self, *a, **k)
+
+    monkeypatch.setattr(Engine, "train_epoch", crashing)
+    with pytest.raises(Crash):
+        run(cfg, tmp_path / "run", progress=False, bundle=bundle)
+    assert (tmp_path / "run/ckpt.pt").exists() and not (tmp_path / "run/result.json").exists()
+    monkeypatch.setattr(Engine, "train_epoch", original)
+    resumed = run(cfg, tmp_path / "run", progress=False, bundle=bundle)
+    assert timeless(read_jsonl(tmp_path / "run/metrics.jsonl")) == timeless(read_jsonl(tmp_path / "ref/metrics.jsonl"))
+    for key in ("test_acc", "val_acc", "train_acc", "epochs_total"):
+        assert resumed[key] == ref[key], key
+    assert not (tmp_path / "run/ckpt.pt").exists()
+
+
+def test_sigkill_mid_run_then_same_command_finishes_identically(tmp_path):
+    """A real kill -9 of `reinitlab train`, then the same command again."""
+    args = [sys.executable, "-m", "reinitlab", "train", "--dataset", "fashion-mnist-small", "--arch", "cnn",
+            "--method", "lw", "--train-size", "200", "--epochs", "3", "--rounds", "1", "--width", "0.25",
+            "--set", "threads=1", "--quiet"]
+    subprocess.run(args + ["--out", str(tmp_path / "ref")], check=True, timeout=300)
+    proc = subprocess.Popen(args + ["--out", str(tmp_path / "run")])
+    metrics = tmp_path / "run/metrics.jsonl"
+    deadline = time.time() + 240
+    while time.time() < deadline and len(read_jsonl(metrics)) < 2:
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert not (tmp_path / "run/result.json").exists(), "the run finished before it could be killed"
+    subprocess.run(args + ["--out", str(tmp_path / "run")], check=True, timeout=300)
+    ref, got = json.loads((tmp_path / "ref/result.json").read_text()), json.loads((tmp_path / "run/result.json").read_text())
+    assert (got["test_acc"], got["val_acc"], got["epochs_total"]) == (ref["test_acc"], ref["val_acc"], ref["epochs_total"])
+    assert timeless(read_jsonl(metrics)) == timeless(read_jsonl(tmp_path / "ref/metrics.jsonl"))
+
+
+def test_each_round_gets_a_fresh_optimizer(bundle, monkeypatch):
+    made = []
+    original = Engine.optimizer
+
+    def spy(self):
+        opt = original(self)
+        made.append(opt)
+        return opt
+
+    monkeypatch.setattr(Engine, "optimizer", spy)
+    run(TrainConfig(method="fc", **{**TINY, "rounds": 2}), None, progress=False, bundle=bundle)
+    assert len(made) == 3 and len({id(o) for o in made}) == 3
+    # every optimizer but the last one was stepped, with its own momentum buffers
+    bufs = [id(s["momentum_buffer"]) for o in made for s in o.state.values()]
+    assert len(bufs) == len(set(bufs)) > 0
+
+
+def test_run_folder_contract(tmp_path, bundle):
+    out = tmp_path / "run"
+    cfg = TrainConfig(method="lw", label_noise=0.25, **TINY)
+    result = run(cfg, out, progress=False, bundle=bundle)
+    assert {p.name for p in out.iterdir()} == {"config.json", "metrics.jsonl", "result.json", "env.json",
+                                               "split.json", "model.pt"}
+    config = json.loads((out / "config.json").read_text())
+    assert config["method_options"] == {"rescale": True, "normalize": True, "order": "bottom_up"}
+    assert config["rounds"] == 1 and config["data_seed"] == 0 and config["train_size"] == 58
+    rows = read_jsonl(out / "metrics.jsonl")
+    assert [(r["round"], r["epoch"]) for r in rows] == [(0, 1), (1, 1)]
+    for key in ("train_loss", "train_acc", "val_acc", "group_norms", "seconds", "lr"):
+        assert key in rows[0]
+    assert set(rows[0]["group_norms"]) == {"stem", "block1", "block2", "block3", "head"}
+    for key in ("test_acc", "val_acc", "train_acc", "rounds", "epochs_total", "seconds"):
+        assert key in result
+    split = json.loads((out / "split.json").read_text())
+    assert len(split["train"]) == 58 and len(split["val"]) == 6 and not set(split["train"]) & set(split["val"])
+    assert len(split["noisy"]) == round(0.25 * 58)
+    assert all(a != b for a, b in zip(split["noisy_labels"], split["true_labels_of_noisy"]))
+    env = json.loads((out / "env.json").read_text())
+    assert env["torch"] == torch.__version__ and env["torch_threads"] == 1
+
+
+def test_finished_run_is_not_retrained_and_other_config_is_refused(tmp_path, bundle, monkeypatch):
+    from reinitlab.errors import UserError
+    cfg = TrainConfig(method="fc", **TINY)
+    first = run(cfg, tmp_path / "r", progress=False, bundle=bundle)
+    monkeypatch.setattr(Engine, "train_epoch", lambda *a, **k: pytest.fail("retrained a finished run"))
+    again = run(cfg, tmp_path / "r", progress=False, bundle=bundle)
+    assert again["test_acc"] == first["test_acc"]
+    with pytest.raises(UserError, match="holds a run with seed=0, not 3"):
+        run(cfg.replace(seed=3), tmp_path / "r", progress=False, bundle=bundle)
+
+
+def test_long_is_compute_matched_and_patience_ends_rounds_early(bundle):
+    long = run(TrainConfig(method="long", **{**TINY, "rounds": 2, "epochs": 2}), None, progress=False, bundle=bundle)
+    assert long["epochs_total"] == 6 and long["rounds"] == 0
+    easy = synthetic_bundle(n_train=64, classes=2)
+    r = run(TrainConfig(method="fc", patience=1, lr=0.2, **{**TINY, "epochs": 30, "rounds": 1}), None,
+            progress=False, bundle=easy)
+    assert r["epochs_total"] < 60 and all(p["epochs"] < 30 for p in r["per_round"])
+
+
+def test_divergence_stops_the_run_with_its_position(bundle, tmp_path):
+    r = run(TrainConfig(method="fc", lr=1e30, **{**TINY, "epochs": 2}), tmp_path / "d", progress=False, bundle=bundle)
+    assert r["status"] == "diverged" and r["diverged_at"]["round"] == 0
+    assert json.loads((tmp_path / "d/result.json").read_text())["status"] == "diverged"

@@ -1,0 +1,220 @@
+"""The one interface every analysis implements, the data it reads, and the result it returns.
+
+    result = ANALYSES["margins"].run(model, groups, data, options)   # AnalysisResult
+    ANALYSES["margins"].plot(result, "margins.png")
+
+`numbers` is a flat dict of named scalars (what studies aggregate over seeds and methods);
+`arrays` holds per-example, per-layer or per-sigma lists (what plots and distribution comparisons
+need); `info` says how the numbers were obtained (examples used, seed, options, definitions).
+"""
+from __future__ import annotations
+
+import dataclasses
+import math
+import typing
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any, Callable, ClassVar, Iterator
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from ..config import coerce, unknown_key_message
+from ..errors import UserError, choices
+from ..groups import Groups
+from ..seeding import generator
+
+
+@dataclass
+class AnalysisData:
+    """Tensors an analysis may read; every tensor already normalized as the model saw it in training."""
+
+    x_train: torch.Tensor
+    y_train: torch.Tensor  # labels as trained on (noisy where the run had label noise)
+    x_test: torch.Tensor | None = None
+    y_test: torch.Tensor | None = None
+    x_val: torch.Tensor | None = None
+    y_val: torch.Tensor | None = None
+    noisy: torch.Tensor | None = None  # positions in x_train whose label was replaced by noise
+    y_train_true: torch.Tensor | None = None  # the clean labels of x_train; None: y_train is clean
+    # Plain cross-entropy by default, not the run's smoothed loss, so that flatness and curvature
+    # compare across runs trained with different label smoothing.
+    loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] = F.cross_entropy
+    source: str = ""  # what was analysed (a run folder), named in every plot
+    eval_batch_size: int = 1000
+
+    @property
+    def true_labels(self) -> torch.Tensor:
+        return self.y_train if self.y_train_true is None else self.y_train_true
+
+    @property
+    def has_noise(self) -> bool:
+        return self.noisy is not None and len(self.noisy) > 0
+
+    @classmethod
+    def from_engine(cls, eng: Any, source: str = "") -> "AnalysisData":
+        """From a `train.Engine` (e.g. `load_run(run_dir)`): the run's own split and noisy labels."""
+        split, bundle = eng.p.split, eng.p.bundle
+        dev = eng.x_train.device
+        return cls(x_train=eng.x_train, y_train=eng.y_train, x_test=eng.x_test, y_test=eng.y_test,
+                   x_val=eng.x_val, y_val=eng.y_val, noisy=split.noisy.to(dev),
+                   y_train_true=bundle.y_train[split.train].to(dev), source=source,
+                   eval_batch_size=eng.cfg.eval_batch_size)
+
+
+def _json_number(v: Any) -> float | int | None:
+    if v is None:
+        return None
+    v = float(v) if not isinstance(v, (int, bool)) else v
+    return v if not isinstance(v, float) or math.isfinite(v) else None
+
+
+def jsonable(obj: Any) -> Any:
+    """Tensors to lists; NaN and infinities to null (analysis.json must stay strict JSON)."""
+    if isinstance(obj, torch.Tensor):
+        obj = obj.detach().cpu().tolist()
+    if isinstance(obj, dict):
+        return {str(k): jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [jsonable(v) for v in obj]
+    if isinstance(obj, float):
+        return _json_number(obj)
+    return obj
+
+
+@dataclass
+class AnalysisResult:
+    name: str
+    numbers: dict[str, float | None]
+    arrays: dict[str, Any] = field(default_factory=dict)
+    info: dict[str, Any] = field(default_factory=dict)
+
+    def to_json(self) -> dict:
+        return {"numbers": jsonable(self.numbers), "arrays": jsonable(self.arrays), "info": jsonable(self.info)}
+
+    @classmethod
+    def from_json(cls, name: str, d: dict) -> "AnalysisResult":
+        return cls(name, dict(d["numbers"]), dict(d.get("arrays", {})), dict(d.get("info", {})))
+
+
+class Analysis:
+    """Subclasses set `name`, `summary`, an `Options` dataclass, and implement `run` and `plot`."""
+
+    name: ClassVar[str]
+    summary: ClassVar[str]
+    Options: ClassVar[type]
+
+    def run(self, model: nn.Module, groups: Groups, data: AnalysisData, options: Any = None) -> AnalysisResult:
+        raise NotImplementedError
+
+    def plot(self, result: AnalysisResult, path: str) -> None:
+        raise NotImplementedError
+
+    def options(self, **values: Any) -> Any:
+        """Typed options; unknown keys and wrong types are one-line UserErrors."""
+        opts = self.Options()
+        hints = typing.get_type_hints(self.Options)
+        for k, v in values.items():
+            if k not in hints:
+                raise UserError(unknown_key_message(k, list(hints), f"{self.name} option"))
+            setattr(opts, k, coerce(f"{self.name}.{k}", v, hints[k]))
+        return opts
+
+
+ANALYSES: dict[str, Analysis] = {}
+
+
+def register(cls: type[Analysis]) -> type[Analysis]:
+    ANALYSES[cls.name] = cls()
+    return cls
+
+
+def select(only: str | list[str] | None) -> list[str]:
+    """Registry names in registry order; `only` as 'a,b' or a list."""
+    if only is None:
+        return list(ANALYSES)
+    names = [n.strip() for n in only.split(",")] if isinstance(only, str) else list(only)
+    names = [n for n in names if n]
+    bad = [n for n in names if n not in ANALYSES]
+    if bad:
+        raise UserError(f"unknown analysis {bad[0]!r}; valid: {choices(ANALYSES)}")
+    if not names:
+        raise UserError(f"no analysis selected; valid: {choices(ANALYSES)}")
+    return [n for n in ANALYSES if n in names]
+
+
+def split_settings(names: list[str], settings: dict[str, Any] | None) -> dict[str, dict[str, Any]]:
+    """`{"margins.max_examples": 500, "seed": 1}` -> per-analysis option dicts.
+
+    A dotted key targets one analysis; a bare key goes to every selected analysis that has it
+    (and must fit at least one)."""
+    per: dict[str, dict[str, Any]] = {n: {} for n in names}
+    for key, value in (settings or {}).items():
+        target, dot, opt = key.partition(".")
+        if dot:
+            if target not in ANALYSES:
+                raise UserError(f"--set {key}: unknown analysis {target!r}; valid: {choices(ANALYSES)}")
+            if target not in per:
+                raise UserError(f"--set {key}: analysis {target!r} is not selected (--only)")
+            per[target][opt] = value
+            continue
+        takers = [n for n in names if key in {f.name for f in dataclasses.fields(ANALYSES[n].Options)}]
+        if not takers:
+            valid = sorted({f"{n}.{f.name}" for n in names for f in dataclasses.fields(ANALYSES[n].Options)})
+            raise UserError(f"--set {key}: no selected analysis has this option; valid: {', '.join(valid)}")
+        for n in takers:
+            per[n][key] = value
+    return per
+
+
+# ---- helpers shared by the analyses --------------------------------------------------------------
+def subsample(n: int, max_examples: int | None, seed: int, *keys: Any) -> torch.Tensor:
+    """Sorted positions of at most `max_examples` of n items, fixed by (seed, keys)."""
+    if max_examples is None or max_examples >= n:
+        return torch.arange(n)
+    return torch.randperm(n, generator=generator(seed, "analysis", *keys))[:max_examples].sort().values
+
+
+@contextmanager
+def eval_mode(model: nn.Module) -> Iterator[nn.Module]:
+    """BatchNorm on running statistics and no dropout, restoring the caller's mode afterwards."""
+    was = model.training
+    model.eval()
+    try:
+        yield model
+    finally:
+        model.train(was)
+
+
+@torch.no_grad()
+def logits_of(model: nn.Module, x: torch.Tensor, batch_size: int = 1000) -> torch.Tensor:
+    with eval_mode(model):
+        return torch.cat([model(x[i:i + batch_size]).float() for i in range(0, len(x), batch_size)])
+
+
+def accuracy(logits: torch.Tensor, y: torch.Tensor) -> float | None:
+    return float((logits.argmax(1) == y).float().mean()) if len(y) else None
+
+
+def quantiles(v: torch.Tensor, qs: tuple[float, ...] = (0.05, 0.25, 0.5)) -> dict[str, float | None]:
+    """{"q05": ..., "q25": ..., "q50": ...}: linear interpolation, as numpy's default."""
+    if v.numel() == 0:
+        return {f"q{round(q * 100):02d}": None for q in qs}
+    t = torch.quantile(v.double(), torch.tensor(qs, dtype=torch.float64))
+    return {f"q{round(q * 100):02d}": float(x) for q, x in zip(qs, t)}
+
+
+def histogram(v: torch.Tensor, bins: int = 50) -> dict[str, list[float]]:
+    v = v.double().cpu()
+    lo, hi = float(v.min()), float(v.max())
+    if hi <= lo:
+        hi = lo + 1e-12
+    counts = torch.histc(v, bins=bins, min=lo, max=hi)
+    edges = torch.linspace(lo, hi, bins + 1)
+    return {"edges": edges.tolist(), "counts": counts.tolist()}
+
+
+def device_of(model: nn.Module) -> torch.device:
+    p = next(model.parameters(), None)
+    return p.device if p is not None else torch.device("cpu")

@@ -1,0 +1,50 @@
+"""`reinitlab analyze RUN_DIR [--only a,b] [--set key=value ...]`"""
+from __future__ import annotations
+
+from pathlib import Path
+
+from ..config import parse_assignment
+
+# The numbers printed per analysis; everything else is in analysis.json.
+_HEADLINE = {
+    "margins": ("q05", "q50", "spectral_normalized_q50"),
+    "norms": ("frobenius_total", "log10_spectral_product", "log10_spectral_product_raw"),
+    "bound": ("log10_R", "normalized_q50", "bound_q10"),
+    "flatness": ("increase_sigma_0.05", "hessian_top_eigenvalue"),
+    "memorization": ("memorized_fraction", "noisy_true_label_acc", "test_acc"),
+    "probes": (),
+}
+
+
+def cmd_analyze(args) -> int:
+    from . import ANALYSES, analyze_run
+    settings = dict(parse_assignment(s) for s in args.set or [])
+    doc = analyze_run(Path(args.run_dir), only=args.only, settings=settings, plots=not args.no_plots)
+    for name, entry in doc["analyses"].items():
+        if args.only and name not in [n.strip() for n in args.only.split(",")]:
+            continue
+        keys = _HEADLINE.get(name) or [k for k in entry["numbers"] if k.startswith("linear_acc.")]
+        shown = "  ".join(f"{k} {_fmt(entry['numbers'].get(k))}" for k in keys if k in entry["numbers"])
+        print(f"{name:13s} {shown}  ({entry['seconds']:.1f}s)")
+    print(f"-> {Path(args.run_dir) / 'analysis.json'}" + ("" if args.no_plots else " and analysis_*.png"))
+    del ANALYSES
+    return 0
+
+
+def _fmt(v) -> str:
+    return "n/a" if v is None else f"{v:.4g}" if isinstance(v, float) else str(v)
+
+
+def add_parser(subparsers) -> None:
+    from .base import ANALYSES
+    from . import margins, norms, bound, flatness, memorization, probes  # noqa: F401  (registration)
+    p = subparsers.add_parser("analyze", help="margins, norms, bound, flatness, memorization, probes of a run",
+                              description="Analyse a finished run folder; writes analysis.json and "
+                                          "analysis_<name>.png into it.")
+    p.add_argument("run_dir", metavar="RUN_DIR")
+    p.add_argument("--only", help=f"comma-separated subset of: {','.join(ANALYSES)}")
+    p.add_argument("--set", action="append", metavar="KEY=VALUE",
+                   help="an analysis option: name.key=value for one analysis, key=value for every one that "
+                        "has it (e.g. seed=1, margins.max_examples=500, flatness.sigmas=[0,0.05])")
+    p.add_argument("--no-plots", dest="no_plots", action="store_true", help="write analysis.json only")
+    p.set_defaults(func=cmd_analyze)

@@ -1,0 +1,85 @@
+"""Weight norms: Frobenius per parameter tensor and per group (every parameter the group owns,
+BatchNorm affine parameters and biases included, as train.py logs them), and per operator the
+spectral norm (power iteration on the conv map itself), the Frobenius norm and their products.
+
+Operators are those of `operators.trace`. Both views are reported because they answer different
+questions: `spectral` / `frobenius` are the effective layers (eval BatchNorm scale folded into the
+preceding conv, LW's 1/std folded into the conv that reads it), which is what the network computes
+and what the margin bound uses; `spectral_raw` / `frobenius_raw` are the conv and linear weights
+alone, which is what weight decay and LW's norm rescaling act on (BatchNorm makes a conv's output
+invariant to the scale of its weight, so the raw norm alone says little about the function).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn as nn
+
+from ..groups import Groups
+from .base import Analysis, AnalysisData, AnalysisResult, register
+from .complexity import log10_product
+from .operators import layer_table, trace
+from .plotting import figure, save
+
+
+def tensor_norms(model: nn.Module) -> dict[str, float]:
+    return {n: float(p.detach().double().norm()) for n, p in model.named_parameters()}
+
+
+def group_norms(model: nn.Module, groups: Groups, per_tensor: dict[str, float] | None = None) -> dict[str, float]:
+    t = per_tensor or tensor_norms(model)
+    return {g: sum(t[p] ** 2 for p in groups.params[g]) ** 0.5 for g in groups.names}
+
+
+@register
+class Norms(Analysis):
+    name = "norms"
+    summary = "Frobenius norms per tensor and group; spectral norms per operator (raw and BN/standardization folded)"
+
+    @dataclass
+    class Options:
+        power_iters: int = 100
+        tol: float = 1e-6
+        seed: int = 0
+
+    def run(self, model: nn.Module, groups: Groups, data: AnalysisData, options=None) -> AnalysisResult:
+        o = options or self.Options()
+        per_tensor = tensor_norms(model)
+        per_group = group_norms(model, groups, per_tensor)
+        tr = trace(model, data.x_train[:1], groups)
+        rows = layer_table(tr.ops, o.power_iters, o.tol, o.seed, raw=True)
+        own = [r for r in rows if r["kind"] != "diag"]
+        numbers: dict[str, float | None] = {f"frobenius.{g}": v for g, v in per_group.items()}
+        numbers["frobenius_total"] = sum(v ** 2 for v in per_tensor.values()) ** 0.5
+        numbers["log10_spectral_product"] = log10_product([r["spectral"] for r in rows])
+        numbers["log10_frobenius_product"] = log10_product([r["frobenius"] for r in rows])
+        numbers["log10_spectral_product_raw"] = log10_product([r["spectral_raw"] for r in own])
+        numbers["log10_frobenius_product_raw"] = log10_product([r["frobenius_raw"] for r in own])
+        for g in groups.names:  # per-group products: where along the depth the scale sits
+            mine = [r["spectral"] for r in rows if r["group"] == g]
+            numbers[f"log10_spectral_product.{g}"] = log10_product(mine) if mine else None
+        return AnalysisResult(self.name, numbers, arrays={"tensors": per_tensor, "layers": rows},
+                              info={"source": data.source, "n": None, "seed": o.seed, "operators": len(rows),
+                                    "notes": tr.notes,
+                                    "definition": "spectral: power iteration on the effective operator "
+                                                  "(eval BN scale folded into the preceding conv/linear, LW "
+                                                  "standardization 1/std folded into its readers); *_raw: "
+                                                  "the module's weight alone"})
+
+    def plot(self, result: AnalysisResult, path: str) -> None:
+        fig, (a, b) = figure(2, width=5.5)
+        groups = [k.split(".", 1)[1] for k in result.numbers if k.startswith("frobenius.")]
+        a.bar(range(len(groups)), [result.numbers[f"frobenius.{g}"] for g in groups])
+        a.set_xticks(range(len(groups)), groups, rotation=60, fontsize=7)
+        a.set_ylabel("Frobenius norm of the group's parameters")
+        rows = result.arrays["layers"]
+        x = range(len(rows))
+        b.semilogy(x, [r["spectral"] for r in rows], "o-", ms=3, label="effective (BN, 1/std folded)")
+        raw = [(i, r["spectral_raw"]) for i, r in enumerate(rows) if r.get("spectral_raw") is not None]
+        if raw:
+            b.semilogy([i for i, _ in raw], [v for _, v in raw], "s--", ms=3, label="weight alone")
+        b.set_xlabel("operator (execution order)")
+        b.set_ylabel("spectral norm")
+        b.legend(fontsize=7)
+        save(fig, path, result, "Weight norms")

@@ -1,0 +1,85 @@
+"""Run analyses on a model, or on a finished run folder (analysis.json + one PNG per analysis).
+
+analysis.json:
+    {"source": run folder, "run": {dataset, arch, method, seed, ...},
+     "numbers": {"margins.q50": ..., "norms.frobenius.stem": ..., ...},   # flat, every analysis
+     "analyses": {name: {"numbers", "arrays", "info", "seconds", "plot"}}}
+
+Re-running with --only updates those analyses and keeps the others' earlier results.
+"""
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+import torch.nn as nn
+
+from ..errors import UserError
+from ..groups import Groups
+from ..rundir import atomic_write_json, read_json
+from .base import ANALYSES, AnalysisData, AnalysisResult, select, split_settings
+
+RUN_KEYS = ("dataset", "arch", "method", "seed", "data_seed", "train_size", "label_noise", "width", "rounds", "epochs")
+
+
+def run_analyses(model: nn.Module, groups: Groups, data: AnalysisData, only: str | list[str] | None = None,
+                 settings: dict[str, Any] | None = None, plot_dir: str | Path | None = None
+                 ) -> dict[str, dict]:
+    """{name: {"numbers", "arrays", "info", "seconds"[, "plot"]}} for the selected analyses.
+    Options are checked for every analysis before any of them runs."""
+    names = select(only)
+    per = split_settings(names, settings)
+    opts = {n: ANALYSES[n].options(**per[n]) for n in names}
+    out = {}
+    for n in names:
+        t0 = time.perf_counter()
+        result = ANALYSES[n].run(model, groups, data, opts[n])
+        seconds = time.perf_counter() - t0
+        result.info["options"] = vars(opts[n])
+        entry = {**result.to_json(), "seconds": seconds}
+        if plot_dir is not None:
+            name = f"analysis_{n}.png"
+            ANALYSES[n].plot(result, str(Path(plot_dir) / name))
+            entry["plot"] = name
+        out[n] = entry
+    return out
+
+
+def flat_numbers(analyses: dict[str, dict]) -> dict[str, Any]:
+    return {f"{n}.{k}": v for n, entry in analyses.items() for k, v in entry["numbers"].items()}
+
+
+def analyze_run(run_dir: str | Path, only: str | list[str] | None = None, settings: dict[str, Any] | None = None,
+                plots: bool = True, device: str | None = None) -> dict:
+    """Load a finished run (`train.load_run`), run the analyses, write analysis.json and the PNGs into
+    the run folder; returns analysis.json's content."""
+    from ..train import load_run  # the training stack is only needed for run folders
+
+    run_dir = Path(run_dir)
+    if not run_dir.is_dir():
+        raise UserError(f"{run_dir}: no such folder")
+    names = select(only)
+    split_settings(names, settings)  # refuse bad settings before the (slow) load
+    eng = load_run(run_dir, device=device)
+    data = AnalysisData.from_engine(eng, source=run_dir.name)
+    fresh = run_analyses(eng.model, eng.groups, data, names, settings, run_dir if plots else None)
+    path = run_dir / "analysis.json"
+    previous: dict = {}
+    if path.exists():
+        try:
+            previous = read_json(path).get("analyses", {})
+        except (OSError, ValueError):
+            previous = {}  # unreadable: rewritten from scratch
+    analyses = {n: (fresh.get(n) or previous[n]) for n in ANALYSES if n in fresh or n in previous}
+    cfg = read_json(run_dir / "config.json")
+    doc = {"source": str(run_dir), "run": {k: cfg.get(k) for k in RUN_KEYS},
+           "numbers": flat_numbers(analyses), "analyses": analyses}
+    atomic_write_json(path, doc)
+    return doc
+
+
+def load_analysis(run_dir: str | Path) -> dict[str, AnalysisResult]:
+    """The results stored in a run folder's analysis.json, as AnalysisResult objects."""
+    doc = read_json(Path(run_dir) / "analysis.json")
+    return {n: AnalysisResult.from_json(n, d) for n, d in doc["analyses"].items()}

@@ -107,6 +107,11 @@ def main(argv: list[str] | None = None) -> int:
     except UserError as e:
         print(f"reinitlab: {e}", file=sys.stderr)
         return e.exit_code
+    except OSError as e:  # disk full, permissions, vanished files: the environment, not a bug
+        where = f"{e.filename}: " if getattr(e, "filename", None) else ""
+        print(f"reinitlab: {where}{e.strerror or e}; files written before this point are intact "
+              "(run the same command again to resume)", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         print("reinitlab: interrupted; run the same command again to resume", file=sys.stderr)
         return 130

@@ -101,6 +101,7 @@ def open_run_dir(out: Path, cfg: TrainConfig) -> str:
     if out.exists() and any(out.iterdir()) and not cfg_path.exists():
         raise UserError(f"--out {out}: the folder is not empty and holds no reinitlab run; choose an empty "
                         "or new folder")
+    _check_writable(out)
     if not cfg_path.exists():
         return "new"
     try:
@@ -114,6 +115,13 @@ def open_run_dir(out: Path, cfg: TrainConfig) -> str:
         raise UserError(f"--out {out} holds a run with {k}={old.get(k)!r}, not {new[k]!r}; use another "
                         "folder or the same settings to resume")
     return "finished" if (out / "result.json").exists() else "resume"
+
+
+def _check_writable(out: Path) -> None:
+    """Fail before training, not after the first epoch, when results could not be saved."""
+    probe = out if out.exists() else next((p for p in out.parents if p.exists()), Path("/"))
+    if not os.access(probe, os.W_OK | os.X_OK):
+        raise UserError(f"--out {out}: {probe} is not writable; choose a folder you can write to")
 
 
 # ---- the engine -------------------------------------------------------------------------------

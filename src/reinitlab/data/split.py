@@ -2,18 +2,27 @@
 
 The model seed never enters here, so two methods run with the same data seed see the same examples
 and the same noisy labels. Indices refer to the dataset's training pool; the manifest goes to
-split.json with a hash of its content."""
+split.json with a hash of its content.
+
+- Stratified: each class gets its share of `n` by largest remainders, so class proportions match
+  the pool's to within one example per class.
+- Nested: each class's examples are taken in the order of one permutation per (data seed, class),
+  so with one data seed the subset of 500 is contained in the subset of 1000.
+- Label noise: exactly round(p * n) training positions (half rounds up), drawn uniformly, get a
+  uniformly random *other* class; their indices and both labels are stored.
+"""
 from __future__ import annotations
 
 import hashlib
 import json
+import math
 from dataclasses import dataclass
 
 import torch
 
 from ..errors import UserError
 from ..seeding import generator
-from . import DataBundle
+from .bundle import DataBundle
 
 
 @dataclass
@@ -36,55 +45,79 @@ class Split:
         return body
 
 
-def stratified_pick(labels: torch.Tensor, n: int, num_classes: int, g: torch.Generator) -> torch.Tensor:
-    """Positions of n examples with class proportions as in `labels` (largest remainders), sorted."""
-    counts = torch.bincount(labels, minlength=num_classes).double()
-    quota = counts * n / len(labels)
-    take = quota.floor().long()
-    short = n - int(take.sum())
-    if short:
-        rem = quota - take.double()
-        # stable: ties go to the lower class index
-        order = sorted(range(num_classes), key=lambda c: (-float(rem[c]), c))
-        for c in order[:short]:
-            take[c] += 1
+def quotas(counts: torch.Tensor, n: int) -> torch.Tensor:
+    """Per-class shares of n proportional to counts, by largest remainders (ties: lower class)."""
+    total = int(counts.sum())
+    exact = [int(c) * n / total for c in counts.tolist()]
+    take = [math.floor(q) for q in exact]
+    order = sorted(range(len(exact)), key=lambda c: (-(exact[c] - take[c]), c))
+    for c in order[: n - sum(take)]:
+        take[c] += 1
+    return torch.tensor(take, dtype=torch.long)
+
+
+def stratified_pick(labels: torch.Tensor, n: int, num_classes: int, g: torch.Generator,
+                    cap: torch.Tensor | None = None) -> torch.Tensor:
+    """Positions of n examples with class proportions as in `labels`, sorted. `cap` (per class)
+    limits what a class may give; the pick is then smaller than n by what was capped."""
+    counts = torch.bincount(labels, minlength=num_classes)
+    take = quotas(counts, n)
+    if cap is not None:
+        take = torch.minimum(take, cap)
     picked = []
     for c in range(num_classes):
-        if take[c] == 0:
-            continue
         pos = torch.nonzero(labels == c).flatten()
-        picked.append(pos[torch.randperm(len(pos), generator=g)[: int(take[c])]])
+        perm = torch.randperm(len(pos), generator=g)  # drawn for every class, so picks nest across n
+        picked.append(pos[perm[: int(take[c])]])
     return torch.cat(picked).sort().values if picked else torch.zeros(0, dtype=torch.long)
+
+
+def min_train_size(counts: torch.Tensor) -> int:
+    """Smallest n whose stratified pick gives every class of the pool at least one example."""
+    lo, hi = 1, int(counts.sum())
+    while lo < hi:  # quotas are monotone in n: binary search
+        mid = (lo + hi) // 2
+        if bool((quotas(counts, mid)[counts > 0] > 0).all()):
+            hi = mid
+        else:
+            lo = mid + 1
+    return lo
 
 
 def make_split(bundle: DataBundle, train_size: int | None, val_fraction: float, label_noise: float,
                data_seed: int) -> Split:
     C, y = bundle.num_classes, bundle.y_train
+    counts = torch.bincount(y, minlength=C)
     pool = torch.arange(len(y))
     if bundle.x_val is not None:
         val, official = torch.arange(len(bundle.y_val)), True
     elif val_fraction > 0:
         n_val = max(int(round(val_fraction * len(y))), C)
-        val, official = stratified_pick(y, n_val, C, generator(data_seed, "val")), False
+        # a class never gives its last example to validation: it must stay trainable
+        val = stratified_pick(y, n_val, C, generator(data_seed, "val"), cap=(counts - 1).clamp_min(0))
+        official = False
         keep = torch.ones(len(y), dtype=torch.bool)
         keep[val] = False
         pool = pool[keep]
     else:
         val, official = torch.zeros(0, dtype=torch.long), False
+    pool_counts = torch.bincount(y[pool], minlength=C)
     if train_size is None:
         train = pool
     else:
         if train_size > len(pool):
             raise UserError(f"train_size={train_size} is larger than the training pool of {bundle.name} "
                             f"({len(pool)} examples after the validation split); use at most {len(pool)}")
+        take = quotas(pool_counts, train_size)
+        short = [c for c in range(C) if take[c] == 0]
+        if short:
+            c = short[0]
+            raise UserError(f"train_size={train_size} is too small for {bundle.name}: class {bundle.classes[c]!r} "
+                            f"({int(pool_counts[c])} of {len(pool)} pool examples) would get no example; use "
+                            f"train_size >= {min_train_size(pool_counts)}")
         train = pool[stratified_pick(y[pool], train_size, C, generator(data_seed, "subset"))]
-    counts = torch.bincount(y[train], minlength=C)
-    if (counts == 0).any():
-        c = int(torch.nonzero(counts == 0)[0])
-        raise UserError(f"train_size={len(train)} leaves class {bundle.classes[c]!r} of {bundle.name} with no "
-                        f"example; use a train_size of at least {C} per class share")
     labels = y[train].clone()
-    n_noisy = int(round(label_noise * len(train)))
+    n_noisy = math.floor(label_noise * len(train) + 0.5)
     g = generator(data_seed, "noise")
     noisy = torch.randperm(len(train), generator=g)[:n_noisy].sort().values
     if n_noisy:

@@ -1,0 +1,84 @@
+"""estimate_seconds: the structure of its model, its cache, and a sanity check against a real run."""
+import json
+import time
+
+import pytest
+
+from conftest import synthetic_bundle
+from reinitlab import TrainConfig, UserError, run
+from reinitlab import throughput
+from reinitlab.throughput import estimate, estimate_seconds
+
+TINY = dict(arch="cnn", width=0.25, batch_size=32, eval_batch_size=128, threads=1)
+
+
+@pytest.fixture
+def cache(tmp_path, monkeypatch):
+    monkeypatch.setenv("REINITLAB_DATA", str(tmp_path / "cache"))
+    return tmp_path / "cache" / "throughput.json"
+
+
+def test_probe_is_cached_per_setting(cache, monkeypatch):
+    bundle = synthetic_bundle(n_train=200, n_test=64, size=16)
+    cfg = TrainConfig(method="lw", epochs=2, rounds=1, **TINY)
+    first = estimate(cfg, bundle=bundle)
+    assert cache.exists()
+    stored = json.loads(cache.read_text())
+    assert len(stored) == 1
+    (key, probe), = stored.items()
+    assert json.loads(key)["arch"] == "cnn" and json.loads(key)["resolution"] == 16
+    assert probe["train_ips"] > 0 and probe["eval_ips"] > 0 and probe["epoch_s"] >= 0
+
+    def no_probe(*a, **k):
+        raise AssertionError("a cached setting was measured again")
+
+    monkeypatch.setattr(throughput, "measure", no_probe)
+    t0 = time.perf_counter()
+    again = estimate(cfg.replace(epochs=5, seed=3), bundle=bundle)  # schedule and seed are not speed
+    assert time.perf_counter() - t0 < 5  # resolves the config only; no training
+    assert again.probe == first.probe
+    with pytest.raises(AssertionError, match="measured again"):
+        estimate(cfg.replace(width=0.5), bundle=bundle)  # a different network is a new probe
+
+
+def test_model_counts_what_the_run_trains_and_evaluates(cache):
+    bundle = synthetic_bundle(n_train=200, n_test=64, size=16)
+    val_n, n = 20, 180  # val_fraction 0.1 of 200, stratified over 4 classes
+    lw = estimate(TrainConfig(method="lw", epochs=2, rounds=2, **TINY), bundle=bundle)
+    assert lw.epochs == 6
+    assert lw.train_images == 6 * (n // 32) * 32
+    stat = 2 * 4 * 32  # two resets, four statistics batches each
+    assert lw.eval_images == 6 * val_n + 3 * (64 + n) + stat
+    assert lw.seconds == pytest.approx(lw.setup_s + lw.train_s + lw.eval_s + lw.overhead_s)
+    assert lw.train_s == pytest.approx(lw.train_images / lw.probe.train_ips)
+
+    base = estimate(TrainConfig(method="baseline", epochs=2, rounds=2, **TINY), bundle=bundle)
+    long = estimate(TrainConfig(method="long", epochs=2, rounds=2, **TINY), bundle=bundle)
+    assert base.epochs == 2 and long.epochs == 6
+    assert long.train_s == pytest.approx(lw.train_s) and long.train_s == pytest.approx(3 * base.train_s)
+    assert long.eval_images < lw.eval_images  # one round: one test pass, no resets
+    assert "epochs" in lw.describe()
+
+
+def test_invalid_config_is_refused_before_probing(cache):
+    with pytest.raises(UserError, match="arch"):
+        estimate_seconds(TrainConfig(arch="nope"))
+    assert not cache.exists()
+
+
+def test_estimate_is_within_a_factor_two_of_a_real_run(cache, tmp_path):
+    """A sanity check of the model, not of speed: probe and run see the same machine moments apart.
+    The machine is shared, so a single disturbed attempt is retried; a model that forgets a cost
+    (the test set pass, the per-epoch checkpoint) is off on every attempt."""
+    cfg = TrainConfig(dataset="fashion-mnist-small", method="lw", train_size=1000, epochs=3, rounds=1,
+                      arch="cnn", width=0.25, threads=1)
+    ratios = []
+    for attempt in range(3):
+        est = estimate(cfg, refresh=True)
+        t0 = time.perf_counter()
+        run(cfg, tmp_path / f"run{attempt}", progress=False)
+        wall = time.perf_counter() - t0
+        ratios.append(est.seconds / wall)
+        if 0.5 <= ratios[-1] <= 2.0:
+            break
+    assert 0.5 <= ratios[-1] <= 2.0, f"estimate / wall time per attempt: {ratios}"

@@ -8,6 +8,7 @@ temporary folder first and move into place when complete.
 from __future__ import annotations
 
 import hashlib
+import http.client
 import os
 import shutil
 import sys
@@ -124,7 +125,7 @@ def _copy(resp, part: Path, mode: str, offset: int, total: int | None, url: str,
                     _say(True, f"{url}: {done / 1e6:.1f} MB{pct}, {rate:.1f} MB/s")
             f.flush()
             os.fsync(f.fileno())
-    except OSError as e:  # connection reset, disk full: what arrived stays in .part for the next try
+    except (OSError, http.client.HTTPException) as e:  # reset, cut, disk full: what arrived stays in .part
         raise UserError(f"download of {url} failed after {done} bytes ({e}); run the command again to resume") from None
 
 
@@ -153,6 +154,8 @@ def extract(archive: Path, into: Path) -> list[Path]:
                         t.extractall(tmp)
             else:
                 raise UserError(f"{archive}: not a zip or tar archive")
+        except getattr(tarfile, "FilterError", ()) as e:  # Python >= 3.10.12
+            raise UserError(f"{archive}: refusing to unpack an unsafe member ({e})") from None
         except (tarfile.TarError, zipfile.BadZipFile, EOFError, OSError) as e:
             raise UserError(f"{archive}: corrupt or truncated archive ({e.__class__.__name__}: {e})") from None
         made = []

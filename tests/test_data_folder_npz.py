@@ -137,7 +137,7 @@ def write_npz(path: Path, layout="NHWC", n=12, side=10, **extra):
 def test_npz_layouts(tmp_path, layout):
     a = write_npz(tmp_path / "d.npz", layout)
     info = check_dataset(f"npz:{tmp_path / 'd.npz'}")
-    assert info.resolution == 10 and info.train_size == 12 and info.test_size == 4
+    assert info.resolution == 10 and info.train_size == 12 and info.test_size == 4 and info.num_classes == 3
     b = load_dataset(f"npz:{tmp_path / 'd.npz'}")
     x = a["x_train"]
     want = {"NHW": lambda: x[:, None], "NHWC": lambda: x.transpose(0, 3, 1, 2), "NCHW": lambda: x}[layout]()
@@ -148,6 +148,7 @@ def test_npz_layouts(tmp_path, layout):
 def test_npz_class_names_val_and_resize(tmp_path):
     write_npz(tmp_path / "d.npz", classes=np.array(["ant", "bee", "cow"]),
               x_val=np.zeros((2, 10, 10, 3), np.uint8), y_val=np.array([2, 0]))
+    assert check_dataset(f"npz:{tmp_path / 'd.npz'}").num_classes == 3
     b = load_dataset(f"npz:{tmp_path / 'd.npz'}", resolution=6)
     assert b.classes == ["ant", "bee", "cow"] and b.y_val.tolist() == [2, 0]
     assert b.x_train.shape == (12, 3, 6, 6) and b.x_val.shape == (2, 3, 6, 6)

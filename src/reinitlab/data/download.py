@@ -66,7 +66,7 @@ def download(url: str, dest: Path, md5: str | None = None, sha256: str | None = 
     dest.parent.mkdir(parents=True, exist_ok=True)
     part = dest.with_name(dest.name + ".part")
     offset = part.stat().st_size if part.is_file() else 0
-    headers = {"User-Agent": "reinitlab (+https://pypi.org/project/reinitlab)"}
+    headers = {"User-Agent": "reinitlab-downloader (python urllib)"}
     if offset:
         headers["Range"] = f"bytes={offset}-"
     try:

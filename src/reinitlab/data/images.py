@@ -19,13 +19,11 @@ from ..errors import UserError
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm", ".pbm"}
 GREY_MODES = {"1", "L", "LA", "I", "I;16", "I;16B", "I;16L", "F"}
 
-Image.MAX_IMAGE_PIXELS = 200_000_000  # decompression-bomb guard, well above any benchmark photo
-
 
 def image_files(folder: Path) -> list[Path]:
     """Image files under `folder` (recursively), sorted; hidden files and other suffixes skipped."""
     out = []
-    for dirpath, dirnames, filenames in os.walk(folder, followlinks=True):
+    for dirpath, dirnames, filenames in os.walk(folder):  # symlinked sub-folders are not followed: no loops
         dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
         for f in filenames:
             if not f.startswith(".") and Path(f).suffix.lower() in IMAGE_SUFFIXES:
@@ -67,7 +65,7 @@ def load_image(path: Path, resolution: int, grey: bool) -> np.ndarray:
             left, top = (nw - resolution) // 2, (nh - resolution) // 2
             im = im.crop((left, top, left + resolution, top + resolution))
             a = np.asarray(im, dtype=np.uint8)
-    except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as e:
+    except (UnidentifiedImageError, OSError, ValueError, SyntaxError, Image.DecompressionBombError) as e:
         raise UserError(f"{path}: unreadable image ({_why(e)})") from None
     return a[None] if a.ndim == 2 else a.transpose(2, 0, 1)
 

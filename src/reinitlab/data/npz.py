@@ -68,6 +68,16 @@ def make_info(spec: str) -> DatasetInfo:
     hw = shape[1:3] if kind in ("NHW", "NHWC") else shape[2:4]
     chans = 1 if kind == "NHW" else (shape[3] if kind == "NHWC" else shape[1])
 
+    if "classes" in h:
+        num_classes = int(np.prod(h["classes"][0]))
+    else:  # labels are small: read them now so `data list`/`info` and studies know the class count
+        try:
+            with np.load(path, allow_pickle=False) as z:
+                tops = [int(z[k].max()) for k in ("y_train", "y_val", "y_test") if k in z.files and z[k].size]
+        except (ValueError, TypeError, OSError, zipfile.BadZipFile) as e:
+            raise UserError(f"{path}: labels unreadable ({e.__class__.__name__}: {e})") from None
+        num_classes = max(tops) + 1 if tops else 0
+
     def locate(_data_dir: Path | None) -> Source:
         if not path.is_file():
             raise UserError(f"{name}: no such file {path}")
@@ -110,7 +120,7 @@ def make_info(spec: str) -> DatasetInfo:
                           source={"files": [str(path)], "fingerprint": src.fingerprint})
 
     return DatasetInfo(
-        name=name, description=f"your arrays in {path}", num_classes=0, channels=int(chans),
+        name=name, description=f"your arrays in {path}", num_classes=num_classes, channels=int(chans),
         resolution=int(min(hw)), train_size=int(shape[0]), test_size=_count(h, "x_test"),
         val_size=_count(h, "x_val"), locate=locate, read=read,
         layout="npz arrays x_train, y_train (train), x_test, y_test (test)" + (", x_val, y_val (validation)" if "x_val" in h else ""),

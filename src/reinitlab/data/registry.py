@@ -86,6 +86,8 @@ def load_dataset(name: str, data_dir: str | Path | None = None, resolution: int 
 
 def load_info(info: DatasetInfo, data_dir: str | Path | None, resolution: int | None) -> DataBundle:
     res = int(resolution or info.resolution)
+    if not 4 <= res <= 512:
+        raise UserError(f"resolution={res} is out of range: expected an integer in [4, 512]")
     src = info.locate(Path(data_dir).expanduser() if data_dir else None)
     if not info.cache:
         return info.read(src, res).check()

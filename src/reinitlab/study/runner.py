@@ -1,0 +1,321 @@
+"""`run_study`: expand, check, plan, then keep every worker busy until each run is finished,
+diverged or failed.
+
+Restart semantics: the same command after a crash, Ctrl-C or SIGKILL reads each run's state from
+its folder: finished runs are skipped, partial ones resume from their checkpoint, failed ones are
+tried again (once per start; `retry_failed=False` keeps them as they are). A second study process on
+the same DIR cooperates: runs are claimed one by one under a lock, a run held by the other process
+is left to it and waited for, so both return when the study is complete.
+"""
+from __future__ import annotations
+
+import collections
+import os
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .. import __version__
+from ..config import TrainConfig
+from ..errors import UserError
+from ..rundir import atomic_write_json
+from ..train import RESUMABLE_DIFFERENCES
+from .definition import StudyDefinition
+from .display import Counts, Display
+from .expand import RunSpec, expand
+from .lock import acquire_blocking
+from .plan import PARALLEL_SLOWDOWN, Plan, estimate_runs, fmt_duration, simulate_wall
+from .store import Store
+from .worker import Task, study_dir_of
+
+SPEED_ONLY = set(RESUMABLE_DIFFERENCES) | {"threads"}
+RECHECK_HELD_S = 5.0  # how often to look again at a run another process is training
+
+
+@dataclass
+class StudyResult:
+    total: int
+    finished: int = 0
+    diverged: int = 0
+    failed: list[tuple[str, str]] = field(default_factory=list)  # (run id, reason)
+    seconds: float = 0.0
+    estimate_s: float | None = None
+    ran: int = 0  # runs trained (or resumed) by this process
+
+    @property
+    def ok(self) -> bool:
+        return not self.failed
+
+
+def cores() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:
+        return os.cpu_count() or 1
+
+
+def run_study(defn: StudyDefinition, out: str | Path, workers: int | None = None, backend: str = "local",
+              address: str | None = None, retry_failed: bool = True, dry_run: bool = False,
+              stream=None, command: list[str] | None = None) -> StudyResult:
+    stream = stream or sys.stderr
+    runs, budgets = expand(defn)
+    store = Store(Path(out).expanduser())
+    check_compatible(store, defn)
+    if workers is not None and workers < 1:
+        raise UserError(f"--workers {workers}: expected an integer >= 1")
+    if backend not in ("local", "ray"):
+        raise UserError(f"--backend {backend!r}: expected local or ray")
+    if address and backend != "ray":
+        raise UserError("--address is for --backend ray")
+
+    states = {r.id: store.state(r.id) for r in runs}
+    todo = [r for r in runs if not states[r.id].done and (retry_failed or states[r.id].status != "failed")]
+    failed_kept = [(r.id, (states[r.id].error or {}).get("reason", "")) for r in runs
+                   if states[r.id].status == "failed" and not retry_failed]
+
+    # Decide the workers before estimating: the estimate depends on each run's thread count.
+    settings = TrainConfig.from_dict(defn.settings)
+    res = _resources(backend, address, workers, settings, len(todo), dry_run)
+    try:
+        return _run(defn, store, runs, budgets, states, todo, failed_kept, res, dry_run, stream, command)
+    finally:
+        if res.ray_started and res.backend_obj is None:
+            _shutdown_ray()  # started for this study but no backend took it over
+
+
+def _run(defn, store, runs, budgets, states, todo, failed_kept, res, dry_run, stream, command) -> StudyResult:
+    estimates, note = estimate_runs(todo, res.speed) if todo else ({}, "")
+    order = dispatch_order(todo, estimates)
+    plan = Plan(total=len(runs), finished=sum(s.done for s in states.values()),
+                failed_before=sum(s.status == "failed" for s in states.values()),
+                partial=sum(s.status == "partial" for s in states.values()), todo=order,
+                workers_text=res.text, estimates=estimates,
+                wall_s=simulate_wall(order, estimates, res.slots, parallel=res.cpu_parallel), note=note)
+    display = Display(stream)
+    for line in plan.lines(defn.name, defn.axis_sizes(), budgets, str(store.root)):
+        display.line(line)
+    result = StudyResult(total=len(runs), estimate_s=plan.wall_s)
+    if dry_run:
+        return result
+
+    store.check_writable()
+    write_definition(store, defn, runs, budgets, command)
+    t_start = time.time()
+    if order:
+        be = res.make()
+        try:
+            _schedule(store, be, order, res.speed, states, estimates, result, display, res.cpu_parallel)
+        except BaseException:
+            display.close()
+            be.close(force=True)
+            raise
+        be.close()
+    display.close()
+    result.failed = failed_kept + result.failed
+    final = {r.id: store.state(r.id) for r in runs}
+    result.finished = sum(s.status == "finished" for s in final.values())
+    result.diverged = sum(s.status == "diverged" for s in final.values())
+    result.seconds = time.time() - t_start
+    display.line(f"study {defn.name}: {result.finished} finished, {result.diverged} diverged, "
+                 f"{len(result.failed)} failed of {result.total} runs; {result.ran} trained now in "
+                 f"{fmt_duration(result.seconds)} (planned {fmt_duration(plan.wall_s)})")
+    return result
+
+
+def dispatch_order(todo: list[RunSpec], estimates: dict[str, float]) -> list[RunSpec]:
+    """Keep the (dataset, seed) blocks of the expansion, so a study stopped early holds complete
+    paired sets; inside a block, longest first, so the study does not end on one long run."""
+    blocks: dict[tuple, list[RunSpec]] = collections.OrderedDict()
+    for r in todo:
+        blocks.setdefault((r.axes["dataset"], r.axes["seed"]), []).append(r)
+    out = []
+    for block in blocks.values():
+        out.extend(sorted(block, key=lambda r: -estimates.get(r.id, 0.0)))
+    return out
+
+
+def check_compatible(store: Store, defn: StudyDefinition) -> None:
+    """Axes may grow or shrink between starts (more seeds, another size); the shared settings may
+    not, except speed-only ones: the run folders would hold runs of two different studies."""
+    old = store.read_study()
+    if not old or "definition" not in old:
+        return
+    before = _comparable(old["definition"].get("settings", {}))
+    now = _comparable(defn.settings)
+    for k in now:
+        if before.get(k) != now[k]:
+            raise UserError(f"{store.root} holds study {old['definition'].get('name')!r} with {k}={before.get(k)!r}, "
+                            f"not {now[k]!r}; use another --out folder, or the same settings (axes may change)")
+
+
+def _comparable(settings: dict) -> dict:
+    try:
+        d = TrainConfig.from_dict(settings).to_dict()
+    except UserError:
+        d = dict(settings)
+    return {k: v for k, v in d.items() if k not in SPEED_ONLY}
+
+
+def write_definition(store: Store, defn: StudyDefinition, runs: list[RunSpec], budgets: dict, command) -> None:
+    """study.json and runs.json, under a short lock so two starts never interleave their writes."""
+    with acquire_blocking(store.root / ".study.lock", purpose="write study.json"):
+        check_compatible(store, defn)  # again, under the lock: another start may have just written
+        old = store.read_study() or {}
+        atomic_write_json(store.study_file, {
+            "definition": defn.to_dict(),
+            "budgets": {a: b.to_dict() for a, b in budgets.items()},
+            "runs": len(runs),
+            "created": old.get("created", time.time()),
+            "updated": time.time(),
+            "command": command if command is not None else sys.argv,
+            "reinitlab": __version__,
+        })
+        atomic_write_json(store.runs_file, {"runs": [r.to_dict() for r in runs]})
+
+
+# ---- resources and backends ---------------------------------------------------------------
+@dataclass
+class _Resources:
+    slots: int
+    speed: dict
+    text: str
+    cpu_parallel: bool
+    make: object
+    ray_started: bool = False
+    backend_obj: object = None
+
+
+def _gpu_count(settings: TrainConfig) -> int:
+    if settings.device not in ("auto", "cuda"):
+        return 0
+    import torch
+    return torch.cuda.device_count() if torch.cuda.is_available() else 0
+
+
+def _resources(backend: str, address: str | None, workers: int | None, settings: TrainConfig, n_todo: int,
+               dry_run: bool) -> _Resources:
+    if backend == "local":
+        gpus = _gpu_count(settings)
+        n = workers or (gpus if gpus else cores())
+        n = max(1, min(n, n_todo)) if n_todo else n
+        threads = settings.threads or max(1, cores() // n)
+        text = (f"{n} local worker process{'es' if n != 1 else ''} x {threads} torch thread{'s' if threads != 1 else ''}"
+                + (f", GPUs used round-robin: {gpus}" if gpus else ""))
+
+        def make():
+            from .local import LocalBackend
+            return LocalBackend(n, threads, gpus)
+        return _Resources(n, {"threads": threads}, text, cpu_parallel=not gpus, make=make)
+
+    from .ray_backend import RayBackend, connect
+    resources, started = connect(address)
+    cpus, gpus = int(resources.get("CPU", 1)), int(resources.get("GPU", 0))
+    use_gpu = gpus > 0 and settings.device in ("auto", "cuda")
+    if use_gpu:
+        n = workers or gpus
+        threads = settings.threads or max(1, cpus // max(n, 1))
+    else:
+        threads = settings.threads or (max(1, cpus // workers) if workers else 1)
+        n = workers or max(1, cpus // threads)
+    where = f"the Ray cluster at {address}" if address else "a local Ray instance"
+    text = (f"{where} ({cpus} CPUs, {gpus} GPUs): up to {n} runs at a time x {threads} CPU"
+            + (" + 1 GPU" if use_gpu else "") + " each")
+    res = _Resources(n, {"threads": threads}, text, cpu_parallel=not use_gpu, make=None, ray_started=started)
+
+    def make_ray():
+        be = RayBackend(n, threads, 1.0 if use_gpu else 0.0, started)
+        res.backend_obj = be  # it shuts Ray down itself when it closes
+        return be
+    res.make = make_ray
+    return res
+
+
+def _shutdown_ray() -> None:
+    import ray
+    ray.shutdown()
+
+
+# ---- the scheduler ------------------------------------------------------------------------
+def _schedule(store: Store, be, order: list[RunSpec], speed: dict, states: dict, estimates: dict[str, float],
+              result: StudyResult, display: Display, parallel: bool) -> None:
+    study_dir = study_dir_of(store.root)
+    queue = collections.deque(order)
+    held: dict[str, tuple[RunSpec, float]] = {}  # run id -> (spec, when to look again)
+    running: dict[str, float] = {}
+    counts = Counts(total=result.total, done=sum(s.done for s in states.values()))
+    done_here: list[tuple[float, float]] = []  # (actual seconds, estimate) of runs finished now
+    slow = PARALLEL_SLOWDOWN if parallel and be.slots > 1 else 1.0
+    spec_by_id = {s.id: s for s in order}
+
+    def eta() -> float | None:
+        pending = list(queue) + [s for s, _ in held.values()]
+        if any(r.id not in estimates for r in pending) or any(rid not in estimates for rid in running):
+            if not done_here:
+                return None
+            mean = sum(a for a, _ in done_here) / len(done_here)
+            return (len(pending) * mean + len(running) * mean / 2) / be.slots
+        ratio = slow
+        if done_here and sum(e for _, e in done_here) > 0:
+            ratio = sum(a for a, _ in done_here) / sum(e for _, e in done_here)
+        now = time.time()
+        left = sum(estimates[r.id] * ratio for r in pending)
+        left += sum(max(estimates[rid] * ratio - (now - t), 0.0) for rid, t in running.items())
+        return left / be.slots
+
+    def mark_held(spec: RunSpec) -> None:
+        held[spec.id] = (spec, time.time() + RECHECK_HELD_S)
+
+    while queue or held or running:
+        now = time.time()
+        for rid, (spec, when) in list(held.items()):
+            if when <= now:
+                del held[rid]
+                queue.appendleft(spec)
+        while be.idle() > 0 and queue:
+            spec = queue.popleft()
+            st = store.state(spec.id)
+            if st.done and states[spec.id].done is False:
+                counts.done += 1  # another study process finished it
+                states[spec.id] = st
+                display.event(f"finished elsewhere {spec.id}", counts, eta())
+                continue
+            if store.is_running(spec.id):
+                mark_held(spec)
+                continue
+            be.submit(Task(study_dir, spec.to_dict(), dict(speed)))
+            running[spec.id] = time.time()
+        counts.running, counts.waiting = len(running), len(held)
+        if not running and held and not queue:
+            display.status(counts, eta())
+            time.sleep(min(max(min(w for _, w in held.values()) - time.time(), 0.1), RECHECK_HELD_S))
+            continue
+        for kind, payload in be.poll(timeout=0.5):
+            if kind == "start":
+                running[payload] = time.time()
+                continue
+            o = payload
+            running.pop(o.run_id, None)
+            if o.status == "busy":
+                mark_held(spec_by_id[o.run_id])
+            elif o.status == "done_before":
+                counts.done += 1
+                display.event(f"finished elsewhere {o.run_id}", counts, eta())
+            elif o.status in ("finished", "diverged"):
+                counts.done += 1
+                result.ran += 1
+                if o.run_id in estimates and o.how == "new":
+                    done_here.append((o.seconds, estimates[o.run_id]))
+                acc = f"test {o.test_acc:.4f}" if o.test_acc is not None else ""
+                what = o.status + (" (resumed)" if o.how == "resume" else "")
+                counts.running = len(running)
+                display.event(f"{what} {o.run_id}  {acc}  {fmt_duration(o.seconds)}"
+                              + (f"  {o.reason}" if o.reason else ""), counts, eta())
+            else:
+                counts.failed += 1
+                result.ran += 1
+                result.failed.append((o.run_id, o.reason))
+                counts.running = len(running)
+                display.event(f"FAILED {o.run_id}: {o.reason}", counts, eta())
+        counts.running, counts.waiting = len(running), len(held)
+        display.status(counts, eta())

@@ -1,0 +1,176 @@
+"""The study folder: the results store that workers, study processes and the report share.
+
+    DIR/study.json            the resolved definition, budgets, the command (rewritten per start)
+    DIR/runs.json             the expanded run list of the latest definition
+    DIR/journal.jsonl         one line per claim and per end of a run (who, when, what status)
+    DIR/runs/<id>/            a `train` run folder (config.json ... result.json), untouched contract
+    DIR/runs/<id>/error.json  a failed run: the exception, its traceback, the attempt number
+    DIR/runs/<id>.lock        the claim of a run while it trains (see lock.py)
+
+A run's state is read from its folder alone: `result.json` (written last, atomically) means
+finished or diverged; `error.json` without it means failed; anything else means partial or pending.
+Every writer holds the run's lock, so no two processes ever touch one run folder at a time.
+"""
+from __future__ import annotations
+
+import json
+import os
+import socket
+import time
+import traceback
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ..errors import UserError
+from ..rundir import atomic_write_json, read_json
+from .lock import FileLock, is_held
+
+FINISHED = ("finished", "diverged")  # result.json states: never redone
+
+
+@dataclass
+class RunState:
+    status: str  # finished | diverged | failed | partial | pending
+    result: dict | None = None
+    error: dict | None = None
+
+    @property
+    def done(self) -> bool:
+        return self.status in FINISHED
+
+
+class Store:
+    def __init__(self, root: str | Path):
+        self.root = Path(root)
+
+    # ---- paths ---------------------------------------------------------------------------
+    def run_dir(self, run_id: str) -> Path:
+        return self.root / "runs" / run_id
+
+    def lock_path(self, run_id: str) -> Path:
+        return self.root / "runs" / (run_id + ".lock")
+
+    @property
+    def study_file(self) -> Path:
+        return self.root / "study.json"
+
+    @property
+    def runs_file(self) -> Path:
+        return self.root / "runs.json"
+
+    @property
+    def journal(self) -> Path:
+        return self.root / "journal.jsonl"
+
+    # ---- run states ----------------------------------------------------------------------
+    def state(self, run_id: str) -> RunState:
+        d = self.run_dir(run_id)
+        result = _read_json_or_none(d / "result.json")
+        if result is not None and result.get("status") in FINISHED:
+            return RunState(result["status"], result=result)
+        error = _read_json_or_none(d / "error.json")
+        if error is not None:
+            return RunState("failed", error=error)
+        if (d / "config.json").exists():
+            return RunState("partial")
+        return RunState("pending")
+
+    def is_running(self, run_id: str) -> bool:
+        return is_held(self.lock_path(run_id))
+
+    def claim(self, run_id: str) -> FileLock | None:
+        lock = FileLock(self.lock_path(run_id), purpose=f"run {run_id}")
+        return lock if lock.acquire() else None
+
+    def clean_for_attempt(self, run_id: str) -> str:
+        """Called with the run's lock held, right before training. Leaves the folder either empty
+        or holding a consistent partial run for `train.run` to resume. Returns what it found."""
+        d = self.run_dir(run_id)
+        if not d.exists():
+            return "new"
+        for tmp in d.glob(".*.tmp"):  # atomic writes cut short by a kill
+            tmp.unlink(missing_ok=True)
+        (d / "error.json").unlink(missing_ok=True)
+        result = d / "result.json"
+        if result.exists() and _read_json_or_none(result) is None:
+            # never read a torn or foreign result as finished: keep it aside and redo the run
+            result.rename(d / f"result.json.unreadable-{int(time.time())}")
+        if not (d / "config.json").exists():
+            # without its config the folder cannot be resumed; what is left is debris of an attempt
+            # killed before its first write, which `train` would refuse as a foreign folder
+            for f in d.iterdir():
+                if f.is_file():
+                    f.unlink()
+            return "new"
+        return "resume" if (d / "ckpt.pt").exists() else "restart"
+
+    def record_failure(self, run_id: str, exc: BaseException | str, attempt: int) -> dict:
+        """error.json for a run that raised. The caller holds the run's lock."""
+        if isinstance(exc, BaseException):
+            reason = f"{type(exc).__name__}: {exc}"
+            tb = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
+        else:
+            reason, tb = exc, ""
+        err = {"status": "failed", "reason": reason, "traceback": tb, "attempt": attempt, "time": time.time(),
+               "host": socket.gethostname(), "pid": os.getpid()}
+        d = self.run_dir(run_id)
+        d.mkdir(parents=True, exist_ok=True)
+        atomic_write_json(d / "error.json", err)
+        return err
+
+    def attempts(self, run_id: str) -> int:
+        err = _read_json_or_none(self.run_dir(run_id) / "error.json")
+        return int(err.get("attempt", 0)) if err else 0
+
+    # ---- journal ---------------------------------------------------------------------------
+    def log(self, event: str, run_id: str, **fields: Any) -> None:
+        """One line per event, appended with a single write() on an O_APPEND descriptor, so lines
+        from concurrent processes never interleave; a line torn by a kill is skipped by readers."""
+        row = {"t": time.time(), "event": event, "run": run_id, "pid": os.getpid(), "host": socket.gethostname(),
+               **fields}
+        data = (json.dumps(row) + "\n").encode()
+        fd = os.open(self.journal, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o666)
+        try:
+            os.write(fd, data)
+        finally:
+            os.close(fd)
+
+    def read_journal(self) -> list[dict]:
+        rows = []
+        try:
+            with open(self.journal) as f:
+                for line in f:
+                    try:
+                        rows.append(json.loads(line))
+                    except ValueError:
+                        continue
+        except FileNotFoundError:
+            pass
+        return rows
+
+    # ---- the study's own files -----------------------------------------------------------
+    def read_study(self) -> dict | None:
+        return _read_json_or_none(self.study_file)
+
+    def read_runs(self) -> list[dict]:
+        data = _read_json_or_none(self.runs_file)
+        return data.get("runs", []) if isinstance(data, dict) else []
+
+    def check_writable(self) -> None:
+        try:
+            self.root.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise UserError(f"--out {self.root}: cannot create the folder ({e.strerror})") from None
+        if not self.root.is_dir():
+            raise UserError(f"--out {self.root}: exists and is not a folder")
+        if not os.access(self.root, os.W_OK | os.X_OK):
+            raise UserError(f"--out {self.root}: not writable")
+
+
+def _read_json_or_none(path: Path) -> dict | None:
+    try:
+        data = read_json(path)
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None

@@ -1,0 +1,122 @@
+"""One run, executed by whichever backend: claim it, train it (new or resumed), record how it ended.
+
+`execute` is the only code that writes into a run folder, and it does so only while holding the
+run's lock. It never raises for a run's own failure: the exception is written to error.json and
+returned as an Outcome, so one bad run cannot stop a study.
+"""
+from __future__ import annotations
+
+import os
+import socket
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .expand import RunSpec
+from .store import Store
+
+
+@dataclass
+class Task:
+    study_dir: str
+    spec: dict  # RunSpec.to_dict()
+    speed: dict = field(default_factory=dict)  # settings that change speed only: threads
+
+    @property
+    def run_id(self) -> str:
+        return self.spec["id"]
+
+
+@dataclass
+class Outcome:
+    run_id: str
+    status: str  # finished | diverged | failed | busy (claimed elsewhere) | done_before
+    seconds: float = 0.0
+    test_acc: float | None = None
+    reason: str = ""
+    how: str = ""  # new | resume | restart
+    worker: str = ""
+
+
+_bundle_cache: dict = {}
+
+
+def _bundle(cfg):
+    """Workers train many runs of one dataset: load it once per process (one dataset kept, so a
+    study over many datasets does not pile them up in memory)."""
+    from ..data import check_dataset, load_dataset
+    res = cfg.resolution or check_dataset(cfg.dataset).resolution
+    key = (cfg.dataset, cfg.data_dir, res)
+    if key not in _bundle_cache:
+        _bundle_cache.clear()
+        _bundle_cache[key] = load_dataset(cfg.dataset, cfg.data_dir, res)
+    return _bundle_cache[key]
+
+
+def execute(task: Task) -> Outcome:
+    from ..train import run
+
+    store = Store(task.study_dir)
+    spec = RunSpec.from_dict(task.spec)
+    me = f"{socket.gethostname()}:{os.getpid()}"
+    if not store.study_file.exists():
+        # On a cluster every node must see DIR; a private /tmp on a remote node would silently
+        # create a second, invisible store.
+        return Outcome(spec.id, "failed", reason=f"{task.study_dir} is not visible from {me}; put the study "
+                       "folder on a filesystem every node shares", worker=me)
+    lock = store.claim(spec.id)
+    if lock is None:
+        return Outcome(spec.id, "busy", worker=me)
+    try:
+        state = store.state(spec.id)
+        if state.done:  # another process finished it after our scheduler looked
+            return Outcome(spec.id, "done_before", test_acc=(state.result or {}).get("test_acc"), worker=me)
+        attempt = store.attempts(spec.id) + 1
+        how = store.clean_for_attempt(spec.id)
+        store.log("start", spec.id, how=how, attempt=attempt,
+                  recovered_from=lock.recovered.get("pid") if lock.recovered else None)
+        t0 = time.time()
+        try:
+            cfg = spec.train_config(**task.speed)
+            result = run(cfg, store.run_dir(spec.id), progress=False, bundle=_bundle(cfg), label=spec.id)
+        except Exception as e:  # a run's own failure: recorded, the study goes on
+            err = store.record_failure(spec.id, e, attempt)
+            store.log("end", spec.id, status="failed", seconds=time.time() - t0, reason=err["reason"])
+            return Outcome(spec.id, "failed", seconds=time.time() - t0, reason=err["reason"], how=how, worker=me)
+        seconds = time.time() - t0
+        store.log("end", spec.id, status=result["status"], seconds=seconds, test_acc=result.get("test_acc"))
+        reason = f"diverged at {result.get('diverged_at')}" if result["status"] == "diverged" else ""
+        return Outcome(spec.id, result["status"], seconds=seconds, test_acc=result.get("test_acc"), reason=reason,
+                       how=how, worker=me)
+    finally:
+        lock.release()
+
+
+def record_lost(study_dir: str, run_id: str, reason: str) -> bool:
+    """A worker died mid-run (killed, out of memory): write error.json if nobody holds the run now.
+    Returns whether it was recorded."""
+    store = Store(study_dir)
+    lock = store.claim(run_id)
+    if lock is None:
+        return False
+    try:
+        if store.state(run_id).done:
+            return False
+        store.record_failure(run_id, reason, store.attempts(run_id) + 1)
+        store.log("end", run_id, status="failed", reason=reason)
+        return True
+    finally:
+        lock.release()
+
+
+def ray_execute(task: Task) -> Outcome:
+    """Entry point of a Ray task: torch threads = the CPUs Ray granted this task."""
+    import torch
+    threads = task.speed.get("threads")
+    if threads:
+        torch.set_num_threads(threads)
+    return execute(task)
+
+
+def study_dir_of(path: str | Path) -> str:
+    return str(Path(path).resolve())

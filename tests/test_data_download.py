@@ -62,7 +62,7 @@ def server(tmp_path):
     srv = ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(Handler, directory=str(root)))
     srv.requests, srv.honour_range, srv.cut, srv.root = [], True, False, root
     srv.url = f"http://127.0.0.1:{srv.server_address[1]}/"
-    t = threading.Thread(target=srv.serve_forever, daemon=True)
+    t = threading.Thread(target=srv.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
     t.start()
     yield srv
     srv.shutdown()

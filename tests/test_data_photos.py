@@ -114,6 +114,9 @@ def test_dtd_listed_file_missing_or_unknown_category(tmp_path):
     (d / "labels" / "val1.txt").write_text("striped/striped_0001.jpg\n")
     with pytest.raises(UserError, match="val1.txt: category 'striped' does not occur in train1.txt"):
         load_dataset("dtd", tmp_path)
+    (d / "labels" / "val1.txt").write_text("banded/banded_1000.jpg\nbanded_1001.jpg\n")
+    with pytest.raises(UserError, match=r"val1.txt: line 2 is 'banded_1001.jpg', expected 'category/file.jpg'"):
+        load_dataset("dtd", tmp_path)
 
 
 # ---- oxford-pets -------------------------------------------------------------------------------

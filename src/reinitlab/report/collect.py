@@ -1,0 +1,127 @@
+"""Read a study folder into one record per run, from the run folders alone (nothing is retrained).
+
+A run folder's state: result.json (finished or diverged), error.json (failed), config.json only
+(partial: interrupted; `running` if a worker holds its lock now). Runs listed in runs.json without a
+folder are pending. Folders of earlier definitions of the study are included: they are results too.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ..errors import UserError
+from ..rundir import read_json
+from ..study.definition import FULL
+from ..study.store import Store
+
+MARKERS = ("config.json", "result.json", "error.json")
+
+
+@dataclass
+class RunRecord:
+    id: str
+    status: str  # finished | diverged | failed | partial | running | pending
+    config: dict[str, Any]
+    result: dict[str, Any] | None = None
+    error: dict[str, Any] | None = None
+    axes: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def key(self) -> tuple:
+        """The combination a run belongs to: (dataset, arch, train_size, label_noise)."""
+        a = self.axes
+        return (a["dataset"], a["arch"], a["train_size"], a["label_noise"])
+
+    @property
+    def method(self) -> str:
+        return self.axes["method"]
+
+    @property
+    def seed(self) -> int:
+        return self.axes["seed"]
+
+    @property
+    def test_acc(self) -> float | None:
+        return (self.result or {}).get("test_acc") if self.status == "finished" else None
+
+
+@dataclass
+class Collected:
+    root: Path
+    runs: list[RunRecord]
+    study: dict | None  # study.json, if the folder was made by `reinitlab study`
+    methods: list[str]  # display order
+
+    def by_status(self, status: str) -> list[RunRecord]:
+        return [r for r in self.runs if r.status == status]
+
+
+def collect(root: str | Path) -> Collected:
+    root = Path(root)
+    store = Store(root)
+    if not root.is_dir():
+        raise UserError(f"{root}: no such folder")
+    runs_dir = root / "runs"
+    folders = set()
+    if runs_dir.is_dir():
+        for marker in MARKERS:
+            for f in runs_dir.rglob(marker):
+                folders.add(f.parent.relative_to(runs_dir).as_posix())
+    listed = {d["id"]: d for d in store.read_runs()}
+    if not folders and not listed:
+        raise UserError(f"{root}: no run folders under {runs_dir} and no runs.json; is this a study folder "
+                        "(reinitlab study ... --out DIR)?")
+    records = []
+    for rid in sorted(folders | set(listed)):
+        records.append(_record(store, rid, listed.get(rid)))
+    study = store.read_study()
+    return Collected(root, records, study, _method_order(records, study))
+
+
+def _record(store: Store, rid: str, listed: dict | None) -> RunRecord:
+    d = store.run_dir(rid)
+    state = store.state(rid)
+    config = _read(d / "config.json") or (listed or {}).get("config") or {}
+    status = state.status
+    if status in ("partial", "pending") and store.is_running(rid):
+        status = "running"
+    axes = _axes(config, (listed or {}).get("axes"), state.result)
+    return RunRecord(rid, status, config, state.result, state.error, axes)
+
+
+def _axes(config: dict, listed_axes: dict | None, result: dict | None) -> dict:
+    """The resolved config wins (train_size "full" becomes the number of examples trained on)."""
+    a = dict(listed_axes or {})
+    for key in ("dataset", "arch", "method", "label_noise", "seed"):
+        if key in config:
+            a[key] = config[key]
+    size = config.get("train_size")
+    a["train_size"] = size if size is not None else a.get("train_size", FULL)
+    for key, default in (("dataset", "?"), ("arch", "?"), ("method", "?"), ("label_noise", 0.0), ("seed", 0)):
+        a.setdefault(key, (result or {}).get(key, default))
+    return a
+
+
+def _read(path: Path) -> dict | None:
+    try:
+        data = read_json(path)
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def _method_order(records: list[RunRecord], study: dict | None) -> list[str]:
+    """The study's order (baseline, long, then the rest as written), then any others found."""
+    declared = ((study or {}).get("definition") or {}).get("methods", [])
+    from ..study.expand import canonical_method
+    order = []
+    for m in declared:
+        try:
+            m = canonical_method(m)
+        except UserError:
+            pass
+        if m not in order:
+            order.append(m)
+    found = sorted({r.method for r in records}, key=lambda m: (m not in ("baseline", "long"), m != "baseline", m))
+    return [m for m in order if m in {r.method for r in records}] + [m for m in found if m not in order]

@@ -1,0 +1,59 @@
+"""report.html: one self-contained file (inline CSS, plots as base64 PNG data URIs, no scripts, no
+network), so it can be mailed, archived or opened from any folder and still show everything."""
+from __future__ import annotations
+
+import base64
+import html
+import time
+from pathlib import Path
+
+from .tables import Tables, headline, sections, status_line
+
+CSS = """
+body { font-family: system-ui, -apple-system, Segoe UI, Roboto, sans-serif; margin: 2em auto; max-width: 1400px;
+       padding: 0 1em; color: #222; }
+h1 { font-size: 1.6em; } h2 { font-size: 1.25em; margin-top: 2em; border-bottom: 1px solid #ddd; }
+table { border-collapse: collapse; font-size: 0.85em; margin: 0.5em 0 1em; }
+th, td { border: 1px solid #ccc; padding: 0.25em 0.55em; text-align: right; white-space: nowrap; }
+th { background: #f3f3f3; } td:first-child, th:first-child { text-align: left; }
+td.l { text-align: left; white-space: normal; }
+p.note { color: #555; font-size: 0.9em; } .meta { color: #666; font-size: 0.85em; }
+figure { margin: 1em 0; } figure img { max-width: 100%; border: 1px solid #eee; }
+figcaption { color: #555; font-size: 0.9em; }
+"""
+
+
+def _md_inline(text: str) -> str:
+    """The headline uses **bold** only."""
+    parts = html.escape(text).split("**")
+    return "".join(f"<b>{p}</b>" if i % 2 else p for i, p in enumerate(parts))
+
+
+def render(t: Tables, title: str, plots: list[tuple[Path, str]], meta: list[str] = ()) -> str:
+    out = ["<!DOCTYPE html>", '<html lang="en"><head><meta charset="utf-8">',
+           '<meta name="viewport" content="width=device-width, initial-scale=1">',
+           f"<title>{html.escape(title)}</title><style>{CSS}</style></head><body>",
+           f"<h1>{html.escape(title)}</h1>",
+           f'<p class="meta">{html.escape(status_line(t))}. Generated {time.strftime("%Y-%m-%d %H:%M")}'
+           + "".join(f"<br>{html.escape(m)}" for m in meta) + "</p>"]
+    if t.unfinished:
+        out.append(f'<p class="note">{len(t.unfinished)} run(s) are not finished yet; re-run the study command '
+                   "to complete them.</p>")
+    hl = headline(t)
+    if hl:
+        out.append("<h2>Answer</h2><ul>" + "".join(f"<li>{_md_inline(h[2:])}</li>" for h in hl) + "</ul>")
+    for title_, expl, header, rows in sections(t):
+        out.append(f"<h2>{html.escape(title_)}</h2><p class=\"note\">{html.escape(expl)}</p>")
+        out.append("<table><thead><tr>" + "".join(f"<th>{html.escape(h)}</th>" for h in header) + "</tr></thead><tbody>")
+        for row in rows:
+            out.append("<tr>" + "".join(f'<td{" class=l" if len(c) > 40 else ""}>{html.escape(c)}</td>' for c in row)
+                       + "</tr>")
+        out.append("</tbody></table>")
+    if plots:
+        out.append("<h2>Plots</h2>")
+        for path, caption in plots:
+            data = base64.b64encode(Path(path).read_bytes()).decode("ascii")
+            out.append(f'<figure><img src="data:image/png;base64,{data}" alt="{html.escape(caption)}">'
+                       f"<figcaption>{html.escape(caption)}</figcaption></figure>")
+    out.append("</body></html>")
+    return "\n".join(out)

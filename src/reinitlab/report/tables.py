@@ -1,0 +1,258 @@
+"""The report's numbers, computed once from the collected runs and rendered as Markdown (summary.md
+and the terminal) or HTML. Accuracies are shown in percent, differences in percentage points.
+
+Only finished runs enter a mean. Diverged and failed runs are counted in their cell and listed in
+their own table, never averaged silently; pairs need both methods finished on the same seed.
+"""
+from __future__ import annotations
+
+import itertools
+import math
+from dataclasses import dataclass
+
+from .collect import Collected, RunRecord
+from .stats import MeanSE, PairedDiff, SignTest, holm, mean_se, paired_diff, sign_test
+
+REFERENCES = ("baseline", "long")
+
+
+@dataclass
+class Cell:
+    stat: MeanSE
+    diverged: int
+    failed: int
+    other: int  # partial, running or pending
+
+
+@dataclass
+class PairRow:
+    a: str
+    b: str
+    test: SignTest
+    p_holm: float
+    mean_diff: float  # mean over the combinations of the per-combination mean difference (points)
+
+
+@dataclass
+class Tables:
+    combos: list[tuple]  # (dataset, arch, train_size, label_noise), sorted
+    methods: list[str]
+    cells: dict[tuple, dict[str, Cell]]  # combo -> method -> cell
+    diffs: dict[str, dict[tuple, dict[str, PairedDiff]]]  # reference -> combo -> method -> diff
+    pairs: list[PairRow]
+    status_counts: dict[str, int]
+    problems: list[RunRecord]  # failed, diverged
+    unfinished: list[RunRecord]  # partial, running, pending
+
+
+def _seed_acc(runs: list[RunRecord]) -> dict[tuple, dict[str, dict[int, float]]]:
+    out: dict = {}
+    for r in runs:
+        if r.test_acc is not None:
+            out.setdefault(r.key, {}).setdefault(r.method, {})[r.seed] = r.test_acc
+    return out
+
+
+def _sort_key(combo: tuple):
+    d, a, n, p = combo
+    return (str(d), str(a), (0, n) if isinstance(n, (int, float)) else (1, str(n)), p)
+
+
+def compute(col: Collected) -> Tables:
+    combos = sorted({r.key for r in col.runs}, key=_sort_key)
+    acc = _seed_acc(col.runs)
+    methods = col.methods
+    cells: dict = {}
+    for combo in combos:
+        row = {}
+        for m in methods:
+            rs = [r for r in col.runs if r.key == combo and r.method == m]
+            if not rs:
+                continue
+            vals = [v for _, v in sorted(acc.get(combo, {}).get(m, {}).items())]
+            row[m] = Cell(mean_se(vals), sum(r.status == "diverged" for r in rs), sum(r.status == "failed" for r in rs),
+                          sum(r.status in ("partial", "running", "pending") for r in rs))
+        cells[combo] = row
+
+    diffs: dict = {}
+    for ref in REFERENCES:
+        if ref not in methods:
+            continue
+        per = {}
+        for combo in combos:
+            seeds = acc.get(combo, {})
+            if ref not in seeds:
+                continue
+            row = {}
+            for m in methods:
+                if m == ref or m not in seeds:
+                    continue
+                common = sorted(set(seeds[m]) & set(seeds[ref]))
+                if common:
+                    row[m] = paired_diff([seeds[m][s] for s in common], [seeds[ref][s] for s in common])
+            per[combo] = row
+        diffs[ref] = per
+
+    pairs = []
+    for a, b in itertools.combinations(methods, 2):
+        xa, xb = [], []
+        for combo in combos:
+            seeds = acc.get(combo, {})
+            if a in seeds and b in seeds:
+                common = sorted(set(seeds[a]) & set(seeds[b]))
+                if common:
+                    xa.append(sum(seeds[a][s] for s in common) / len(common))
+                    xb.append(sum(seeds[b][s] for s in common) / len(common))
+        if xa:
+            t = sign_test(xa, xb)
+            md = 100 * sum(x - y for x, y in zip(xa, xb)) / len(xa)
+            pairs.append(PairRow(a, b, t, math.nan, md))
+    for row, adj in zip(pairs, holm([p.test.p for p in pairs])):
+        row.p_holm = adj
+
+    counts: dict[str, int] = {}
+    for r in col.runs:
+        counts[r.status] = counts.get(r.status, 0) + 1
+    problems = [r for r in col.runs if r.status in ("failed", "diverged")]
+    unfinished = [r for r in col.runs if r.status in ("partial", "running", "pending")]
+    return Tables(combos, methods, cells, diffs, pairs, counts, problems, unfinished)
+
+
+# ---- rendering -----------------------------------------------------------------------------
+def pct(x: float, digits: int = 2) -> str:
+    return "n/a" if x is None or math.isnan(x) else f"{100 * x:.{digits}f}"
+
+
+def fmt_p(p: float) -> str:
+    if math.isnan(p):
+        return "n/a"
+    return f"{p:.2g}" if p < 0.001 else f"{p:.3f}"
+
+
+def fmt_cell(c: Cell | None) -> str:
+    if c is None:
+        return ""
+    s = c.stat
+    if s.n == 0:
+        text = "—"
+    elif s.n == 1:
+        text = f"{pct(s.mean)} (1)"
+    else:
+        text = f"{pct(s.mean)} ± {pct(s.se)} ({s.n})"
+    notes = []
+    if c.diverged:
+        notes.append(f"{c.diverged} diverged")
+    if c.failed:
+        notes.append(f"{c.failed} failed")
+    if c.other:
+        notes.append(f"{c.other} unfinished")
+    return text + (" [" + ", ".join(notes) + "]" if notes else "")
+
+
+def fmt_diff(d: PairedDiff | None) -> str:
+    if d is None:
+        return ""
+    if d.n < 2:
+        return f"{100 * d.mean:+.2f} (1 seed)"
+    star = " *" if d.excludes_zero else ""
+    return f"{100 * d.mean:+.2f} [{100 * d.lo:+.2f}, {100 * d.hi:+.2f}] ({d.n}){star}"
+
+
+def combo_text(combo: tuple) -> list[str]:
+    d, a, n, p = combo
+    return [str(d), str(a), str(n), f"{p:g}"]
+
+
+def headline(t: Tables) -> list[str]:
+    """The answer first: how each method compares with both references, in words."""
+    lines = []
+    for ref in REFERENCES:
+        per = t.diffs.get(ref)
+        if not per:
+            continue
+        for m in t.methods:
+            ds = [row[m] for row in per.values() if m in row]
+            if not ds:
+                continue
+            up = sum(d.excludes_zero and d.mean > 0 for d in ds)
+            down = sum(d.excludes_zero and d.mean < 0 for d in ds)
+            avg = 100 * sum(d.mean for d in ds) / len(ds)
+            lines.append(f"- **{m} vs {ref}**: {avg:+.2f} points on average over {len(ds)} combination"
+                         f"{'s' if len(ds) != 1 else ''}; 95% interval above 0 in {up}, below 0 in {down}.")
+    for row in t.pairs:
+        if row.p_holm <= 0.05:
+            better = row.a if row.test.wins > row.test.losses else row.b
+            lines.append(f"- Sign test: **{better}** wins significantly in {row.a} vs {row.b} "
+                         f"({row.test.wins}-{row.test.losses}, Holm p = {fmt_p(row.p_holm)}).")
+    if t.pairs and not any(r.p_holm <= 0.05 for r in t.pairs):
+        n_max = max(r.test.n for r in t.pairs)
+        lines.append(f"- No method pair differs significantly by the sign test after Holm correction "
+                     f"(at most {n_max} untied combination{'s' if n_max != 1 else ''} per pair; the smallest "
+                     f"possible two-sided p with n={n_max} is {fmt_p(min(1.0, 2 * 0.5 ** n_max))}).")
+    return lines
+
+
+def markdown_table(header: list[str], rows: list[list[str]]) -> str:
+    out = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
+    out += ["| " + " | ".join(c.replace("|", "\\|") for c in row) + " |" for row in rows]
+    return "\n".join(out)
+
+
+def sections(t: Tables) -> list[tuple[str, str, list[str], list[list[str]]]]:
+    """(title, explanation, header, rows) of every table, shared by Markdown and HTML."""
+    out = []
+    head = ["dataset", "arch", "train size", "noise"]
+    out.append(("Test accuracy (%)", "mean ± standard error (n seeds) over finished runs; diverged, failed and "
+                "unfinished runs are counted in brackets, not averaged.",
+                head + t.methods,
+                [combo_text(c) + [fmt_cell(t.cells[c].get(m)) for m in t.methods] for c in t.combos]))
+    for ref in REFERENCES:
+        per = t.diffs.get(ref)
+        if not per:
+            continue
+        others = [m for m in t.methods if m != ref]
+        out.append((f"Paired difference vs {ref} (points)",
+                    f"mean of (method − {ref}) over the seeds where both finished, 95% t-interval, (n); "
+                    "* = the interval excludes 0.",
+                    head + others,
+                    [combo_text(c) + [fmt_diff(per[c].get(m)) for m in others] for c in t.combos if c in per]))
+    if t.pairs:
+        out.append(("Sign test across combinations",
+                    "per combination the seed-paired mean accuracies of A and B are compared; exact two-sided "
+                    "binomial test over the untied combinations; Holm correction over all pairs.",
+                    ["A", "B", "A better", "B better", "ties", "mean A−B (points)", "p", "p (Holm)", "significant"],
+                    [[r.a, r.b, str(r.test.wins), str(r.test.losses), str(r.test.ties), f"{r.mean_diff:+.2f}",
+                      fmt_p(r.test.p), fmt_p(r.p_holm), "yes" if r.p_holm <= 0.05 else "no"] for r in t.pairs]))
+    if t.problems:
+        out.append(("Failed and diverged runs", "not included in any mean or test above.",
+                    ["run", "status", "reason"],
+                    [[r.id, r.status, _reason(r)] for r in t.problems]))
+    return out
+
+
+def _reason(r: RunRecord) -> str:
+    if r.status == "diverged":
+        at = (r.result or {}).get("diverged_at") or {}
+        return f"non-finite loss or weights at round {at.get('round')}, epoch {at.get('epoch')}"
+    return ((r.error or {}).get("reason") or "").splitlines()[0] if r.error else ""
+
+
+def status_line(t: Tables) -> str:
+    order = ["finished", "diverged", "failed", "running", "partial", "pending"]
+    parts = [f"{t.status_counts[s]} {s}" for s in order if t.status_counts.get(s)]
+    return f"{sum(t.status_counts.values())} runs: " + ", ".join(parts)
+
+
+def to_markdown(t: Tables, title: str, plots: list[tuple[str, str]] = ()) -> str:
+    lines = [f"# {title}", "", status_line(t) + ".", ""]
+    if t.unfinished:
+        lines += [f"{len(t.unfinished)} run(s) are not finished yet (running, interrupted or not started); "
+                  "re-run the study command to complete them.", ""]
+    hl = headline(t)
+    if hl:
+        lines += ["## Answer", ""] + hl + [""]
+    for title_, expl, header, rows in sections(t):
+        lines += [f"## {title_}", "", expl, "", markdown_table(header, rows), ""]
+    if plots:
+        lines += ["## Plots", ""] + [f"![{cap}]({path})" for path, cap in plots] + [""]
+    return "\n".join(lines)

@@ -1,11 +1,14 @@
 """The report on synthetic run folders with hand-checkable numbers: tables, statistics, listing of
 failed/diverged/unfinished runs, results.csv, summary.md and the plots."""
+import base64
 import csv
 import io
 import json
+import re
 from pathlib import Path
 
 import pytest
+from PIL import Image
 
 from reinitlab.cli import main
 from reinitlab.report import make_report
@@ -147,7 +150,12 @@ def test_make_report_writes_every_file(study):
     for p in (study / "plots").glob("*.png"):
         assert p.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     html = (study / "report.html").read_text()
-    assert html.count("data:image/png;base64,") == 3
+    embedded = re.findall(r'src="data:image/png;base64,([A-Za-z0-9+/=]+)"', html)
+    assert len(embedded) == 3
+    for data in embedded:  # each decodes completely to the plot written to plots/
+        img = Image.open(io.BytesIO(base64.b64decode(data)))
+        img.load()
+        assert img.size[0] > 300 and img.size[1] > 200
     assert "52.00 ± 1.15 (3)" in html and "<script" not in html and "http" not in html.split("</style>")[1]
 
 

@@ -1,0 +1,87 @@
+"""report.html in a real headless browser (Debian's chromium): it loads without a script error or a
+failed resource, shows every table, and every plot decodes (naturalWidth > 0).
+
+The check runs inside the page: a copy of the report gets a probe script that records errors from
+the first moment (injected at the top of <head>) and, on load, writes what it found into the DOM,
+which `--dump-dom` prints. The report itself is tested unchanged apart from that probe.
+Skips, saying why, where chromium is not installed (.ci/run installs it).
+"""
+import json
+import re
+import shutil
+import subprocess
+
+import pytest
+
+from reinitlab.report import make_report
+
+from test_report_tables import study  # noqa: F401  (fixture: synthetic run folders)
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+
+PROBE_HEAD = """<script>
+window.__errors = [];
+window.addEventListener('error', function (e) {
+  var t = e.target;
+  window.__errors.push(t && t !== window && t.tagName ? 'resource failed: ' + t.tagName + ' ' + (t.src || '').slice(0, 40)
+                                                      : 'script error: ' + e.message);
+}, true);
+</script>"""
+
+PROBE_TAIL = """<script>
+window.addEventListener('load', function () {
+  var imgs = Array.prototype.slice.call(document.images);
+  var out = {
+    errors: window.__errors,
+    images: imgs.map(function (i) { return {w: i.naturalWidth, h: i.naturalHeight, complete: i.complete}; }),
+    tables: document.querySelectorAll('table').length,
+    title: document.title
+  };
+  var pre = document.createElement('pre');
+  pre.id = 'probe-result';
+  pre.textContent = JSON.stringify(out);
+  document.body.appendChild(pre);
+});
+</script>"""
+
+
+def chromium(args, tmp_path, timeout=90):
+    cmd = [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking",
+           "--disable-component-update", "--disable-sync", "--disable-dev-shm-usage",
+           f"--user-data-dir={tmp_path / 'chromium-profile'}", *args]
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
+
+
+def probe(page_html: str, tmp_path) -> dict:
+    page = tmp_path / "probed.html"
+    page.write_text(page_html)
+    r = chromium(["--virtual-time-budget=10000", "--dump-dom", page.as_uri()], tmp_path)
+    assert r.returncode == 0, r.stderr[-2000:]
+    m = re.search(r'<pre id="probe-result">(.*?)</pre>', r.stdout, re.S)
+    assert m, "the page's load handler never ran: " + r.stdout[:500]
+    return json.loads(m.group(1).replace("&quot;", '"').replace("&amp;", "&"))
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(CHROMIUM is None, reason="chromium not installed (apt-get install -y chromium; .ci/run does it)")
+def test_report_html_renders_in_chromium(study, tmp_path):  # noqa: F811
+    make_report(study)
+    html = (study / "report.html").read_text()
+    assert "<script" not in html  # the report needs no scripts; the probe below is the test's
+    probed = html.replace("<head>", "<head>" + PROBE_HEAD, 1).replace("</body>", PROBE_TAIL + "</body>", 1)
+    found = probe(probed, tmp_path)
+    assert found["errors"] == []
+    assert found["tables"] == 5  # accuracy, vs baseline, vs long, sign test, failed/diverged runs
+    assert len(found["images"]) == 3
+    assert all(i["complete"] and i["w"] > 0 and i["h"] > 0 for i in found["images"]), found["images"]
+    assert found["title"].startswith("Study toy-study")
+
+    # the probe can fail: the same page with one plot's PNG header garbled shows a broken image
+    broken = re.sub(r"(data:image/png;base64,)[A-Za-z0-9+/]{64}", r"\1" + "A" * 64, probed, count=1)
+    bad = probe(broken, tmp_path)
+    assert bad["images"][0]["w"] == 0 and bad["errors"], bad
+
+    # and a screenshot renders (what a person opening the file sees)
+    shot = tmp_path / "report.png"
+    r = chromium(["--window-size=1300,2000", f"--screenshot={shot}", (study / "report.html").as_uri()], tmp_path)
+    assert r.returncode == 0 and shot.read_bytes()[:4] == b"\x89PNG"

@@ -8,8 +8,8 @@ split.json with a hash of its content.
   the pool's to within one example per class.
 - Nested: each class's examples are taken in the order of one permutation per (data seed, class),
   so with one data seed the subset of 500 is contained in the subset of 1000.
-- Label noise: exactly round(p * n) training positions (half rounds up), drawn uniformly, get a
-  uniformly random *other* class; their indices and both labels are stored.
+- Label noise: exactly round(p * n) training positions (Python's round: halves go to the even
+  number), drawn uniformly, get a uniformly random *other* class; indices and both labels are stored.
 """
 from __future__ import annotations
 
@@ -117,7 +117,7 @@ def make_split(bundle: DataBundle, train_size: int | None, val_fraction: float, 
                             f"train_size >= {min_train_size(pool_counts)}")
         train = pool[stratified_pick(y[pool], train_size, C, generator(data_seed, "subset"))]
     labels = y[train].clone()
-    n_noisy = math.floor(label_noise * len(train) + 0.5)
+    n_noisy = int(round(label_noise * len(train)))
     g = generator(data_seed, "noise")
     noisy = torch.randperm(len(train), generator=g)[:n_noisy].sort().values
     if n_noisy:

@@ -1,0 +1,456 @@
+"""`reinitlab bench`: reinitlab's training loop against the usual PyTorch way and the machine's peak.
+
+For each case (arch, width, resolution, channels) the same model and data are trained two ways in
+one process:
+
+- ours: the real `train.Engine` (`train_epoch`, `evaluate`) on a prepared run of the case;
+- reference: the textbook pipeline, written here: a `Dataset` that returns one uint8 image at a
+  time converted and normalized per sample (what ToTensor + Normalize do), a `DataLoader` with the
+  default collate, and the standard loop (model.train(), zero_grad, forward, loss, backward, step,
+  loss.item() every step), with the model in PyTorch's default memory format and fp32.
+
+The machine is shared and its speed drifts by the second, so nothing is compared across time:
+each repeat measures a matmul chunk (the peak) and then every case's two loops back to back, in
+alternating order; speedups and utilizations are medians over repeats of ratios taken within a
+repeat. FLOPs are counted with `torch.utils.flop_counter` on one training step (forward, loss,
+backward) and are per image, so achieved FLOP/s = FLOPs per image x images per second.
+
+The 32 px colour cases train on fashion-mnist-small resized to 32 px and tinted into three
+channels: no colour dataset ships with the package, and the speed of dense fp32 kernels does not
+depend on pixel content.
+"""
+from __future__ import annotations
+
+import copy
+import json
+import math
+import statistics
+import sys
+import time
+from dataclasses import dataclass, field
+
+import torch
+import torch.nn.functional as F
+
+from .config import TrainConfig
+from .data import DataBundle, load_dataset
+from .errors import UserError
+from .models import build_model
+
+BATCH = 128
+LW_EPOCHS = TrainConfig().epochs  # a round of the default LW run
+
+
+@dataclass(frozen=True)
+class Case:
+    arch: str
+    width: float
+    resolution: int
+    channels: int
+
+    @property
+    def name(self) -> str:
+        return f"{self.arch}-w{self.width:g}-{self.resolution}px-{'grey' if self.channels == 1 else 'colour'}"
+
+
+FULL_CASES = [Case(a, w, r, c) for r, c in ((28, 1), (32, 3)) for a in ("cnn", "resnet18") for w in (0.25, 1.0)]
+# --quick: every case once more cheaply; the full-width ResNet-18 (~35 img/s on 2 cores) only at 32 px colour.
+QUICK_CASES = [c for c in FULL_CASES if not (c.arch == "resnet18" and c.width == 1.0 and c.channels == 1)]
+
+
+def sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+# ---- data -------------------------------------------------------------------------------------
+def bench_bundle(resolution: int, channels: int, dataset: str = "fashion-mnist-small") -> DataBundle:
+    b = load_dataset(dataset, resolution=resolution)
+    if channels == b.channels:
+        return b
+    if b.channels != 1:
+        raise UserError(f"bench: cannot make {channels} channels from {b.channels}")
+    # A fixed per-channel tint keeps the channels distinct (not a copy the net could collapse).
+    tint = torch.linspace(1.0, 0.6, channels).view(1, channels, 1, 1)
+
+    def colour(x):
+        return (x.float() * tint).round().to(torch.uint8) if x is not None else None
+
+    return DataBundle(name=f"{b.name}-rgb{resolution}", x_train=colour(b.x_train), y_train=b.y_train,
+                      x_test=colour(b.x_test), y_test=b.y_test, classes=b.classes, x_val=colour(b.x_val),
+                      y_val=b.y_val, source=b.source)
+
+
+class PerSampleDataset(torch.utils.data.Dataset):
+    """The usual image dataset: one uint8 image at a time, converted and normalized per sample."""
+
+    def __init__(self, images: torch.Tensor, labels: torch.Tensor, mean: torch.Tensor, std: torch.Tensor):
+        self.images, self.labels = images, labels
+        self.mean, self.std = mean.view(-1, 1, 1), std.view(-1, 1, 1)
+
+    def __len__(self):
+        return len(self.labels)
+
+    def __getitem__(self, i):
+        x = self.images[i].float().div(255.0)  # ToTensor
+        x = (x - self.mean) / self.std  # Normalize
+        return x, int(self.labels[i])
+
+
+# ---- the two loops ----------------------------------------------------------------------------
+class Ours:
+    """reinitlab's Engine on one case; `train(k)` runs `train_epoch` over an epoch of k steps."""
+
+    def __init__(self, case: Case, bundle: DataBundle, device: str, threads: int | None, compile: bool = False):
+        from .train import Engine, prepare
+        cfg = TrainConfig(dataset=bundle.name, arch=case.arch, width=case.width, method="baseline", epochs=LW_EPOCHS,
+                          batch_size=BATCH, device=device, threads=threads, compile=compile)
+        self.p = prepare(cfg, bundle)
+        self.eng = Engine(self.p)
+        if compile:
+            self.eng.forward = torch.compile(self.eng.model)  # as `execute` does each round
+        self.opt = self.eng.optimizer()
+        self.full_steps = self.eng.steps
+        self.epoch = self.done = 0
+        self.total_steps = LW_EPOCHS * self.full_steps
+
+    @property
+    def device(self) -> torch.device:
+        return self.p.device
+
+    def train(self, steps: int) -> int:
+        # A shortened epoch of the real loop: train_epoch runs `steps` batches of its permutation.
+        self.eng.steps = steps
+        step0 = self.done % self.total_steps
+        self.eng.train_epoch(self.opt, 0, self.epoch, step0, self.total_steps)
+        self.eng.steps = self.full_steps
+        self.epoch += 1
+        self.done += steps
+        return steps * self.eng.batch
+
+    def evaluate(self, n: int) -> int:
+        self.eng.evaluate(self.eng.x_test[:n], self.eng.y_test[:n])
+        return min(n, len(self.eng.y_test))
+
+
+class Reference:
+    """The textbook loop on the same data and model, in the default memory format and fp32."""
+
+    def __init__(self, ours: Ours, bundle: DataBundle):
+        p, dev = ours.p, ours.device
+        x = bundle.x_train[p.split.train]
+        mean = x.float().div(255).mean(dim=(0, 2, 3))
+        std = x.float().div(255).std(dim=(0, 2, 3)).clamp_min(1e-3)
+        self.device = dev
+        pin = dev.type == "cuda"
+        self.train_set = PerSampleDataset(x, p.split.labels, mean, std)
+        self.test_set = PerSampleDataset(bundle.x_test, bundle.y_test, mean, std)
+        self.loader = torch.utils.data.DataLoader(self.train_set, batch_size=BATCH, shuffle=True, drop_last=True,
+                                                  pin_memory=pin)
+        self.pin = pin
+        torch.manual_seed(0)
+        self.model = build_model(p.cfg.arch, bundle.channels, bundle.num_classes, p.cfg.width, p.cfg.resolution).to(dev)
+        c = p.cfg
+        self.opt = torch.optim.SGD(self.model.parameters(), lr=c.lr, momentum=c.momentum, nesterov=c.nesterov,
+                                   weight_decay=c.weight_decay)
+        self.it = iter(self.loader)
+
+    def _next(self):
+        try:
+            return next(self.it)
+        except StopIteration:
+            self.it = iter(self.loader)
+            return next(self.it)
+
+    def train(self, steps: int) -> int:
+        self.model.train()
+        for _ in range(steps):
+            x, y = self._next()
+            x, y = x.to(self.device, non_blocking=self.pin), y.to(self.device, non_blocking=self.pin)
+            self.opt.zero_grad()
+            loss = F.cross_entropy(self.model(x), y)
+            loss.backward()
+            self.opt.step()
+            loss.item()
+        return steps * BATCH
+
+    def evaluate(self, n: int) -> int:
+        n = min(n, len(self.test_set))
+        loader = torch.utils.data.DataLoader(torch.utils.data.Subset(self.test_set, range(n)), batch_size=BATCH,
+                                             pin_memory=self.pin)
+        self.model.eval()
+        correct = 0
+        with torch.no_grad():
+            for x, y in loader:
+                x, y = x.to(self.device, non_blocking=self.pin), y.to(self.device, non_blocking=self.pin)
+                correct += (self.model(x).argmax(1) == y).sum().item()
+        return n
+
+
+class Clock:
+    """Wall time, or this process's CPU time (`cpu`): with one thread on a shared machine, CPU time
+    counts only the time the loop actually ran, so ratios stay stable while others compete for the
+    cores. `share` records CPU time / (wall time x threads) of every timed call: well below 1 means
+    the process waited for the cores (a busy machine), not that the loop was slow."""
+
+    def __init__(self, kind: str, device: torch.device):
+        if kind not in ("wall", "cpu"):
+            raise UserError(f"timer {kind!r}: expected 'wall' or 'cpu'")
+        self.kind, self.device = kind, device
+        self.shares: list[float] = []
+
+    def rate(self, fn, *args) -> float:
+        """Images (or FLOPs) per second of one call of `fn`, which returns how many it processed."""
+        sync(self.device)
+        w0, c0 = time.perf_counter(), time.process_time()
+        n = fn(*args)
+        sync(self.device)
+        wall, cpu = time.perf_counter() - w0, time.process_time() - c0
+        if self.device.type == "cpu":
+            self.shares.append(cpu / max(wall * torch.get_num_threads(), 1e-9))
+        return n / max(cpu if self.kind == "cpu" else wall, 1e-9)
+
+
+# ---- FLOPs and the peak -----------------------------------------------------------------------
+def train_flops_per_image(case: Case, num_classes: int = 10, batch: int = 8) -> float:
+    """Forward + loss + backward FLOPs of one training step, per image (shape-based, so a small
+    batch on the CPU counts the same per image as batch 128 anywhere)."""
+    from torch.utils.flop_counter import FlopCounterMode
+    model = build_model(case.arch, case.channels, num_classes, case.width, case.resolution)
+    model.train()
+    x = torch.randn(batch, case.channels, case.resolution, case.resolution)
+    y = torch.arange(batch) % num_classes
+    with FlopCounterMode(display=False) as counter:
+        F.cross_entropy(model(x), y).backward()
+    return counter.get_total_flops() / batch
+
+
+class Peak:
+    """Matmul FLOP/s in the dtype training computes in (fp32 on CPU; bf16 under CUDA autocast)."""
+
+    def __init__(self, clock: Clock, dtype: torch.dtype = torch.float32, n: int | None = None):
+        device = clock.device
+        self.clock, self.device, self.dtype = clock, device, dtype
+        # 4096 on the CPU: smaller products run measurably below the sustained rate (cache blocking).
+        self.n = n or (8192 if device.type == "cuda" else 4096)
+        g = torch.Generator(device="cpu").manual_seed(0)
+        self.a = torch.randn(self.n, self.n, generator=g).to(device, dtype)
+        self.b = torch.randn(self.n, self.n, generator=g).to(device, dtype)
+        self.reps = 1
+        self.measure()  # warm-up, and sizes a chunk to ~0.5 s
+        t = 2 * self.n ** 3 / max(self.measure(), 1.0)
+        self.reps = max(1, min(200, round(0.5 / t)))
+
+    def _chunk(self) -> int:
+        for _ in range(self.reps):
+            torch.mm(self.a, self.b)
+        return 2 * self.n ** 3 * self.reps
+
+    def measure(self) -> float:
+        return self.clock.rate(self._chunk)
+
+
+# ---- the benchmark ----------------------------------------------------------------------------
+@dataclass
+class CaseResult:
+    case: Case
+    flops_per_image: float
+    train_steps: int
+    eval_images: int
+    ours: list[float] = field(default_factory=list)  # img/s per repeat
+    ref: list[float] = field(default_factory=list)
+    peak: list[float] = field(default_factory=list)  # the repeat's matmul FLOP/s
+    ours_eval: list[float] = field(default_factory=list)
+    ref_eval: list[float] = field(default_factory=list)
+    reset_s: float = 0.0
+    lw_round_s: float = 0.0
+
+    def summary(self) -> dict:
+        med = statistics.median
+        ours, ref = med(self.ours), med(self.ref)
+        return {
+            "case": self.case.name, "arch": self.case.arch, "width": self.case.width,
+            "resolution": self.case.resolution, "channels": self.case.channels,
+            "train_img_s": ours, "reference_img_s": ref,
+            "speedup_vs_reference": med([o / r for o, r in zip(self.ours, self.ref)]),
+            "gflop_per_image": self.flops_per_image / 1e9,
+            "achieved_gflop_s": ours * self.flops_per_image / 1e9,
+            "peak_utilization": med([o * self.flops_per_image / p for o, p in zip(self.ours, self.peak)]),
+            "reference_peak_utilization": med([r * self.flops_per_image / p for r, p in zip(self.ref, self.peak)]),
+            "eval_img_s": med(self.ours_eval), "reference_eval_img_s": med(self.ref_eval),
+            "eval_speedup_vs_reference": med([o / r for o, r in zip(self.ours_eval, self.ref_eval)]),
+            "lw_round_s": self.lw_round_s, "reset_s": self.reset_s,
+            "train_steps_per_repeat": self.train_steps, "repeats": len(self.ours),
+        }
+
+
+def _measure_reset(ours: Ours) -> float:
+    """Wall time of one real LW reset (fresh draw, rescale, standardization statistics) on a copy."""
+    from .reinit import Reinitializer
+    eng = ours.eng
+    model = copy.deepcopy(eng.model)
+    reinit = Reinitializer(model, "lw", rounds=max(eng.groups.K - 1, 1), groups=eng.groups, seed=0)
+    sync(ours.device)
+    t0 = time.perf_counter()
+    reinit.reset(1, data=lambda: eng.stat_batches(1))
+    sync(ours.device)
+    return time.perf_counter() - t0
+
+
+def _lw_round_seconds(r: CaseResult, ours: Ours) -> float:
+    """One round of the default LW run on this data, from this run's medians: a reset, E epochs of
+    training and validation, then the test and full-train evaluation that close a round."""
+    eng, med = ours.eng, statistics.median
+    train_ips, eval_ips = med(r.ours), med(r.ours_eval)
+    val_n = 0 if eng.y_val is None else len(eng.y_val)
+    epoch = ours.full_steps * eng.batch / train_ips + val_n / eval_ips
+    return r.reset_s + LW_EPOCHS * epoch + (len(eng.y_test) + eng.n) / eval_ips
+
+
+def run_bench(quick: bool = False, device: str = "auto", cases: list[Case] | None = None, repeats: int | None = None,
+              chunk_s: float | None = None, threads: int | None = None, compile: bool = False,
+              timer: str = "wall", dataset: str = "fashion-mnist-small", peak_size: int | None = None,
+              stream=None) -> dict:
+    """Measure every case; print progress and the table to `stream`; return the summary dict."""
+    from .train import resolve_device
+    stream = stream or sys.stdout
+    cases = cases or (QUICK_CASES if quick else FULL_CASES)
+    repeats = repeats or (3 if quick else 5)
+    chunk_s = chunk_s or (0.6 if quick else 1.5)
+    if threads:
+        torch.set_num_threads(threads)
+    dev = resolve_device(device)
+    precision = "bf16" if dev.type == "cuda" else "fp32"
+    if dev.type == "cuda":
+        torch.backends.cudnn.benchmark = True
+    clock = Clock(timer, dev)
+    t_start = time.perf_counter()
+
+    def say(msg):
+        print(msg, file=stream, flush=True)
+
+    say(f"reinitlab bench: {len(cases)} cases x {repeats} repeats on {dev.type} "
+        f"({torch.get_num_threads()} threads), batch {BATCH}, {precision}, {timer} time")
+    bundles: dict[tuple[int, int], DataBundle] = {}
+    loops, results = [], []
+    for case in cases:
+        key = (case.resolution, case.channels)
+        if key not in bundles:
+            bundles[key] = bench_bundle(case.resolution, case.channels, dataset)
+        ours = Ours(case, bundles[key], device, threads, compile)
+        ref = Reference(ours, bundles[key])
+        # Warm-up (kernel selection, allocator), then one timed step each to size the chunks.
+        ours.train(1), ref.train(1)
+        step_s = max(BATCH / clock.rate(ours.train, 1), BATCH / clock.rate(ref.train, 1))
+        steps = max(1, min(64, round(chunk_s / step_s)))
+        n_eval = min(len(ours.eng.y_test), max(BATCH, BATCH * round(3 * chunk_s / step_s)))
+        ours.evaluate(n_eval), ref.evaluate(n_eval)
+        results.append(CaseResult(case, train_flops_per_image(case, bundles[key].num_classes), steps, n_eval))
+        loops.append((ours, ref))
+        say(f"  prepared {case.name}: {steps} steps and {n_eval} eval images per chunk")
+
+    peak = Peak(clock, torch.bfloat16 if precision == "bf16" else torch.float32, peak_size)
+    clock.shares.clear()  # the share while measuring, not while preparing
+    for rep in range(repeats):
+        p = peak.measure()
+        for res, (ours, ref) in zip(results, loops):
+            order = [("ours", ours), ("ref", ref)]
+            if rep % 2:
+                order.reverse()  # drift within a pair cancels over repeats
+            got = {}
+            for name, loop in order:
+                got[name] = clock.rate(loop.train, res.train_steps)
+            for name, loop in order:
+                got[name + "_eval"] = clock.rate(loop.evaluate, res.eval_images)
+            res.ours.append(got["ours"]), res.ref.append(got["ref"])
+            res.ours_eval.append(got["ours_eval"]), res.ref_eval.append(got["ref_eval"])
+            res.peak.append(p)
+        say(f"  repeat {rep + 1}/{repeats} done ({time.perf_counter() - t_start:.0f} s)")
+    for res, (ours, _) in zip(results, loops):
+        res.reset_s = _measure_reset(ours)
+        res.lw_round_s = _lw_round_seconds(res, ours)
+
+    summary = {
+        "device": dev.type if dev.type != "cuda" else f"cuda:{torch.cuda.get_device_name(dev)}",
+        "threads": torch.get_num_threads(), "precision": precision, "batch": BATCH, "quick": quick,
+        "compile": compile, "timer": timer, "torch": torch.__version__, "repeats": repeats,
+        "cpu_share": statistics.median(clock.shares) if clock.shares else None,
+        # one peak chunk per repeat, recorded with every case of that repeat
+        "peak_gflop_s": statistics.median(results[0].peak) / 1e9, "peak_gflop_s_max": max(results[0].peak) / 1e9,
+        "seconds": time.perf_counter() - t_start,
+        "cases": [r.summary() for r in results],
+    }
+    say("")
+    say(format_table(summary))
+    say(json.dumps(summary))
+    return summary
+
+
+def format_table(summary: dict) -> str:
+    head = (f"{'case':28s} {'ours img/s':>10s} {'ref img/s':>9s} {'speedup':>7s} {'MFLOP/img':>9s} "
+            f"{'GFLOP/s':>8s} {'util':>6s} {'ref util':>8s} {'eval img/s':>10s} {'ref eval':>8s} {'LW round':>9s}")
+    lines = [f"fp32 matmul peak {summary['peak_gflop_s']:.0f} GFLOP/s (median; max {summary['peak_gflop_s_max']:.0f}) "
+             f"on {summary['device']}, {summary['threads']} threads, {summary['precision']}", head, "-" * len(head)]
+    if summary["precision"] != "fp32":
+        lines[0] = lines[0].replace("fp32 matmul", f"{summary['precision']} matmul")
+    for c in summary["cases"]:
+        lines.append(f"{c['case']:28s} {c['train_img_s']:10.0f} {c['reference_img_s']:9.0f} "
+                     f"{c['speedup_vs_reference']:6.2f}x {c['gflop_per_image'] * 1e3:9.1f} "
+                     f"{c['achieved_gflop_s']:8.1f} {100 * c['peak_utilization']:5.1f}% "
+                     f"{100 * c['reference_peak_utilization']:7.1f}% {c['eval_img_s']:10.0f} "
+                     f"{c['reference_eval_img_s']:8.0f} {_dur(c['lw_round_s']):>9s}")
+    lines.append(f"({summary['repeats']} interleaved repeats, medians of within-repeat ratios; {summary['timer']} time; "
+                 f"{summary['seconds']:.0f} s in all)")
+    share = summary.get("cpu_share")
+    if share is not None and summary["timer"] == "wall" and share < 0.85:
+        lines.append(f"note: the process got {100 * share:.0f}% of its {summary['threads']} threads' time: the machine "
+                     "was busy, so absolute rates are low; the ratios compare loops measured side by side")
+    return "\n".join(lines)
+
+
+def _dur(s: float) -> str:
+    if not math.isfinite(s):
+        return "-"
+    return f"{s:.0f} s" if s < 120 else f"{s / 60:.1f} min"
+
+
+# ---- the command ------------------------------------------------------------------------------
+def add_parser(subparsers) -> None:
+    b = subparsers.add_parser("bench", help="training speed: reinitlab's loop vs the usual PyTorch loop and the "
+                                            "machine's matmul peak")
+    b.add_argument("--quick", action="store_true", help="fewer cases and repeats (a few minutes on 2 cores)")
+    b.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda", "mps"])
+    b.add_argument("--repeats", type=int, help="interleaved repeats (default 3 quick, 5 full)")
+    b.add_argument("--threads", type=int, help="torch threads (default: all cores)")
+    b.add_argument("--compile", action="store_true", help="reinitlab's loop with torch.compile")
+    b.add_argument("--timer", choices=["wall", "cpu"], default="wall",
+                   help="cpu: process CPU time instead of wall time (stable on a shared machine with --threads 1)")
+    b.add_argument("--case", action="append", metavar="ARCH:WIDTH:PX:CHANNELS",
+                   help="a case instead of the default set, e.g. cnn:0.25:28:1 (repeatable)")
+    b.set_defaults(func=cmd_bench)
+
+
+def parse_case(text: str) -> Case:
+    parts = text.split(":")
+    if len(parts) != 4:
+        raise UserError(f"--case {text!r}: expected ARCH:WIDTH:PX:CHANNELS, e.g. cnn:0.25:28:1")
+    from .models import check_arch
+    check_arch(parts[0])
+    try:
+        case = Case(parts[0], float(parts[1]), int(parts[2]), int(parts[3]))
+    except ValueError:
+        raise UserError(f"--case {text!r}: WIDTH is a number, PX and CHANNELS integers") from None
+    if case.channels not in (1, 3) or not 8 <= case.resolution <= 64 or not 0 < case.width <= 16:
+        raise UserError(f"--case {text!r}: CHANNELS 1 or 3, PX in 8..64, WIDTH in (0, 16]")
+    return case
+
+
+def cmd_bench(args) -> int:
+    if args.repeats is not None and args.repeats < 1:
+        raise UserError("--repeats: expected an integer >= 1")
+    if args.threads is not None and args.threads < 1:
+        raise UserError("--threads: expected an integer >= 1")
+    cases = [parse_case(c) for c in args.case] if args.case else None
+    run_bench(quick=args.quick, device=args.device, cases=cases, repeats=args.repeats, threads=args.threads,
+              compile=args.compile, timer=args.timer)
+    return 0

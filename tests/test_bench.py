@@ -1,0 +1,115 @@
+"""reinitlab bench: structure and output on tiny cases (no timed assertions), the loops it compares,
+and its FLOP count."""
+import io
+import json
+
+import pytest
+import torch
+
+from reinitlab import UserError, cli
+from reinitlab import bench
+from reinitlab.bench import Case, Ours, Reference, bench_bundle, parse_case, run_bench, train_flops_per_image
+
+TINY_CASES = [Case("cnn", 0.125, 12, 1), Case("resnet18", 0.125, 12, 3)]
+
+
+@pytest.fixture(scope="module")
+def tiny_run():
+    out = io.StringIO()
+    summary = run_bench(cases=TINY_CASES, repeats=2, chunk_s=0.02, threads=1, peak_size=256, stream=out)
+    return summary, out.getvalue()
+
+
+def test_summary_and_last_line_json(tiny_run):
+    summary, text = tiny_run
+    last = json.loads(text.strip().splitlines()[-1])
+    assert last == json.loads(json.dumps(summary))
+    assert [c["case"] for c in last["cases"]] == ["cnn-w0.125-12px-grey", "resnet18-w0.125-12px-colour"]
+    assert last["device"] == "cpu" and last["threads"] == 1 and last["precision"] == "fp32"
+    assert last["peak_gflop_s"] > 0
+    for c in last["cases"]:
+        assert c["repeats"] == 2
+        for k in ("train_img_s", "reference_img_s", "eval_img_s", "reference_eval_img_s", "speedup_vs_reference",
+                  "peak_utilization", "lw_round_s", "reset_s"):
+            assert c[k] > 0, k
+        # the utilization is the achieved rate over the peak measured in the same repeats
+        assert c["achieved_gflop_s"] == pytest.approx(c["train_img_s"] * c["gflop_per_image"])
+        assert 0.2 < c["peak_utilization"] / (c["achieved_gflop_s"] / last["peak_gflop_s"]) < 5
+        assert 0.2 < c["speedup_vs_reference"] / (c["train_img_s"] / c["reference_img_s"]) < 5
+
+
+def test_table_names_every_case(tiny_run):
+    _, text = tiny_run
+    lines = text.splitlines()
+    header = next(i for i, line in enumerate(lines) if line.startswith("case"))
+    assert "speedup" in lines[header] and "util" in lines[header] and "LW round" in lines[header]
+    for name in ("cnn-w0.125-12px-grey", "resnet18-w0.125-12px-colour"):
+        assert any(line.startswith(name) for line in lines[header:])
+
+
+def test_both_loops_train_the_same_data():
+    case = Case("cnn", 0.125, 12, 3)
+    b = bench_bundle(12, 3)
+    assert b.channels == 3 and b.x_train.shape[1:] == (3, 12, 12)
+    ours = Ours(case, b, "cpu", 1)
+    ref = Reference(ours, b)
+    eng = ours.eng
+    # Per-sample normalization of the reference = the engine's normalized tensors, same examples.
+    i = 7
+    x, y = ref.train_set[i]
+    assert torch.allclose(x, eng.x_train[i], atol=1e-4) and y == int(eng.y_train[i])
+    # Both run real steps: the weights move, and the engine's epoch length is restored.
+    before = [p.detach().clone() for p in eng.model.parameters()]
+    ref_before = [p.detach().clone() for p in ref.model.parameters()]
+    assert ours.train(2) == 2 * 128 and ref.train(2) == 2 * 128
+    assert eng.steps == ours.full_steps
+    assert any(not torch.equal(a, p) for a, p in zip(before, eng.model.parameters()))
+    assert any(not torch.equal(a, p) for a, p in zip(ref_before, ref.model.parameters()))
+    assert ours.evaluate(300) == 300 and ref.evaluate(300) == 300
+
+
+def test_ours_runs_the_engines_train_epoch(monkeypatch):
+    from reinitlab import train
+    calls = []
+    real = train.Engine.train_epoch
+
+    def spy(self, *a, **k):
+        calls.append(self.steps)
+        return real(self, *a, **k)
+
+    monkeypatch.setattr(train.Engine, "train_epoch", spy)
+    ours = Ours(Case("cnn", 0.125, 12, 1), bench_bundle(12, 1), "cpu", 1)
+    ours.train(3)
+    assert calls == [3]
+
+
+def test_flop_count_matches_the_conv_arithmetic():
+    # cnn width 1 at 28 px grey: convs 1-32 @28, 32-64 @14, 64-128 @7, 128-256 @3, linear 256-10.
+    fwd = [2 * 32 * 28 * 28 * 1 * 9, 2 * 64 * 14 * 14 * 32 * 9, 2 * 128 * 7 * 7 * 64 * 9, 2 * 256 * 3 * 3 * 128 * 9]
+    lin = 2 * 256 * 10
+    # backward: weight and input gradients (twice the forward), but no input gradient for the stem
+    expected = sum(fwd) + lin + fwd[0] + 2 * sum(fwd[1:]) + 2 * lin
+    assert train_flops_per_image(Case("cnn", 1.0, 28, 1)) == expected
+    assert train_flops_per_image(Case("cnn", 1.0, 28, 1), batch=2) == expected
+
+
+def test_case_parsing_and_cli_wiring(monkeypatch, capsys):
+    assert parse_case("resnet18:0.25:32:3") == Case("resnet18", 0.25, 32, 3)
+    for bad in ("cnn:0.25:28", "cnn:x:28:1", "cnn:0.25:28:2", "nope:1:28:1"):
+        with pytest.raises(UserError):
+            parse_case(bad)
+    seen = {}
+    monkeypatch.setattr(bench, "run_bench", lambda **kw: seen.update(kw) or {})
+    assert cli.main(["bench", "--quick", "--device", "cpu", "--threads", "1", "--timer", "cpu"]) == 0
+    assert seen["quick"] and seen["device"] == "cpu" and seen["threads"] == 1 and seen["timer"] == "cpu"
+    assert cli.main(["bench", "--case", "cnn:0.25:28"]) == 2
+    assert "ARCH:WIDTH:PX:CHANNELS" in capsys.readouterr().err
+
+
+def test_default_cases_cover_the_issue():
+    names = {c.name for c in bench.FULL_CASES}
+    for arch in ("cnn", "resnet18"):
+        for w in ("0.25", "1"):
+            assert {f"{arch}-w{w}-28px-grey", f"{arch}-w{w}-32px-colour"} <= names
+    assert {c.name for c in bench.QUICK_CASES} <= names
+    assert any(c.arch == "resnet18" and c.width == 1.0 for c in bench.QUICK_CASES)

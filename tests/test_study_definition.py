@@ -1,0 +1,166 @@
+"""Study definitions: presets, TOML files, --set overrides, expansion into named runs, and every
+kind of bad input refused before anything is written."""
+import pytest
+
+from reinitlab.cli import main
+from reinitlab.data import DATASETS
+from reinitlab.errors import UserError
+from reinitlab.study import PRESETS, StudyDefinition, expand, load_definition
+from reinitlab.study.expand import canonical_method, run_id
+
+TINY = """
+name = "tiny"
+datasets = ["fashion-mnist-small"]
+archs = ["cnn"]
+methods = ["baseline", "lw"]
+train_sizes = [100]
+label_noise = [0.0]
+seeds = [0, 1]
+width = 0.25
+epochs = 1
+rounds = 1
+analyses = ["margins"]
+"""
+
+
+def tiny_file(tmp_path, text=TINY):
+    p = tmp_path / "tiny.toml"
+    p.write_text(text)
+    return p
+
+
+def test_quick_preset_expands_to_36_compute_matched_runs():
+    defn = load_definition("quick")
+    runs, budgets = expand(defn)
+    assert len(runs) == 36
+    assert {r.axes["method"] for r in runs} == {"baseline", "long", "fc", "ke", "llf", "lw"}
+    assert {r.axes["train_size"] for r in runs} == {500, 2000}
+    assert {r.axes["seed"] for r in runs} == {0, 1, 2}
+    # one budget for all methods: the same R and E, so `long` = (R+1)*E epochs = every reinit method
+    assert {(r.config["rounds"], r.config["epochs"]) for r in runs} == {(3, 8)}
+    assert budgets["cnn"].reinit_epochs == 32 and budgets["cnn"].to_dict()["long_epochs"] == 32
+    assert runs[0].id == "fashion-mnist-small/cnn/n500/noise0/baseline/seed0"
+    # seed-major order: all 12 runs of seed 0 come before any of seed 1
+    assert [r.axes["seed"] for r in runs[:12]] == [0] * 12
+    assert len({r.id for r in runs}) == 36
+
+
+def test_every_preset_documents_command_cost_and_expectation():
+    for name, fn in PRESETS.items():
+        doc = fn.__doc__
+        for word in ("Command:", "Cost:", "Expect:"):
+            assert word in doc, (name, word)
+        assert f"reinitlab study {name}" in doc
+        assert "rounds" in fn(), f"{name} must fix R for all archs"
+
+
+def test_paper_and_sizes_presets_expand(monkeypatch):
+    paper = load_definition("paper")
+    # the 12 benchmarks are registered by the data package; stand in for any not registered here
+    for d in paper.datasets:
+        if d not in DATASETS:
+            monkeypatch.setitem(DATASETS, d, DATASETS["fashion-mnist"])
+    runs, budgets = expand(paper)
+    assert len(runs) == 12 * 4 * 10 * 3
+    assert set(budgets) == {"resnet50", "vgg", "mobilenetv2", "resnet18"}
+    assert {b.rounds for b in budgets.values()} == {4}
+    sizes = load_definition("sizes")
+    runs, _ = expand(sizes)
+    assert runs[0].config["train_size"] == 500 and any(r.id.split("/")[2] == "nfull" for r in runs)
+    assert any(r.config["train_size"] is None for r in runs)
+
+
+def test_toml_file_and_overrides(tmp_path):
+    defn = load_definition(str(tiny_file(tmp_path)), ["seeds=[3]", "methods=[lw:rescale=false,long]",
+                                                      "train_sizes=[50,full]", "epochs=2", "lr=0.1"])
+    assert defn.name == "tiny" and defn.seeds == [3] and defn.analyses == ["margins"]
+    assert defn.methods == ["lw:rescale=false", "long"]
+    assert defn.train_sizes == [50, None]
+    assert defn.settings == {"width": 0.25, "epochs": 2, "rounds": 1, "lr": 0.1}
+    runs, _ = expand(defn)
+    assert [r.id for r in runs] == [
+        "fashion-mnist-small/cnn/n50/noise0/lw-rescale=false/seed3",
+        "fashion-mnist-small/cnn/n50/noise0/long/seed3",
+        "fashion-mnist-small/cnn/nfull/noise0/lw-rescale=false/seed3",
+        "fashion-mnist-small/cnn/nfull/noise0/long/seed3",
+    ]
+    assert runs[0].train_config(threads=1).method == "lw:rescale=false"
+
+
+def test_method_specs_are_canonical():
+    assert canonical_method("lw: rescale=False ,order=top_down") == "lw:rescale=false,order=top_down"
+    assert canonical_method("baseline") == "baseline"
+    assert run_id("folder:/data/x", "cnn", None, 0.25, "ke:mode=kels", 2) == \
+        "folder--data-x/cnn/nfull/noise0.25/ke-mode=kels/seed2"
+
+
+@pytest.mark.parametrize("overrides, message", [
+    (["epoch=3"], "unknown study key 'epoch' (did you mean 'epochs'?)"),
+    (["dataset=mnist"], "'dataset' is swept in a study: use the axis datasets"),
+    (["seed=1"], "use the axis seeds"),
+    (["method_options={}"], "method options go in the method spec"),
+    (["epochs=three"], "epochs='three' has the wrong type: expected an integer"),
+    (["width=[1,2]"], "width=[1, 2] has the wrong type"),
+    (["seeds=[]"], "seeds=[] is empty"),
+    (["seeds=3"], "seeds=3 has the wrong type: expected a list"),
+    (["seeds=[0,0]"], "seeds: 0 is listed twice"),
+    (["methods=[lw,lw]"], "methods: 'lw' is listed twice"),
+    (["train_sizes=[0]"], "train_sizes: 0 is out of range"),
+    (["train_sizes=[huge]"], "train_sizes='huge' has the wrong type"),
+    (["label_noise=[x]"], "label_noise='x' has the wrong type"),
+    (["archs=[1]"], "archs=1 has the wrong type: expected a string"),
+    (["noequals"], "expected key=value"),
+])
+def test_bad_keys_and_types_fail_in_the_definition(tmp_path, overrides, message):
+    with pytest.raises(UserError) as e:
+        load_definition(str(tiny_file(tmp_path)), overrides)
+    assert message in str(e.value)
+
+
+@pytest.mark.parametrize("overrides, message", [
+    (["methods=[lw,nosuch]"], "unknown method 'nosuch'"),
+    (["methods=[\"lw:rescale=maybe\"]"], "lw.rescale='maybe' has the wrong type"),
+    (["methods=[\"lw:speed=2\"]"], "unknown option of method 'lw' 'speed'"),
+    (["archs=[resnet7]"], "unknown arch 'resnet7'"),
+    (["datasets=[nosuch]"], "unknown dataset 'nosuch'"),
+    (["train_sizes=[999999]"], "larger than fashion-mnist-small's training set"),
+    (["lr=-1"], "lr=-1.0 is out of range"),
+    (["label_noise=[1.5]"], "label_noise=1.5 is out of range"),
+    (["seeds=[-1]"], "seed=-1 is out of range"),
+    (["device=cuda"], "no CUDA device"),
+])
+def test_bad_values_fail_in_expansion(tmp_path, overrides, message):
+    defn = load_definition(str(tiny_file(tmp_path)), overrides)
+    with pytest.raises(UserError) as e:
+        expand(defn)
+    assert message in str(e.value)
+
+
+def test_file_problems(tmp_path):
+    with pytest.raises(UserError, match="neither a preset"):
+        load_definition(str(tmp_path / "missing.toml"))
+    with pytest.raises(UserError, match="not valid TOML"):
+        load_definition(str(tiny_file(tmp_path, "datasets = [")))
+    with pytest.raises(UserError, match="missing axis 'seeds'"):
+        load_definition(str(tiny_file(tmp_path, TINY.replace("seeds = [0, 1]", ""))))
+    with pytest.raises(UserError, match="is a folder"):
+        load_definition(str(tmp_path))
+
+
+def test_cli_refuses_bad_input_with_exit_2_and_writes_nothing(tmp_path, capsys):
+    out = tmp_path / "out"
+    for args in (["--set", "epoch=1"], ["--set", "archs=[nosuch]"], ["--workers", "0"]):
+        assert main(["study", str(tiny_file(tmp_path)), "--out", str(out), *args]) == 2
+        err = capsys.readouterr().err
+        assert err.startswith("reinitlab: ") and err.count("\n") == 1 and "Traceback" not in err
+    assert not out.exists()
+    assert main(["study", "--presets"]) == 0
+    assert "Command: reinitlab study quick" in capsys.readouterr().out
+
+
+def test_to_dict_round_trips_through_from_mapping():
+    defn = load_definition("sizes")
+    d = defn.to_dict()
+    again = StudyDefinition.from_mapping({k: v for k, v in d.items() if k not in ("settings", "source")} | d["settings"],
+                                         "copy")
+    assert again.train_sizes == defn.train_sizes and again.settings == defn.settings

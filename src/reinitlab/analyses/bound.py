@@ -41,7 +41,7 @@ class Bound(Analysis):
     class Options:
         max_examples: int | None = 2000
         seed: int = 0
-        power_iters: int = 100
+        power_iters: int = 200
         bins: int = 50
 
     def run(self, model: nn.Module, groups: Groups, data: AnalysisData, options=None) -> AnalysisResult:

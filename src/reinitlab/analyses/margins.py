@@ -41,7 +41,7 @@ class Margins(Analysis):
         max_examples: int | None = 2000  # training examples, drawn by seed; None = all
         seed: int = 0
         bins: int = 50
-        power_iters: int = 100
+        power_iters: int = 200
 
     def run(self, model: nn.Module, groups: Groups, data: AnalysisData, options=None) -> AnalysisResult:
         o = options or self.Options()

@@ -1,6 +1,6 @@
 """Weight norms: Frobenius per parameter tensor and per group (every parameter the group owns,
 BatchNorm affine parameters and biases included, as train.py logs them), and per operator the
-spectral norm (power iteration on the conv map itself), the Frobenius norm and their products.
+spectral norm (Lanczos-accelerated power iteration on the conv map itself), the Frobenius norm and their products.
 
 Operators are those of `operators.trace`. Both views are reported because they answer different
 questions: `spectral` / `frobenius` are the effective layers (eval BatchNorm scale folded into the
@@ -39,8 +39,8 @@ class Norms(Analysis):
 
     @dataclass
     class Options:
-        power_iters: int = 100
-        tol: float = 1e-6
+        power_iters: int = 200
+        tol: float = 1e-7
         seed: int = 0
 
     def run(self, model: nn.Module, groups: Groups, data: AnalysisData, options=None) -> AnalysisResult:
@@ -62,7 +62,7 @@ class Norms(Analysis):
         return AnalysisResult(self.name, numbers, arrays={"tensors": per_tensor, "layers": rows},
                               info={"source": data.source, "n": None, "seed": o.seed, "operators": len(rows),
                                     "notes": tr.notes,
-                                    "definition": "spectral: power iteration on the effective operator "
+                                    "definition": "spectral: Lanczos power iteration on the effective operator "
                                                   "(eval BN scale folded into the preceding conv/linear, LW "
                                                   "standardization 1/std folded into its readers); *_raw: "
                                                   "the module's weight alone"})

@@ -18,7 +18,7 @@ from .operators import layer_table, trace
 
 
 def round_log(model: nn.Module, groups: Groups, x: torch.Tensor, y: torch.Tensor, max_examples: int = 500,
-              seed: int = 0, power_iters: int = 30, tol: float = 1e-4, batch_size: int = 1000) -> dict[str, float]:
+              seed: int = 0, power_iters: int = 50, tol: float = 1e-5, batch_size: int = 1000) -> dict[str, float]:
     """Flat {name: float}; `x`, `y` the training inputs and labels as trained. Leaves the model's
     train/eval mode and weights as they were."""
     t = tensor_norms(model)

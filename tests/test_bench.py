@@ -16,7 +16,8 @@ TINY_CASES = [Case("cnn", 0.125, 12, 1), Case("resnet18", 0.125, 12, 3)]
 @pytest.fixture(scope="module")
 def tiny_run():
     out = io.StringIO()
-    summary = run_bench(cases=TINY_CASES, repeats=2, chunk_s=0.02, threads=1, peak_size=256, stream=out)
+    summary = run_bench(cases=TINY_CASES, repeats=2, chunk_s=0.02, threads=1, peak_size=256, stream=out,
+                        variants=[{"channels_last": False}])
     return summary, out.getvalue()
 
 
@@ -36,6 +37,24 @@ def test_summary_and_last_line_json(tiny_run):
         assert c["achieved_gflop_s"] == pytest.approx(c["train_img_s"] * c["gflop_per_image"])
         assert 0.2 < c["peak_utilization"] / (c["achieved_gflop_s"] / last["peak_gflop_s"]) < 5
         assert 0.2 < c["speedup_vs_reference"] / (c["train_img_s"] / c["reference_img_s"]) < 5
+
+
+def test_variants_are_measured_in_the_same_repeats(tiny_run):
+    summary, text = tiny_run
+    for c in summary["cases"]:
+        (v,) = c["variants"]
+        assert v["variant"] == "channels_last=false"
+        assert v["train_img_s"] > 0 and v["eval_img_s"] > 0
+        assert 0.2 < v["train_vs_default"] / (v["train_img_s"] / c["train_img_s"]) < 5
+    assert "cnn-w0.125-12px-grey channels_last=false" in text
+
+
+def test_variant_parsing():
+    assert bench.parse_variant("channels_last=false,eval_batch_size=256") == {"channels_last": False,
+                                                                               "eval_batch_size": 256}
+    for bad in ("nope=1", "eval_batch_size=x", ""):
+        with pytest.raises(UserError):
+            bench.parse_variant(bad)
 
 
 def test_table_names_every_case(tiny_run):

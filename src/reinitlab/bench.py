@@ -101,13 +101,16 @@ class PerSampleDataset(torch.utils.data.Dataset):
 class Ours:
     """reinitlab's Engine on one case; `train(k)` runs `train_epoch` over an epoch of k steps."""
 
-    def __init__(self, case: Case, bundle: DataBundle, device: str, threads: int | None, compile: bool = False):
+    def __init__(self, case: Case, bundle: DataBundle, device: str, threads: int | None = None, **overrides):
         from .train import Engine, prepare
         cfg = TrainConfig(dataset=bundle.name, arch=case.arch, width=case.width, method="baseline", epochs=LW_EPOCHS,
-                          batch_size=BATCH, device=device, threads=threads, compile=compile)
+                          batch_size=BATCH, device=device, threads=threads)
+        for k, v in overrides.items():
+            cfg.set(k, v)
+        cfg.validate()
         self.p = prepare(cfg, bundle)
         self.eng = Engine(self.p)
-        if compile:
+        if cfg.compile:
             self.eng.forward = torch.compile(self.eng.model)  # as `execute` does each round
         self.opt = self.eng.optimizer()
         self.full_steps = self.eng.steps
@@ -120,6 +123,7 @@ class Ours:
 
     def train(self, steps: int) -> int:
         # A shortened epoch of the real loop: train_epoch runs `steps` batches of its permutation.
+        torch.set_num_threads(self.p.cfg.threads)  # a `threads` variant shares the process
         self.eng.steps = steps
         step0 = self.done % self.total_steps
         self.eng.train_epoch(self.opt, 0, self.epoch, step0, self.total_steps)
@@ -129,6 +133,7 @@ class Ours:
         return steps * self.eng.batch
 
     def evaluate(self, n: int) -> int:
+        torch.set_num_threads(self.p.cfg.threads)
         self.eng.evaluate(self.eng.x_test[:n], self.eng.y_test[:n])
         return min(n, len(self.eng.y_test))
 
@@ -138,6 +143,7 @@ class Reference:
 
     def __init__(self, ours: Ours, bundle: DataBundle):
         p, dev = ours.p, ours.device
+        self.threads = p.cfg.threads
         x = bundle.x_train[p.split.train]
         mean = x.float().div(255).mean(dim=(0, 2, 3))
         std = x.float().div(255).std(dim=(0, 2, 3)).clamp_min(1e-3)
@@ -163,6 +169,7 @@ class Reference:
             return next(self.it)
 
     def train(self, steps: int) -> int:
+        torch.set_num_threads(self.threads)
         self.model.train()
         for _ in range(steps):
             x, y = self._next()
@@ -176,6 +183,7 @@ class Reference:
 
     def evaluate(self, n: int) -> int:
         n = min(n, len(self.test_set))
+        torch.set_num_threads(self.threads)
         loader = torch.utils.data.DataLoader(torch.utils.data.Subset(self.test_set, range(n)), batch_size=BATCH,
                                              pin_memory=self.pin)
         self.model.eval()
@@ -264,6 +272,7 @@ class CaseResult:
     ref_eval: list[float] = field(default_factory=list)
     reset_s: float = 0.0
     lw_round_s: float = 0.0
+    variants: dict = field(default_factory=dict)  # label -> {"train": [img/s], "eval": [img/s]}
 
     def summary(self) -> dict:
         med = statistics.median
@@ -281,6 +290,10 @@ class CaseResult:
             "eval_speedup_vs_reference": med([o / r for o, r in zip(self.ours_eval, self.ref_eval)]),
             "lw_round_s": self.lw_round_s, "reset_s": self.reset_s,
             "train_steps_per_repeat": self.train_steps, "repeats": len(self.ours),
+            "variants": [{"variant": label, "train_img_s": med(v["train"]), "eval_img_s": med(v["eval"]),
+                          "train_vs_default": med([a / o for a, o in zip(v["train"], self.ours)]),
+                          "eval_vs_default": med([a / o for a, o in zip(v["eval"], self.ours_eval)])}
+                         for label, v in self.variants.items()],
         }
 
 
@@ -310,8 +323,12 @@ def _lw_round_seconds(r: CaseResult, ours: Ours) -> float:
 def run_bench(quick: bool = False, device: str = "auto", cases: list[Case] | None = None, repeats: int | None = None,
               chunk_s: float | None = None, threads: int | None = None, compile: bool = False,
               timer: str = "wall", dataset: str = "fashion-mnist-small", peak_size: int | None = None,
-              stream=None) -> dict:
-    """Measure every case; print progress and the table to `stream`; return the summary dict."""
+              variants: list[dict] | None = None, stream=None) -> dict:
+    """Measure every case; print progress and the table to `stream`; return the summary dict.
+
+    `variants`: run settings (TrainConfig fields: channels_last, eval_batch_size, threads, compile,
+    ...) to measure beside the default loop in the same repeats, to decide whether a setting earns
+    its place."""
     from .train import resolve_device
     stream = stream or sys.stdout
     cases = cases or (QUICK_CASES if quick else FULL_CASES)
@@ -337,26 +354,34 @@ def run_bench(quick: bool = False, device: str = "auto", cases: list[Case] | Non
         key = (case.resolution, case.channels)
         if key not in bundles:
             bundles[key] = bench_bundle(case.resolution, case.channels, dataset)
-        ours = Ours(case, bundles[key], device, threads, compile)
+        ours = Ours(case, bundles[key], device, threads, compile=compile)
         ref = Reference(ours, bundles[key])
-        # Warm-up (kernel selection, allocator), then one timed step each to size the chunks.
+        others = {variant_label(v): Ours(case, bundles[key], device, threads, **{"compile": compile, **v})
+                  for v in variants or []}
+        # Warm-up (kernel selection, allocator; compilation), then one timed step each to size the chunks.
         ours.train(1), ref.train(1)
+        for o in others.values():
+            o.train(1)
         step_s = max(BATCH / clock.rate(ours.train, 1), BATCH / clock.rate(ref.train, 1))
         steps = max(1, min(64, round(chunk_s / step_s)))
         n_eval = min(len(ours.eng.y_test), max(BATCH, BATCH * round(3 * chunk_s / step_s)))
         ours.evaluate(n_eval), ref.evaluate(n_eval)
-        results.append(CaseResult(case, train_flops_per_image(case, bundles[key].num_classes), steps, n_eval))
-        loops.append((ours, ref))
+        for o in others.values():
+            o.evaluate(n_eval)
+        res = CaseResult(case, train_flops_per_image(case, bundles[key].num_classes), steps, n_eval)
+        res.variants = {label: {"train": [], "eval": []} for label in others}
+        results.append(res)
+        loops.append((ours, ref, others))
         say(f"  prepared {case.name}: {steps} steps and {n_eval} eval images per chunk")
 
     peak = Peak(clock, torch.bfloat16 if precision == "bf16" else torch.float32, peak_size)
     clock.shares.clear()  # the share while measuring, not while preparing
     for rep in range(repeats):
         p = peak.measure()
-        for res, (ours, ref) in zip(results, loops):
-            order = [("ours", ours), ("ref", ref)]
+        for res, (ours, ref, others) in zip(results, loops):
+            order = [("ours", ours), ("ref", ref), *others.items()]
             if rep % 2:
-                order.reverse()  # drift within a pair cancels over repeats
+                order.reverse()  # drift within a repeat cancels over repeats
             got = {}
             for name, loop in order:
                 got[name] = clock.rate(loop.train, res.train_steps)
@@ -364,9 +389,12 @@ def run_bench(quick: bool = False, device: str = "auto", cases: list[Case] | Non
                 got[name + "_eval"] = clock.rate(loop.evaluate, res.eval_images)
             res.ours.append(got["ours"]), res.ref.append(got["ref"])
             res.ours_eval.append(got["ours_eval"]), res.ref_eval.append(got["ref_eval"])
+            for label in others:
+                res.variants[label]["train"].append(got[label])
+                res.variants[label]["eval"].append(got[label + "_eval"])
             res.peak.append(p)
         say(f"  repeat {rep + 1}/{repeats} done ({time.perf_counter() - t_start:.0f} s)")
-    for res, (ours, _) in zip(results, loops):
+    for res, (ours, _, _) in zip(results, loops):
         res.reset_s = _measure_reset(ours)
         res.lw_round_s = _lw_round_seconds(res, ours)
 
@@ -386,6 +414,10 @@ def run_bench(quick: bool = False, device: str = "auto", cases: list[Case] | Non
     return summary
 
 
+def variant_label(v: dict) -> str:
+    return ",".join(f"{k}={json.dumps(x) if not isinstance(x, str) else x}" for k, x in v.items())
+
+
 def format_table(summary: dict) -> str:
     head = (f"{'case':28s} {'ours img/s':>10s} {'ref img/s':>9s} {'speedup':>7s} {'MFLOP/img':>9s} "
             f"{'GFLOP/s':>8s} {'util':>6s} {'ref util':>8s} {'eval img/s':>10s} {'ref eval':>8s} {'LW round':>9s}")
@@ -399,6 +431,13 @@ def format_table(summary: dict) -> str:
                      f"{c['achieved_gflop_s']:8.1f} {100 * c['peak_utilization']:5.1f}% "
                      f"{100 * c['reference_peak_utilization']:7.1f}% {c['eval_img_s']:10.0f} "
                      f"{c['reference_eval_img_s']:8.0f} {_dur(c['lw_round_s']):>9s}")
+    rows = [(c["case"], v) for c in summary["cases"] for v in c.get("variants", [])]
+    if rows:
+        lines += ["", f"{'variant of reinitlab loop':44s} {'train img/s':>11s} {'vs default':>10s} {'eval img/s':>10s} "
+                      f"{'vs default':>10s}"]
+        for case, v in rows:
+            lines.append(f"{case + ' ' + v['variant']:44s} {v['train_img_s']:11.0f} {v['train_vs_default']:9.2f}x "
+                         f"{v['eval_img_s']:10.0f} {v['eval_vs_default']:9.2f}x")
     lines.append(f"({summary['repeats']} interleaved repeats, medians of within-repeat ratios; {summary['timer']} time; "
                  f"{summary['seconds']:.0f} s in all)")
     share = summary.get("cpu_share")
@@ -425,6 +464,9 @@ def add_parser(subparsers) -> None:
     b.add_argument("--compile", action="store_true", help="reinitlab's loop with torch.compile")
     b.add_argument("--timer", choices=["wall", "cpu"], default="wall",
                    help="cpu: process CPU time instead of wall time (stable on a shared machine with --threads 1)")
+    b.add_argument("--variant", action="append", metavar="KEY=VALUE[,KEY=VALUE]",
+                   help="also measure reinitlab's loop with these run settings, e.g. channels_last=false or "
+                        "eval_batch_size=256 (repeatable)")
     b.add_argument("--case", action="append", metavar="ARCH:WIDTH:PX:CHANNELS",
                    help="a case instead of the default set, e.g. cnn:0.25:28:1 (repeatable)")
     b.set_defaults(func=cmd_bench)
@@ -445,12 +487,27 @@ def parse_case(text: str) -> Case:
     return case
 
 
+def parse_variant(text: str) -> dict:
+    from .config import parse_assignment
+    out = {}
+    for part in filter(None, (p.strip() for p in text.split(","))):
+        k, v = parse_assignment(part)
+        if k not in TrainConfig.field_names():
+            raise UserError(f"--variant {text!r}: unknown run setting {k!r}")
+        TrainConfig().set(k, v)  # refuses a wrong type now, not after minutes of measuring
+        out[k] = v
+    if not out:
+        raise UserError("--variant: expected KEY=VALUE[,KEY=VALUE]")
+    return out
+
+
 def cmd_bench(args) -> int:
     if args.repeats is not None and args.repeats < 1:
         raise UserError("--repeats: expected an integer >= 1")
     if args.threads is not None and args.threads < 1:
         raise UserError("--threads: expected an integer >= 1")
     cases = [parse_case(c) for c in args.case] if args.case else None
+    variants = [parse_variant(v) for v in args.variant or []]
     run_bench(quick=args.quick, device=args.device, cases=cases, repeats=args.repeats, threads=args.threads,
-              compile=args.compile, timer=args.timer)
+              compile=args.compile, timer=args.timer, variants=variants)
     return 0

@@ -32,7 +32,7 @@ def test_analyze_writes_analysis_json_and_one_png_per_analysis(run_dir, capsys):
     for name, entry in doc["analyses"].items():
         png = run_dir / entry["plot"]
         assert png.read_bytes()[:8] == PNG, name
-        assert entry["numbers"] and entry["info"]["source"] == "run"
+        assert entry["numbers"] and entry["info"]["source"] == str(run_dir)
         for k, v in entry["numbers"].items():
             assert doc["numbers"][f"{name}.{k}"] == v
     n = doc["numbers"]
@@ -48,11 +48,11 @@ def test_analyze_writes_analysis_json_and_one_png_per_analysis(run_dir, capsys):
 
 
 def test_only_updates_the_named_analyses_and_keeps_the_rest(run_dir):
-    before = json.loads((run_dir / "analysis.json").read_text()) if (run_dir / "analysis.json").exists() else None
+    first = analyze_run(run_dir, only="memorization", plots=False)
     doc = analyze_run(run_dir, only="margins", settings={"margins.max_examples": 50}, plots=False)
     assert doc["analyses"]["margins"]["info"]["n"] == 50
-    if before is not None:
-        assert doc["analyses"]["probes"] == before["analyses"]["probes"]
+    assert doc["analyses"]["memorization"] == first["analyses"]["memorization"]
+    assert doc["numbers"]["memorization.memorized_fraction"] == first["numbers"]["memorization.memorized_fraction"]
 
 
 @pytest.mark.parametrize("argv,message", [

@@ -27,7 +27,7 @@ from .base import (Analysis, AnalysisData, AnalysisResult, histogram, logits_of,
 from .complexity import normalize, spectral_complexity
 from .margins import margins_of
 from .operators import layer_table, trace
-from .plotting import figure, save
+from .plotting import figure, operator_axis, save
 
 LEVELS = (0.05, 0.1, 0.25, 0.5)
 
@@ -89,6 +89,6 @@ class Bound(Analysis):
         a.set_title(f"log10 R = {result.numbers['log10_R']:.3g}", fontsize=8)
         rows = result.arrays["layers"]
         b.bar(range(len(rows)), [r["ratio_term"] for r in rows])
-        b.set_xlabel("operator (execution order)")
+        operator_axis(b, rows)
         b.set_ylabel("(||A^T||_{2,1} / ||A||_2)^{2/3}")
         save(fig, path, result, "Spectrally-normalized margin bound (Bartlett et al. 2017)")

@@ -12,6 +12,8 @@ import math
 
 import torch
 
+from ..errors import UserError
+
 
 def log10_product(values: list[float]) -> float:
     if any(v <= 0 for v in values):
@@ -22,6 +24,10 @@ def log10_product(values: list[float]) -> float:
 def spectral_complexity(rows: list[dict]) -> dict[str, float]:
     """From `operators.layer_table` rows: log10 of R, of the spectral and Frobenius products, and the
     correction factor (sum ...)^(3/2)."""
+    if not rows:
+        raise UserError("found no conv or linear module in the model's forward pass, so no operator "
+                        "norms (a model written with functional calls only?); use --only to skip "
+                        "norms, bound and margins")
     spec = [r["spectral"] for r in rows]
     terms = [(r["norm21_t"] / r["spectral"]) ** (2 / 3) if r["spectral"] > 0 else 0.0 for r in rows]
     log_prod = log10_product(spec)

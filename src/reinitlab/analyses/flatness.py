@@ -4,7 +4,7 @@
    eps ~ N(0, (sigma*|w|)^2) elementwise (relative, the default) or N(0, sigma^2) (absolute), added
    to every parameter (conv, linear, BatchNorm affine, biases; buffers such as running statistics
    and LW's standardization stay); the mean and std over samples of loss(w + eps) - loss(w).
-   At sigma 0 the noise is exactly zero, so the increase is exactly 0.
+   At sigma 0 the noise is exactly zero, so the increase is exactly 0 (evaluated once, not M times).
 2. The top Hessian eigenvalue of the training loss on a fixed subset, by power iteration on
    Hessian-vector products.
 
@@ -46,7 +46,8 @@ def loss_increase(model: nn.Module, x: torch.Tensor, y: torch.Tensor, sigmas: li
         try:
             for si, sigma in enumerate(sigmas):
                 row = []
-                for s in range(samples):
+                # sigma 0 adds exact zeros, so every sample is the same: one evaluation stands for all
+                for s in range(samples if sigma != 0 else 1):
                     g = generator(seed, "flatness", si, s)
                     with torch.no_grad():
                         for p, w in zip(params, saved):
@@ -56,7 +57,7 @@ def loss_increase(model: nn.Module, x: torch.Tensor, y: torch.Tensor, sigmas: li
                     with torch.no_grad():
                         for p, w in zip(params, saved):
                             p.copy_(w)
-                out.append(row)
+                out.append(row * samples if sigma == 0 else row)
         finally:
             with torch.no_grad():
                 for p, w in zip(params, saved):

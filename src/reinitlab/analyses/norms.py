@@ -20,7 +20,7 @@ from ..groups import Groups
 from .base import Analysis, AnalysisData, AnalysisResult, register
 from .complexity import log10_product
 from .operators import layer_table, trace
-from .plotting import figure, save
+from .plotting import figure, operator_axis, save
 
 
 def tensor_norms(model: nn.Module) -> dict[str, float]:
@@ -79,7 +79,7 @@ class Norms(Analysis):
         raw = [(i, r["spectral_raw"]) for i, r in enumerate(rows) if r.get("spectral_raw") is not None]
         if raw:
             b.semilogy([i for i, _ in raw], [v for _, v in raw], "s--", ms=3, label="weight alone")
-        b.set_xlabel("operator (execution order)")
+        operator_axis(b, rows)
         b.set_ylabel("spectral norm")
         b.legend(fontsize=7)
         save(fig, path, result, "Weight norms")

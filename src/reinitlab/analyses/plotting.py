@@ -27,7 +27,13 @@ def caption(result: AnalysisResult) -> str:
     return " · ".join(parts)
 
 
+def operator_axis(ax, rows: list[dict]) -> None:
+    """Operators on the x axis, named by their module."""
+    ax.set_xticks(range(len(rows)), [r["name"] for r in rows], rotation=70, fontsize=6)
+    ax.set_xlabel("operator (execution order)")
+
+
 def save(fig: Figure, path: str | Path, result: AnalysisResult, title: str) -> None:
     fig.suptitle(f"{title}\n{caption(result)}", fontsize=9)
-    fig.tight_layout(rect=(0, 0, 1, 0.9))
+    fig.tight_layout(rect=(0, 0, 1, 0.92))
     fig.savefig(str(path), dpi=110)

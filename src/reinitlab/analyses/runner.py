@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import torch
 import torch.nn as nn
 
 from ..errors import UserError
@@ -31,6 +32,9 @@ def run_analyses(model: nn.Module, groups: Groups, data: AnalysisData, only: str
     names = select(only)
     per = split_settings(names, settings)
     opts = {n: ANALYSES[n].options(**per[n]) for n in names}
+    bad = [n for n, p in model.named_parameters() if not bool(torch.isfinite(p).all())]
+    if bad:
+        raise UserError(f"parameter {bad[0]} holds non-finite values (a diverged run?); nothing to analyse")
     out = {}
     for n in names:
         t0 = time.perf_counter()
@@ -62,7 +66,7 @@ def analyze_run(run_dir: str | Path, only: str | list[str] | None = None, settin
     names = select(only)
     split_settings(names, settings)  # refuse bad settings before the (slow) load
     eng = load_run(run_dir, device=device)
-    data = AnalysisData.from_engine(eng, source=run_dir.name)
+    data = AnalysisData.from_engine(eng, source=str(run_dir))
     fresh = run_analyses(eng.model, eng.groups, data, names, settings, run_dir if plots else None)
     path = run_dir / "analysis.json"
     previous: dict = {}

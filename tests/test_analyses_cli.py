@@ -53,6 +53,11 @@ def test_only_updates_the_named_analyses_and_keeps_the_rest(run_dir):
     assert doc["analyses"]["margins"]["info"]["n"] == 50
     assert doc["analyses"]["memorization"] == first["analyses"]["memorization"]
     assert doc["numbers"]["memorization.memorized_fraction"] == first["numbers"]["memorization.memorized_fraction"]
+    # results computed on other weights (the folder was retrained) are dropped, not mixed in
+    stale = json.loads((run_dir / "analysis.json").read_text())
+    stale["model_sha256"] = "0" * 16
+    (run_dir / "analysis.json").write_text(json.dumps(stale))
+    assert list(analyze_run(run_dir, only="margins", plots=False)["analyses"]) == ["margins"]
 
 
 @pytest.mark.parametrize("argv,message", [
@@ -78,7 +83,9 @@ def test_round_log_is_flat_finite_and_leaves_the_model_alone(run_dir):
     eng = load_run(run_dir)
     model = eng.model.train()
     before = {k: v.clone() for k, v in model.state_dict().items()}
+    rng = torch.get_rng_state()
     log = round_log(model, eng.groups, eng.x_train, eng.y_train)
+    assert torch.equal(rng, torch.get_rng_state())  # logging must not shift the training's random streams
     assert model.training
     assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
     assert all(isinstance(v, float) and math.isfinite(v) for v in log.values())

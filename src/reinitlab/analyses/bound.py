@@ -53,7 +53,8 @@ class Bound(Analysis):
         idx = subsample(n, o.max_examples, o.seed, "margins").to(data.x_train.device)
         m = margins_of(logits_of(model, data.x_train[idx], data.eval_batch_size), data.y_train[idx]).cpu()
         normalized = normalize(m, cx["log10_spectral_complexity"])
-        x_norm = float(data.x_train.double().pow(2).sum().sqrt())
+        # in chunks: a float64 copy of a whole training set can be gigabytes
+        x_norm = sum(float(c.double().pow(2).sum()) for c in data.x_train.split(4096)) ** 0.5
         width = max(op.width for op in tr.ops)
         logR = cx["log10_spectral_complexity"]
         numbers: dict[str, float | None] = {

@@ -17,7 +17,7 @@ _HEADLINE = {
 
 
 def cmd_analyze(args) -> int:
-    from . import ANALYSES, analyze_run
+    from . import analyze_run
     settings = dict(parse_assignment(s) for s in args.set or [])
     doc = analyze_run(Path(args.run_dir), only=args.only, settings=settings, plots=not args.no_plots)
     for name, entry in doc["analyses"].items():
@@ -27,7 +27,6 @@ def cmd_analyze(args) -> int:
         shown = "  ".join(f"{k} {_fmt(entry['numbers'].get(k))}" for k in keys if k in entry["numbers"])
         print(f"{name:13s} {shown}  ({entry['seconds']:.1f}s)")
     print(f"-> {Path(args.run_dir) / 'analysis.json'}" + ("" if args.no_plots else " and analysis_*.png"))
-    del ANALYSES
     return 0
 
 
@@ -36,8 +35,7 @@ def _fmt(v) -> str:
 
 
 def add_parser(subparsers) -> None:
-    from .base import ANALYSES
-    from . import margins, norms, bound, flatness, memorization, probes  # noqa: F401  (registration)
+    from . import ANALYSES
     p = subparsers.add_parser("analyze", help="margins, norms, bound, flatness, memorization, probes of a run",
                               description="Analyse a finished run folder; writes analysis.json and "
                                           "analysis_<name>.png into it.")

@@ -3,14 +3,16 @@ and works on machines without a display."""
 from __future__ import annotations
 
 from pathlib import Path
-
-from matplotlib.backends.backend_agg import FigureCanvasAgg
-from matplotlib.figure import Figure
+from typing import Any
 
 from .base import AnalysisResult
 
 
 def figure(ncols: int = 1, width: float = 5.0, height: float = 3.8):
+    # imported here: every CLI command imports the analyses registry, few of them plot
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
     fig = Figure(figsize=(width * ncols, height))
     FigureCanvasAgg(fig)
     axes = [fig.add_subplot(1, ncols, i + 1) for i in range(ncols)]
@@ -33,7 +35,7 @@ def operator_axis(ax, rows: list[dict]) -> None:
     ax.set_xlabel("operator (execution order)")
 
 
-def save(fig: Figure, path: str | Path, result: AnalysisResult, title: str) -> None:
+def save(fig: Any, path: str | Path, result: AnalysisResult, title: str) -> None:
     fig.suptitle(f"{title}\n{caption(result)}", fontsize=9)
     fig.tight_layout(rect=(0, 0, 1, 0.92))
     fig.savefig(str(path), dpi=110)

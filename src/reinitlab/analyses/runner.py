@@ -1,14 +1,16 @@
 """Run analyses on a model, or on a finished run folder (analysis.json + one PNG per analysis).
 
 analysis.json:
-    {"source": run folder, "run": {dataset, arch, method, seed, ...},
+    {"source": run folder, "model_sha256": of model.pt, "run": {dataset, arch, method, seed, ...},
      "numbers": {"margins.q50": ..., "norms.frobenius.stem": ..., ...},   # flat, every analysis
      "analyses": {name: {"numbers", "arrays", "info", "seconds", "plot"}}}
 
-Re-running with --only updates those analyses and keeps the others' earlier results.
+Re-running with --only updates those analyses and keeps the others' earlier results, as long as
+model.pt is unchanged (a retrained run drops them).
 """
 from __future__ import annotations
 
+import hashlib
 import time
 from pathlib import Path
 from typing import Any
@@ -24,14 +26,23 @@ from .base import ANALYSES, AnalysisData, AnalysisResult, select, split_settings
 RUN_KEYS = ("dataset", "arch", "method", "seed", "data_seed", "train_size", "label_noise", "width", "rounds", "epochs")
 
 
+def resolve_options(names: list[str], settings: dict[str, Any] | None) -> dict[str, Any]:
+    """Typed options per analysis; every bad key or value is a UserError before anything runs."""
+    per = split_settings(names, settings)
+    return {n: ANALYSES[n].options(**per[n]) for n in names}
+
+
+def _fingerprint(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()[:16]
+
+
 def run_analyses(model: nn.Module, groups: Groups, data: AnalysisData, only: str | list[str] | None = None,
                  settings: dict[str, Any] | None = None, plot_dir: str | Path | None = None
                  ) -> dict[str, dict]:
     """{name: {"numbers", "arrays", "info", "seconds"[, "plot"]}} for the selected analyses.
     Options are checked for every analysis before any of them runs."""
     names = select(only)
-    per = split_settings(names, settings)
-    opts = {n: ANALYSES[n].options(**per[n]) for n in names}
+    opts = resolve_options(names, settings)
     bad = [n for n, p in model.named_parameters() if not bool(torch.isfinite(p).all())]
     if bad:
         raise UserError(f"parameter {bad[0]} holds non-finite values (a diverged run?); nothing to analyse")
@@ -64,20 +75,23 @@ def analyze_run(run_dir: str | Path, only: str | list[str] | None = None, settin
     if not run_dir.is_dir():
         raise UserError(f"{run_dir}: no such folder")
     names = select(only)
-    split_settings(names, settings)  # refuse bad settings before the (slow) load
+    resolve_options(names, settings)  # refuse bad settings before the (slow) load
     eng = load_run(run_dir, device=device)
+    model_hash = _fingerprint(run_dir / "model.pt")
     data = AnalysisData.from_engine(eng, source=str(run_dir))
     fresh = run_analyses(eng.model, eng.groups, data, names, settings, run_dir if plots else None)
     path = run_dir / "analysis.json"
     previous: dict = {}
     if path.exists():
         try:
-            previous = read_json(path).get("analyses", {})
+            old = read_json(path)
         except (OSError, ValueError):
-            previous = {}  # unreadable: rewritten from scratch
+            old = {}  # unreadable: rewritten from scratch
+        # earlier results are kept only if they describe these very weights
+        previous = old.get("analyses", {}) if old.get("model_sha256") == model_hash else {}
     analyses = {n: (fresh.get(n) or previous[n]) for n in ANALYSES if n in fresh or n in previous}
     cfg = read_json(run_dir / "config.json")
-    doc = {"source": str(run_dir), "run": {k: cfg.get(k) for k in RUN_KEYS},
+    doc = {"source": str(run_dir), "model_sha256": model_hash, "run": {k: cfg.get(k) for k in RUN_KEYS},
            "numbers": flat_numbers(analyses), "analyses": analyses}
     atomic_write_json(path, doc)
     return doc

@@ -12,11 +12,12 @@ from __future__ import annotations
 
 import itertools
 import re
+from pathlib import Path
 from dataclasses import dataclass
 from typing import Any
 
 from ..config import TrainConfig
-from ..data import DATASETS, check_dataset
+from ..data import check_dataset
 from ..errors import UserError
 from ..methods import METHODS, parse_spec
 from ..models import build_model, check_arch
@@ -99,11 +100,18 @@ def budgets(defn: StudyDefinition) -> dict[str, Budget]:
     return out
 
 
-def expand(defn: StudyDefinition) -> tuple[list[RunSpec], dict[str, Budget]]:
+def expand(defn: StudyDefinition, require_data: bool = True) -> tuple[list[RunSpec], dict[str, Budget]]:
     """All runs of the study in execution order (dataset, then seed, so a study stopped early holds
-    complete paired sets of methods), and the budget per architecture."""
+    complete paired sets of methods), and the budget per architecture. `require_data`: refuse a
+    study whose dataset files are not found (a plan may be printed without them)."""
     for d in defn.datasets:
         check_dataset(d)
+    if require_data:
+        missing = missing_datasets(defn)
+        if missing:
+            raise UserError(f"{len(missing)} of the study's {len(defn.datasets)} datasets cannot be found: "
+                            f"{missing[0]}" + (f" (and {', '.join(m.split(':')[0] for m in missing[1:])})"
+                                               if len(missing) > 1 else "") + "; see `reinitlab data list`")
     methods = [canonical_method(m) for m in defn.methods]
     dup = [m for m in methods if methods.count(m) > 1]
     if dup:
@@ -131,10 +139,23 @@ def expand(defn: StudyDefinition) -> tuple[list[RunSpec], dict[str, Budget]]:
     return runs, budget
 
 
+def missing_datasets(defn: StudyDefinition) -> list[str]:
+    """One line per dataset whose files are not found, naming it and why (cheap: paths only)."""
+    data_dir = defn.settings.get("data_dir")
+    out = []
+    for d in defn.datasets:
+        try:
+            check_dataset(d).locate(Path(data_dir).expanduser() if data_dir else None)
+        except UserError as e:
+            first = str(e).splitlines()[0] if str(e) else "not found"
+            out.append(first if first.startswith(d) else f"{d}: {first}")
+    return out
+
+
 def _check_size(cfg: TrainConfig) -> None:
     """The exact pool size needs the data (official val splits, rounding); the registry's official
     training-set size bounds it, which catches the typos."""
-    info = DATASETS[cfg.dataset]
+    info = check_dataset(cfg.dataset)
     if cfg.train_size is not None and cfg.train_size > info.train_size:
         raise UserError(f"train_sizes: {cfg.train_size} is larger than {cfg.dataset}'s training set "
                         f"({info.train_size} images)")

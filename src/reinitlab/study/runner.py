@@ -23,7 +23,7 @@ from ..rundir import atomic_write_json
 from ..train import RESUMABLE_DIFFERENCES
 from .definition import StudyDefinition
 from .display import Counts, Display
-from .expand import RunSpec, expand
+from .expand import RunSpec, expand, missing_datasets
 from .lock import acquire_blocking
 from .plan import PARALLEL_SLOWDOWN, Plan, estimate_runs, fmt_duration, simulate_wall
 from .store import Store
@@ -59,7 +59,7 @@ def run_study(defn: StudyDefinition, out: str | Path, workers: int | None = None
               address: str | None = None, retry_failed: bool = True, dry_run: bool = False,
               stream=None, command: list[str] | None = None) -> StudyResult:
     stream = stream or sys.stderr
-    runs, budgets = expand(defn)
+    runs, budgets = expand(defn, require_data=not dry_run)
     store = Store(Path(out).expanduser())
     check_compatible(store, defn)
     if workers is not None and workers < 1:
@@ -95,6 +95,9 @@ def _run(defn, store, runs, budgets, states, todo, failed_kept, res, dry_run, st
     display = Display(stream)
     for line in plan.lines(defn.name, defn.axis_sizes(), budgets, str(store.root)):
         display.line(line)
+    if dry_run:
+        for m in missing_datasets(defn):
+            display.line(f"  not found here (a real start would refuse): {m}")
     result = StudyResult(total=len(runs), estimate_s=plan.wall_s)
     if dry_run:
         return result

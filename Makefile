@@ -19,8 +19,10 @@ $(VENV)/.installed: pyproject.toml
 	$(BIN)/python -m pip install -q -e ".[test]"
 	touch $@
 
+# The main job: the `quick` study (about 10 min on 2 CPU cores; re-running resumes it), then its
+# report, which is written even when some runs failed; the exit status is the study's.
 run: setup
-	$(BIN)/reinitlab train --dataset fashion-mnist-small --arch cnn --method lw --train-size 1000 --epochs 15 --out $(OUT)
+	$(BIN)/reinitlab study quick --out $(OUT) || status=$$?; $(BIN)/reinitlab report $(OUT) && exit $${status:-0}
 
 test: setup
 	$(BIN)/python -m pytest -q

@@ -37,8 +37,8 @@ def test_quick_preset_expands_to_36_compute_matched_runs():
     assert {r.axes["train_size"] for r in runs} == {500, 2000}
     assert {r.axes["seed"] for r in runs} == {0, 1, 2}
     # one budget for all methods: the same R and E, so `long` = (R+1)*E epochs = every reinit method
-    assert {(r.config["rounds"], r.config["epochs"]) for r in runs} == {(3, 8)}
-    assert budgets["cnn"].reinit_epochs == 32 and budgets["cnn"].to_dict()["long_epochs"] == 32
+    assert {(r.config["rounds"], r.config["epochs"]) for r in runs} == {(3, 11)}
+    assert budgets["cnn"].reinit_epochs == 44 and budgets["cnn"].to_dict()["long_epochs"] == 44
     assert runs[0].id == "fashion-mnist-small/cnn/n500/noise0/baseline/seed0"
     # seed-major order: all 12 runs of seed 0 come before any of seed 1
     assert [r.axes["seed"] for r in runs[:12]] == [0] * 12

@@ -17,6 +17,7 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
+from matplotlib.ticker import MaxNLocator  # noqa: E402
 
 from .collect import Collected, RunRecord  # noqa: E402
 from .stats import mean_se  # noqa: E402
@@ -134,6 +135,7 @@ def per_round(col: Collected, out: Path, dataset: str, colors) -> Path | None:
                     ax.errorbar(x, y, yerr=e, marker="o", ms=4, capsize=3, label=m, color=colors[m])
             ax.set_title(f"{arch}, n={size}, noise {noise:g}", fontsize="medium")
             ax.set_xlabel("round (0 = before any reset)")
+            ax.xaxis.set_major_locator(MaxNLocator(integer=True))
             ax.set_ylabel("test accuracy (%)")
             ax.grid(alpha=0.3)
     path = out / f"per_round_{_safe(dataset)}.png"

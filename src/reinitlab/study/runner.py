@@ -123,6 +123,10 @@ def _run(defn, store, runs, budgets, states, todo, failed_kept, res, dry_run, st
     display.line(f"study {defn.name}: {result.finished} finished, {result.diverged} diverged, "
                  f"{len(result.failed)} failed of {result.total} runs; {result.ran} trained now in "
                  f"{fmt_duration(result.seconds)} (planned {fmt_duration(plan.wall_s)})")
+    for rid, reason in result.failed[:10]:
+        display.line(f"  failed: {rid}: {reason}")
+    if len(result.failed) > 10:
+        display.line(f"  ... and {len(result.failed) - 10} more (reinitlab report {store.root} lists them all)")
     return result
 
 

@@ -250,7 +250,9 @@ def _schedule(store: Store, be, order: list[RunSpec], speed: dict, states: dict,
     queue = collections.deque(order)
     held: dict[str, tuple[RunSpec, float]] = {}  # run id -> (spec, when to look again)
     running: dict[str, float] = {}
-    counts = Counts(total=result.total, done=sum(s.done for s in states.values()))
+    # runs neither to do nor done: failed ones kept as they are (--keep-failed)
+    kept = len(states) - len(order) - sum(s.done for s in states.values())
+    counts = Counts(total=result.total, done=sum(s.done for s in states.values()), failed=kept)
     done_here: list[tuple[float, float]] = []  # (actual seconds, estimate) of runs finished now
     slow = PARALLEL_SLOWDOWN if parallel and be.slots > 1 else 1.0
     spec_by_id = {s.id: s for s in order}

@@ -4,7 +4,7 @@ With label noise, the noisy training examples carry a random wrong label; a mode
 has memorized them. Reported on the examples as trained: the memorized fraction (accuracy on the
 noisy examples w.r.t. their noisy labels), the same examples' accuracy w.r.t. their true labels
 (what the model would have predicted had it not memorized), the accuracy on the clean training
-examples, and clean test (and validation) accuracy. Without label noise only the accuracies are
+examples, and clean test accuracy (all of the test set unless `max_test`). Without label noise only the accuracies are
 reported and `info.note` says that memorization is not measurable.
 """
 from __future__ import annotations
@@ -27,7 +27,7 @@ class Memorization(Analysis):
     @dataclass
     class Options:
         max_examples: int | None = None  # training examples; None = all (every noisy example counts)
-        max_test: int | None = None
+        max_test: int | None = None  # test examples; None = all, so test_acc matches result.json
         seed: int = 0
 
     def run(self, model: nn.Module, groups: Groups, data: AnalysisData, options=None) -> AnalysisResult:
@@ -47,12 +47,11 @@ class Memorization(Analysis):
             "memorized_fraction": accuracy(logits[sel], y_trained[sel]) if sel.any() else None,
             "noisy_true_label_acc": accuracy(logits[sel], y_true[sel]) if sel.any() else None,
         }
-        for split, x, y in (("test", data.x_test, data.y_test), ("val", data.x_val, data.y_val)):
-            if x is None or len(x) == 0:
-                numbers[f"{split}_acc"] = None
-                continue
-            j = subsample(len(x), o.max_test, o.seed, "memorization", split).to(x.device)
-            numbers[f"{split}_acc"] = accuracy(logits_of(model, x[j], data.eval_batch_size), y[j])
+        if data.x_test is None or len(data.x_test) == 0:
+            numbers["test_acc"] = None
+        else:
+            j = subsample(len(data.x_test), o.max_test, o.seed, "memorization", "test").to(data.x_test.device)
+            numbers["test_acc"] = accuracy(logits_of(model, data.x_test[j], data.eval_batch_size), data.y_test[j])
         info = {"source": data.source, "n": len(idx), "examples": "training examples", "seed": o.seed}
         if not data.has_noise:
             info["note"] = "no label noise in this run: memorization of noisy labels is not measurable"

@@ -56,7 +56,7 @@ def top_singular_value(apply: Callable[[torch.Tensor], torch.Tensor], adjoint: C
     estimate is taken over the whole Krylov subspace they span instead of the last vector alone,
     so after the same number of products it is never below the plain power iteration's estimate,
     and it does not stall where the top singular values cluster, as they do for convs (neighbouring
-    frequencies). Vectors are kept in float64 and fully re-orthogonalized. The estimate is the top
+    frequencies). Vectors are kept in float64 and re-orthogonalized (one-sided). The estimate is the top
     singular value of U^T A V for orthonormal U, V, hence never above the true value; iteration
     stops once it has changed by less than `tol` relative twice in a row. Returns (sigma, steps
     used; each step is one product with A and one with its adjoint)."""
@@ -82,25 +82,32 @@ def top_singular_value(apply: Callable[[torch.Tensor], torch.Tensor], adjoint: C
     alpha = float(u.norm())
     if alpha == 0.0:
         return 0.0, 1
-    # bases grown by doubling: stacking lists every step would copy O(steps^2) vectors
-    V = torch.zeros(min(iters + 1, 32), v.numel(), dtype=torch.float64, device=v.device)
-    U = torch.zeros(len(V), u.numel(), dtype=torch.float64, device=v.device)
-    V[0], U[0] = v, u / alpha
+    u = u / alpha
+    # One-sided re-orthogonalization (Simon and Zha 2000): against the basis of the smaller side
+    # only, which keeps the singular values accurate; the larger side (a conv's output, often 10-30x
+    # its input) would cost more memory traffic than the conv itself. The basis grows by doubling.
+    left = u.numel() < v.numel()
+    keep = torch.zeros(min(iters + 1, 32), (u if left else v).numel(), dtype=torch.float64, device=v.device)
+    keep[0] = u if left else v
     alphas, betas = [alpha], []
     sigma, calm = alpha, 0
     for i in range(1, iters + 1):
-        if i == len(V):
-            V = torch.cat([V, torch.zeros_like(V)])
-            U = torch.cat([U, torch.zeros_like(U)])
-        w = orthogonalize(At(U[i - 1]) - alphas[-1] * V[i - 1], V[:i])
+        if i == len(keep):
+            keep = torch.cat([keep, torch.zeros_like(keep)])
+        w = At(u) - alphas[-1] * v
+        if not left:
+            w = orthogonalize(w, keep[:i])
         beta = float(w.norm())
         if beta <= 1e-12 * sigma:  # invariant subspace: the estimate is exact
             return sigma, i
-        V[i] = w / beta
+        v = w / beta
         betas.append(beta)
-        p = orthogonalize(A(V[i]) - beta * U[i - 1], U[:i])
+        p = A(v) - beta * u
+        if left:
+            p = orthogonalize(p, keep[:i])
         alpha = float(p.norm())
-        U[i] = p / alpha if alpha > 0 else p
+        u = p / alpha if alpha > 0 else p
+        keep[i] = u if left else v
         alphas.append(alpha)
         b = torch.diag(torch.tensor(alphas, dtype=torch.float64)) + torch.diag(torch.tensor(betas, dtype=torch.float64), 1)
         new = float(torch.linalg.svdvals(b)[0])

@@ -6,7 +6,7 @@ How a network becomes a list of operators (traced by running one example in eval
   map on the whole feature map at the resolution the conv saw, with its stride, padding, dilation
   and groups; its spectral norm is found by power iteration on that map (conv forward, then
   conv_transpose as the exact adjoint; Golub-Kahan-Lanczos, see `top_singular_value`), not on
-  the reshaped kernel.
+  the reshaped kernel. A linear layer's spectral norm is exact (the SVD of its matrix).
 - BatchNorm in eval mode is x -> s*x + t per channel, s = gamma / sqrt(running_var + eps). When it
   reads a conv or linear output directly, s is folded into that operator's output channels, so
   the operator is the layer the network really computes. A BatchNorm that reads anything else is
@@ -190,14 +190,15 @@ class Operator:
         return fwd, adj
 
     @torch.no_grad()
-    def spectral_norm(self, effective: bool = True, iters: int = 100, tol: float = 1e-6, seed: int = 0) -> float:
+    def spectral_norm(self, effective: bool = True, iters: int = 200, tol: float = 1e-7, seed: int = 0) -> float:
         w = self.weight(effective)
         if self.kind == "diag":
             return float(w.abs().max())
         if self.kind == "linear":
             return float(torch.linalg.matrix_norm(w, ord=2))
-        # in the module's own precision: float64 convs leave the fast kernels
-        w = w.to(self.module.weight.dtype)
+        # float32 unless the module is float64: float64 convs leave the fast kernels, and half
+        # precision would blur the estimate
+        w = w.to(torch.float64 if self.module.weight.dtype == torch.float64 else torch.float32)
         fwd, adj = self._conv_maps(w)
         sigma, _ = top_singular_value(fwd, adj, self.in_shape, iters, tol, seed, w.device, dtype=w.dtype)
         return sigma
@@ -214,9 +215,9 @@ class Trace:
     notes: list[str]
 
 
-def _bn_scale(bn: nn.modules.batchnorm._BatchNorm) -> tuple[torch.Tensor, str | None]:
+def _bn_scale(bn: nn.modules.batchnorm._BatchNorm, device: torch.device) -> tuple[torch.Tensor, str | None]:
     if bn.running_var is None:
-        s = bn.weight.detach() if bn.weight is not None else torch.ones(bn.num_features)
+        s = bn.weight.detach() if bn.weight is not None else torch.ones(bn.num_features, device=device)
         return s, f"{bn}: no running statistics; only its affine scale is used"
     s = 1.0 / torch.sqrt(bn.running_var.detach() + bn.eps)
     if bn.weight is not None:
@@ -275,7 +276,7 @@ def trace(model: nn.Module, example: torch.Tensor, groups: Groups | None = None)
     def batchnorm(name):
         def hook(m, inp, out):
             x = inp[0]
-            s, note = _bn_scale(m)
+            s, note = _bn_scale(m, x.device)
             if note:
                 notes.append(f"{name}: {note}")
             std = standardization_of(m)

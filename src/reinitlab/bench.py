@@ -18,6 +18,19 @@ backward) and are per image, so achieved FLOP/s = FLOPs per image x images per s
 The 32 px colour cases train on fashion-mnist-small resized to 32 px and tinted into three
 channels: no colour dataset ships with the package, and the speed of dense fp32 kernels does not
 depend on pixel content.
+
+On CUDA, ours runs as a real run would (data on the device, bf16 autocast from precision=auto)
+and the peak is the bf16 matmul rate; the reference keeps the textbook fp32 model and moves each
+batch from pinned memory with non_blocking copies. Every timer synchronizes the device.
+
+"LW round" is derived, not run: one measured LW reset (on a copy of the model) plus E epochs of
+training and validation and the closing test and train evaluation of the default run on this data,
+at this run's median rates. `--variant KEY=VALUE` measures run settings (channels_last,
+eval_batch_size, threads, compile) beside the default loop in the same repeats.
+
+On a machine where other processes compete for the cores, OpenMP threads that spin at barriers
+wait for each other's time slices; the table notes when the process got well under its share of
+CPU time, and `--threads 1 --timer cpu` gives ratios that survive such a machine.
 """
 from __future__ import annotations
 
@@ -59,8 +72,11 @@ QUICK_CASES = [c for c in FULL_CASES if not (c.arch == "resnet18" and c.width ==
 
 
 def sync(device: torch.device) -> None:
+    """Kernels on an accelerator run asynchronously: a timer must wait for them."""
     if device.type == "cuda":
         torch.cuda.synchronize(device)
+    elif device.type == "mps":
+        torch.mps.synchronize()
 
 
 # ---- data -------------------------------------------------------------------------------------

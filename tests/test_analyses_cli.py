@@ -5,7 +5,7 @@ import math
 import pytest
 import torch
 
-from reinitlab.analyses import ANALYSES, AnalysisData, analyze_run, load_analysis, round_log
+from reinitlab.analyses import ANALYSES, AnalysisData, analyze_engine, analyze_run, load_analysis, round_log
 from reinitlab.cli import main
 from reinitlab.config import TrainConfig
 from reinitlab.train import load_run, run
@@ -97,3 +97,12 @@ def test_round_log_is_flat_finite_and_leaves_the_model_alone(run_dir):
     assert log["frobenius.block2"] == pytest.approx(norms["frobenius.block2"])
     assert log["log10_spectral_product"] == pytest.approx(norms["log10_spectral_product"], abs=1e-3)
     assert round_log(model, eng.groups, eng.x_train, eng.y_train) == log  # fixed subsample, deterministic
+
+
+def test_analyze_engine_on_the_engine_in_memory_matches_the_folder(run_dir):
+    from_folder = analyze_run(run_dir, only="margins,norms", plots=False)
+    eng = load_run(run_dir)
+    eng.model.train()  # as train.execute hands it back
+    in_memory = analyze_engine(eng, run_dir, only="margins,norms", plots=False)
+    for name in ("margins", "norms"):
+        assert in_memory["analyses"][name]["numbers"] == from_folder["analyses"][name]["numbers"]

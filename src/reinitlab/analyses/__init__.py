@@ -10,4 +10,4 @@ options) -> AnalysisResult` (flat named numbers + arrays + how they were obtaine
 from .base import ANALYSES, Analysis, AnalysisData, AnalysisResult, select  # noqa: F401
 from . import margins, norms, bound, flatness, memorization, probes  # noqa: F401,E402  (registration order)
 from .round_log import round_log  # noqa: F401,E402
-from .runner import analyze_run, flat_numbers, load_analysis, run_analyses  # noqa: F401,E402
+from .runner import analyze_engine, analyze_run, flat_numbers, load_analysis, run_analyses  # noqa: F401,E402

@@ -75,7 +75,9 @@ class Flatness(Analysis):
         sigmas: list[float] = field(default_factory=lambda: [0.0, 0.01, 0.02, 0.05, 0.1])
         samples: int = 5
         relative: bool = True
-        max_examples: int | None = 1000
+        # losses before and after noise are paired on the same examples, so 500 suffice; the
+        # analysis costs about (1 + samples * (len(sigmas) - 1)) forward passes over them
+        max_examples: int | None = 500
         hessian: bool = True
         hessian_examples: int = 256
         hessian_iters: int = 20

@@ -74,12 +74,18 @@ def analyze_run(run_dir: str | Path, only: str | list[str] | None = None, settin
     run_dir = Path(run_dir)
     if not run_dir.is_dir():
         raise UserError(f"{run_dir}: no such folder")
-    names = select(only)
-    resolve_options(names, settings)  # refuse bad settings before the (slow) load
-    eng = load_run(run_dir, device=device)
+    resolve_options(select(only), settings)  # refuse bad names and settings before the (slow) load
+    return analyze_engine(load_run(run_dir, device=device), run_dir, only, settings, plots)
+
+
+def analyze_engine(eng: Any, run_dir: str | Path, only: str | list[str] | None = None,
+                   settings: dict[str, Any] | None = None, plots: bool = True) -> dict:
+    """`analyze_run` on an engine already in memory whose weights are the folder's model.pt, e.g. the
+    one `train.execute` returns right after training (no second load of the dataset)."""
+    run_dir = Path(run_dir)
     model_hash = _fingerprint(run_dir / "model.pt")
     data = AnalysisData.from_engine(eng, source=str(run_dir))
-    fresh = run_analyses(eng.model, eng.groups, data, names, settings, run_dir if plots else None)
+    fresh = run_analyses(eng.model, eng.groups, data, only, settings, run_dir if plots else None)
     path = run_dir / "analysis.json"
     previous: dict = {}
     if path.exists():

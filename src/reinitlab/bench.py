@@ -170,8 +170,10 @@ class Reference:
         self.loader = torch.utils.data.DataLoader(self.train_set, batch_size=BATCH, shuffle=True, drop_last=True,
                                                   pin_memory=pin)
         self.pin = pin
-        torch.manual_seed(0)
-        self.model = build_model(p.cfg.arch, bundle.channels, bundle.num_classes, p.cfg.width, p.cfg.resolution).to(dev)
+        with torch.random.fork_rng(devices=[]):  # a library call leaves the caller's RNG alone
+            torch.manual_seed(0)
+            self.model = build_model(p.cfg.arch, bundle.channels, bundle.num_classes, p.cfg.width,
+                                     p.cfg.resolution).to(dev)
         c = p.cfg
         self.opt = torch.optim.SGD(self.model.parameters(), lr=c.lr, momentum=c.momentum, nesterov=c.nesterov,
                                    weight_decay=c.weight_decay)

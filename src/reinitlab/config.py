@@ -56,7 +56,7 @@ class TrainConfig:
     threads: int | None = None  # torch intra-op threads; None = all cores
     channels_last: bool = True
     compile: bool = False
-    eval_batch_size: int = 1024
+    eval_batch_size: int | None = None  # None: 256 on CPU (measured 1.3-1.5x faster than 1024), 1024 on GPUs
     norm_log: bool = True  # per-group weight norms in metrics.jsonl every epoch
 
     # ---- construction -------------------------------------------------------------------
@@ -99,7 +99,7 @@ class TrainConfig:
             ("patience", self.patience >= 0, "an integer >= 0"),
             ("width", 0.0 < self.width <= 16.0, "a number in (0, 16]"),
             ("batch_size", self.batch_size >= 2, "an integer >= 2"),
-            ("eval_batch_size", self.eval_batch_size >= 1, "an integer >= 1"),
+            ("eval_batch_size", self.eval_batch_size is None or self.eval_batch_size >= 1, "an integer >= 1"),
             ("lr", self.lr > 0.0, "a number > 0"),
             ("momentum", 0.0 <= self.momentum < 1.0, "a number in [0, 1)"),
             ("weight_decay", self.weight_decay >= 0.0, "a number >= 0"),

@@ -81,6 +81,8 @@ def prepare(cfg: TrainConfig, bundle: DataBundle | None = None) -> Prepared:
     cfg.precision = ("bf16" if device.type == "cuda" else "fp32") if cfg.precision == "auto" else cfg.precision
     if cfg.threads is None:
         cfg.threads = torch.get_num_threads()
+    if cfg.eval_batch_size is None:
+        cfg.eval_batch_size = 1024 if device.type == "cuda" else 256
     if cfg.rounds is None:
         probe = build_model(cfg.arch, bundle.channels, bundle.num_classes, cfg.width, cfg.resolution)
         cfg.rounds = groups_of(probe).K - 1

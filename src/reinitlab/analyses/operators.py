@@ -27,6 +27,7 @@ How a network becomes a list of operators (traced by running one example in eval
 from __future__ import annotations
 
 import math
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from typing import Callable
 
@@ -37,7 +38,7 @@ import torch.nn.functional as F
 from ..groups import Groups
 from ..reset import standardization_of
 from ..seeding import generator
-from .base import eval_mode
+from .base import eval_mode, one_thread
 
 _CONV = {1: (F.conv1d, F.conv_transpose1d), 2: (F.conv2d, F.conv_transpose2d), 3: (F.conv3d, F.conv_transpose3d)}
 # Layers through which a positive per-channel scale passes unchanged (it commutes with them).
@@ -200,7 +201,8 @@ class Operator:
         # precision would blur the estimate
         w = w.to(torch.float64 if self.module.weight.dtype == torch.float64 else torch.float32)
         fwd, adj = self._conv_maps(w)
-        sigma, _ = top_singular_value(fwd, adj, self.in_shape, iters, tol, seed, w.device, dtype=w.dtype)
+        with one_thread() if w.device.type == "cpu" else nullcontext():
+            sigma, _ = top_singular_value(fwd, adj, self.in_shape, iters, tol, seed, w.device, dtype=w.dtype)
         return sigma
 
     @property

@@ -18,7 +18,7 @@ th, td { border: 1px solid #ccc; padding: 0.25em 0.55em; text-align: right; whit
 th { background: #f3f3f3; } td:first-child, th:first-child { text-align: left; }
 td.l { text-align: left; white-space: normal; }
 p.note { color: #555; font-size: 0.9em; } .meta { color: #666; font-size: 0.85em; }
-figure { margin: 1em 0; } figure img { max-width: 100%; border: 1px solid #eee; }
+.scroll { overflow-x: auto; } figure { margin: 1em 0; } figure img { max-width: 100%; border: 1px solid #eee; }
 figcaption { color: #555; font-size: 0.9em; }
 """
 
@@ -44,11 +44,11 @@ def render(t: Tables, title: str, plots: list[tuple[Path, str]], meta: list[str]
         out.append("<h2>Answer</h2><ul>" + "".join(f"<li>{_md_inline(h[2:])}</li>" for h in hl) + "</ul>")
     for title_, expl, header, rows in sections(t):
         out.append(f"<h2>{html.escape(title_)}</h2><p class=\"note\">{html.escape(expl)}</p>")
-        out.append("<table><thead><tr>" + "".join(f"<th>{html.escape(h)}</th>" for h in header) + "</tr></thead><tbody>")
+        out.append('<div class="scroll"><table><thead><tr>' + "".join(f"<th>{html.escape(h)}</th>" for h in header) + "</tr></thead><tbody>")
         for row in rows:
             out.append("<tr>" + "".join(f'<td{" class=l" if len(c) > 40 else ""}>{html.escape(c)}</td>' for c in row)
                        + "</tr>")
-        out.append("</tbody></table>")
+        out.append("</tbody></table></div>")
     if plots:
         out.append("<h2>Plots</h2>")
         for path, caption in plots:

@@ -171,6 +171,8 @@ def headline(t: Tables) -> list[str]:
         if not per:
             continue
         for m in t.methods:
+            if m in REFERENCES and REFERENCES.index(m) < REFERENCES.index(ref):
+                continue  # "baseline vs long" mirrors "long vs baseline", said once
             ds = [row[m] for row in per.values() if m in row]
             if not ds:
                 continue

@@ -36,8 +36,11 @@ def connect(address: str | None) -> tuple[dict, bool]:
                 ray.init(address=address, **kwargs)
             else:
                 ray.init(num_cpus=len(os.sched_getaffinity(0)), **kwargs)
-        except ConnectionError as e:
-            raise UserError(f"--address {address}: cannot connect to a Ray cluster ({e})") from None
+        except Exception as e:  # Ray raises ConnectionError, TimeoutError or its own types here
+            where = f"--address {address}: cannot connect to the Ray cluster" if address else \
+                "cannot start a local Ray instance"
+            detail = str(e).splitlines()[0] if str(e) else ""
+            raise UserError(f"{where} ({type(e).__name__}: {detail})") from None
         started = True
     return dict(ray.cluster_resources()), started
 

@@ -58,6 +58,7 @@ class TrainConfig:
     compile: bool = False
     eval_batch_size: int | None = None  # None: 256 on CPU (measured 1.3-1.5x faster than 1024), 1024 on GPUs
     norm_log: bool = True  # per-group weight norms in metrics.jsonl every epoch
+    round_log: bool = True  # cheap diagnostics (norms, spectral complexity, margins) after every round
 
     # ---- construction -------------------------------------------------------------------
     @classmethod

@@ -20,6 +20,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from .analyses.round_log import round_log
 from .augment import augment
 from .config import TrainConfig
 from .data import DataBundle, check_dataset, load_dataset
@@ -336,9 +337,15 @@ def execute(cfg: TrainConfig, out: str | Path | None = None, progress: bool = Tr
             elapsed += epoch_seconds
             row["seconds"] = epoch_seconds
             if last and finite:
-                per_round.append({"round": r, "epochs": pos["epoch"], "train_acc": row["train_eval_acc"],
-                                  "train_loss": row["train_eval_loss"], "val_acc": val_acc, "test_acc": row["test_acc"],
-                                  "reset": pos.get("reset"), "epochs_total": epochs_total})
+                record = {"round": r, "epochs": pos["epoch"], "train_acc": row["train_eval_acc"],
+                          "train_loss": row["train_eval_loss"], "val_acc": val_acc, "test_acc": row["test_acc"],
+                          "reset": pos.get("reset"), "epochs_total": epochs_total}
+                if cfg.round_log:  # norms, spectral complexity, margins: their course over rounds
+                    t1 = time.time()
+                    record["diagnostics"] = round_log(model, eng.groups, eng.x_train, eng.y_train)
+                    record["diagnostics_seconds"] = time.time() - t1
+                    elapsed += record["diagnostics_seconds"]
+                per_round.append(record)
                 pos["round_done"] = True
             bar.epoch(row, rounds)
             if out:

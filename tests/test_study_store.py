@@ -160,3 +160,13 @@ def test_a_folder_holds_one_study(tmp_path):
         check_compatible(s, load_definition("quick", tiny[:-2] + ["epochs=2", "width=0.25"]))
     with pytest.raises(UserError, match="lr"):
         check_compatible(s, load_definition("quick", tiny + ["lr=0.1"]))
+
+
+def test_a_folder_with_other_content_is_refused(tmp_path):
+    s = Store(tmp_path)
+    (tmp_path / "notes.txt").write_text("mine")
+    with pytest.raises(UserError, match="not empty .*notes.txt.* holds no study"):
+        check_compatible(s, load_definition("quick"))
+    (tmp_path / "notes.txt").unlink()
+    (tmp_path / ".study.lock").write_text("")  # debris of a start killed before its first write
+    check_compatible(s, load_definition("quick"))

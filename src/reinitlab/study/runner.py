@@ -144,7 +144,14 @@ def dispatch_order(todo: list[RunSpec], estimates: dict[str, float]) -> list[Run
 
 def check_compatible(store: Store, defn: StudyDefinition) -> None:
     """Axes may grow or shrink between starts (more seeds, another size); the shared settings may
-    not, except speed-only ones: the run folders would hold runs of two different studies."""
+    not, except speed-only ones: the run folders would hold runs of two different studies. A
+    folder holding something else than a study is refused, not written into."""
+    if store.root.is_dir() and not store.study_file.exists():
+        # dot files may be left by a start killed before its first write (lock, temp file)
+        other = sorted(p.name for p in store.root.iterdir() if not p.name.startswith("."))
+        if other:
+            raise UserError(f"--out {store.root}: the folder is not empty ({other[0]}, ...) and holds no study; "
+                            "choose a new or empty folder")
     old = store.read_study()
     if not old or "definition" not in old:
         return

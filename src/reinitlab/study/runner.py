@@ -276,7 +276,8 @@ def _schedule(store: Store, be, order: list[RunSpec], speed: dict, states: dict,
             ratio = sum(a for a, _ in done_here) / sum(e for _, e in done_here)
         now = time.time()
         left = sum(estimates[r.id] * ratio for r in pending)
-        left += sum(max(estimates[rid] * ratio - (now - t), 0.0) for rid, t in running.items())
+        # a run past its estimate is not done: keep a tenth of it as still to come
+        left += sum(max(estimates[rid] * ratio - (now - t), 0.1 * estimates[rid] * ratio) for rid, t in running.items())
         return left / be.slots
 
     def mark_held(spec: RunSpec) -> None:

@@ -1,3 +1,13 @@
-"""Reports: read a study folder's run folders (never retrain) into tables, statistics, plots and
-one self-contained HTML page."""
-from .make import Report, make_report  # noqa: F401
+"""Reports made from run folders only: results.csv, summary.md, plots, report.html.
+
+`make_report` and `Report` load lazily: importing the CLI must not pay for scipy and matplotlib."""
+
+
+def __getattr__(name):
+    if name in ("Report", "make_report"):
+        from . import make
+        return getattr(make, name)
+    raise AttributeError(name)
+
+
+__all__ = ["Report", "make_report"]

@@ -78,6 +78,17 @@ class Method:
         raise NotImplementedError
 
 
+@dataclass
+class KeepOptions:
+    """The kept fraction of each tensor for score-masked methods (dsd, dnr). 0.8 matches ke's default
+    split_rate, so the masked methods compare at the same kept fraction."""
+
+    keep: float = 0.8
+
+    def validate(self):
+        in_range("keep", self.keep, 0.0, 1.0, lo_open=True, hi_open=True)
+
+
 def in_range(name: str, value: float, lo: float, hi: float, lo_open=False, hi_open=False) -> None:
     ok = (value > lo if lo_open else value >= lo) and (value < hi if hi_open else value <= hi)
     if not ok:

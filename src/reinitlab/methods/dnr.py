@@ -1,25 +1,15 @@
-from dataclasses import dataclass
-
 import torch
 
 from ..reset import Action, ResetEvent, preserve_buffers
 from . import register
-from .base import Method, ResetContext, in_range, top_fraction_mask
-
-
-@dataclass
-class DNROptions:
-    keep: float = 0.8  # fraction of each tensor kept, by SNIP score |w * grad|
-
-    def validate(self):
-        in_range("keep", self.keep, 0.0, 1.0, lo_open=True, hi_open=True)
+from .base import KeepOptions, Method, ResetContext, top_fraction_mask
 
 
 @register
 class DNR(Method):
     name = "dnr"
     summary = "data-aware: keep the top `keep` of each tensor by |w*grad| on training batches, re-draw the rest"
-    Options = DNROptions
+    Options = KeepOptions
 
     def event(self, ctx: ResetContext) -> ResetEvent:
         model = ctx.model

@@ -38,4 +38,4 @@ def make_method(spec: str, **options) -> Method:
     return METHODS[name](**parsed)
 
 
-from . import baseline, dnr, dsd, fc, ke, llf, lw, sp  # noqa: E402,F401  (registration)
+from . import baseline, fc, llf, ke, dsd, sp, lw, dnr  # noqa: E402,F401,I001  (registration, in SPEC order)

@@ -3,7 +3,8 @@
 The same keys are used in a TOML study file, in a preset and in `--set key=value`:
 
     datasets, archs, methods, train_sizes, label_noise, seeds   the axes (non-empty lists)
-    name, description, analyses                               metadata (analyses: names, stored)
+    name, description, analyses                               metadata (analyses: names run on every
+                                                              finished run, see study/analysis_step.py)
     epochs, rounds, width, lr, ...                            any `train` setting, shared by all runs
 
 Everything is checked here, before a folder is written: unknown keys (with a did-you-mean), wrong
@@ -76,7 +77,7 @@ class StudyDefinition:
             label_noise=_axis(values, "label_noise", lambda v: coerce("label_noise", v, float)),
             seeds=_axis(values, "seeds", lambda v: coerce("seeds", v, int)),
             settings=settings,
-            analyses=_list(values.get("analyses", []), "analyses", str, allow_empty=True),
+            analyses=_analyses(values.get("analyses", [])),
             description=_string(values.get("description", ""), "description"),
             source=source,
         )
@@ -151,6 +152,17 @@ def _list(value: Any, key: str, item, allow_empty: bool = False) -> list:
             raise UserError(f"{key}: {v!r} is listed twice")
         out.append(v)
     return out
+
+
+def _analyses(value: Any) -> list[str]:
+    names = _list(value, "analyses", str, allow_empty=True)
+    if names:
+        from ..analyses.base import ANALYSES
+        from .. import analyses  # noqa: F401  (registers every analysis)
+        bad = [n for n in names if n not in ANALYSES]
+        if bad:
+            raise UserError(f"analyses: unknown analysis {bad[0]!r}; valid: {', '.join(ANALYSES)}")
+    return names
 
 
 def _axis(values: dict, key: str, item) -> list:

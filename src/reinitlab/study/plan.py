@@ -34,13 +34,18 @@ def fmt_duration(seconds: float | None) -> str:
     return f"{s // 3600}h {s % 3600 // 60:02d}m"
 
 
-def estimate_runs(runs: list[RunSpec], speed: dict) -> tuple[dict[str, float], str]:
-    """Seconds per run id (runs that could not be estimated are left out) and a note why, if any."""
+def estimate_runs(runs: list[RunSpec], speed: dict, analyses: list[str] = (),
+                  analyse_only: frozenset[str] = frozenset(), analysis_parts: dict[str, float] | None = None
+                  ) -> tuple[dict[str, float], str]:
+    """Seconds per run id (runs that could not be estimated are left out) and a note why, if any.
+    With `analyses`, each run's time includes them (measured by analysis_cost.py); a run in
+    `analyse_only` is finished and only analysed: loaded from its folder, not trained.
+    `analysis_parts`, if given, receives the analyses' share of each run's seconds."""
     try:
         from ..throughput import estimate_seconds
     except ImportError:
         return {}, "no throughput model (reinitlab.throughput) available"
-    cache: dict[str, float | None] = {}
+    cache: dict[str, tuple[float, float, float] | None] = {}
     out, problem = {}, ""
     deadline = time.monotonic() + ESTIMATE_BUDGET_S
     for r in runs:
@@ -50,11 +55,20 @@ def estimate_runs(runs: list[RunSpec], speed: dict) -> tuple[dict[str, float], s
                 problem = f"estimating took over {ESTIMATE_BUDGET_S:.0f} s; stopped"
                 break
             try:
-                cache[key] = float(estimate_seconds(r.train_config(**speed)))
+                cfg = r.train_config(**speed)
+                analysis_s, load_s = 0.0, 0.0
+                if analyses:
+                    from .analysis_cost import analysis_seconds
+                    per, load_s = analysis_seconds(cfg, list(analyses))
+                    analysis_s = sum(per.values())
+                cache[key] = (float(estimate_seconds(cfg)), analysis_s, load_s)
             except UserError as e:  # e.g. data files not found: the run would fail the same way
                 cache[key], problem = None, str(e)
         if cache[key] is not None:
-            out[r.id] = cache[key]
+            train_s, analysis_s, load_s = cache[key]
+            out[r.id] = (load_s if r.id in analyse_only else train_s) + analysis_s
+            if analysis_parts is not None:
+                analysis_parts[r.id] = analysis_s
     return out, problem
 
 

@@ -3,7 +3,9 @@ diverged or failed.
 
 Restart semantics: the same command after a crash, Ctrl-C or SIGKILL reads each run's state from
 its folder: finished runs are skipped, partial ones resume from their checkpoint, failed ones are
-tried again (once per start; `retry_failed=False` keeps them as they are). A second study process on
+tried again (once per start; `retry_failed=False` keeps them as they are). With `analyses` in the
+definition, a finished run is done once its analysis.json holds them; one that lacks any (killed
+after result.json, an analysis that raised, analyses added later) is analysed without training. A second study process on
 the same DIR cooperates: runs are claimed one by one under a lock, a run held by the other process
 is left to it and waited for, so both return when the study is complete.
 """
@@ -42,6 +44,8 @@ class StudyResult:
     seconds: float = 0.0
     estimate_s: float | None = None
     ran: int = 0  # runs trained (or resumed) by this process
+    analysed: int = 0  # finished earlier, analysed now without training
+    analysis_failed: list[tuple[str, str]] = field(default_factory=list)  # (run id, what failed); runs stay finished
 
     @property
     def ok(self) -> bool:
@@ -70,7 +74,11 @@ def run_study(defn: StudyDefinition, out: str | Path, workers: int | None = None
         raise UserError("--address is for --backend ray")
 
     states = {r.id: store.state(r.id) for r in runs}
-    todo = [r for r in runs if not states[r.id].done and (retry_failed or states[r.id].status != "failed")]
+    # finished runs whose requested analyses are missing; --keep-failed leaves those that raised before
+    heal = {r.id for r in runs if states[r.id].status == "finished" and store.analyses_missing(r.id, defn.analyses)
+            and (retry_failed or store.analysis_error(r.id) is None)}
+    todo = [r for r in runs if (not states[r.id].done and (retry_failed or states[r.id].status != "failed"))
+            or r.id in heal]
     failed_kept = [(r.id, (states[r.id].error or {}).get("reason", "")) for r in runs
                    if states[r.id].status == "failed" and not retry_failed]
 
@@ -78,14 +86,17 @@ def run_study(defn: StudyDefinition, out: str | Path, workers: int | None = None
     settings = TrainConfig.from_dict(defn.settings)
     res = _resources(backend, address, workers, settings, len(todo), dry_run)
     try:
-        return _run(defn, store, runs, budgets, states, todo, failed_kept, res, dry_run, stream, command)
+        return _run(defn, store, runs, budgets, states, todo, failed_kept, res, dry_run, stream, command, heal)
     finally:
         if res.ray_started and res.backend_obj is None:
             _shutdown_ray()  # started for this study but no backend took it over
 
 
-def _run(defn, store, runs, budgets, states, todo, failed_kept, res, dry_run, stream, command) -> StudyResult:
-    estimates, note = estimate_runs(todo, res.speed) if todo else ({}, "")
+def _run(defn, store, runs, budgets, states, todo, failed_kept, res, dry_run, stream, command,
+         heal: set[str] = frozenset()) -> StudyResult:
+    analysis_s: dict[str, float] = {}
+    estimates, note = (estimate_runs(todo, res.speed, defn.analyses, frozenset(heal), analysis_s) if todo
+                       else ({}, ""))
     order = dispatch_order(todo, estimates)
     plan = Plan(total=len(runs), finished=sum(s.done for s in states.values()),
                 failed_before=sum(s.status == "failed" for s in states.values()),
@@ -95,6 +106,14 @@ def _run(defn, store, runs, budgets, states, todo, failed_kept, res, dry_run, st
     display = Display(stream)
     for line in plan.lines(defn.name, defn.axis_sizes(), budgets, str(store.root)):
         display.line(line)
+    if defn.analyses:
+        per_run = sum(analysis_s.values()) / len(analysis_s) if analysis_s else None
+        cost = ("every finished run has them" if not todo else "not estimated" if per_run is None else
+                f"~{per_run:.1f}s per run, measured here on an untrained model of the run's shape, included in "
+                "the estimate")
+        display.line(f"  analyses per finished run: {', '.join(defn.analyses)} ({cost})"
+                     + (f"; {len(heal)} finished run(s) lack them and are analysed now without training"
+                        if heal else ""))
     if dry_run:
         for m in missing_datasets(defn):
             display.line(f"  not found here (a real start would refuse): {m}")
@@ -108,7 +127,8 @@ def _run(defn, store, runs, budgets, states, todo, failed_kept, res, dry_run, st
     if order:
         be = res.make()
         try:
-            _schedule(store, be, order, res.speed, states, estimates, result, display, res.cpu_parallel)
+            _schedule(store, be, order, res.speed, states, estimates, result, display, res.cpu_parallel,
+                      list(defn.analyses), set(heal))
         except BaseException:
             display.close()
             be.close(force=True)
@@ -127,6 +147,12 @@ def _run(defn, store, runs, budgets, states, todo, failed_kept, res, dry_run, st
         display.line(f"  failed: {rid}: {reason}")
     if len(result.failed) > 10:
         display.line(f"  ... and {len(result.failed) - 10} more (reinitlab report {store.root} lists them all)")
+    if result.analysed:
+        display.line(f"  {result.analysed} run(s) finished before were analysed now")
+    for rid, what in result.analysis_failed[:10]:
+        display.line(f"  analysis failed (the run stays finished; analysis_error.json): {rid}: {what}")
+    if len(result.analysis_failed) > 10:
+        display.line(f"  ... and {len(result.analysis_failed) - 10} more")
     return result
 
 
@@ -252,14 +278,17 @@ def _shutdown_ray() -> None:
 
 # ---- the scheduler ------------------------------------------------------------------------
 def _schedule(store: Store, be, order: list[RunSpec], speed: dict, states: dict, estimates: dict[str, float],
-              result: StudyResult, display: Display, parallel: bool) -> None:
+              result: StudyResult, display: Display, parallel: bool, analyses: list[str] = (),
+              heal: set[str] = frozenset()) -> None:
     study_dir = study_dir_of(store.root)
     queue = collections.deque(order)
     held: dict[str, tuple[RunSpec, float]] = {}  # run id -> (spec, when to look again)
     running: dict[str, float] = {}
     # runs neither to do nor done: failed ones kept as they are (--keep-failed)
-    kept = len(states) - len(order) - sum(s.done for s in states.values())
-    counts = Counts(total=result.total, done=sum(s.done for s in states.values()), failed=kept)
+    # a finished run that still lacks its analyses is not done: it is in `order`
+    done_before = sum(s.done for rid, s in states.items() if rid not in heal)
+    kept = len(states) - len(order) - done_before
+    counts = Counts(total=result.total, done=done_before, failed=kept)
     done_here: list[tuple[float, float]] = []  # (actual seconds, estimate) of runs finished now
     slow = PARALLEL_SLOWDOWN if parallel and be.slots > 1 else 1.0
     spec_by_id = {s.id: s for s in order}
@@ -292,7 +321,8 @@ def _schedule(store: Store, be, order: list[RunSpec], speed: dict, states: dict,
         while be.idle() > 0 and queue:
             spec = queue.popleft()
             st = store.state(spec.id)
-            if st.done and states[spec.id].done is False:
+            if st.done and states[spec.id].done is False and not (
+                    st.status == "finished" and store.analyses_missing(spec.id, analyses)):
                 counts.done += 1  # another study process finished it
                 states[spec.id] = st
                 display.event(f"finished elsewhere {spec.id}", counts, eta())
@@ -300,7 +330,7 @@ def _schedule(store: Store, be, order: list[RunSpec], speed: dict, states: dict,
             if store.is_running(spec.id):
                 mark_held(spec)
                 continue
-            be.submit(Task(study_dir, spec.to_dict(), dict(speed)))
+            be.submit(Task(study_dir, spec.to_dict(), dict(speed), list(analyses)))
             running[spec.id] = time.time()
         counts.running, counts.waiting = len(running), len(held)
         if not running and held and not queue:
@@ -318,16 +348,23 @@ def _schedule(store: Store, be, order: list[RunSpec], speed: dict, states: dict,
             elif o.status == "done_before":
                 counts.done += 1
                 display.event(f"finished elsewhere {o.run_id}", counts, eta())
-            elif o.status in ("finished", "diverged"):
+            elif o.status in ("finished", "diverged", "analysed"):
                 counts.done += 1
-                result.ran += 1
+                if o.status == "analysed":
+                    result.analysed += 1
+                else:
+                    result.ran += 1
+                if o.analysis_failed:
+                    result.analysis_failed.append((o.run_id, o.analysis))
                 if o.run_id in estimates and o.how == "new":
                     done_here.append((o.seconds, estimates[o.run_id]))
                 acc = f"test {o.test_acc:.4f}" if o.test_acc is not None else ""
                 what = o.status + (" (resumed)" if o.how == "resume" else "")
                 counts.running = len(running)
-                display.event(f"{what} {o.run_id}  {acc}  {fmt_duration(o.seconds)}"
-                              + (f"  {o.reason}" if o.reason else ""), counts, eta())
+                display.event(f"{what} {o.run_id}{' (trained before)' if o.status == 'analysed' else ''}  {acc}  "
+                              f"{fmt_duration(o.seconds)}"
+                              + (f"  {o.reason}" if o.reason else "") + (f"  {o.analysis}" if o.analysis else ""),
+                              counts, eta())
             else:
                 counts.failed += 1
                 result.ran += 1

@@ -5,6 +5,9 @@
     DIR/journal.jsonl         one line per claim and per end of a run (who, when, what status)
     DIR/runs/<id>/            a `train` run folder (config.json ... result.json), untouched contract
     DIR/runs/<id>/error.json  a failed run: the exception, its traceback, the attempt number
+    DIR/runs/<id>/analysis.json        the study's `analyses` of a finished run (analyses/runner.py)
+    DIR/runs/<id>/analysis_error.json  analyses that raised: name -> reason and traceback; the run
+                                       stays finished, the next start tries them again
     DIR/runs/<id>.lock        the claim of a run while it trains (see lock.py)
 
 A run's state is read from its folder alone: `result.json` (written last, atomically) means
@@ -92,6 +95,9 @@ class Store:
         for tmp in d.glob(".*.tmp"):  # atomic writes cut short by a kill
             tmp.unlink(missing_ok=True)
         (d / "error.json").unlink(missing_ok=True)
+        # analyses describe the weights of a finished run; a run trained again makes them stale
+        for f in ("analysis.json", "analysis_error.json"):
+            (d / f).unlink(missing_ok=True)
         result = d / "result.json"
         if result.exists() and _read_json_or_none(result) is None:
             # never read a torn or foreign result as finished: keep it aside and redo the run
@@ -118,6 +124,39 @@ class Store:
         d.mkdir(parents=True, exist_ok=True)
         atomic_write_json(d / "error.json", err)
         return err
+
+    # ---- analyses of finished runs ---------------------------------------------------------
+    def analyses_missing(self, run_id: str, names: list[str]) -> list[str]:
+        """The requested analyses that analysis.json does not hold yet (all of them if it is absent
+        or unreadable). Only finished runs are analysed: diverged ones have non-finite weights."""
+        if not names:
+            return []
+        doc = _read_json_or_none(self.run_dir(run_id) / "analysis.json") or {}
+        have = doc.get("analyses") if isinstance(doc.get("analyses"), dict) else {}
+        return [n for n in names if n not in have]
+
+    def analysis_error(self, run_id: str) -> dict | None:
+        return _read_json_or_none(self.run_dir(run_id) / "analysis_error.json")
+
+    def record_analysis_result(self, run_id: str, failed: dict[str, BaseException | str]) -> dict | None:
+        """analysis_error.json for the analyses that raised, or its removal when none did. The caller
+        holds the run's lock."""
+        path = self.run_dir(run_id) / "analysis_error.json"
+        if not failed:
+            path.unlink(missing_ok=True)
+            return None
+        old = _read_json_or_none(path) or {}
+        errors = {}
+        for name, exc in failed.items():
+            if isinstance(exc, BaseException):
+                errors[name] = {"reason": f"{type(exc).__name__}: {exc}",
+                                "traceback": "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))}
+            else:
+                errors[name] = {"reason": exc, "traceback": ""}
+        doc = {"status": "analysis_failed", "analyses": errors, "attempt": int(old.get("attempt", 0)) + 1,
+               "time": time.time(), "host": socket.gethostname(), "pid": os.getpid()}
+        atomic_write_json(path, doc)
+        return doc
 
     def attempts(self, run_id: str) -> int:
         err = _read_json_or_none(self.run_dir(run_id) / "error.json")

@@ -2,7 +2,9 @@
 
 `execute` is the only code that writes into a run folder, and it does so only while holding the
 run's lock. It never raises for a run's own failure: the exception is written to error.json and
-returned as an Outcome, so one bad run cannot stop a study.
+returned as an Outcome, so one bad run cannot stop a study. The study's analyses run right after
+training under the same lock (analysis_step.py); a finished run that lacks them is analysed
+without training (status "analysed").
 """
 from __future__ import annotations
 
@@ -21,6 +23,7 @@ class Task:
     study_dir: str
     spec: dict  # RunSpec.to_dict()
     speed: dict = field(default_factory=dict)  # settings that change speed only: threads
+    analyses: list = field(default_factory=list)  # names, run on the run once it finished
 
     @property
     def run_id(self) -> str:
@@ -30,12 +33,14 @@ class Task:
 @dataclass
 class Outcome:
     run_id: str
-    status: str  # finished | diverged | failed | busy (claimed elsewhere) | done_before
+    status: str  # finished | diverged | failed | busy (claimed elsewhere) | done_before | analysed
     seconds: float = 0.0
     test_acc: float | None = None
     reason: str = ""
     how: str = ""  # new | resume | restart
     worker: str = ""
+    analysis: str = ""  # what the analyses did: "analysed a,b" and/or "ANALYSIS FAILED c: reason"
+    analysis_failed: bool = False
 
 
 _bundle_cache: dict = {}
@@ -54,7 +59,8 @@ def _bundle(cfg):
 
 
 def execute(task: Task) -> Outcome:
-    from ..train import run
+    from ..train import execute as train_execute
+    from .analysis_step import analyse
 
     store = Store(task.study_dir)
     spec = RunSpec.from_dict(task.spec)
@@ -69,8 +75,14 @@ def execute(task: Task) -> Outcome:
         return Outcome(spec.id, "busy", worker=me)
     try:
         state = store.state(spec.id)
-        if state.done:  # another process finished it after our scheduler looked
-            return Outcome(spec.id, "done_before", test_acc=(state.result or {}).get("test_acc"), worker=me)
+        if state.done:
+            acc = (state.result or {}).get("test_acc")
+            if state.status == "finished" and store.analyses_missing(spec.id, task.analyses):
+                t0 = time.time()  # finished earlier, its analyses not (yet) written: add them now
+                a = analyse(store, spec.id, task.analyses)
+                return Outcome(spec.id, "analysed", seconds=time.time() - t0, test_acc=acc, how="analyse",
+                               worker=me, analysis=a.text, analysis_failed=bool(a.failed))
+            return Outcome(spec.id, "done_before", test_acc=acc, worker=me)  # another process finished it
         attempt = store.attempts(spec.id) + 1
         how = store.clean_for_attempt(spec.id)
         store.log("start", spec.id, how=how, attempt=attempt,
@@ -78,16 +90,18 @@ def execute(task: Task) -> Outcome:
         t0 = time.time()
         try:
             cfg = spec.train_config(**task.speed)
-            result = run(cfg, store.run_dir(spec.id), progress=False, bundle=_bundle(cfg), label=spec.id)
+            result, eng = train_execute(cfg, store.run_dir(spec.id), progress=False, bundle=_bundle(cfg),
+                                        label=spec.id)
         except Exception as e:  # a run's own failure: recorded, the study goes on
             err = store.record_failure(spec.id, e, attempt)
             store.log("end", spec.id, status="failed", seconds=time.time() - t0, reason=err["reason"])
             return Outcome(spec.id, "failed", seconds=time.time() - t0, reason=err["reason"], how=how, worker=me)
+        store.log("end", spec.id, status=result["status"], seconds=time.time() - t0, test_acc=result.get("test_acc"))
+        a = analyse(store, spec.id, task.analyses, eng) if result["status"] == "finished" else None
         seconds = time.time() - t0
-        store.log("end", spec.id, status=result["status"], seconds=seconds, test_acc=result.get("test_acc"))
         reason = f"diverged at {result.get('diverged_at')}" if result["status"] == "diverged" else ""
         return Outcome(spec.id, result["status"], seconds=seconds, test_acc=result.get("test_acc"), reason=reason,
-                       how=how, worker=me)
+                       how=how, worker=me, analysis=a.text if a else "", analysis_failed=bool(a and a.failed))
     finally:
         lock.release()
 

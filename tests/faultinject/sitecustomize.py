@@ -1,0 +1,133 @@
+"""Fault injection for the reliability tests, loaded into every Python process of a study (the study
+process and its spawned workers) by putting this folder on PYTHONPATH. Does nothing unless
+REINITLAB_FAULTS holds a JSON object with any of:
+
+  "kill":    {"file": "ckpt.pt", "nth": 2, "phase": "before" | "tmp" | "after"}
+             on this process's nth atomic write of a file of that name, SIGKILL the whole process
+             group (the study and all its workers) before anything is written, after a torn temp
+             file (half the bytes) was left, or after the rename
+  "enospc":  {"file": "ckpt.pt", "nth": 2}
+             that write fails like a full disk after writing half the bytes into the temp file
+  "lr":      {"fc": 1e30}   runs of that method get this learning rate (a real divergence)
+  "witness": "/path/log.jsonl"  one line per training epoch begun and ended: pid, run folder, round,
+             epoch, times (an independent record of who trained what, and when)
+
+Nothing here edits the project's files: it wraps functions at import time in the test processes.
+"""
+import importlib.abc
+import importlib.util
+import json
+import os
+import signal
+import sys
+import time
+
+_SPEC = json.loads(os.environ.get("REINITLAB_FAULTS") or "{}")
+_counts: dict = {}
+
+
+def _die() -> None:
+    os.killpg(os.getpgrp(), signal.SIGKILL)
+    time.sleep(60)
+
+
+def _patch_rundir(mod) -> None:
+    import errno
+    import tempfile
+    from pathlib import Path
+    real = mod.atomic_write_bytes
+
+    def atomic_write_bytes(path, data):
+        name = Path(path).name
+        _counts[name] = n = _counts.get(name, 0) + 1
+        kill, full = _SPEC.get("kill") or {}, _SPEC.get("enospc") or {}
+        if kill.get("file") == name and kill.get("nth") == n:
+            if kill["phase"] == "before":
+                _die()
+            if kill["phase"] == "tmp":
+                fd, _ = tempfile.mkstemp(dir=Path(path).parent, prefix=f".{name}.", suffix=".tmp")
+                os.write(fd, data[: len(data) // 2])
+                os.fsync(fd)
+                _die()
+            real(path, data)
+            _die()
+        if full.get("file") == name and full.get("nth") == n:
+            fd, tmp = tempfile.mkstemp(dir=Path(path).parent, prefix=f".{name}.", suffix=".tmp")
+            os.write(fd, data[: len(data) // 2])
+            os.close(fd)
+            os.unlink(tmp)  # what atomic_write_bytes does when write() fails
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path))
+        return real(path, data)
+
+    mod.atomic_write_bytes = atomic_write_bytes
+
+
+def _patch_train(mod) -> None:
+    lrs = _SPEC.get("lr") or {}
+    if lrs:
+        real_prepare = mod.prepare
+
+        def prepare(cfg, bundle=None):
+            if cfg.method in lrs:
+                cfg = cfg.replace(lr=float(lrs[cfg.method]))
+            return real_prepare(cfg, bundle)
+        mod.prepare = prepare
+    witness = _SPEC.get("witness")
+    if witness:
+        real_epoch = mod.Engine.train_epoch
+        real_execute = mod.execute
+
+        def execute(cfg, out=None, *a, **k):
+            mod._witness_out = str(out) if out is not None else None
+            try:
+                return real_execute(cfg, out, *a, **k)
+            finally:
+                mod._witness_out = None
+
+        def log(row):
+            fd = os.open(witness, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o666)
+            try:
+                os.write(fd, (json.dumps(row) + "\n").encode())
+            finally:
+                os.close(fd)
+
+        def train_epoch(self, opt, round_, epoch, *a, **k):
+            run = getattr(mod, "_witness_out", None)
+            if run is None:  # not a run folder's training (the throughput probe): not witnessed
+                return real_epoch(self, opt, round_, epoch, *a, **k)
+            row = {"pid": os.getpid(), "run": run, "round": round_, "epoch": epoch}
+            log({**row, "event": "begin", "t": time.time()})
+            out = real_epoch(self, opt, round_, epoch, *a, **k)
+            log({**row, "event": "end", "t": time.time()})
+            return out
+        mod.execute = execute
+        mod.Engine.train_epoch = train_epoch
+
+
+_PATCHES = {"reinitlab.rundir": _patch_rundir, "reinitlab.train": _patch_train}
+
+
+class _Finder(importlib.abc.MetaPathFinder):
+    """Patches a module right after it is first executed."""
+
+    def find_spec(self, name, path=None, target=None):
+        if name not in _PATCHES:
+            return None
+        sys.meta_path.remove(self)
+        try:
+            spec = importlib.util.find_spec(name)
+        finally:
+            sys.meta_path.insert(0, self)
+        if spec is None or spec.loader is None:
+            return None
+        real_exec = spec.loader.exec_module
+
+        def exec_module(module):
+            real_exec(module)
+            _PATCHES[name](module)
+        spec.loader.exec_module = exec_module
+        return spec
+
+
+if _SPEC:
+    sys.meta_path.insert(0, _Finder())

@@ -113,7 +113,8 @@ def test_clean_for_attempt(tmp_path):
     s = Store(tmp_path)
     d = s.run_dir("x")
     write(d / "config.json", {})
-    write(d / "ckpt.pt", "...")
+    import torch
+    torch.save({"pos": {}}, d / "ckpt.pt")  # a complete checkpoint: resumed (a torn one is set aside)
     write(d / ".ckpt.pt.abc.tmp", "half")
     write(d / "error.json", {"reason": "old"})
     write(d / "result.json", "{torn")

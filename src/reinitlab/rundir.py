@@ -69,6 +69,21 @@ def atomic_torch_save(path: Path, obj: Any) -> None:
     atomic_write_bytes(path, buf.getvalue())
 
 
+def checkpoint_problem(path: Path) -> str | None:
+    """Why a torch checkpoint (a zip archive) cannot be trusted, or None: torn (no central directory)
+    or garbled (a member's CRC does not match). torch.load checks neither, so a garbled checkpoint
+    would load silently wrong weights."""
+    import zipfile
+    try:
+        with zipfile.ZipFile(path) as z:
+            bad = z.testzip()
+    except OSError:
+        raise  # unreadable (permissions, I/O): the environment, not the file's content
+    except Exception as e:  # BadZipFile, EOFError, ... whatever a torn or garbled archive raises
+        return f"not a complete checkpoint ({type(e).__name__}: {e})"
+    return f"garbled: the checksum of {bad} does not match" if bad is not None else None
+
+
 def read_json(path: Path) -> Any:
     with open(path) as f:
         return json.load(f)

@@ -31,8 +31,8 @@ from .methods import METHODS, Method, parse_spec
 from .models import build_model, check_arch
 from .progress import Progress
 from .reinit import Reinitializer
-from .rundir import (append_jsonl, atomic_torch_save, atomic_write_json, environment, read_json,
-                     read_jsonl)
+from .rundir import (append_jsonl, atomic_torch_save, atomic_write_json, checkpoint_problem, environment,
+                     read_json, read_jsonl)
 from .seeding import derive, generator
 
 # Settings that may differ when a run is resumed: they change speed, not results.
@@ -117,7 +117,16 @@ def open_run_dir(out: Path, cfg: TrainConfig) -> str:
         k = diff[0]
         raise UserError(f"--out {out} holds a run with {k}={old.get(k)!r}, not {new[k]!r}; use another "
                         "folder or the same settings to resume")
-    return "finished" if (out / "result.json").exists() else "resume"
+    if not (out / "result.json").exists():
+        return "resume"
+    try:
+        result = read_json(out / "result.json")
+    except (OSError, ValueError) as e:
+        result = e
+    if not isinstance(result, dict) or result.get("status") not in ("finished", "diverged"):
+        what = f"unreadable ({result})" if isinstance(result, Exception) else "not a finished run's result"
+        raise UserError(f"{out / 'result.json'}: {what}; delete it to train the run again")
+    return "finished"
 
 
 def _check_writable(out: Path) -> None:
@@ -272,12 +281,23 @@ def execute(cfg: TrainConfig, out: str | Path | None = None, progress: bool = Tr
         out.mkdir(parents=True, exist_ok=True)
         ckpt_path = out / "ckpt.pt"
         if state == "resume" and ckpt_path.exists():
-            ck = torch.load(ckpt_path, map_location=p.device, weights_only=False)
-            reinit.load_state_dict(ck["reinit"])
-            model.load_state_dict(ck["model"])
-            opt = eng.optimizer()
-            opt.load_state_dict(ck["optimizer"])
-            pos, per_round, elapsed, epochs_total = ck["pos"], ck["per_round"], ck["elapsed"], ck["epochs_total"]
+            try:
+                problem = checkpoint_problem(ckpt_path)
+                if problem:
+                    raise ValueError(problem)
+                ck = torch.load(ckpt_path, map_location=p.device, weights_only=False)
+                reinit.load_state_dict(ck["reinit"])
+                model.load_state_dict(ck["model"])
+                opt = eng.optimizer()
+                opt.load_state_dict(ck["optimizer"])
+                pos, per_round, elapsed, epochs_total = ck["pos"], ck["per_round"], ck["elapsed"], ck["epochs_total"]
+            except OSError:
+                raise
+            except Exception as e:  # torn, garbled, or another model's: never train on from it
+                why = " ".join(str(e).split())
+                why = why if len(why) <= 160 else why[:157] + "..."
+                raise UserError(f"{ckpt_path}: cannot resume from this checkpoint ({type(e).__name__}: {why}); "
+                                "delete it to train the run again from the start") from None
             # metrics lines written after the checkpoint belong to the epoch being redone
             rows = [r for r in read_jsonl(out / "metrics.jsonl") if r["epoch_total"] <= epochs_total]
             _rewrite_jsonl(out / "metrics.jsonl", rows)

@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import UserError
-from ..rundir import atomic_write_json, read_json
+from ..rundir import atomic_write_json, checkpoint_problem, read_json
 from .lock import FileLock, is_held
 
 FINISHED = ("finished", "diverged")  # result.json states: never redone
@@ -99,9 +99,13 @@ class Store:
         for f in ("analysis.json", "analysis_error.json"):
             (d / f).unlink(missing_ok=True)
         result = d / "result.json"
-        if result.exists() and _read_json_or_none(result) is None:
+        if result.exists() and (_read_json_or_none(result) or {}).get("status") not in FINISHED:
             # never read a torn or foreign result as finished: keep it aside and redo the run
             result.rename(d / f"result.json.unreadable-{int(time.time())}")
+        ckpt = d / "ckpt.pt"
+        if ckpt.exists() and checkpoint_problem(ckpt):
+            # torn or garbled: resuming would fail, or go on from wrong weights; redo the run
+            ckpt.rename(d / f"ckpt.pt.unreadable-{int(time.time())}")
         if not (d / "config.json").exists():
             # without its config the folder cannot be resumed; what is left is debris of an attempt
             # killed before its first write, which `train` would refuse as a foreign folder

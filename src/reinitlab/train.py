@@ -370,6 +370,8 @@ def execute(cfg: TrainConfig, out: str | Path | None = None, progress: bool = Tr
             bar.epoch(row, rounds)
             if out:
                 append_jsonl(out / "metrics.jsonl", row)
+            if out and finite:  # never a checkpoint of NaN weights: a kill before result.json would
+                # resume from them; the last finite one makes a resumed run diverge the same way
                 atomic_torch_save(out / "ckpt.pt", {"model": model.state_dict(), "optimizer": opt.state_dict(),
                                                     "reinit": reinit.state_dict(), "pos": pos, "per_round": per_round,
                                                     "elapsed": elapsed, "epochs_total": epochs_total})

@@ -9,6 +9,7 @@ REINITLAB_FAULTS holds a JSON object with any of:
   "enospc":  {"file": "ckpt.pt", "nth": 2}
              that write fails like a full disk after writing half the bytes into the temp file
   "lr":      {"fc": 1e30}   runs of that method get this learning rate (a real divergence)
+  "nolock":  true           run claims never exclude anyone (to show the tests notice double training)
   "witness": "/path/log.jsonl"  one line per training epoch begun and ended: pid, run folder, round,
              epoch, times (an independent record of who trained what, and when)
 
@@ -104,7 +105,13 @@ def _patch_train(mod) -> None:
         mod.Engine.train_epoch = train_epoch
 
 
-_PATCHES = {"reinitlab.rundir": _patch_rundir, "reinitlab.train": _patch_train}
+def _patch_lock(mod) -> None:
+    if _SPEC.get("nolock"):
+        mod.fcntl = type("NoFlock", (), {"flock": staticmethod(lambda fd, op: None), "LOCK_EX": 0, "LOCK_NB": 0,
+                                         "LOCK_SH": 0})
+
+
+_PATCHES = {"reinitlab.rundir": _patch_rundir, "reinitlab.train": _patch_train, "reinitlab.study.lock": _patch_lock}
 
 
 class _Finder(importlib.abc.MetaPathFinder):

@@ -84,18 +84,16 @@ def execute(task: Task) -> Outcome:
                                worker=me, analysis=a.text, analysis_failed=bool(a.failed))
             return Outcome(spec.id, "done_before", test_acc=acc, worker=me)  # another process finished it
         attempt = store.attempts(spec.id) + 1
-        how = store.clean_for_attempt(spec.id)
-        store.log("start", spec.id, how=how, attempt=attempt,
-                  recovered_from=lock.recovered.get("pid") if lock.recovered else None)
-        t0 = time.time()
+        t0, how = time.time(), ""
         try:
+            how = store.clean_for_attempt(spec.id)  # raises where the run folder cannot be written
+            store.log("start", spec.id, how=how, attempt=attempt,
+                      recovered_from=lock.recovered.get("pid") if lock.recovered else None)
             cfg = spec.train_config(**task.speed)
             result, eng = train_execute(cfg, store.run_dir(spec.id), progress=False, bundle=_bundle(cfg),
                                         label=spec.id)
         except Exception as e:  # a run's own failure: recorded, the study goes on
-            err = store.record_failure(spec.id, e, attempt)
-            store.log("end", spec.id, status="failed", seconds=time.time() - t0, reason=err["reason"])
-            return Outcome(spec.id, "failed", seconds=time.time() - t0, reason=err["reason"], how=how, worker=me)
+            return _failed(store, spec.id, e, attempt, t0, how, me)
         store.log("end", spec.id, status=result["status"], seconds=time.time() - t0, test_acc=result.get("test_acc"))
         a = analyse(store, spec.id, task.analyses, eng) if result["status"] == "finished" else None
         seconds = time.time() - t0
@@ -104,6 +102,18 @@ def execute(task: Task) -> Outcome:
                        how=how, worker=me, analysis=a.text if a else "", analysis_failed=bool(a and a.failed))
     finally:
         lock.release()
+
+
+def _failed(store: Store, run_id: str, exc: Exception, attempt: int, t0: float, how: str, me: str) -> Outcome:
+    """error.json and the journal's end line for a failed run. Where even they cannot be written (a
+    full disk, a read-only run folder) the worker lives on: the outcome carries the reason."""
+    reason = f"{type(exc).__name__}: {exc}"
+    try:
+        reason = store.record_failure(run_id, exc, attempt)["reason"]
+        store.log("end", run_id, status="failed", seconds=time.time() - t0, reason=reason)
+    except OSError as e:
+        reason += f" (not recorded in the study folder: {e.strerror or e})"
+    return Outcome(run_id, "failed", seconds=time.time() - t0, reason=reason, how=how, worker=me)
 
 
 def record_lost(study_dir: str, run_id: str, reason: str) -> bool:
@@ -116,8 +126,11 @@ def record_lost(study_dir: str, run_id: str, reason: str) -> bool:
     try:
         if store.state(run_id).done:
             return False
-        store.record_failure(run_id, reason, store.attempts(run_id) + 1)
-        store.log("end", run_id, status="failed", reason=reason)
+        try:
+            store.record_failure(run_id, reason, store.attempts(run_id) + 1)
+            store.log("end", run_id, status="failed", reason=reason)
+        except OSError:  # a full disk or a read-only run folder: the study still reports the loss
+            return False
         return True
     finally:
         lock.release()

@@ -104,8 +104,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         args = build_parser().parse_args(argv)
         return args.func(args)
-    except UserError as e:
-        print(f"reinitlab: {e}", file=sys.stderr)
+    except UserError as e:  # one line, whatever the message quotes (a parser's error may span lines)
+        print("reinitlab: " + " ".join(part.strip() for part in str(e).splitlines() if part.strip()), file=sys.stderr)
         return e.exit_code
     except OSError as e:  # disk full, permissions, vanished files: the environment, not a bug
         where = f"{e.filename}: " if getattr(e, "filename", None) else ""

@@ -16,6 +16,7 @@ import pytest
 from reinitlab.report import make_report
 
 from test_report_tables import study  # noqa: F401  (fixture: synthetic run folders)
+from why_common import make_why_study
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 
@@ -71,7 +72,8 @@ def test_report_html_renders_in_chromium(study, tmp_path):  # noqa: F811
     probed = html.replace("<head>", "<head>" + PROBE_HEAD, 1).replace("</body>", PROBE_TAIL + "</body>", 1)
     found = probe(probed, tmp_path)
     assert found["errors"] == []
-    assert found["tables"] == 5  # accuracy, vs baseline, vs long, sign test, failed/diverged runs
+    # accuracy, vs baseline, vs long, sign test, failed/diverged runs, and the claims verdict (the study has lw)
+    assert found["tables"] == 6
     assert len(found["images"]) == 3
     assert all(i["complete"] and i["w"] > 0 and i["h"] > 0 for i in found["images"]), found["images"]
     assert found["title"].startswith("Study toy-study")
@@ -85,3 +87,27 @@ def test_report_html_renders_in_chromium(study, tmp_path):  # noqa: F811
     shot = tmp_path / "report.png"
     r = chromium(["--window-size=1300,2000", f"--screenshot={shot}", (study / "report.html").as_uri()], tmp_path)
     assert r.returncode == 0 and shot.read_bytes()[:4] == b"\x89PNG"
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(CHROMIUM is None, reason="chromium not installed (apt-get install -y chromium; .ci/run does it)")
+def test_report_html_with_the_why_section_renders_in_chromium(tmp_path):
+    """The "why" topics (tables and one figure each) and the claims verdict, from hand-written
+    analysis.json files: every table shows and every figure decodes."""
+    root = make_why_study(tmp_path / "study")
+    rep = make_report(root)
+    html = (root / "report.html").read_text()
+    assert "<script" not in html
+    probed = html.replace("<head>", "<head>" + PROBE_HEAD, 1).replace("</body>", PROBE_TAIL + "</body>", 1)
+    found = probe(probed, tmp_path)
+    assert found["errors"] == []
+    # summary: accuracy, vs baseline, vs long, sign test; why: margins, norms, flatness, memorization and
+    # probes each mean ± SE, vs baseline, vs long, plus the per-round norms table; the verdict table
+    assert found["tables"] == 4 + 5 * 3 + 1 + 1
+    pngs = [p for p in rep.files if p.suffix == ".png"]
+    assert len(found["images"]) == len(pngs) == 3 + 5
+    assert all(i["complete"] and i["w"] > 0 and i["h"] > 0 for i in found["images"]), found["images"]
+    # the last figure is a "why" figure: a garbled one is caught there too
+    broken = re.sub(r"(data:image/png;base64,)[A-Za-z0-9+/]{64}", r"\1" + "A" * 64, probed)
+    bad = probe(broken, tmp_path)
+    assert all(i["w"] == 0 for i in bad["images"]) and bad["errors"]

@@ -7,12 +7,14 @@ import html
 import time
 from pathlib import Path
 
+from .part import Part
 from .tables import Tables, headline, sections, status_line
 
 CSS = """
 body { font-family: system-ui, -apple-system, Segoe UI, Roboto, sans-serif; margin: 2em auto; max-width: 1400px;
        padding: 0 1em; color: #222; }
 h1 { font-size: 1.6em; } h2 { font-size: 1.25em; margin-top: 2em; border-bottom: 1px solid #ddd; }
+h3 { font-size: 1.05em; margin-top: 1.4em; }
 table { border-collapse: collapse; font-size: 0.85em; margin: 0.5em 0 1em; }
 th, td { border: 1px solid #ccc; padding: 0.25em 0.55em; text-align: right; white-space: nowrap; }
 th { background: #f3f3f3; } td:first-child, th:first-child { text-align: left; }
@@ -29,7 +31,36 @@ def _md_inline(text: str) -> str:
     return "".join(f"<b>{p}</b>" if i % 2 else p for i, p in enumerate(parts))
 
 
-def render(t: Tables, title: str, plots: list[tuple[Path, str]], meta: list[str] = ()) -> str:
+def table_html(title: str, expl: str, header: list[str], rows: list[list[str]], level: int = 2) -> list[str]:
+    out = [f"<h{level}>{html.escape(title)}</h{level}>" + (f'<p class="note">{html.escape(expl)}</p>' if expl else "")]
+    out.append('<div class="scroll"><table><thead><tr>' + "".join(f"<th>{html.escape(h)}</th>" for h in header)
+               + "</tr></thead><tbody>")
+    for row in rows:
+        out.append("<tr>" + "".join(f'<td{" class=l" if len(c) > 40 else ""}>{html.escape(c)}</td>' for c in row)
+                   + "</tr>")
+    out.append("</tbody></table></div>")
+    return out
+
+
+def figure_html(path: Path | str, caption: str) -> str:
+    data = base64.b64encode(Path(path).read_bytes()).decode("ascii")
+    return (f'<figure><img src="data:image/png;base64,{data}" alt="{html.escape(caption)}">'
+            f"<figcaption>{html.escape(caption)}</figcaption></figure>")
+
+
+def part_html(part: Part) -> list[str]:
+    out = [f"<h2>{html.escape(part.title)}</h2>"]
+    if part.intro:
+        out.append(f'<p class="note">{html.escape(part.intro)}</p>')
+    if part.lines:
+        out.append("<ul>" + "".join(f"<li>{_md_inline(line)}</li>" for line in part.lines) + "</ul>")
+    for title, expl, header, rows in part.tables:
+        out += table_html(title, expl, header, rows, level=3)
+    out += [figure_html(path, caption) for path, caption in part.plots]
+    return out
+
+
+def render(t: Tables, title: str, plots: list[tuple[Path, str]], meta: list[str] = (), parts: list[Part] = ()) -> str:
     out = ["<!DOCTYPE html>", '<html lang="en"><head><meta charset="utf-8">',
            '<meta name="viewport" content="width=device-width, initial-scale=1">',
            f"<title>{html.escape(title)}</title><style>{CSS}</style></head><body>",
@@ -43,17 +74,11 @@ def render(t: Tables, title: str, plots: list[tuple[Path, str]], meta: list[str]
     if hl:
         out.append("<h2>Answer</h2><ul>" + "".join(f"<li>{_md_inline(h[2:])}</li>" for h in hl) + "</ul>")
     for title_, expl, header, rows in sections(t):
-        out.append(f"<h2>{html.escape(title_)}</h2><p class=\"note\">{html.escape(expl)}</p>")
-        out.append('<div class="scroll"><table><thead><tr>' + "".join(f"<th>{html.escape(h)}</th>" for h in header) + "</tr></thead><tbody>")
-        for row in rows:
-            out.append("<tr>" + "".join(f'<td{" class=l" if len(c) > 40 else ""}>{html.escape(c)}</td>' for c in row)
-                       + "</tr>")
-        out.append("</tbody></table></div>")
+        out += table_html(title_, expl, header, rows)
     if plots:
         out.append("<h2>Plots</h2>")
-        for path, caption in plots:
-            data = base64.b64encode(Path(path).read_bytes()).decode("ascii")
-            out.append(f'<figure><img src="data:image/png;base64,{data}" alt="{html.escape(caption)}">'
-                       f"<figcaption>{html.escape(caption)}</figcaption></figure>")
+        out += [figure_html(path, caption) for path, caption in plots]
+    for part in parts:
+        out += part_html(part)
     out.append("</body></html>")
     return "\n".join(out)

@@ -1,16 +1,24 @@
 """`make_report(dir)`: read the run folders, write results.csv, summary.md, plots/*.png and one
-self-contained report.html into the study folder, and return the Markdown for the terminal."""
+self-contained report.html into the study folder, and return the Markdown for the terminal.
+
+After the summary tables and plots come the "why" parts (why.py: margins, norms, flatness,
+memorization, probes, where the runs have them) and, last, the verdict on the paper's claims
+(claims.py) when the study has lw runs."""
 from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
 
 from ..rundir import atomic_write_bytes
+from .claims import LW, evaluate, verdict_part
 from .collect import collect
 from .html import render
+from .part import Part, part_markdown
 from .plots import make_plots
 from .results_csv import results_csv
 from .tables import Tables, compute, to_markdown
+from .why import Why, compute as compute_why, why_parts
+from .why_data import load as load_why_data
 
 
 @dataclass
@@ -18,6 +26,8 @@ class Report:
     markdown: str
     tables: Tables
     files: list[Path]
+    why: Why | None = None
+    claims: list | None = None  # claims.Claim, when the study has lw runs
 
 
 def make_report(root: str | Path) -> Report:
@@ -29,6 +39,20 @@ def make_report(root: str | Path) -> Report:
     plots = make_plots(col, root / "plots")
     rel = [(p.relative_to(root).as_posix(), cap) for p, cap in plots]
     md = to_markdown(tables, title, rel)
+    data = load_why_data(col)
+    why = compute_why(col, data)
+    parts: list[Part] = []
+    why_plots: list[Path] = []
+    if why.topics:
+        from .why_plots import make_why_plots
+        figs = make_why_plots(why, col.runs, root / "plots")
+        why_plots = [p for fs in figs.values() for p, _ in fs]
+        parts += why_parts(why, figs)
+    claims = evaluate(col, data) if any(r.method == LW for r in col.runs) else None
+    if claims is not None:
+        parts.append(verdict_part(claims, has_long=any(r.method == "long" and r.status == "finished"
+                                                       for r in col.runs)))
+    md = md.rstrip("\n") + "\n\n" + "\n".join(part_markdown(p, root) for p in parts) if parts else md
     meta = []
     defn = (col.study or {}).get("definition") or {}
     if defn.get("description"):
@@ -39,5 +63,5 @@ def make_report(root: str | Path) -> Report:
     files = [root / "results.csv", root / "summary.md", root / "report.html"]
     atomic_write_bytes(files[0], results_csv(col).encode())
     atomic_write_bytes(files[1], md.encode())
-    atomic_write_bytes(files[2], render(tables, title, plots, meta).encode())
-    return Report(md, tables, files + [p for p, _ in plots])
+    atomic_write_bytes(files[2], render(tables, title, plots, meta, parts).encode())
+    return Report(md, tables, files + [p for p, _ in plots] + why_plots, why, claims)

@@ -1,0 +1,328 @@
+"""The verdict on the source paper's five claims (SPEC section 5), from any study's run folders.
+
+Every test compares LW (method "lw", default options) with a reference method on seed-paired runs,
+pooled over the combinations (dataset, arch, train size, noise) in the test's scope: one pair per
+(combination, seed) where both finished; the mean paired difference LW − reference, its 95%
+t-interval and the two-sided paired-t p-value (stats.paired_diff). A test is
+
+  supported                       the interval lies on the claimed side of 0 ("not higher": it
+                                  does not lie above 0, i.e. no significant increase)
+  not supported                   it does not
+  not testable with this study    the study lacks what the test needs: a method, an axis value
+                                  (>= 2 training sizes, label noise, sizes >= 35K), an analysis,
+                                  or 2 seeds (one pair has no interval)
+
+A claim is supported when every required test is, not supported when a testable required test is
+not, "supported where testable" when the rest cannot be tested here, and not testable when none
+can. Tests against `long` (the compute-matched baseline) and tests marked context are shown beside
+the verdict and do not enter it: the claims, as the paper states them, are about the baseline.
+
+Each test is at the 5% level without a multiplicity correction; a claim needs all its required
+tests at once (an intersection-union test), which needs none. "Not higher" verdicts rest on the
+absence of a significant increase, which is weak evidence with few seeds: the interval says how
+large an increase the data still allow.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Callable
+
+from .collect import Collected, RunRecord
+from .part import Part
+from .stats import PairedDiff, paired_diff
+from .tables import _sort_key, fmt_p
+from .why_data import (DIAGNOSTICS, Metric, RunData, accuracy_metric, load, lower_groups, lower_probe_metric,
+                       probe_groups, run_value, sigmas)
+
+LW = "lw"
+BASELINE, LONG = "baseline", "long"
+SINGLE = (BASELINE, LONG, LW)
+LARGE = 35_000  # the paper's decision tree split the training-set size at about 35K examples
+
+SUPPORTED, NOT_SUPPORTED, NOT_TESTABLE = "supported", "not supported", "not testable with this study"
+HIGHER, LOWER, NOT_HIGHER = "higher", "lower", "not higher"
+
+STATEMENTS = {
+    1: "LW improves test accuracy over the baseline and over the other reinit methods on small training sets, in "
+       "most dataset x architecture combinations.",
+    2: "The gains shrink and vanish as the training set grows (the paper's split: about 35K examples).",
+    3: "LW raises training margins without raising weight norms, so the normalized margin improves.",
+    4: "LW ends in flatter minima (smaller loss increase under weight noise at every sigma).",
+    5: "LW memorizes less (lower memorized fraction under label noise) and leans on lower layers.",
+}
+
+
+@dataclass
+class Scope:
+    text: str  # shown in the test's description
+    keep: Callable[[tuple], bool]  # combo (dataset, arch, train_size, noise) -> in scope
+    missing: str  # why not testable when no combination is in scope
+
+
+CLEAN = Scope("no label noise", lambda c: c[3] == 0, "needs runs without label noise (label_noise = [0.0, ...])")
+SMALL = Scope(f"no label noise, train size < {LARGE:,}", lambda c: c[3] == 0 and _size(c) is not None and _size(c) < LARGE,
+              f"needs runs without label noise on training sets smaller than {LARGE:,}")
+BIG = Scope(f"no label noise, train size >= {LARGE:,}", lambda c: c[3] == 0 and (_size(c) or 0) >= LARGE,
+            f"needs training sizes >= {LARGE:,} (e.g. the sizes preset on fashion-mnist, or train_sizes = [\"full\"] "
+            "on a large dataset)")
+NOISY = Scope("label noise > 0", lambda c: c[3] > 0,
+              "needs a label_noise > 0 axis value (e.g. label_noise = [0.0, 0.2])")
+ALL = Scope("all combinations", lambda c: True, "needs finished runs")
+
+
+def _size(combo: tuple) -> int | None:
+    return combo[2] if isinstance(combo[2], (int, float)) else None
+
+
+@dataclass
+class Test:
+    claim: int
+    text: str
+    ref: str
+    direction: str
+    metric: Metric
+    diff: PairedDiff | None = None
+    combos: int = 0  # combinations with at least one pair
+    positive: int = 0  # of them, with a positive mean difference
+    verdict: str = NOT_TESTABLE
+    note: str = ""  # why not testable, or what else decided the verdict
+    required: bool = True
+    context: "Test | None" = None  # the same test against long
+    sources: set[str] = field(default_factory=set)
+
+
+@dataclass
+class Claim:
+    number: int
+    statement: str
+    tests: list[Test]
+    verdict: str
+
+
+def _values(col: Collected, data: dict[str, RunData], metric: Metric) -> tuple[dict, dict]:
+    """combo -> method -> seed -> value, and (combo, method, seed) -> the value's source."""
+    vals: dict = {}
+    sources: dict = {}
+    for r in col.runs:
+        if r.status != "finished":
+            continue
+        v, src = run_value(metric, r, data)
+        if v is not None:
+            vals.setdefault(r.key, {}).setdefault(r.method, {})[r.seed] = v
+            sources[(r.key, r.method, r.seed)] = src
+    return vals, sources
+
+
+def decide(diff: PairedDiff | None, direction: str) -> tuple[str, str]:
+    """(verdict, note) of one pooled paired difference LW − reference."""
+    if diff is None or diff.n == 0:
+        return NOT_TESTABLE, ""
+    if diff.n < 2 or math.isnan(diff.lo):
+        return NOT_TESTABLE, "one pair: an interval needs at least 2 seeds"
+    if direction == HIGHER:
+        ok = diff.lo > 0
+    elif direction == LOWER:
+        ok = diff.hi < 0
+    else:  # NOT_HIGHER: no significant increase
+        ok = not diff.lo > 0
+    return (SUPPORTED if ok else NOT_SUPPORTED), ""
+
+
+def _why_missing(col: Collected, ref: str, scope: Scope, metric: Metric, vals: dict) -> str:
+    finished = {r.method for r in col.runs if r.status == "finished"}
+    if LW not in finished:
+        return "no finished lw runs"
+    if ref not in finished:
+        return f"no finished {ref} runs (add {ref!r} to methods)"
+    if not any(scope.keep(r.key) for r in col.runs if r.status == "finished"):
+        return scope.missing
+    if metric.key != "test_acc":
+        name = metric.key.split(".")[0]
+        return f"needs the {name} analysis on lw and {ref} runs (analyses = [..., \"{name}\"])"
+    return f"no seed on which both lw and {ref} finished"
+
+
+def pooled_test(col: Collected, data: dict[str, RunData], claim: int, text: str, metric: Metric, ref: str,
+                direction: str, scope: Scope, required: bool = True, with_long: bool = True) -> Test:
+    vals, src = _values(col, data, metric)
+    t = Test(claim, f"{text} ({scope.text})", ref, direction, metric, required=required)
+    a, b = [], []
+    for combo in sorted(vals, key=_sort_key):
+        if not scope.keep(combo):
+            continue
+        by = vals[combo]
+        if LW not in by or ref not in by:
+            continue
+        common = sorted(set(by[LW]) & set(by[ref]))
+        if not common:
+            continue
+        d = [by[LW][s] - by[ref][s] for s in common]
+        a += [by[LW][s] for s in common]
+        b += [by[ref][s] for s in common]
+        t.combos += 1
+        t.positive += sum(d) / len(d) > 0
+        t.sources |= {src[(combo, m, s)] for m in (LW, ref) for s in common}
+    t.diff = paired_diff(a, b) if a else None
+    t.verdict, t.note = decide(t.diff, direction)
+    if t.diff is None:
+        t.note = _why_missing(col, ref, scope, metric, vals)
+    if with_long and ref == BASELINE:
+        t.context = pooled_test(col, data, claim, text, metric, LONG, direction, scope, required=False, with_long=False)
+    return t
+
+
+def shrink_test(col: Collected, data: dict[str, RunData], ref: str, with_long: bool = True) -> Test:
+    """Claim 2: per (dataset, arch), LW's gain over `ref` at the largest size minus at the smallest,
+    paired by seed, pooled; negative = the gain shrinks."""
+    metric = accuracy_metric()
+    vals, _ = _values(col, data, metric)
+    groups: dict[tuple, dict] = {}
+    for combo, by in vals.items():
+        if combo[3] != 0 or _size(combo) is None or LW not in by or ref not in by:
+            continue
+        gains = {s: by[LW][s] - by[ref][s] for s in set(by[LW]) & set(by[ref])}
+        if gains:
+            groups.setdefault(combo[:2], {})[_size(combo)] = gains
+    a, b, spans = [], [], []
+    for key, by_size in sorted(groups.items()):
+        if len(by_size) < 2:
+            continue
+        small, large = min(by_size), max(by_size)
+        seeds = sorted(set(by_size[small]) & set(by_size[large]))
+        a += [by_size[large][s] for s in seeds]
+        b += [by_size[small][s] for s in seeds]
+        spans.append(f"{large} vs {small}")
+    t = Test(2, f"gain over {ref} at the largest training size minus at the smallest "
+             f"({', '.join(sorted(set(spans))) or 'sizes'}; no label noise)", ref, LOWER, metric)
+    t.combos = len(spans)
+    t.diff = paired_diff(a, b) if a else None
+    t.verdict, t.note = decide(t.diff, LOWER)
+    if t.diff is None:
+        sizes = sorted({_size(c) for c in vals if c[3] == 0 and _size(c) is not None})
+        t.note = (_why_missing(col, ref, CLEAN, metric, vals) if {LW, ref} - {r.method for r in col.runs
+                                                                               if r.status == "finished"}
+                  else f"needs at least 2 training sizes (found {sizes or 'none'}; e.g. train_sizes = [500, 2000])")
+    t.sources = {"result.json"} if a else set()
+    if with_long and ref == BASELINE:
+        t.context = shrink_test(col, data, LONG, with_long=False)
+        t.context.required = False
+    return t
+
+
+def evaluate(col: Collected, data: dict[str, RunData] | None = None) -> list[Claim]:
+    data = load(col) if data is None else data
+    acc = accuracy_metric()
+    others = [m for m in col.methods if m not in SINGLE and any(r.method == m and r.status == "finished"
+                                                                 for r in col.runs)]
+    tests: list[Test] = []
+    # 1: accuracy on small sets, vs baseline (most combinations) and vs every other reinit method
+    t1 = pooled_test(col, data, 1, "test accuracy", acc, BASELINE, HIGHER, SMALL)
+    if t1.verdict == SUPPORTED and not t1.positive * 2 > t1.combos:
+        t1.verdict, t1.note = NOT_SUPPORTED, f"interval above 0 but LW ahead in only {t1.positive} of {t1.combos} combinations"
+    tests.append(t1)
+    for m in others:
+        tests.append(pooled_test(col, data, 1, "test accuracy", acc, m, HIGHER, SMALL, with_long=False))
+    if not others:
+        tests.append(Test(1, "test accuracy vs the other reinit methods", "other reinit methods", HIGHER, acc,
+                          note="no other reinit method in the study (e.g. methods = [..., \"fc\", \"ke\", \"llf\"])"))
+    # 2: the gain shrinks with the training-set size, and vanishes on large sets
+    tests.append(shrink_test(col, data, BASELINE))
+    tests.append(pooled_test(col, data, 2, "no gain on large training sets: test accuracy", acc, BASELINE, NOT_HIGHER, BIG))
+    # 3: margins up, norms not up, normalized margin up
+    tests += [
+        pooled_test(col, data, 3, "median training margin", Metric("margins.q50", "margin median", fallback="margin_q50"),
+                    BASELINE, HIGHER, CLEAN),
+        pooled_test(col, data, 3, "Frobenius norm of all parameters", Metric(
+            "norms.frobenius_total", "Frobenius norm", fallback="frobenius_total"), BASELINE, NOT_HIGHER, CLEAN),
+        pooled_test(col, data, 3, "log10 spectral complexity R", Metric(
+            "bound.log10_R", "log10 R", also=("margins.log10_spectral_complexity",),
+            fallback="log10_spectral_complexity"), BASELINE, NOT_HIGHER, CLEAN),
+        pooled_test(col, data, 3, "median normalized margin (margin / R)", Metric(
+            "margins.spectral_normalized_q50", "margin median / R", also=("bound.normalized_q50",),
+            fallback="normalized_margin_q50"), BASELINE, HIGHER, CLEAN),
+    ]
+    # 4: flatter at every sigma; the Hessian as context
+    found = [s for s in sigmas(data) if float(s) > 0]
+    for s in found:
+        tests.append(pooled_test(col, data, 4, f"training-loss increase at sigma {s}",
+                                 Metric(f"flatness.increase_sigma_{s}", f"loss increase, sigma {s}"), BASELINE, LOWER, CLEAN))
+    if not found:
+        tests.append(pooled_test(col, data, 4, "training-loss increase under weight noise",
+                                 Metric("flatness.increase_sigma_0.05", "loss increase"), BASELINE, LOWER, CLEAN))
+    tests.append(pooled_test(col, data, 4, "context: top Hessian eigenvalue", Metric(
+        "flatness.hessian_top_eigenvalue", "top Hessian eigenvalue"), BASELINE, LOWER, CLEAN, required=False))
+    # 5: memorizes less under label noise; lower layers' features more general
+    tests.append(pooled_test(col, data, 5, "memorized fraction of the noisy examples", Metric(
+        "memorization.memorized_fraction", "memorized fraction (%)", percent=True), BASELINE, LOWER, NOISY))
+    groups = probe_groups(data)
+    tests.append(pooled_test(col, data, 5, "linear-probe accuracy of the lower groups' features "
+                             f"({', '.join(lower_groups(groups)) if groups else 'lower half below the head'})",
+                             lower_probe_metric(groups), BASELINE, HIGHER, ALL))
+    tests.append(pooled_test(col, data, 5, "context: true-label accuracy of the noisy examples", Metric(
+        "memorization.noisy_true_label_acc", "noisy true-label accuracy (%)", percent=True), BASELINE, HIGHER, NOISY,
+        required=False))
+    return [Claim(n, STATEMENTS[n], [t for t in tests if t.claim == n], claim_verdict([t for t in tests if t.claim == n]))
+            for n in sorted(STATEMENTS)]
+
+
+def claim_verdict(tests: list[Test]) -> str:
+    required = [t for t in tests if t.required]
+    testable = [t for t in required if t.verdict != NOT_TESTABLE]
+    if not testable:
+        return NOT_TESTABLE
+    if any(t.verdict == NOT_SUPPORTED for t in testable):
+        return NOT_SUPPORTED
+    if len(testable) == len(required):
+        return SUPPORTED
+    return f"supported where testable ({len(testable)} of {len(required)} tests; the rest not testable with this study)"
+
+
+# ---- rendering -------------------------------------------------------------------------------
+def fmt_effect(t: Test) -> str:
+    d = t.diff
+    if d is None:
+        return "—"
+    m = t.metric
+    if d.n < 2:
+        return f"{m.fmt(d.mean, True)} (1 pair)"
+    return f"{m.fmt(d.mean, True)} [{m.fmt(d.lo, True)}, {m.fmt(d.hi, True)}] ({d.n} pairs, {t.combos} comb.)"
+
+
+def _p(t: Test) -> str:
+    return fmt_p(t.diff.p) if t.diff is not None and t.diff.n >= 2 else "n/a"
+
+
+def _verdict_text(t: Test) -> str:
+    v = t.verdict if t.required else f"({t.verdict})"
+    return v + (f": {t.note}" if t.note else "")
+
+
+def _source(t: Test) -> str:
+    if DIAGNOSTICS in t.sources:
+        return " †" if t.sources == {DIAGNOSTICS} else " ‡"
+    return ""
+
+
+def verdict_part(claims: list[Claim], has_long: bool = True) -> Part:
+    """`has_long`: the study has long runs; without, the compute-matched column is left out."""
+    header = ["claim", "test (scope)", "LW vs", "effect LW − ref [95% CI] (n)", "p", "verdict"]
+    if has_long:
+        header.append("same test vs long (compute-matched): effect [95% CI], p, verdict")
+    rows = []
+    for c in claims:
+        for t in c.tests:
+            ctx = t.context
+            row = [str(c.number), t.text + _source(t), t.ref, fmt_effect(t), _p(t), _verdict_text(t)]
+            if has_long:
+                row.append("" if ctx is None else f"{fmt_effect(ctx)}, p {_p(ctx)}, {ctx.verdict}"
+                           + (f": {ctx.note}" if ctx.note else ""))
+            rows.append(row)
+    lines = [f"**Claim {c.number}: {c.verdict}.** {c.statement}" for c in claims]
+    intro = ("Each test pools the seed-paired differences LW − reference over the combinations in its scope "
+             "(effect in the measure's unit, accuracies in points; n = pairs, comb. = combinations) with a 95% "
+             "t-interval and the two-sided paired-t p. A claim is supported when all its tests are; rows in "
+             "parentheses are context and do not enter the verdict, nor does the comparison with long. "
+             "† from the final-round diagnostics (no analysis.json), ‡ partly so.")
+    return Part("Verdict on the paper's claims (SPEC section 5)", intro,
+                [("Tests", "", header, rows)], lines=lines)

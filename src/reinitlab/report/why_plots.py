@@ -1,0 +1,250 @@
+"""The "why" section's figures, one per dataset and topic, one panel per (arch, train size, noise),
+one colour per method (the summary plots' colours), every curve over finished seeds:
+
+  why_margins_<dataset>.png        training-margin distributions as CDFs, raw and divided by the
+                                   spectral complexity R; the seeds' quantile functions averaged
+                                   (analysis.json margins arrays)
+  why_norms_<dataset>.png          Frobenius norm, log10 spectral product and log10 R after each
+                                   round, mean ± SE (per-round diagnostics); baseline and long,
+                                   trained in one round, as dashed horizontal lines
+  why_flatness_<dataset>.png       training-loss increase against the noise sigma, mean with a
+                                   ± SE band (analysis.json flatness)
+  why_memorization_<dataset>.png   memorized fraction and the noisy examples' true-label accuracy,
+                                   mean ± SE (label-noise combinations only)
+  why_probes_<dataset>.png         linear-probe and 5-NN held-out accuracy after each group, mean ± SE
+"""
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+from matplotlib.ticker import MaxNLocator
+
+from .plots import SINGLE_ROUND, _colors, _grid, _safe, _save  # plots.py selects the Agg backend
+from .stats import mean_se
+from .why import PER_ROUND, MEMORIZATION, Why
+from .why_data import RunData, run_probe_groups
+
+QUANTILES = [i / 100 for i in range(1, 100)]
+
+
+def _panels(runs) -> tuple[list, list]:
+    archs = sorted({r.axes["arch"] for r in runs})
+    cols = sorted({(r.axes["train_size"], r.axes["label_noise"]) for r in runs},
+                  key=lambda c: (not isinstance(c[0], (int, float)), c[0] if isinstance(c[0], (int, float)) else 0, c[1]))
+    return archs, cols
+
+
+def _sel(runs, arch, col):
+    return [r for r in runs if r.axes["arch"] == arch and (r.axes["train_size"], r.axes["label_noise"]) == col]
+
+
+def _se(s) -> float:
+    return 0.0 if math.isnan(s.se) else s.se
+
+
+def _quantile(values: list[float], q: float) -> float:
+    """Linear interpolation between order statistics, as numpy's default."""
+    v = sorted(values)
+    pos = q * (len(v) - 1)
+    lo = int(math.floor(pos))
+    hi = min(lo + 1, len(v) - 1)
+    return v[lo] + (v[hi] - v[lo]) * (pos - lo)
+
+
+def _title(ax, arch, col, what=""):
+    ax.set_title(f"{arch}, n={col[0]}, noise {col[1]:g}" + (f": {what}" if what else ""), fontsize="medium")
+
+
+def margins_plot(why: Why, runs, out: Path, dataset: str, colors) -> Path | None:
+    have = [r for r in runs if ((why.data.get(r.id) or RunData()).arrays.get("margins") or {}).get("margins")]
+    if not have:
+        return None
+    archs, cols = _panels(have)
+    fig, axes = _grid(2 * len(archs), len(cols), f"{dataset}: training-margin distributions (CDF, quantiles averaged "
+                      "over seeds)")
+    for i, arch in enumerate(archs):
+        for j, col in enumerate(cols):
+            sel = _sel(have, arch, col)
+            for k, (key, xlabel) in enumerate((("margins", "margin f_y − max_{j≠y} f_j"),
+                                               ("spectral_normalized", "margin / spectral complexity R"))):
+                ax = axes[2 * i + k][j]
+                for m in why.methods:
+                    arrays = [why.data[r.id].arrays["margins"].get(key) for r in sel if r.method == m]
+                    arrays = [a for a in arrays if a]
+                    if not arrays:
+                        continue
+                    curve = [sum(_quantile(a, q) for a in arrays) / len(arrays) for q in QUANTILES]
+                    ax.plot(curve, QUANTILES, color=colors[m], label=m, lw=1.4)
+                ax.axvline(0, color="k", lw=0.6)
+                ax.set_xlabel(xlabel)
+                ax.set_ylabel("fraction of training examples ≤ x")
+                _title(ax, arch, col)
+                ax.grid(alpha=0.3)
+    path = out / f"why_margins_{_safe(dataset)}.png"
+    _save(fig, path)
+    return path
+
+
+def norms_plot(why: Why, runs, out: Path, dataset: str, colors) -> Path | None:
+    have = [r for r in runs if (why.data.get(r.id) or RunData()).rounds]
+    if not have:
+        return None
+    archs, cols = _panels(have)
+    fig, axes = _grid(len(PER_ROUND) * len(archs), len(cols), f"{dataset}: weight norms after each round "
+                      "(per-round diagnostics, mean ± SE over seeds)")
+    for i, arch in enumerate(archs):
+        for j, col in enumerate(cols):
+            sel = _sel(have, arch, col)
+            for k, metric in enumerate(PER_ROUND):
+                ax = axes[len(PER_ROUND) * i + k][j]
+                for m in why.methods:
+                    by_round: dict[int, list[float]] = {}
+                    for r in sel:
+                        if r.method != m:
+                            continue
+                        for row in why.data[r.id].rounds:
+                            v = row["diagnostics"].get(metric.key)
+                            if isinstance(v, (int, float)) and math.isfinite(v):
+                                by_round.setdefault(row.get("round", 0), []).append(v)
+                    if not by_round:
+                        continue
+                    rounds = sorted(by_round)
+                    stats = [mean_se(by_round[x]) for x in rounds]
+                    if m in SINGLE_ROUND or len(rounds) == 1:
+                        ax.axhline(stats[-1].mean, ls="--", lw=1.2, color=colors[m], label=m)
+                    else:
+                        ax.errorbar(rounds, [s.mean for s in stats], yerr=[_se(s) for s in stats], marker="o", ms=4,
+                                    capsize=3, color=colors[m], label=m)
+                ax.set_xlabel("round (0 = before any reset)")
+                ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+                ax.set_ylabel(metric.label, fontsize="small")
+                _title(ax, arch, col)
+                ax.grid(alpha=0.3)
+    path = out / f"why_norms_{_safe(dataset)}.png"
+    _save(fig, path)
+    return path
+
+
+def flatness_plot(why: Why, runs, out: Path, dataset: str, colors) -> Path | None:
+    have = [r for r in runs if ((why.data.get(r.id) or RunData()).arrays.get("flatness") or {}).get("sigmas")]
+    if not have:
+        return None
+    archs, cols = _panels(have)
+    fig, axes = _grid(len(archs), len(cols), f"{dataset}: training-loss increase under weight noise "
+                      "(mean ± SE over seeds)")
+    for i, arch in enumerate(archs):
+        for j, col in enumerate(cols):
+            ax = axes[i][j]
+            sel = _sel(have, arch, col)
+            for m in why.methods:
+                curves = [why.data[r.id].arrays["flatness"] for r in sel if r.method == m]
+                if not curves:
+                    continue
+                sig = curves[0]["sigmas"]
+                curves = [c for c in curves if c.get("sigmas") == sig and c.get("mean")]
+                stats = [mean_se([c["mean"][k] for c in curves if c["mean"][k] is not None]) for k in range(len(sig))]
+                mu = [s.mean for s in stats]
+                se = [_se(s) for s in stats]
+                ax.plot(sig, mu, "o-", ms=3, color=colors[m], label=m)
+                ax.fill_between(sig, [a - b for a, b in zip(mu, se)], [a + b for a, b in zip(mu, se)],
+                                color=colors[m], alpha=0.2, lw=0)
+            ax.set_xlabel("sigma (relative weight noise)")
+            ax.set_ylabel("training-loss increase")
+            _title(ax, arch, col)
+            ax.grid(alpha=0.3)
+    path = out / f"why_flatness_{_safe(dataset)}.png"
+    _save(fig, path)
+    return path
+
+
+def memorization_plot(why: Why, runs, out: Path, dataset: str, colors) -> Path | None:
+    key = MEMORIZATION[0].key
+    have = [r for r in runs if r.axes["label_noise"] > 0 and (why.data.get(r.id) or RunData()).numbers.get(key) is not None]
+    if not have:
+        return None
+    archs, cols = _panels(have)
+    fig, axes = _grid(len(archs), len(cols), f"{dataset}: memorization under label noise (mean ± SE over seeds)")
+    measures = MEMORIZATION[:2]
+    for i, arch in enumerate(archs):
+        for j, col in enumerate(cols):
+            ax = axes[i][j]
+            sel = _sel(have, arch, col)
+            methods = [m for m in why.methods if any(r.method == m for r in sel)]
+            width = 0.8 / max(len(methods), 1)
+            for k, m in enumerate(methods):
+                stats = [mean_se([why.data[r.id].numbers[me.key] for r in sel
+                                  if r.method == m and why.data[r.id].numbers.get(me.key) is not None])
+                         for me in measures]
+                xs = [x + (k - (len(methods) - 1) / 2) * width for x in range(len(measures))]
+                ax.bar(xs, [100 * s.mean for s in stats], width, yerr=[100 * _se(s) for s in stats], capsize=2,
+                       color=colors[m], label=m)
+            ax.set_xticks(range(len(measures)), ["memorized fraction\n(noisy label)", "noisy examples:\ntrue label"],
+                          fontsize="small")
+            ax.set_ylabel("% of the noisy training examples")
+            _title(ax, arch, col)
+            ax.grid(alpha=0.3, axis="y")
+    path = out / f"why_memorization_{_safe(dataset)}.png"
+    _save(fig, path)
+    return path
+
+
+def probes_plot(why: Why, runs, out: Path, dataset: str, colors) -> Path | None:
+    have = [r for r in runs if run_probe_groups(why.data.get(r.id) or RunData())]
+    if not have:
+        return None
+    archs, cols = _panels(have)
+    fig, axes = _grid(2 * len(archs), len(cols), f"{dataset}: held-out accuracy of features after each group "
+                      "(mean ± SE over seeds)")
+    for i, arch in enumerate(archs):
+        for j, col in enumerate(cols):
+            sel = _sel(have, arch, col)
+            groups = run_probe_groups(why.data[sel[0].id]) if sel else []
+            for k, (prefix, what) in enumerate((("linear_acc", "linear probe"), ("knn_acc", "5-NN"))):
+                ax = axes[2 * i + k][j]
+                for m in why.methods:
+                    stats = [mean_se([why.data[r.id].numbers[f"probes.{prefix}.{g}"] for r in sel
+                                      if r.method == m and why.data[r.id].numbers.get(f"probes.{prefix}.{g}") is not None])
+                             for g in groups]
+                    if not stats or not all(s.n for s in stats):
+                        continue
+                    ax.errorbar(range(len(groups)), [100 * s.mean for s in stats], yerr=[100 * _se(s) for s in stats],
+                                marker="o", ms=4, capsize=3, color=colors[m], label=m)
+                ax.set_xticks(range(len(groups)), groups, rotation=45, fontsize="small")
+                ax.set_xlabel("features after group")
+                ax.set_ylabel(f"{what} accuracy (%)")
+                _title(ax, arch, col)
+                ax.grid(alpha=0.3)
+    path = out / f"why_probes_{_safe(dataset)}.png"
+    _save(fig, path)
+    return path
+
+
+CAPTIONS = {
+    "margins": "training-margin CDFs per method, raw and divided by the spectral complexity R (analysis.json margins; "
+               "each seed's quantiles, averaged)",
+    "norms": "Frobenius norm, log10 spectral product and log10 R after each round (per-round diagnostics in "
+             "result.json; mean ± SE over seeds; baseline and long dashed)",
+    "flatness": "training-loss increase under relative Gaussian weight noise (analysis.json flatness; mean ± SE band "
+                "over seeds)",
+    "memorization": "memorized fraction and true-label accuracy of the noisy training examples (analysis.json "
+                    "memorization; mean ± SE over seeds)",
+    "probes": "linear-probe and 5-NN held-out accuracy of the features after each group (analysis.json probes; "
+              "mean ± SE over seeds)",
+}
+MAKERS = {"margins": margins_plot, "norms": norms_plot, "flatness": flatness_plot,
+          "memorization": memorization_plot, "probes": probes_plot}
+
+
+def make_why_plots(why: Why, runs, out: Path) -> dict[str, list[tuple[Path, str]]]:
+    """topic key -> [(png, caption)], one figure per dataset; `runs`: the collected run records."""
+    out.mkdir(parents=True, exist_ok=True)
+    colors = _colors(why.methods)
+    finished = [r for r in runs if r.status == "finished" and r.id in why.data]
+    made: dict[str, list] = {}
+    for topic in why.topics:
+        for dataset in sorted({r.axes["dataset"] for r in finished}):
+            path = MAKERS[topic.key](why, [r for r in finished if r.axes["dataset"] == dataset], out, dataset, colors)
+            if path is not None:
+                made.setdefault(topic.key, []).append((path, f"{dataset}: {CAPTIONS[topic.key]}"))
+    return made

@@ -1,0 +1,206 @@
+"""The verdict on the paper's claims (report/claims.py) on synthetic run folders: supported, not
+supported and not testable for each kind of test, the pooled effect and interval by hand, the
+"most combinations" rule of claim 1, context rows that do not enter a verdict, and the table at the
+end of summary.md."""
+import math
+
+import pytest
+from scipy import stats as sps
+
+from reinitlab.report import make_report
+from reinitlab.report.claims import (NOT_SUPPORTED, NOT_TESTABLE, SUPPORTED, claim_verdict, decide, evaluate,
+                                     HIGHER, LOWER, NOT_HIGHER)
+from reinitlab.report.collect import collect
+from reinitlab.report.stats import paired_diff
+
+from why_common import write_run, write_study
+
+S500, S2000, BIG = ("toy", "cnn", 500, 0.0), ("toy", "cnn", 2000, 0.0), ("toy", "cnn", 40000, 0.0)
+NOISY = ("toy", "cnn", 500, 0.2)
+
+
+def build(root, accs: dict, numbers: dict | None = None):
+    """accs: (combo, method) -> accuracy per seed; numbers: (combo, method) -> per seed a dict of
+    analysis.json numbers (absent: no analysis.json)."""
+    methods = []
+    for (combo, method), values in accs.items():
+        methods.append(method) if method not in methods else None
+        for seed, acc in enumerate(values):
+            nums = (numbers or {}).get((combo, method))
+            write_run(root, combo, method, seed, acc, nums[seed] if nums else None)
+    write_study(root, "claims-test", methods)
+    return root
+
+
+def claims_of(root):
+    return {c.number: c for c in evaluate(collect(root))}
+
+
+def test_decide_each_direction():
+    up, down, flat = paired_diff([2, 2.1, 2.2], [1, 1, 1]), paired_diff([1, 1, 1], [2, 2.1, 2.2]), paired_diff([1, 2, 1], [1, 1, 2])
+    assert decide(up, HIGHER)[0] == SUPPORTED and decide(down, HIGHER)[0] == NOT_SUPPORTED
+    assert decide(down, LOWER)[0] == SUPPORTED and decide(flat, LOWER)[0] == NOT_SUPPORTED
+    assert decide(flat, NOT_HIGHER)[0] == SUPPORTED and decide(up, NOT_HIGHER)[0] == NOT_SUPPORTED
+    assert decide(down, NOT_HIGHER)[0] == SUPPORTED
+    assert decide(None, HIGHER)[0] == NOT_TESTABLE
+    assert decide(paired_diff([2], [1]), HIGHER) == (NOT_TESTABLE, "one pair: an interval needs at least 2 seeds")
+
+
+def test_claim_verdict_combines_required_tests_only():
+    class T:
+        def __init__(self, verdict, required=True):
+            self.verdict, self.required = verdict, required
+    assert claim_verdict([T(SUPPORTED), T(SUPPORTED), T(NOT_SUPPORTED, required=False)]) == SUPPORTED
+    assert claim_verdict([T(SUPPORTED), T(NOT_SUPPORTED)]) == NOT_SUPPORTED
+    assert claim_verdict([T(NOT_TESTABLE), T(NOT_SUPPORTED)]) == NOT_SUPPORTED
+    assert claim_verdict([T(NOT_TESTABLE), T(NOT_TESTABLE)]) == NOT_TESTABLE
+    assert claim_verdict([T(SUPPORTED), T(NOT_TESTABLE)]).startswith("supported where testable (1 of 2 tests")
+
+
+def test_claim1_supported_by_hand_and_claim2_not_supported_when_the_gain_grows(tmp_path):
+    base = [0.70, 0.71, 0.72]
+    gain = {S500: [0.01, 0.02, 0.03], S2000: [0.04, 0.05, 0.06]}
+    fc_gap = {S500: [0.01, 0.02, 0.01], S2000: [0.02, 0.01, 0.02]}
+    accs = {}
+    for c in (S500, S2000):
+        lw = [b + g for b, g in zip(base, gain[c])]
+        accs.update({(c, "baseline"): base, (c, "long"): [x + 0.01 for x in lw], (c, "lw"): lw,
+                     (c, "fc"): [x - g for x, g in zip(lw, fc_gap[c])]})
+    claims = claims_of(build(tmp_path, accs))
+    t1 = claims[1].tests[0]
+    # pooled pairs: 0.01 ... 0.06: mean 0.035, sd sqrt(0.00035), t(5) interval
+    d = [0.01, 0.02, 0.03, 0.04, 0.05, 0.06]
+    se = math.sqrt(0.00035) / math.sqrt(6)
+    half = sps.t.ppf(0.975, 5) * se
+    assert (t1.ref, t1.diff.n, t1.combos, t1.positive) == ("baseline", 6, 2, 2)
+    assert t1.diff.mean == pytest.approx(0.035)
+    assert (t1.diff.lo, t1.diff.hi) == (pytest.approx(0.035 - half), pytest.approx(0.035 + half))
+    assert t1.diff.p == pytest.approx(sps.ttest_rel([b + x for b, x in zip(base * 2, d)], base * 2).pvalue)
+    assert t1.verdict == SUPPORTED
+    t_fc = next(t for t in claims[1].tests if t.ref == "fc")
+    assert t_fc.verdict == SUPPORTED and t_fc.diff.mean == pytest.approx(0.015)
+    # lw is 1 point below long everywhere: the compute-matched context says so, the claim is about baseline
+    assert t1.context.ref == "long" and t1.context.verdict == NOT_SUPPORTED and t1.context.diff.mean == pytest.approx(-0.01)
+    assert claims[1].verdict == SUPPORTED
+    # the gain grows from 500 to 2000 (by 0.03 on every seed): "shrinks" is not supported
+    shrink = claims[2].tests[0]
+    assert shrink.diff.mean == pytest.approx(0.03) and shrink.verdict == NOT_SUPPORTED
+    assert claims[2].verdict == NOT_SUPPORTED
+    # no analyses and no diagnostics: the mechanism claims cannot be tested
+    for n in (3, 4, 5):
+        assert claims[n].verdict == NOT_TESTABLE
+    assert "needs the margins analysis" in claims[3].tests[0].note
+    assert "label_noise > 0" in claims[5].tests[0].note
+
+
+def test_claim2_shrinks_then_vanishes_on_large_sets(tmp_path):
+    base = [0.70, 0.71, 0.72]
+    gain = {S500: [0.04, 0.05, 0.06], S2000: [0.01, 0.01, 0.02]}
+    accs = {}
+    for c, g in gain.items():
+        accs.update({(c, "baseline"): base, (c, "lw"): [b + x for b, x in zip(base, g)]})
+    claims = claims_of(build(tmp_path / "a", accs))
+    shrink, vanish = claims[2].tests
+    # per seed: gain at 2000 minus gain at 500 = -0.03, -0.04, -0.04
+    assert shrink.diff.mean == pytest.approx(-0.11 / 3) and shrink.diff.hi < 0 and shrink.verdict == SUPPORTED
+    assert "2000 vs 500" in shrink.text
+    assert vanish.verdict == NOT_TESTABLE and "35,000" in vanish.note
+    assert claims[2].verdict.startswith("supported where testable (1 of 2 tests")
+
+    accs.update({(BIG, "baseline"): base, (BIG, "lw"): [b + x for b, x in zip(base, [0.0, 0.01, -0.01])]})
+    claims = claims_of(build(tmp_path / "b", accs))
+    shrink, vanish = claims[2].tests
+    assert "40000 vs 500" in shrink.text and shrink.verdict == SUPPORTED
+    assert vanish.verdict == SUPPORTED and vanish.diff.mean == pytest.approx(0.0, abs=1e-12)
+    assert claims[2].verdict == SUPPORTED
+
+
+def test_claim1_needs_lw_ahead_in_most_combinations(tmp_path):
+    """A large gain in one combination and a tiny loss in two: the pooled interval lies above 0,
+    but LW is ahead in 1 of 3 combinations, so the claim ("in most combinations") is not supported."""
+    accs = {}
+    for i, size in enumerate((100, 200, 300)):
+        c = ("toy", "cnn", size, 0.0)
+        base = [0.5 + 0.01 * s for s in range(10)]
+        gap = [0.10 + 0.001 * s for s in range(10)] if i == 0 else [-0.001 - 0.0001 * s for s in range(10)]
+        accs.update({(c, "baseline"): base, (c, "lw"): [b + g for b, g in zip(base, gap)]})
+    t1 = claims_of(build(tmp_path, accs))[1].tests[0]
+    assert t1.diff.lo > 0 and (t1.positive, t1.combos) == (1, 3)
+    assert t1.verdict == NOT_SUPPORTED and "only 1 of 3" in t1.note
+
+
+def _mechanism_numbers(frob_gap):
+    base = {"margins.q50": [1.0, 1.2, 1.1], "norms.frobenius_total": [10.0, 11.0, 12.0], "bound.log10_R": [5.0, 5.1, 5.2],
+            "margins.spectral_normalized_q50": [1e-5, 1.2e-5, 1.1e-5], "flatness.increase_sigma_0": [0.0] * 3,
+            "flatness.increase_sigma_0.05": [0.3, 0.4, 0.35], "flatness.increase_sigma_0.1": [0.6, 0.7, 0.65],
+            "flatness.hessian_top_eigenvalue": [100.0, 110.0, 105.0], "memorization.memorized_fraction": [0.6, 0.7, 0.65],
+            "memorization.noisy_true_label_acc": [0.3, 0.3, 0.3],
+            **{f"probes.linear_acc.{g}": [0.5, 0.55, 0.6] for g in ("stem", "block1", "block2", "block3", "head")}}
+    gap = {"margins.q50": [0.5, 0.6, 0.7], "norms.frobenius_total": frob_gap, "bound.log10_R": [-0.2, -0.1, -0.3],
+           "margins.spectral_normalized_q50": [1e-6, 2e-6, 1.5e-6], "flatness.increase_sigma_0.05": [-0.1, -0.2, -0.15],
+           "flatness.increase_sigma_0.1": [-0.1, 0.05, -0.02],  # not lower at every sigma
+           "flatness.hessian_top_eigenvalue": [-5.0, -6.0, -7.0], "memorization.memorized_fraction": [-0.2, -0.3, -0.25],
+           "probes.linear_acc.stem": [0.02, 0.03, 0.04], "probes.linear_acc.block1": [0.02, 0.03, 0.04]}
+    per_seed = {m: [] for m in ("baseline", "lw")}
+    for s in range(3):
+        b = {k: v[s] for k, v in base.items()}
+        per_seed["baseline"].append(b)
+        per_seed["lw"].append({k: v + (gap[k][s] if k in gap else 0.0) for k, v in b.items()})
+    return per_seed
+
+
+@pytest.mark.parametrize("frob_gap, claim3", [([0.1, -0.1, 0.05], SUPPORTED), ([1.0, 1.1, 1.2], NOT_SUPPORTED)])
+def test_mechanism_claims_on_analysis_numbers(tmp_path, frob_gap, claim3):
+    nums = _mechanism_numbers(frob_gap)
+    accs, numbers = {}, {}
+    for c in (S500, NOISY):
+        accs.update({(c, "baseline"): [0.7, 0.7, 0.7], (c, "lw"): [0.71, 0.72, 0.73]})
+        numbers.update({(c, "baseline"): nums["baseline"], (c, "lw"): nums["lw"]})
+    claims = claims_of(build(tmp_path, accs, numbers))
+    margin, frob, logr, normalized = claims[3].tests
+    assert margin.verdict == SUPPORTED and margin.diff.mean == pytest.approx(0.6) and margin.diff.n == 3  # clean only
+    assert logr.verdict == SUPPORTED and normalized.verdict == SUPPORTED
+    assert frob.verdict == claim3 and claims[3].verdict == claim3
+    # flatness: lower at sigma 0.05, not at 0.1 -> not "at every sigma"; the Hessian is context only
+    by_text = {t.text.split(" (")[0]: t for t in claims[4].tests}
+    assert by_text["training-loss increase at sigma 0.05"].verdict == SUPPORTED
+    assert by_text["training-loss increase at sigma 0.1"].verdict == NOT_SUPPORTED
+    assert not by_text["context: top Hessian eigenvalue"].required
+    assert "training-loss increase at sigma 0" not in by_text  # sigma 0 is 0 by construction: no test
+    assert claims[4].verdict == NOT_SUPPORTED
+    memo, lower, true_label = claims[5].tests
+    assert memo.verdict == SUPPORTED and memo.diff.n == 3 and memo.diff.mean == pytest.approx(-0.25)  # noisy only
+    assert "stem, block1" in lower.text and lower.diff.n == 6 and lower.diff.mean == pytest.approx(0.03)
+    assert lower.verdict == SUPPORTED and not true_label.required
+    assert claims[5].verdict == SUPPORTED
+
+
+def test_not_testable_says_what_is_missing(tmp_path):
+    accs = {(S500, "baseline"): [0.7], (S500, "lw"): [0.72]}
+    claims = claims_of(build(tmp_path, accs))
+    t1 = claims[1].tests
+    assert t1[0].verdict == NOT_TESTABLE and "at least 2 seeds" in t1[0].note
+    assert "no other reinit method" in t1[1].note
+    assert "needs at least 2 training sizes (found [500]" in claims[2].tests[0].note
+    assert "no finished long runs" in t1[0].context.note
+    assert "flatness analysis" in claims[4].tests[0].note
+    assert all(c.verdict == NOT_TESTABLE for c in claims.values())
+
+
+def test_verdict_table_ends_the_report(tmp_path):
+    base = [0.70, 0.71, 0.72]
+    accs = {}
+    for c, g in {S500: [0.04, 0.05, 0.06], S2000: [0.01, 0.01, 0.02]}.items():
+        accs.update({(c, "baseline"): base, (c, "lw"): [b + x for b, x in zip(base, g)]})
+    root = build(tmp_path, accs)
+    rep = make_report(root)
+    md = (root / "summary.md").read_text()
+    tail = md[md.index("## Verdict on the paper's claims"):]
+    assert "\n## " not in tail  # the last section
+    assert "**Claim 1: supported where testable (1 of 2 tests" in tail  # no other reinit method here
+    assert "**Claim 2: supported where testable (1 of 2 tests" in tail  # no size >= 35K here
+    assert "same test vs long" not in tail  # no long runs: no compute-matched column
+    # pooled lw - baseline: 0.04, 0.05, 0.06, 0.01, 0.01, 0.02 -> +3.17 points
+    row = next(line for line in tail.splitlines() if line.startswith("| 1 | test accuracy (no label noise"))
+    assert "| baseline | +3.17 [+0.92, +5.41] (6 pairs, 2 comb.) |" in row and row.endswith("| supported |")
+    assert rep.claims[0].verdict.startswith("supported where testable")

@@ -4,6 +4,7 @@ training epoch logged by the process that trains it) shows that no run was train
 processes, the dead claims were taken over, no file is torn, and the results equal an
 uninterrupted study's."""
 import json
+import time
 
 import pytest
 
@@ -28,7 +29,7 @@ def test_two_studies_after_a_kill_share_the_folder_without_training_a_run_twice(
     stale = {p: owner_of(p)["pid"] for p in (out / "runs").rglob("*.lock")}
     assert stale, "the killed workers left their claims"
     assert len(done_before) < 6
-    t_second = max(r["t"] for r in rc.witness(wit))
+    t_second = time.time()  # every process of the first study is gone
 
     # 2. two study commands at once on that folder, 2 workers each
     procs = [rc.start(toml, out, base / "cache", {"witness": str(wit)}) for _ in range(2)]

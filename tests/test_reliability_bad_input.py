@@ -382,7 +382,7 @@ def npz_set() -> dict[str, bytes]:
 FORMATS = {
     "idx": (lambda: idx_set(False), "mnist", True, (0, 4), False),
     "idx.gz": (lambda: idx_set(True), "mnist", True, (0, 2), False),
-    "cifar": (cifar_set, "cifar10", True, (0, 2), False),
+    "cifar": (cifar_set, "cifar10", True, None, False),  # a pickle has no magic: its protocol opcode is optional
     "svhn": (svhn_set, "svhn", True, (124, 4), False),
     "stl10": (stl10_set, "stl10", True, None, True),
     "folder": (folder_set, "folder:{root}/imgs", False, (0, 8), False),

@@ -531,3 +531,19 @@ def test_a_reader_error_quoting_a_multi_line_message_is_still_one_line(tmp_path,
     write_set(tmp_path, files)
     err = refused(capsys, train_on(tmp_path, "cifar"), tmp_path / "out", "batches.meta")
     assert "persistent" in err
+
+
+@pytest.mark.parametrize("fmt", ["cifar", "stl10", "folder"])
+def test_a_study_on_damaged_data_is_refused_before_anything_is_written(tmp_path, capsys, fmt):
+    """Damage the cheap checks (file names, headers) cannot see: the study reads the data once before
+    it starts, instead of failing every run of that dataset one by one."""
+    files, name = sized_wrong(fmt) if fmt != "cifar" else (cifar_set(), "data_batch_2")
+    if fmt == "cifar":
+        files["cifar-10-batches-py/data_batch_2"] = files["cifar-10-batches-py/data_batch_2"][:500]
+    write_set(tmp_path, files)
+    _, dataset, data_dir, _, _ = FORMATS[fmt]
+    study = {**BASE_STUDY, "datasets": [dataset.format(root=tmp_path)], "train_sizes": [4]}
+    if data_dir:
+        study["data_dir"] = str(tmp_path)
+    (tmp_path / "s.toml").write_text(study_text(study))
+    refused(capsys, ["study", str(tmp_path / "s.toml"), "--out", str(tmp_path / "out")], tmp_path / "out", name)

@@ -81,6 +81,8 @@ def run_study(defn: StudyDefinition, out: str | Path, workers: int | None = None
             or r.id in heal]
     failed_kept = [(r.id, (states[r.id].error or {}).get("reason", "")) for r in runs
                    if states[r.id].status == "failed" and not retry_failed]
+    if not dry_run:
+        check_data(todo)
 
     # Decide the workers before estimating: the estimate depends on each run's thread count.
     settings = TrainConfig.from_dict(defn.settings)
@@ -90,6 +92,16 @@ def run_study(defn: StudyDefinition, out: str | Path, workers: int | None = None
     finally:
         if res.ray_started and res.backend_obj is None:
             _shutdown_ray()  # started for this study but no backend took it over
+
+
+def check_data(todo: list[RunSpec]) -> None:
+    """Read every dataset the runs to do need, once, before anything is written: a truncated or
+    corrupt file is one line and exit 2 here, not one failed run per run later. The decoded tensors
+    are cached, so the workers' own loads are cheap."""
+    from ..data import load_dataset
+    wanted = {(r.config["dataset"], r.config.get("data_dir"), r.config.get("resolution")) for r in todo}
+    for dataset, data_dir, resolution in sorted(wanted, key=str):
+        load_dataset(dataset, data_dir, resolution)
 
 
 def _run(defn, store, runs, budgets, states, todo, failed_kept, res, dry_run, stream, command,

@@ -547,3 +547,18 @@ def test_a_study_on_damaged_data_is_refused_before_anything_is_written(tmp_path,
         study["data_dir"] = str(tmp_path)
     (tmp_path / "s.toml").write_text(study_text(study))
     refused(capsys, ["study", str(tmp_path / "s.toml"), "--out", str(tmp_path / "out")], tmp_path / "out", name)
+
+
+@pytest.mark.parametrize("kind", ["dangling link", "pipe"])
+def test_an_image_that_cannot_be_opened_is_named(tmp_path, capsys, kind):
+    """A dangling link where an image should be (a file moved away, an unmounted share), or a named
+    pipe (opening it would block the reader forever)."""
+    write_set(tmp_path, folder_set())
+    image = tmp_path / "imgs/cat/1.png"
+    image.unlink()
+    if kind == "pipe":
+        os.mkfifo(image)
+    else:
+        image.symlink_to(tmp_path / "gone.png")
+    err = refused(capsys, train_on(tmp_path, "folder"), tmp_path / "out", f"{image}: unreadable image")
+    assert ("missing file" if kind == "dangling link" else "not a regular file") in err

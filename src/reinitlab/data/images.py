@@ -27,7 +27,11 @@ def image_files(folder: Path) -> list[Path]:
         dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
         for f in filenames:
             if not f.startswith(".") and Path(f).suffix.lower() in IMAGE_SUFFIXES:
-                out.append(Path(dirpath) / f)
+                p = Path(dirpath) / f
+                if not p.is_file():  # a dangling link, a pipe (which would block the reader), a device
+                    what = "a link to a missing file" if p.is_symlink() else "not a regular file"
+                    raise UserError(f"{p}: unreadable image ({what})")
+                out.append(p)
     return sorted(out)
 
 

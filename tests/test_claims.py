@@ -181,7 +181,7 @@ def test_not_testable_says_what_is_missing(tmp_path):
     t1 = claims[1].tests
     assert t1[0].verdict == NOT_TESTABLE and "at least 2 seeds" in t1[0].note
     assert "no other reinit method" in t1[1].note
-    assert "needs at least 2 training sizes (found [500]" in claims[2].tests[0].note
+    assert "needs at least 2 training sizes with lw and baseline on common seeds (found [500]" in claims[2].tests[0].note
     assert "no finished long runs" in t1[0].context.note
     assert "flatness analysis" in claims[4].tests[0].note
     assert all(c.verdict == NOT_TESTABLE for c in claims.values())
@@ -204,3 +204,20 @@ def test_verdict_table_ends_the_report(tmp_path):
     row = next(line for line in tail.splitlines() if line.startswith("| 1 | test accuracy (no label noise"))
     assert "| baseline | +3.17 [+0.92, +5.41] (6 pairs, 2 comb.) |" in row and row.endswith("| supported |")
     assert rep.claims[0].verdict.startswith("supported where testable")
+
+
+def test_claims_preset_has_every_axis_the_verdict_needs():
+    from reinitlab.study import expand, load_definition
+    defn = load_definition("claims")
+    runs, budgets = expand(defn)
+    sizes = {r.axes["train_size"] for r in runs}
+    noise = {r.axes["label_noise"] for r in runs}
+    methods = {r.axes["method"] for r in runs}
+    assert len(sizes) >= 2 and 0.0 in noise and any(p > 0 for p in noise)  # claim 2; claim 5's memorization
+    assert {"baseline", "long", "lw"} <= methods and len(methods - {"baseline", "long", "lw"}) >= 2  # claim 1
+    assert set(defn.analyses) == {"margins", "norms", "bound", "flatness", "memorization", "probes"}  # claims 3-5
+    assert len(defn.seeds) >= 3  # a paired interval per combination needs >= 2 seeds; power needs more
+    assert budgets["cnn"].reinit_epochs == budgets["cnn"].to_dict()["long_epochs"]  # long is compute-matched
+    # any dataset via --set: the axes stay, the dataset changes
+    other = load_definition("claims", ['datasets=["mnist"]', 'archs=["resnet18"]'])
+    assert other.datasets == ["mnist"] and other.analyses == defn.analyses and other.label_noise == defn.label_noise

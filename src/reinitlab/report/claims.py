@@ -185,11 +185,13 @@ def shrink_test(col: Collected, data: dict[str, RunData], ref: str, with_long: b
         if gains:
             groups.setdefault(combo[:2], {})[_size(combo)] = gains
     a, b, spans = [], [], []
-    for key, by_size in sorted(groups.items()):
+    for _, by_size in sorted(groups.items()):
         if len(by_size) < 2:
             continue
         small, large = min(by_size), max(by_size)
         seeds = sorted(set(by_size[small]) & set(by_size[large]))
+        if not seeds:
+            continue
         a += [by_size[large][s] for s in seeds]
         b += [by_size[small][s] for s in seeds]
         spans.append(f"{large} vs {small}")
@@ -200,9 +202,10 @@ def shrink_test(col: Collected, data: dict[str, RunData], ref: str, with_long: b
     t.verdict, t.note = decide(t.diff, LOWER)
     if t.diff is None:
         sizes = sorted({_size(c) for c in vals if c[3] == 0 and _size(c) is not None})
-        t.note = (_why_missing(col, ref, CLEAN, metric, vals) if {LW, ref} - {r.method for r in col.runs
-                                                                               if r.status == "finished"}
-                  else f"needs at least 2 training sizes (found {sizes or 'none'}; e.g. train_sizes = [500, 2000])")
+        absent = {LW, ref} - {r.method for r in col.runs if r.status == "finished"}
+        t.note = (_why_missing(col, ref, CLEAN, metric, vals) if absent else
+                  f"needs at least 2 training sizes with lw and {ref} on common seeds (found {sizes or 'none'}; "
+                  "e.g. train_sizes = [500, 2000])")
     t.sources = {"result.json"} if a else set()
     if with_long and ref == BASELINE:
         t.context = shrink_test(col, data, LONG, with_long=False)

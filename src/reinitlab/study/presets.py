@@ -117,4 +117,46 @@ def sizes() -> dict:
     }
 
 
-PRESETS: dict[str, Callable[[], dict]] = {f.__name__: f for f in (quick, paper, sizes)}
+def claims() -> dict:
+    """Do the paper's five claims (SPEC section 5) hold here? Every claim tested, with a verdict.
+
+    Command: reinitlab study claims --out runs/claims && reinitlab report runs/claims
+             any dataset or architecture: --set 'datasets=["cifar10"]' --set 'archs=["resnet18"]'
+    Runs:    fashion-mnist-small (embedded, offline) x cnn (width 0.5, batch 64) x train sizes 500
+             and 2000 (claim 2 needs >= 2 sizes) x label noise 0 and 0.2 (claim 5's memorization)
+             x baseline/long/fc/ke/llf/lw x 4 seeds = 96 runs; R=3, E=8 (32 epochs for the reinit
+             methods and long, 8 for baseline); every run analysed after training: margins, norms,
+             bound, flatness, memorization, probes (about 30% of the compute, flatness half of it).
+    Cost:    planned for under 30 minutes on the quiet 2-core development CPU (2 workers x 1 thread):
+             a 1-seed trial (24 runs) took 555 CPU-seconds on a machine busy with other jobs, so
+             4 seeds are ~2,200 CPU-seconds, ~19 minutes of wall time on 2 quiet cores, plus ~15 s
+             for the report. `--dry-run` prints this machine's own estimate (training and analyses
+             measured here; a busy machine measures slower). On one GPU: not measured; a few
+             minutes, bound by per-step launch overhead and the analyses' small power-iteration
+             ops rather than by arithmetic.
+    Expect:  not yet measured with 4 seeds (the verdict table of the full run goes here).
+    Verdict: the report ends in a table with, per claim, each test's pooled seed-paired effect LW -
+             baseline, its 95% interval and p, and supported / not supported / not testable; the
+             same tests against `long` sit beside it. Claim 2's "vanish at ~35K examples" is not
+             testable at these sizes (the embedded set has 4,500 training images after the
+             validation split): use the sizes preset, or --set train_sizes on a larger dataset.
+    """
+    return {
+        "name": "claims",
+        "description": "the paper's five claims (SPEC 5): fashion-mnist-small, cnn, 6 methods x sizes 500/2000 x "
+                       "label noise 0/0.2 x 4 seeds, every analysis on every run",
+        "datasets": ["fashion-mnist-small"],
+        "archs": ["cnn"],
+        "methods": ["baseline", "long", "fc", "ke", "llf", "lw"],
+        "train_sizes": [500, 2000],
+        "label_noise": [0.0, 0.2],
+        "seeds": [0, 1, 2, 3],
+        "width": 0.5,
+        "batch_size": 64,
+        "rounds": 3,
+        "epochs": 8,
+        "analyses": ["margins", "norms", "bound", "flatness", "memorization", "probes"],
+    }
+
+
+PRESETS: dict[str, Callable[[], dict]] = {f.__name__: f for f in (quick, paper, sizes, claims)}

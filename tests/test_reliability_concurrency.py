@@ -69,4 +69,4 @@ def test_two_studies_after_a_kill_share_the_folder_without_training_a_run_twice(
         assert checkpoint_problem(d / "model.pt") is None
         json.loads((d / "config.json").read_text())
     assert rc.fingerprint(out) == ref_runs
-    assert rc.without_timing(rc.report_csv(out)) == rc.without_timing(ref_rows)
+    assert rc.without_timing(rc.results_csv(out)) == rc.without_timing(ref_rows)

@@ -82,3 +82,29 @@ def test_estimate_is_within_a_factor_two_of_a_real_run(cache, tmp_path):
         if 0.5 <= ratios[-1] <= 2.0:
             break
     assert 0.5 <= ratios[-1] <= 2.0, f"estimate / wall time per attempt: {ratios}"
+
+
+def test_cpu_engine_keeps_freed_memory_so_big_activations_do_not_fault_again():
+    """glibc maps blocks over 32 MiB afresh on every allocation; the engine switches that off, so
+    the second 64 MiB activation of a step reuses the first one's pages (counted in page faults)."""
+    import platform
+    import resource
+
+    import torch
+
+    from reinitlab import hostmem
+    from reinitlab.train import Engine, prepare
+
+    if platform.system() != "Linux" or platform.libc_ver()[0] != "glibc":
+        pytest.skip("the malloc setting exists on glibc only")
+    bundle = synthetic_bundle(n_train=40, n_test=8, size=8)
+    Engine(prepare(TrainConfig(method="baseline", epochs=1, threads=1, **{k: v for k, v in TINY.items()
+                                                                           if k != "threads"}), bundle))
+    assert hostmem.keep_freed_memory() is True
+    n = 16 * 2**20  # 64 MiB of float32
+    for _ in range(4):  # allocated and freed: the heap settles on holding it (aligned blocks take two rounds)
+        torch.ones(n)
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+    torch.ones(n)
+    faults = resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before
+    assert faults < 1000, f"{faults} page faults for a 64 MiB block that was just freed (16384 when mapped anew)"

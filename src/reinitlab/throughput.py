@@ -93,7 +93,7 @@ def _source_hash() -> str:
     """The engine, augmentation and model code decide the speed; an edit to them re-measures."""
     here = Path(__file__).resolve().parent
     h = hashlib.sha256()
-    for p in [here / "train.py", here / "augment.py", *sorted((here / "models").glob("*.py"))]:
+    for p in [here / "train.py", here / "augment.py", here / "hostmem.py", *sorted((here / "models").glob("*.py"))]:
         try:
             h.update(p.read_bytes())
         except OSError:

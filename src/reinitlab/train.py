@@ -27,6 +27,7 @@ from .data import DataBundle, check_dataset, load_dataset
 from .data.split import Split, make_split
 from .errors import UserError
 from .groups import Groups, groups_of
+from .hostmem import keep_freed_memory
 from .methods import METHODS, Method, parse_spec
 from .models import build_model, check_arch
 from .progress import Progress
@@ -160,6 +161,8 @@ class Engine:
         self.p, self.cfg = p, p.cfg
         cfg, dev = p.cfg, p.device
         torch.set_num_threads(cfg.threads)
+        if dev.type == "cpu":
+            keep_freed_memory()  # no page faults on every step's activations (see hostmem)
         self.memory_format = torch.channels_last if cfg.channels_last else torch.contiguous_format
         b, s = p.bundle, p.split
         xtr = b.x_train[s.train].float()

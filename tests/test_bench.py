@@ -8,7 +8,8 @@ import torch
 
 from reinitlab import UserError, cli
 from reinitlab import bench
-from reinitlab.bench import Case, Ours, Reference, bench_bundle, parse_case, run_bench, train_flops_per_image
+from reinitlab.bench import (Case, Ours, Reference, TorchvisionStyle, bench_bundle, parse_case, run_bench,
+                             train_flops_per_image)
 
 TINY_CASES = [Case("cnn", 0.125, 12, 1), Case("resnet18", 0.125, 12, 3)]
 
@@ -31,12 +32,15 @@ def test_summary_and_last_line_json(tiny_run):
     for c in last["cases"]:
         assert c["repeats"] == 2
         for k in ("train_img_s", "reference_img_s", "eval_img_s", "reference_eval_img_s", "speedup_vs_reference",
-                  "peak_utilization", "lw_round_s", "reset_s"):
+                  "peak_utilization", "lw_round_s", "reset_s", "torchvision_style_img_s",
+                  "torchvision_style_eval_img_s", "speedup_vs_torchvision_style",
+                  "eval_speedup_vs_torchvision_style"):
             assert c[k] > 0, k
         # the utilization is the achieved rate over the peak measured in the same repeats
         assert c["achieved_gflop_s"] == pytest.approx(c["train_img_s"] * c["gflop_per_image"])
         assert 0.2 < c["peak_utilization"] / (c["achieved_gflop_s"] / last["peak_gflop_s"]) < 5
         assert 0.2 < c["speedup_vs_reference"] / (c["train_img_s"] / c["reference_img_s"]) < 5
+        assert 0.2 < c["speedup_vs_torchvision_style"] / (c["train_img_s"] / c["torchvision_style_img_s"]) < 5
 
 
 def test_variants_are_measured_in_the_same_repeats(tiny_run):
@@ -62,6 +66,7 @@ def test_table_names_every_case(tiny_run):
     lines = text.splitlines()
     header = next(i for i, line in enumerate(lines) if line.startswith("case"))
     assert "speedup" in lines[header] and "util" in lines[header] and "LW round" in lines[header]
+    assert "vs tv" in lines[header] and "tv eval" in lines[header]
     for name in ("cnn-w0.125-12px-grey", "resnet18-w0.125-12px-colour"):
         assert any(line.startswith(name) for line in lines[header:])
 
@@ -85,6 +90,24 @@ def test_both_loops_train_the_same_data():
     assert any(not torch.equal(a, p) for a, p in zip(before, eng.model.parameters()))
     assert any(not torch.equal(a, p) for a, p in zip(ref_before, ref.model.parameters()))
     assert ours.evaluate(300) == 300 and ref.evaluate(300) == 300
+
+
+@pytest.mark.parametrize("channels", [1, 3])
+def test_torchvision_style_reference_matches_the_engine_data(channels):
+    # The PIL round trip (FashionMNIST: mode L from [H, W]; CIFAR10: RGB from [H, W, C]) must give
+    # the same normalized images as the engine, or the column would time a different input.
+    case = Case("cnn", 0.125, 12, channels)
+    b = bench_bundle(12, channels)
+    ours = Ours(case, b, "cpu", 1)
+    tv = TorchvisionStyle(ours, b)
+    assert tv.dataset.__name__ == "TorchvisionStyleDataset"
+    for i in (0, 5, 99):
+        x, y = tv.train_set[i]
+        assert x.shape == (channels, 12, 12) and x.dtype == torch.float32 and x.is_contiguous()
+        assert torch.allclose(x, ours.eng.x_train[i], atol=1e-4) and y == int(ours.eng.y_train[i])
+    x, y = tv.test_set[3]
+    assert torch.allclose(x, ours.eng.x_test[3], atol=1e-4) and y == int(ours.eng.y_test[3])
+    assert tv.train(1) == 128 and tv.evaluate(200) == 200
 
 
 def test_ours_runs_the_engines_train_epoch(monkeypatch):

@@ -176,6 +176,8 @@ class Store:
         fd = os.open(self.journal, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o666)
         try:
             os.write(fd, data)
+        except OSError as e:  # a full disk: write() names no file
+            raise OSError(e.errno, e.strerror, str(self.journal)) from e
         finally:
             os.close(fd)
 

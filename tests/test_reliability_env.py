@@ -167,14 +167,15 @@ def test_run_folder_turned_read_only_fails_that_run_only(one_run, read_only, mon
 
 @pytest.mark.slow
 def test_disk_full_on_a_real_small_filesystem_then_resume(tmp_path, tmp_path_factory):
-    """A 600 KiB tmpfs holds the study's own files and two checkpoints, not the third: every run that
+    """A tmpfs that holds the study's own files and two checkpoints, not a third: every run that
     needs more space fails with the file named, none leaves a torn file, and once there is room the
     same command resumes them to the reference numbers."""
     ref_out, ref_rows, ref_runs = rc.reference(tmp_path_factory)
     base = rc.shared(tmp_path_factory)
+    model = max(p.stat().st_size for p in ref_out.rglob("model.pt"))  # a checkpoint: about twice that
     disk = tmp_path / "disk"
     disk.mkdir()
-    if not mount("-t", "tmpfs", "-o", "size=600k", "tmpfs", str(disk)):
+    if not mount("-t", "tmpfs", "-o", f"size={(5 * model) // 1024 + 80}k", "tmpfs", str(disk)):
         pytest.skip("cannot mount a tmpfs here (needs root / CAP_SYS_ADMIN)")
     try:
         toml = rc.study_file(tmp_path, rc.small_npz(base))
@@ -187,13 +188,14 @@ def test_disk_full_on_a_real_small_filesystem_then_resume(tmp_path, tmp_path_fac
         failed = {rid: json.loads((d / "error.json").read_text()) for rid, d in rc.run_dirs(out).items()
                   if (d / "error.json").exists()}
         assert failed, log[-3000:]
-        for rid, err in failed.items():
-            assert "No space left on device: '" + str(out / "runs" / rid) in err["reason"], err["reason"]
+        for rid, err in failed.items():  # the file that did not fit is named: a checkpoint, mostly
+            assert "No space left on device: '" + str(out) in err["reason"], err["reason"]
+        assert any("ckpt.pt" in err["reason"] for err in failed.values())
         checkpoints = [d / "ckpt.pt" for d in rc.run_dirs(out).values() if (d / "ckpt.pt").exists()]
         assert checkpoints and all(checkpoint_problem(c) is None for c in checkpoints)
         assert not list(out.rglob(".*.tmp"))
 
-        assert mount("-o", "remount,size=16m", str(disk))
+        assert mount("-o", f"remount,size={(40 * model) // 1024 + 1024}k", str(disk))
         proc = rc.start(toml, out, base / "cache")
         log = rc.wait_group_gone(proc, out)
         assert proc.returncode == 0, log[-3000:]
@@ -202,3 +204,16 @@ def test_disk_full_on_a_real_small_filesystem_then_resume(tmp_path, tmp_path_fac
         assert len(resumed) == len(checkpoints)  # from the checkpoints the full disk left intact
     finally:
         subprocess.run(["umount", "-l", str(disk)], capture_output=True)
+
+
+def test_disk_full_while_writing_the_journal_names_the_file(tmp_path, monkeypatch):
+    import types
+    import reinitlab.study.store as store_module
+
+    def write(fd, data):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+    monkeypatch.setattr(store_module, "os", types.SimpleNamespace(**{**vars(os), "write": write}))
+    store = Store(tmp_path)
+    with pytest.raises(OSError) as e:
+        store.log("start", "some/run")
+    assert e.value.errno == errno.ENOSPC and e.value.filename == str(store.journal)

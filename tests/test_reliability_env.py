@@ -47,7 +47,7 @@ def test_study_into_a_folder_the_user_cannot_write_is_refused_before_anything(tm
         # a study someone else started here: complete folder, but not writable by this user
         theirs = base / "theirs"
         shutil.copytree(shared / "reference", theirs)
-        os.system(f"chmod -R a+rX,go-w {theirs}")
+        os.system(f"chmod -R a+rX,a-w {theirs}")  # nobody may write, its owner neither
         ro.chmod(0o555)
         before = tree(theirs)
         env = {**rc.env(base / "cache"), "HOME": str(base), "MPLCONFIGDIR": str(base)}

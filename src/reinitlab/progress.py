@@ -14,15 +14,22 @@ class Progress:
         self.label = label
         self.start = time.time()
         self.last_draw = 0.0
+        self.loss, self.loss_read = None, float("-inf")
 
-    def step(self, done_epochs: float, round_: int, rounds: int, epoch: int, epochs: int, loss: float | None):
-        """Called every few steps; draws at most 5 times a second and only on a terminal."""
+    def step(self, done_epochs: float, round_: int, rounds: int, epoch: int, epochs: int, loss):
+        """Called every few steps; draws at most 5 times a second and only on a terminal. `loss` is a
+        number, None, or a function giving it: reading a loss that lives on a GPU waits for the
+        device, so a function is called at most once a second (the bar shows the last value)."""
         if not (self.enabled and self.tty):
             return
         now = time.time()
         if now - self.last_draw < 0.2:
             return
         self.last_draw = now
+        if callable(loss):
+            if now - self.loss_read >= 1.0:
+                self.loss, self.loss_read = loss(), now
+            loss = self.loss
         frac = min(done_epochs / self.total, 1.0)
         bar = "#" * int(frac * 24) + "." * (24 - int(frac * 24))
         loss_s = f" loss {loss:.4f}" if loss is not None else ""

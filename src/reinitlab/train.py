@@ -334,8 +334,9 @@ def execute(cfg: TrainConfig, out: str | Path | None = None, progress: bool = Tr
             t0 = time.time()
 
             def on_step(i, loss_sum, correct, e=e):
+                # a function: on a GPU, .item() waits for the device, so the bar reads it once a second
                 bar.step(epochs_total + i / eng.steps, r, rounds, e + 1, E,
-                         (loss_sum / (i * eng.batch)).item() if bar.tty else None)
+                         lambda: (loss_sum / (i * eng.batch)).item())
 
             train_loss, train_acc = eng.train_epoch(opt, r, e, e * eng.steps, total_steps, on_step)
             val_acc, val_loss = eng.evaluate(eng.x_val, eng.y_val)

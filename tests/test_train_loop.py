@@ -165,3 +165,26 @@ def test_divergence_stops_the_run_with_its_position(bundle, tmp_path):
     r = run(TrainConfig(method="fc", lr=1e30, **{**TINY, "epochs": 2}), tmp_path / "d", progress=False, bundle=bundle)
     assert r["status"] == "diverged" and r["diverged_at"]["round"] == 0
     assert json.loads((tmp_path / "d/result.json").read_text())["status"] == "diverged"
+
+
+def test_cpu_evaluation_memory_format_is_per_model_and_training_is_untouched(bundle):
+    """Full-width ResNets evaluate in NCHW on the CPU (measured faster there); every other model in
+    channels-last. The weights return to channels-last after the pass, with the same values."""
+    from reinitlab.hostmem import cpu_eval_memory_format
+    from reinitlab.models import build_model
+    assert cpu_eval_memory_format(build_model("resnet18", 3, 10, 1.0, 32)) == torch.contiguous_format
+    assert cpu_eval_memory_format(build_model("resnet18", 3, 10, 0.25, 32)) == torch.channels_last
+    assert cpu_eval_memory_format(build_model("cnn", 1, 10, 1.0, 28)) == torch.channels_last
+    cfg = TrainConfig(arch="resnet18", method="baseline", **{**TINY, "width": 1.0})
+    from reinitlab.train import prepare
+    eng = Engine(prepare(cfg, bundle))
+    assert eng.eval_format == torch.contiguous_format
+    before = {k: v.clone() for k, v in eng.model.state_dict().items()}
+    flipped = eng.evaluate(eng.x_test, eng.y_test)
+    eng.eval_format = eng.memory_format
+    straight = eng.evaluate(eng.x_test, eng.y_test)
+    assert flipped[0] == straight[0] and abs(flipped[1] - straight[1]) < 1e-5
+    for k, v in eng.model.state_dict().items():
+        assert torch.equal(v, before[k]), k
+        if v.dim() == 4:
+            assert v.is_contiguous(memory_format=torch.channels_last), k

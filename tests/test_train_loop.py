@@ -188,3 +188,9 @@ def test_cpu_evaluation_memory_format_is_per_model_and_training_is_untouched(bun
         assert torch.equal(v, before[k]), k
         if v.dim() == 4:
             assert v.is_contiguous(memory_format=torch.channels_last), k
+    # and the model still trains (weights converted inside inference mode could not)
+    eng.eval_format = torch.contiguous_format
+    eng.evaluate(eng.x_test, eng.y_test)
+    opt = torch.optim.SGD(eng.model.parameters(), lr=0.01, momentum=0.9)
+    loss, _ = eng.train_epoch(opt, 0, 0, 0, eng.steps)
+    assert loss == loss and any(not torch.equal(v, before[k]) for k, v in eng.model.state_dict().items())

@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import argparse
 import importlib
-import importlib.util
 import sys
 from pathlib import Path
 
@@ -19,7 +18,6 @@ SUBCOMMANDS = [
     "reinitlab.analyses.cli",  # analyze
     "reinitlab.bench",  # bench
 ]
-SUBCOMMANDS = [m for m in SUBCOMMANDS if importlib.util.find_spec(m.rpartition(".")[0]) and importlib.util.find_spec(m)]
 
 
 class _Parser(argparse.ArgumentParser):

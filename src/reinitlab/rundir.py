@@ -89,6 +89,16 @@ def read_json(path: Path) -> Any:
         return json.load(f)
 
 
+def read_json_dict(path: Path) -> dict | None:
+    """A JSON object from `path`, or None where the file is missing, unreadable, torn or not an
+    object: readers of run folders treat all of these as 'not written (yet)'."""
+    try:
+        data = read_json(path)
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
 def append_jsonl(path: Path, row: dict) -> None:
     try:
         with open(path, "a") as f:

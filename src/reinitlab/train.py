@@ -218,31 +218,36 @@ class Engine:
         return [(self.x_train[perm[i * self.batch:(i + 1) * self.batch]], self.y_train[perm[i * self.batch:(i + 1) * self.batch]])
                 for i in range(min(self.reinit.stat_batches, self.steps))]
 
-    @torch.inference_mode()
     def evaluate(self, x: torch.Tensor | None, y: torch.Tensor | None) -> tuple[float | None, float | None]:
+        """(accuracy, mean loss) of the model in eval mode on (x, y); the model is back in train mode after."""
         if x is None or len(x) == 0:
             return None, None
-        self.model.eval()
         # Wide ResNets evaluate faster in NCHW on a CPU (hostmem.cpu_eval_memory_format): the weights
-        # are converted for the pass and back, an exact copy each way, so training is untouched.
+        # are converted for the pass and back, an exact copy each way, so training is untouched. The
+        # conversion runs outside inference mode: weights made there could not be trained again.
         flip = self.eval_format != self.memory_format
         if flip:
             self.model.to(memory_format=self.eval_format)
-        loss = torch.zeros((), device=x.device)
-        correct = torch.zeros((), device=x.device, dtype=torch.long)
         try:
-            for i in range(0, len(x), self.cfg.eval_batch_size):
-                xb, yb = x[i:i + self.cfg.eval_batch_size], y[i:i + self.cfg.eval_batch_size]
-                if flip:
-                    xb = xb.contiguous(memory_format=self.eval_format)
-                with self.autocast:
-                    out = self.model(xb)
-                loss += F.cross_entropy(out.float(), yb, reduction="sum")
-                correct += (out.argmax(1) == yb).sum()
+            return self._evaluate(x, y, flip)
         finally:
             if flip:
                 self.model.to(memory_format=self.memory_format)
             self.model.train()
+
+    @torch.inference_mode()
+    def _evaluate(self, x: torch.Tensor, y: torch.Tensor, flip: bool) -> tuple[float, float]:
+        self.model.eval()
+        loss = torch.zeros((), device=x.device)
+        correct = torch.zeros((), device=x.device, dtype=torch.long)
+        for i in range(0, len(x), self.cfg.eval_batch_size):
+            xb, yb = x[i:i + self.cfg.eval_batch_size], y[i:i + self.cfg.eval_batch_size]
+            if flip:
+                xb = xb.contiguous(memory_format=self.eval_format)
+            with self.autocast:
+                out = self.model(xb)
+            loss += F.cross_entropy(out.float(), yb, reduction="sum")
+            correct += (out.argmax(1) == yb).sum()
         return correct.item() / len(x), loss.item() / len(x)
 
     def train_epoch(self, opt, round_: int, epoch: int, step0: int, total_steps: int, on_step=None):

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import UserError
-from ..rundir import read_json
+from ..rundir import read_json_dict
 from ..study.definition import FULL
 from ..study.store import Store
 
@@ -82,7 +82,7 @@ def collect(root: str | Path) -> Collected:
 def _record(store: Store, rid: str, listed: dict | None) -> RunRecord:
     d = store.run_dir(rid)
     state = store.state(rid)
-    config = _read(d / "config.json") or (listed or {}).get("config") or {}
+    config = read_json_dict(d / "config.json") or (listed or {}).get("config") or {}
     status = state.status
     if status in ("partial", "pending") and store.is_running(rid):
         status = "running"
@@ -101,14 +101,6 @@ def _axes(config: dict, listed_axes: dict | None, result: dict | None) -> dict:
     for key, default in (("dataset", "?"), ("arch", "?"), ("method", "?"), ("label_noise", 0.0), ("seed", 0)):
         a.setdefault(key, (result or {}).get(key, default))
     return a
-
-
-def _read(path: Path) -> dict | None:
-    try:
-        data = read_json(path)
-    except (OSError, ValueError):
-        return None
-    return data if isinstance(data, dict) else None
 
 
 def _method_order(records: list[RunRecord], study: dict | None) -> list[str]:

@@ -114,30 +114,38 @@ def _round_curve(sel: list[RunRecord], x_of) -> tuple[list, list, list]:
             [0.0 if math.isnan(s.se) else 100 * s.se for s in stats])
 
 
+def _method_panels(col: Collected, runs: list[RunRecord], title: str, xlabel: str):
+    """One figure with a panel per (arch, size, noise), labelled; yields (figure, panel, method, its
+    runs) for every method that has runs in a panel."""
+    archs, cols = _panels(runs)
+    fig, axes = _grid(len(archs), len(cols), title)
+    for i, arch in enumerate(archs):
+        for j, (size, noise) in enumerate(cols):
+            ax = axes[i][j]
+            ax.set_title(f"{arch}, n={size}, noise {noise:g}", fontsize="medium")
+            ax.set_xlabel(xlabel)
+            ax.set_ylabel("test accuracy (%)")
+            ax.grid(alpha=0.3)
+            sel = [r for r in runs if r.axes["arch"] == arch and (r.axes["train_size"], r.axes["label_noise"]) == (size, noise)]
+            for m in col.methods:
+                ms = [r for r in sel if r.method == m]
+                if ms:
+                    yield fig, ax, m, ms
+
+
 def per_round(col: Collected, out: Path, dataset: str, colors) -> Path | None:
     runs = [r for r in _finished(col) if r.axes["dataset"] == dataset]
     if not any(len((r.result or {}).get("per_round", [])) > 1 for r in runs):
         return None
-    archs, cols = _panels(runs)
-    fig, axes = _grid(len(archs), len(cols), f"{dataset}: test accuracy after each round")
-    for i, arch in enumerate(archs):
-        for j, (size, noise) in enumerate(cols):
-            ax = axes[i][j]
-            sel = [r for r in runs if r.axes["arch"] == arch and (r.axes["train_size"], r.axes["label_noise"]) == (size, noise)]
-            for m in col.methods:
-                ms = [r for r in sel if r.method == m]
-                if not ms:
-                    continue
-                x, y, e = _round_curve(ms, lambda row: row["round"])
-                if m in SINGLE_ROUND:
-                    ax.axhline(y[-1], ls="--", lw=1.2, color=colors[m], label=m)
-                else:
-                    ax.errorbar(x, y, yerr=e, marker="o", ms=4, capsize=3, label=m, color=colors[m])
-            ax.set_title(f"{arch}, n={size}, noise {noise:g}", fontsize="medium")
-            ax.set_xlabel("round (0 = before any reset)")
-            ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-            ax.set_ylabel("test accuracy (%)")
-            ax.grid(alpha=0.3)
+    fig = None
+    for fig, ax, m, ms in _method_panels(col, runs, f"{dataset}: test accuracy after each round",
+                                         "round (0 = before any reset)"):
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        x, y, e = _round_curve(ms, lambda row: row["round"])
+        if m in SINGLE_ROUND:
+            ax.axhline(y[-1], ls="--", lw=1.2, color=colors[m], label=m)
+        else:
+            ax.errorbar(x, y, yerr=e, marker="o", ms=4, capsize=3, label=m, color=colors[m])
     path = out / f"per_round_{_safe(dataset)}.png"
     _save(fig, path)
     return path
@@ -147,26 +155,15 @@ def acc_vs_compute(col: Collected, out: Path, dataset: str, colors) -> Path | No
     runs = [r for r in _finished(col) if r.axes["dataset"] == dataset]
     if not runs:
         return None
-    archs, cols = _panels(runs)
-    fig, axes = _grid(len(archs), len(cols), f"{dataset}: test accuracy vs compute (epochs trained)")
-    for i, arch in enumerate(archs):
-        for j, (size, noise) in enumerate(cols):
-            ax = axes[i][j]
-            sel = [r for r in runs if r.axes["arch"] == arch and (r.axes["train_size"], r.axes["label_noise"]) == (size, noise)]
-            for m in col.methods:
-                ms = [r for r in sel if r.method == m]
-                if not ms:
-                    continue
-                x, y, e = _round_curve(ms, lambda row: row["epochs_total"])
-                if not x:  # a result without per-round rows: its final numbers
-                    s = mean_se([r.test_acc for r in ms])
-                    x, y, e = [sum(r.result["epochs_total"] for r in ms) / len(ms)], [100 * s.mean], [0.0]
-                style = {"marker": "s", "ms": 7} if m in SINGLE_ROUND else {"marker": "o", "ms": 4}
-                ax.errorbar(x, y, yerr=e, capsize=3, label=m, color=colors[m], **style)
-            ax.set_title(f"{arch}, n={size}, noise {noise:g}", fontsize="medium")
-            ax.set_xlabel("epochs trained")
-            ax.set_ylabel("test accuracy (%)")
-            ax.grid(alpha=0.3)
+    fig = None
+    for fig, ax, m, ms in _method_panels(col, runs, f"{dataset}: test accuracy vs compute (epochs trained)",
+                                         "epochs trained"):
+        x, y, e = _round_curve(ms, lambda row: row["epochs_total"])
+        if not x:  # a result without per-round rows: its final numbers
+            s = mean_se([r.test_acc for r in ms])
+            x, y, e = [sum(r.result["epochs_total"] for r in ms) / len(ms)], [100 * s.mean], [0.0]
+        style = {"marker": "s", "ms": 7} if m in SINGLE_ROUND else {"marker": "o", "ms": 4}
+        ax.errorbar(x, y, yerr=e, capsize=3, label=m, color=colors[m], **style)
     path = out / f"acc_vs_compute_{_safe(dataset)}.png"
     _save(fig, path)
     return path

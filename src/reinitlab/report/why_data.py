@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-from ..rundir import read_json
+from ..rundir import read_json_dict
 from .collect import Collected, RunRecord
 
 ANALYSIS = "analysis.json"
@@ -40,20 +40,12 @@ def load(col: Collected) -> dict[str, RunData]:
         if r.status != "finished":
             continue
         d = RunData(rounds=[row for row in (r.result or {}).get("per_round", []) if row.get("diagnostics")])
-        doc = _read(col.root / "runs" / r.id / ANALYSIS)
+        doc = read_json_dict(col.root / "runs" / r.id / ANALYSIS)
         if doc:
             d.numbers = dict(doc.get("numbers") or {})
             d.arrays = {n: (e.get("arrays") or {}) for n, e in (doc.get("analyses") or {}).items() if isinstance(e, dict)}
         out[r.id] = d
     return out
-
-
-def _read(path: Path) -> dict | None:
-    try:
-        doc = read_json(path)
-    except (OSError, ValueError):
-        return None
-    return doc if isinstance(doc, dict) else None
 
 
 @dataclass(frozen=True)

@@ -22,12 +22,13 @@ def quick() -> dict:
              and 2000 x baseline/long/fc/ke/llf/lw x 3 seeds = 36 runs; R=3 rounds after round 0
              (the cnn's full LW budget), E=11 epochs per round, so the reinit methods and `long`
              train 44 epochs, `baseline` 11.
-    Cost:    about 10 minutes on the quiet 2-core development CPU (2 worker processes x 1 thread):
-             ~990 CPU-seconds of training and evaluation (measured per run with 1 thread: lw at 2000
-             examples ~44 s, at 500 ~18 s; the 10,000 test images are evaluated after every
-             round), plus ~30 s to start and ~15 s for the report. The plan printed at the start
-             gives this machine's own estimate; a machine shared with other jobs takes longer.
-             Under a minute of compute on one GPU.
+    Cost:    measured 2026-11-27 on the quiet 2-core development CPU (2 worker processes x 1
+             thread): the study 8m 02s (its plan had estimated 8m 24s), the report ~15 s; per run
+             with 1 thread lw at 2000 examples ~44 s, at 500 ~18 s (the 10,000 test images are
+             evaluated after every round). The plan printed at the start gives the machine's own
+             estimate; a machine shared with other jobs takes longer. On one H200 GPU with
+             --workers 4: 46 s (TF32/bf16 arithmetic: accuracies differ from the CPU's in the
+             last digits, the conclusions do not).
     Expect:  (measured, 3 seeds) test accuracy 77-81% at 500 examples and 85-86% at 2000.
              `long` beats `baseline` by ~4 points at 500 and ~0.3 at 2000: most of what the reinit
              methods gain over `baseline` is their 4x epochs. Against `long`, fc and ke are within
@@ -127,14 +128,21 @@ def claims() -> dict:
              x baseline/long/fc/ke/llf/lw x 4 seeds = 96 runs; R=3, E=8 (32 epochs for the reinit
              methods and long, 8 for baseline); every run analysed after training: margins, norms,
              bound, flatness, memorization, probes (about 30% of the compute, flatness half of it).
-    Cost:    planned for under 30 minutes on the quiet 2-core development CPU (2 workers x 1 thread):
-             a 1-seed trial (24 runs) took 555 CPU-seconds on a machine busy with other jobs, so
-             4 seeds are ~2,200 CPU-seconds, ~19 minutes of wall time on 2 quiet cores, plus ~15 s
-             for the report. `--dry-run` prints this machine's own estimate (training and analyses
-             measured here; a busy machine measures slower). On one GPU: not measured; a few
-             minutes, bound by per-step launch overhead and the analyses' small power-iteration
-             ops rather than by arithmetic.
-    Expect:  not yet measured with 4 seeds (the verdict table of the full run goes here).
+    Cost:    measured 2026-11-27 on the quiet 2-core development CPU (2 workers x 1 thread): the
+             study 22m 58s (its plan had estimated 22m 40s), the report 14 s. `--dry-run` prints this machine's own estimate (training and analyses
+             measured here; a busy machine measures slower). On one H200 GPU with --workers 6:
+             1m 45s (measured 2026-11-27; planned 2m 00s).
+    Expect:  (measured, 4 seeds, CPU) claim 1 not supported: LW beats baseline by +2.15 points
+             [+0.89, +3.41] and llf by +0.86, but trails fc (-0.44) and ke (-0.75) and the
+             compute-matched long (-1.02 [-1.95, -0.09]). Claim 2 supported where testable: LW's gain
+             over baseline is 2.71 points smaller at 2000 than at 500 examples. Claim 3 not
+             supported: larger median margins (+2.43) at equal Frobenius norm, but spectral
+             complexity grows more (log10 R +0.34), so normalized margins do not improve. Claim 4
+             not supported: no flatness difference at any sigma. Claim 5 not supported against
+             baseline (which trains 4x fewer epochs and memorizes little) but supported against
+             long: 30 points less memorization, +0.66 points lower-layer probe accuracy. The
+             compute-matched comparison with long is the one that separates reinitialization from
+             extra epochs.
     Verdict: the report ends in a table with, per claim, each test's pooled seed-paired effect LW -
              baseline, its 95% interval and p, and supported / not supported / not testable; the
              same tests against `long` sit beside it. Claim 2's "vanish at ~35K examples" is not

@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import UserError
-from ..rundir import atomic_write_json, checkpoint_problem, read_json
+from ..rundir import atomic_write_json, checkpoint_problem, read_json_dict
 from .lock import FileLock, is_held
 
 FINISHED = ("finished", "diverged")  # result.json states: never redone
@@ -69,10 +69,10 @@ class Store:
     # ---- run states ----------------------------------------------------------------------
     def state(self, run_id: str) -> RunState:
         d = self.run_dir(run_id)
-        result = _read_json_or_none(d / "result.json")
+        result = read_json_dict(d / "result.json")
         if result is not None and result.get("status") in FINISHED:
             return RunState(result["status"], result=result)
-        error = _read_json_or_none(d / "error.json")
+        error = read_json_dict(d / "error.json")
         if error is not None:
             return RunState("failed", error=error)
         if (d / "config.json").exists():
@@ -99,7 +99,7 @@ class Store:
         for f in ("analysis.json", "analysis_error.json"):
             (d / f).unlink(missing_ok=True)
         result = d / "result.json"
-        if result.exists() and (_read_json_or_none(result) or {}).get("status") not in FINISHED:
+        if result.exists() and (read_json_dict(result) or {}).get("status") not in FINISHED:
             # never read a torn or foreign result as finished: keep it aside and redo the run
             result.rename(d / f"result.json.unreadable-{int(time.time())}")
         ckpt = d / "ckpt.pt"
@@ -135,12 +135,12 @@ class Store:
         or unreadable). Only finished runs are analysed: diverged ones have non-finite weights."""
         if not names:
             return []
-        doc = _read_json_or_none(self.run_dir(run_id) / "analysis.json") or {}
+        doc = read_json_dict(self.run_dir(run_id) / "analysis.json") or {}
         have = doc.get("analyses") if isinstance(doc.get("analyses"), dict) else {}
         return [n for n in names if n not in have]
 
     def analysis_error(self, run_id: str) -> dict | None:
-        return _read_json_or_none(self.run_dir(run_id) / "analysis_error.json")
+        return read_json_dict(self.run_dir(run_id) / "analysis_error.json")
 
     def record_analysis_result(self, run_id: str, failed: dict[str, BaseException | str]) -> dict | None:
         """analysis_error.json for the analyses that raised, or its removal when none did. The caller
@@ -149,7 +149,7 @@ class Store:
         if not failed:
             path.unlink(missing_ok=True)
             return None
-        old = _read_json_or_none(path) or {}
+        old = read_json_dict(path) or {}
         errors = {}
         for name, exc in failed.items():
             if isinstance(exc, BaseException):
@@ -163,7 +163,7 @@ class Store:
         return doc
 
     def attempts(self, run_id: str) -> int:
-        err = _read_json_or_none(self.run_dir(run_id) / "error.json")
+        err = read_json_dict(self.run_dir(run_id) / "error.json")
         return int(err.get("attempt", 0)) if err else 0
 
     # ---- journal ---------------------------------------------------------------------------
@@ -196,10 +196,10 @@ class Store:
 
     # ---- the study's own files -----------------------------------------------------------
     def read_study(self) -> dict | None:
-        return _read_json_or_none(self.study_file)
+        return read_json_dict(self.study_file)
 
     def read_runs(self) -> list[dict]:
-        data = _read_json_or_none(self.runs_file)
+        data = read_json_dict(self.runs_file)
         return data.get("runs", []) if isinstance(data, dict) else []
 
     def check_writable(self) -> None:
@@ -211,11 +211,3 @@ class Store:
             raise UserError(f"--out {self.root}: exists and is not a folder")
         if not os.access(self.root, os.W_OK | os.X_OK):
             raise UserError(f"--out {self.root}: not writable")
-
-
-def _read_json_or_none(path: Path) -> dict | None:
-    try:
-        data = read_json(path)
-    except (OSError, ValueError):
-        return None
-    return data if isinstance(data, dict) else None

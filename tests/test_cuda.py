@@ -52,7 +52,7 @@ def test_lw_reset_on_cuda_changes_exactly_the_groups_above_k_and_restores_norms(
             assert abs(float(p.norm()) - init[n]) <= 1e-4 * init[n], f"{n} not rescaled to its initial norm"
 
 
-def test_cuda_run_is_reproducible_resumes_and_loads_on_the_cpu(tmp_path):
+def test_cuda_run_is_reproducible_and_its_weights_load_on_the_cpu(tmp_path):
     bundle = synthetic_bundle()
     cfg = TrainConfig(method="lw", augment="flip+crop", **{**TINY, "epochs": 2})
     a = run(cfg, tmp_path / "a", progress=False, bundle=bundle)

@@ -29,8 +29,9 @@ channels: no colour dataset ships with the package, and the speed of dense fp32 
 depend on pixel content.
 
 On CUDA, ours runs as a real run would (data on the device, fp32 with TF32 tensor cores from
-precision=auto; `--variant precision=bf16` for autocast) and the peak is the TF32 matmul rate; the reference keeps the textbook fp32 model and moves each
-batch from pinned memory with non_blocking copies. Every timer synchronizes the device.
+precision=auto; `--variant precision=bf16` for autocast) and the peak is the TF32 matmul rate;
+the reference keeps the textbook fp32 model and moves each batch from pinned memory with
+non_blocking copies. Every timer synchronizes the device.
 
 "LW round" is derived, not run: one measured LW reset (on a copy of the model) plus E epochs of
 training and validation and the closing test and train evaluation of the default run on this data,

@@ -27,7 +27,7 @@ from .data import DataBundle, check_dataset, load_dataset
 from .data.split import Split, make_split
 from .errors import UserError
 from .groups import Groups, groups_of
-from .hostmem import cpu_eval_memory_format, keep_freed_memory, nchw_batchnorm_for_few_channels
+from .hostmem import cpu_eval_memory_format, keep_freed_memory
 from .methods import METHODS, Method, parse_spec
 from .models import build_model, check_arch
 from .progress import Progress
@@ -184,8 +184,6 @@ class Engine:
             torch.manual_seed(derive(cfg.seed, "init"))
             self.model = build_model(cfg.arch, b.channels, b.num_classes, cfg.width, cfg.resolution)
         self.model = self.model.to(dev, memory_format=self.memory_format)
-        if dev.type == "cpu" and cfg.channels_last:
-            nchw_batchnorm_for_few_channels(self.model)
         self.groups = groups_of(self.model)
         self.reinit = Reinitializer(self.model, p.method, cfg.rounds, self.groups, seed=cfg.seed)
         self.plan = p.method.epochs(cfg.rounds, cfg.epochs)

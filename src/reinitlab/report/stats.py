@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Sequence
+from typing import Iterable, Mapping, Sequence
 
 from scipy import stats as sps
 
@@ -42,6 +42,19 @@ class PairedDiff:
     @property
     def excludes_zero(self) -> bool:
         return self.n >= 2 and (self.lo > 0 or self.hi < 0)
+
+
+def paired_vs(by_method: Mapping[str, Mapping[int, float]], ref: str, methods: Iterable[str]) -> dict[str, PairedDiff]:
+    """`paired_diff` of every method in `methods` (other than `ref`) against `ref`, over the seeds
+    both have; `by_method` maps method -> seed -> value. Methods sharing no seed with `ref` are left out."""
+    row = {}
+    for m in methods:
+        if m == ref or m not in by_method:
+            continue
+        common = sorted(set(by_method[m]) & set(by_method[ref]))
+        if common:
+            row[m] = paired_diff([by_method[m][s] for s in common], [by_method[ref][s] for s in common])
+    return row
 
 
 def paired_diff(a: Sequence[float], b: Sequence[float], confidence: float = 0.95) -> PairedDiff:

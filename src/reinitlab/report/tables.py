@@ -11,7 +11,7 @@ import math
 from dataclasses import dataclass
 
 from .collect import Collected, RunRecord
-from .stats import MeanSE, PairedDiff, SignTest, holm, mean_se, paired_diff, sign_test
+from .stats import MeanSE, PairedDiff, SignTest, holm, mean_se, paired_vs, sign_test
 
 REFERENCES = ("baseline", "long")
 
@@ -83,14 +83,7 @@ def compute(col: Collected) -> Tables:
             seeds = acc.get(combo, {})
             if ref not in seeds:
                 continue
-            row = {}
-            for m in methods:
-                if m == ref or m not in seeds:
-                    continue
-                common = sorted(set(seeds[m]) & set(seeds[ref]))
-                if common:
-                    row[m] = paired_diff([seeds[m][s] for s in common], [seeds[ref][s] for s in common])
-            per[combo] = row
+            per[combo] = paired_vs(seeds, ref, methods)
         diffs[ref] = per
 
     pairs = []

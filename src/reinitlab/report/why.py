@@ -24,7 +24,7 @@ from pathlib import Path
 
 from .collect import Collected, RunRecord
 from .part import Part
-from .stats import MeanSE, PairedDiff, mean_se, paired_diff
+from .stats import MeanSE, PairedDiff, mean_se, paired_vs
 from .tables import REFERENCES, _sort_key, combo_text
 from .why_data import DIAGNOSTICS, Metric, RunData, load, probe_groups, sigmas
 
@@ -99,14 +99,7 @@ def metric_rows(col: Collected, data: dict[str, RunData], metrics: list[Metric],
             for ref in REFERENCES:
                 if ref not in by_method:
                     continue
-                row = {}
-                for m in col.methods:
-                    if m == ref or m not in by_method:
-                        continue
-                    common = sorted(set(by_method[m]) & set(by_method[ref]))
-                    if common:
-                        row[m] = paired_diff([by_method[m][s] for s in common], [by_method[ref][s] for s in common])
-                diffs[ref] = row
+                diffs[ref] = paired_vs(by_method, ref, col.methods)
             out.append(MetricRow(combo, metric, cells, diffs, sources.get(combo, set())))
     return out
 

@@ -23,7 +23,12 @@ def timeless(rows):
     return [{k: v for k, v in r.items() if k != "seconds"} for r in rows]
 
 
-@pytest.mark.parametrize("arch", sorted(ARCHS))
+# The deep registry nets take ~20 s each for every method on this CPU: slow; cnn and vgg stay fast.
+SLOW_ARCHS = {"resnet18", "resnet50", "mobilenetv2"}
+
+
+@pytest.mark.parametrize("arch", [pytest.param(a, marks=pytest.mark.slow) if a in SLOW_ARCHS else a
+                                  for a in sorted(ARCHS)])
 def test_every_method_trains_two_rounds_on_every_arch(arch):
     bundle = synthetic_bundle(n_train=40, n_test=16, channels=3)
     for method in sorted(METHODS):
@@ -80,6 +85,7 @@ def test_crash_after_an_epoch_resumes_to_the_same_result(tmp_path, bundle, monke
     assert not (tmp_path / "run/ckpt.pt").exists()
 
 
+@pytest.mark.slow
 def test_sigkill_mid_run_then_same_command_finishes_identically(tmp_path):
     """A real kill -9 of `reinitlab train`, then the same command again."""
     args = [sys.executable, "-m", "reinitlab", "train", "--dataset", "fashion-mnist-small", "--arch", "cnn",

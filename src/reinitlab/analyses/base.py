@@ -23,6 +23,7 @@ import torch.nn.functional as F
 from ..config import coerce, unknown_key_message
 from ..errors import UserError, choices
 from ..groups import Groups
+from ..registry import Registry
 from ..seeding import generator
 
 
@@ -122,11 +123,11 @@ class Analysis:
         return opts
 
 
-ANALYSES: dict[str, Analysis] = {}
+ANALYSES: Registry[Analysis] = Registry("analysis")
 
 
 def register(cls: type[Analysis]) -> type[Analysis]:
-    ANALYSES[cls.name] = cls()
+    ANALYSES.add(cls.name, cls())
     return cls
 
 
@@ -138,7 +139,7 @@ def select(only: str | list[str] | None) -> list[str]:
     names = [n for n in names if n]
     bad = [n for n in names if n not in ANALYSES]
     if bad:
-        raise UserError(f"unknown analysis {bad[0]!r}; valid: {choices(ANALYSES)}")
+        raise UserError(ANALYSES.unknown(bad[0]))
     if not names:
         raise UserError(f"no analysis selected; valid: {choices(ANALYSES)}")
     return [n for n in ANALYSES if n in names]
@@ -154,7 +155,7 @@ def split_settings(names: list[str], settings: dict[str, Any] | None) -> dict[st
         target, dot, opt = key.partition(".")
         if dot:
             if target not in ANALYSES:
-                raise UserError(f"--set {key}: unknown analysis {target!r}; valid: {choices(ANALYSES)}")
+                raise UserError(f"--set {key}: {ANALYSES.unknown(target)}")
             if target not in per:
                 raise UserError(f"--set {key}: analysis {target!r} is not selected (--only)")
             per[target][opt] = value

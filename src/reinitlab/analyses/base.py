@@ -25,6 +25,7 @@ from ..errors import UserError, choices
 from ..groups import Groups
 from ..registry import Registry
 from ..seeding import generator
+from .metrics import Metric, Topic
 
 
 @dataclass
@@ -100,11 +101,18 @@ class AnalysisResult:
 
 
 class Analysis:
-    """Subclasses set `name`, `summary`, an `Options` dataclass, and implement `run` and `plot`."""
+    """Subclasses set `name`, `summary`, an `Options` dataclass, and implement `run` and `plot`.
+
+    What reaches the report is declared here too (analyses/metrics.py): `metrics`, the numbers shown
+    and usable by claims; `topic`, the why-section part they appear under; `headline`, the keys
+    `reinitlab analyze` prints (default: the declared metrics)."""
 
     name: ClassVar[str]
     summary: ClassVar[str]
     Options: ClassVar[type]
+    metrics: ClassVar[tuple[Metric, ...]] = ()
+    topic: ClassVar[Topic | None] = None
+    headline: ClassVar[tuple[str, ...]] = ()
 
     def run(self, model: nn.Module, groups: Groups, data: AnalysisData, options: Any = None) -> AnalysisResult:
         raise NotImplementedError

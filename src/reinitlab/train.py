@@ -148,6 +148,14 @@ def lr_at(step: int, total: int, peak: float, warmup: float) -> float:
     return peak * 0.5 * (1.0 + math.cos(math.pi * (step - w) / max(total - w, 1)))
 
 
+def initial_model(cfg: TrainConfig, bundle: DataBundle) -> nn.Module:
+    """The run's round-0 model: built under the seed's own init stream, so building it again from the
+    run's config gives the very same weights (analyses measure the distance from them)."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(derive(cfg.seed, "init"))
+        return build_model(cfg.arch, bundle.channels, bundle.num_classes, cfg.width, cfg.resolution)
+
+
 def group_norms(model: nn.Module, groups: Groups) -> dict[str, float]:
     params = dict(model.named_parameters())
     with torch.no_grad():
@@ -180,10 +188,7 @@ class Engine:
         else:
             self.x_val = self.y_val = None
         self.x_test, self.y_test = self._prep(b.x_test.float()), b.y_test.to(dev)
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(derive(cfg.seed, "init"))
-            self.model = build_model(cfg.arch, b.channels, b.num_classes, cfg.width, cfg.resolution)
-        self.model = self.model.to(dev, memory_format=self.memory_format)
+        self.model = initial_model(cfg, b).to(dev, memory_format=self.memory_format)
         self.groups = groups_of(self.model)
         self.reinit = Reinitializer(self.model, p.method, cfg.rounds, self.groups, seed=cfg.seed)
         self.plan = p.method.epochs(cfg.rounds, cfg.epochs)
@@ -198,6 +203,10 @@ class Engine:
         self.forward = self.model
         self.eval_format = (cpu_eval_memory_format(self.model) if dev.type == "cpu" and cfg.channels_last
                             else self.memory_format)
+
+    def initial_state(self) -> dict[str, torch.Tensor]:
+        """The parameters this run started from (round 0, before any training), rebuilt from its config."""
+        return {n: p.detach().to(self.p.device) for n, p in initial_model(self.cfg, self.p.bundle).named_parameters()}
 
     def _prep(self, x: torch.Tensor) -> torch.Tensor:
         x = (x - self.mean.view(1, -1, 1, 1)) / self.std.view(1, -1, 1, 1)

@@ -45,6 +45,8 @@ class AnalysisData:
     loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] = F.cross_entropy
     source: str = ""  # what was analysed (a run folder), named in every plot
     eval_batch_size: int = 1000
+    # The run's round-0 parameters by name, as a function: rebuilt only when an analysis asks (distance).
+    initial_state: Callable[[], dict[str, torch.Tensor]] | None = None
 
     @property
     def true_labels(self) -> torch.Tensor:
@@ -62,7 +64,7 @@ class AnalysisData:
         return cls(x_train=eng.x_train, y_train=eng.y_train, x_test=eng.x_test, y_test=eng.y_test,
                    x_val=eng.x_val, y_val=eng.y_val, noisy=split.noisy.to(dev),
                    y_train_true=bundle.y_train[split.train].to(dev), source=source,
-                   eval_batch_size=eng.cfg.eval_batch_size)
+                   eval_batch_size=eng.cfg.eval_batch_size, initial_state=eng.initial_state)
 
 
 def _json_number(v: Any) -> float | int | None:

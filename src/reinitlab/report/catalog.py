@@ -122,6 +122,12 @@ def build_catalog() -> Catalog:
     return Catalog(metrics, topics)
 
 
+def family_label(metric: Metric) -> str:
+    """A family's label for all its members at once: "linear probe after each group (%)"."""
+    name = metric.placeholder
+    return metric.label.replace("{" + name + "}", f"each {name}") if name else metric.label
+
+
 def fmt(metric: Metric, x: float | None, signed: bool = False) -> str:
     """A value (or, `signed`, a difference) as the tables show it: percent x100 with 2 decimals, else
     4 significant digits (differences 3)."""

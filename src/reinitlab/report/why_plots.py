@@ -24,7 +24,7 @@ from pathlib import Path
 from matplotlib.ticker import MaxNLocator
 
 from ..analyses.metrics import Metric
-from .catalog import member_values
+from .catalog import family_label, member_values
 from .collect import value_order
 from .plots import SINGLE_ROUND, _colors, _grid, _safe, _save  # plots.py selects the Agg backend
 from .stats import mean_se
@@ -237,8 +237,7 @@ def topic_plot(why: Why, topic: TopicRows, runs, out: Path, dataset: str, colors
                                     label=m)
                     ax.set_xticks(range(len(found)), [v for v, _ in found], rotation=45, fontsize="small")
                     ax.set_xlabel(declared.placeholder)
-                    ax.set_ylabel(declared.label.replace("{" + declared.placeholder + "}", f"each {declared.placeholder}"),
-                                  fontsize="small")
+                    ax.set_ylabel(family_label(declared), fontsize="small")
                 else:
                     methods = [m for m in why.methods if _stats(why, sel, m, declared).n]
                     stats = [_stats(why, sel, m, declared) for m in methods]
@@ -285,8 +284,8 @@ def make_why_plots(why: Why, runs, out: Path) -> dict[str, list[tuple[Path, str]
     made: dict[str, list] = {}
     for topic in why.topics:
         maker = MAKERS.get(topic.key, topic_plot)
-        caption = CAPTIONS.get(topic.key) or (f"{'; '.join(m.label for m in topic.declared)} (analysis.json "
-                                              f"{topic.key}; mean ± SE over seeds)")
+        caption = CAPTIONS.get(topic.key) or (f"{'; '.join(family_label(m) for m in topic.declared)} "
+                                              f"(analysis.json {topic.key}; mean ± SE over seeds)")
         for dataset in sorted({r.combo.dataset for r in finished}):
             path = maker(why, topic, [r for r in finished if r.combo.dataset == dataset], out, dataset, colors)
             if path is not None:

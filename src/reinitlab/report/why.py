@@ -71,7 +71,7 @@ def metric_rows(col: Collected, data: dict[str, RunData], metrics: list[Metric],
     tables = [value_table(runs, m, data) for m in metrics]
     out = []
     for combo in combos:
-        for metric, values in zip(metrics, tables):
+        for metric, values in zip(metrics, tables, strict=True):
             by_method = values.by_combo.get(combo, {})
             if not by_method:
                 continue
@@ -90,7 +90,7 @@ def round_rows(col: Collected, data: dict[str, RunData], metrics: list[Metric]) 
     tables = [round_table(runs, m, data) for m in metrics]
     out = []
     for combo in sorted({c for t in tables for c, _ in t}, key=combo_order):
-        for metric, table in zip(metrics, tables):
+        for metric, table in zip(metrics, tables, strict=True):
             for rnd in sorted({k for c, k in table if c == combo}):
                 by = table[(combo, rnd)]
                 out.append(RoundRow(combo, metric, rnd, {m: mean_se([v for _, v in sorted(by[m].items())])

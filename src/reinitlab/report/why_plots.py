@@ -25,8 +25,7 @@ from matplotlib.ticker import MaxNLocator
 
 from ..analyses.metrics import Metric
 from .catalog import family_label, member_values
-from .collect import value_order
-from .plots import SINGLE_ROUND, _colors, _grid, _safe, _save  # plots.py selects the Agg backend
+from .plots import SINGLE_ROUND, _col, _colors, _grid, _panels, _safe, _save, _settings_text  # Agg backend
 from .stats import mean_se
 from .values import RunData, value_of
 from .why import TopicRows, Why
@@ -34,17 +33,6 @@ from .why import TopicRows, Why
 QUANTILES = [i / 100 for i in range(1, 100)]
 
 
-def _col(r):
-    """A run's panel column: its combination without dataset and arch."""
-    c = r.combo
-    return (c.train_size, c.label_noise, c.settings)
-
-
-def _panels(runs) -> tuple[list, list]:
-    archs = sorted({r.combo.arch for r in runs})
-    cols = sorted({_col(r) for r in runs},
-                  key=lambda c: (value_order(c[0]), c[1], tuple((k, value_order(v)) for k, v in c[2])))
-    return archs, cols
 
 
 def _sel(runs, arch, col):
@@ -65,8 +53,8 @@ def _quantile(values: list[float], q: float) -> float:
 
 
 def _title(ax, arch, col, what=""):
-    settings = "".join(f", {k}={v:g}" if isinstance(v, float) else f", {k}={v}" for k, v in col[2])
-    ax.set_title(f"{arch}, n={col[0]}, noise {col[1]:g}{settings}" + (f": {what}" if what else ""), fontsize="medium")
+    ax.set_title(f"{arch}, n={col[0]}, noise {col[1]:g}{_settings_text(col[2])}" + (f": {what}" if what else ""),
+                 fontsize="medium")
 
 
 def margins_plot(why: Why, topic: TopicRows, runs, out: Path, dataset: str, colors) -> Path | None:

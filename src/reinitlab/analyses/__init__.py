@@ -10,7 +10,7 @@ options) -> AnalysisResult` (flat named numbers + arrays + how they were obtaine
 import importlib as _importlib
 import pkgutil as _pkgutil
 
-from .base import ANALYSES, Analysis, AnalysisData, AnalysisResult, select  # noqa: F401
+from .base import ANALYSES, Analysis, AnalysisData, AnalysisResult, register, select  # noqa: F401
 from .metrics import Metric, Topic  # noqa: F401
 from . import margins, norms, bound, flatness, memorization, probes  # noqa: F401,E402  (registration order: SPEC's)
 

@@ -1,6 +1,7 @@
 """The distance analysis (||w - w0|| / ||w0|| and ||w|| / ||w0|| per group) by hand, on a real run
 folder whose w0 is rebuilt exactly from its config, and all the way into a study's report: the why
 section's tables and figure, and a claims test, from its declarations alone (no report file names it)."""
+import dataclasses
 import json
 
 import pytest
@@ -14,7 +15,7 @@ from reinitlab.errors import UserError
 from reinitlab.groups import groups_of
 from reinitlab.report import make_report
 from reinitlab.report.catalog import build_catalog
-from reinitlab.report.claims import CLEAN, NOT_HIGHER, NOT_SUPPORTED, SUPPORTED, pooled_test
+from reinitlab.report.claims import CLEAN, LOWER, NOT_HIGHER, NOT_SUPPORTED, SUPPORTED, pooled_test
 from reinitlab.report.collect import Combo, collect
 from reinitlab.report.values import load
 from reinitlab.train import Engine, load_run, prepare, run
@@ -114,6 +115,10 @@ def test_reaches_the_report_and_a_claims_test_from_its_declarations(tmp_path):
     ratio = build_catalog().metric("distance.norm_ratio_total")
     t = pooled_test(col, load(col), 3, "norm ratio to the initial weights", ratio, "baseline", NOT_HIGHER, CLEAN)
     assert t.verdict == SUPPORTED and t.diff.n == 3 and t.diff.mean == pytest.approx(-0.2)
+    with pytest.raises(ValueError, match="declares no better direction"):
+        pooled_test(col, load(col), 3, "norm ratio", ratio, "baseline", None, CLEAN)
+    t = pooled_test(col, load(col), 3, "norm ratio", dataclasses.replace(ratio, better="lower"), "baseline", None, CLEAN)
+    assert t.direction == LOWER and t.verdict == NOT_SUPPORTED  # the declared direction; [-0.448, +0.048] holds 0
     group = build_catalog().metric("distance.relative.head")  # a family member, by its key
     t = pooled_test(col, load(col), 3, "distance of the head", group, "baseline", "higher", CLEAN)
     assert t.verdict == NOT_SUPPORTED and t.diff.mean == 0.0

@@ -7,6 +7,7 @@ folder are pending. Folders of earlier definitions of the study are included: th
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -60,7 +61,7 @@ class RunRecord:
     error: dict[str, Any] | None = None
     axes: dict[str, Any] = field(default_factory=dict)
 
-    @property
+    @cached_property  # read for every cell of every table
     def combo(self) -> Combo:
         a = self.axes
         settings = tuple(sorted((k, _hashable(v)) for k, v in a.items() if k not in STANDARD_AXES))

@@ -33,8 +33,6 @@ from .why import TopicRows, Why
 QUANTILES = [i / 100 for i in range(1, 100)]
 
 
-
-
 def _sel(runs, arch, col):
     return [r for r in runs if r.combo.arch == arch and _col(r) == col]
 

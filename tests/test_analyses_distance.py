@@ -50,10 +50,14 @@ def test_numbers_by_hand():
     assert n["relative.head"] is None and n["relative_total"] is None
 
 
-def test_refuses_without_or_with_mismatched_initial_weights():
+def test_without_initial_weights_not_measurable_and_mismatched_ones_refused(tmp_path):
     model, groups = linear_model()
-    with pytest.raises(UserError, match="needs the run's initial weights"):
-        ANALYSES["distance"].run(model, groups, AnalysisData(torch.zeros(1, 3), torch.zeros(1)))
+    r = ANALYSES["distance"].run(model, groups, AnalysisData(torch.zeros(1, 3), torch.zeros(1)))
+    assert set(r.numbers) == {"relative_total", "norm_ratio_total", "relative.stem", "relative.head",
+                              "norm_ratio.stem", "norm_ratio.head"} and set(r.numbers.values()) == {None}
+    assert "not measurable" in r.info["note"]
+    ANALYSES["distance"].plot(r, str(tmp_path / "d.png"))
+    assert (tmp_path / "d.png").stat().st_size > 1000
     other = {n: torch.zeros(7) for n, _ in model.named_parameters()}
     with pytest.raises(UserError, match="do not match the model"):
         ANALYSES["distance"].run(model, groups, AnalysisData(torch.zeros(1, 3), torch.zeros(1), initial_state=lambda: other))

@@ -12,7 +12,8 @@ was re-drawn holds a fresh draw independent of w0, about sqrt(2) from it at the 
 
 w0 is rebuilt from the run's config (the model is built under the seed's init stream), so nothing
 beyond model.pt is stored; in memory it is `AnalysisData.initial_state`. A group whose w0 is all
-zeros has no relative distance (null).
+zeros has no relative distance (null). Without initial weights (a model from a user's own loop that
+passed none) every number is null and `info.note` says why, as memorization does without label noise.
 """
 from __future__ import annotations
 
@@ -75,8 +76,12 @@ class Distance(Analysis):
 
     def run(self, model: nn.Module, groups: Groups, data: AnalysisData, options=None) -> AnalysisResult:
         if data.initial_state is None:
-            raise UserError("distance: needs the run's initial weights; analyse a run folder (reinitlab analyze "
-                            "RUN_DIR) or pass AnalysisData(initial_state=...)")
+            keys = ["relative_total", "norm_ratio_total", *(f"{k}.{g}" for k in ("relative", "norm_ratio")
+                                                             for g in groups.names)]
+            return AnalysisResult(self.name, dict.fromkeys(keys), arrays={"groups": list(groups.names), "tensors": {}},
+                                  info={"source": data.source, "n": None, "seed": None,
+                                        "note": "no initial weights given (AnalysisData.initial_state): the distance "
+                                                "from initialization is not measurable"})
         d = distances(model, groups, data.initial_state())
         numbers: dict[str, float | None] = {
             "relative_total": _ratio(d["total"]["diff"] ** 0.5, d["total"]["w0"] ** 0.5),
@@ -105,5 +110,5 @@ class Distance(Analysis):
         n = result.numbers
         rel, ratio = n.get("relative_total"), n.get("norm_ratio_total")
         a.set_title(f"all parameters: distance {rel:.3g}, norm ratio {ratio:.3g}" if rel is not None and ratio is not None
-                    else "", fontsize=8)
+                    else result.info.get("note", ""), fontsize=8)
         save(fig, path, result, "Distance from initialization")

@@ -26,7 +26,8 @@ from hypothesis import HealthCheck, assume, example, given, settings
 from hypothesis import strategies as st
 
 from reinitlab.cli import main
-from reinitlab.config import TrainConfig, tomllib
+from reinitlab.config import TrainConfig
+from reinitlab.options import tomllib
 from reinitlab.study.definition import AXES, SETTINGS, valid_keys
 
 # RELIABILITY_EXAMPLES=1000 for a longer hunt; the defaults keep the whole file under ~30 s

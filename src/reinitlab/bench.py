@@ -577,7 +577,7 @@ def parse_case(text: str) -> Case:
 
 
 def parse_variant(text: str) -> dict:
-    from .config import parse_assignment
+    from .options import parse_assignment
     out = {}
     for part in filter(None, (p.strip() for p in text.split(","))):
         k, v = parse_assignment(part)

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import typing
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, Callable, ClassVar, Iterator
@@ -20,9 +19,9 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from ..config import coerce, unknown_key_message
 from ..errors import UserError, choices
 from ..groups import Groups
+from ..options import parse_options
 from ..seeding import generator
 
 
@@ -112,14 +111,9 @@ class Analysis:
         raise NotImplementedError
 
     def options(self, **values: Any) -> Any:
-        """Typed options; unknown keys and wrong types are one-line UserErrors."""
-        opts = self.Options()
-        hints = typing.get_type_hints(self.Options)
-        for k, v in values.items():
-            if k not in hints:
-                raise UserError(unknown_key_message(k, list(hints), f"{self.name} option"))
-            setattr(opts, k, coerce(f"{self.name}.{k}", v, hints[k]))
-        return opts
+        """Typed options (options.parse_options): unknown keys, wrong types and out-of-range values
+        (an Options.validate()) are one-line UserErrors."""
+        return parse_options(self.Options, values, owner=f"analysis {self.name!r}", prefix=f"{self.name}.")
 
 
 ANALYSES: dict[str, Analysis] = {}

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..config import parse_assignment
+from ..options import parse_assignment
 
 # The numbers printed per analysis; everything else is in analysis.json.
 _HEADLINE = {

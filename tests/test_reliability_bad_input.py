@@ -42,7 +42,7 @@ FIELDS = TrainConfig.field_names()
 def nothing_trains_or_studies(monkeypatch, tmp_path):
     """Bad input must be refused before anything runs: training or starting a study fails the test."""
     import reinitlab.study.runner as runner
-    from reinitlab.train import Engine
+    from reinitlab.engine import Engine
 
     def trained(*a, **k):
         raise AssertionError("bad input reached training")

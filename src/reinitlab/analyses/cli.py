@@ -17,7 +17,9 @@ _HEADLINE = {
 
 
 def cmd_analyze(args) -> int:
+    from ..runtime import configure
     from . import analyze_run
+    configure(device="auto")  # this process's allocator (CPU) or TF32 (CUDA), as a run's; threads: all cores
     settings = dict(parse_assignment(s) for s in args.set or [])
     doc = analyze_run(Path(args.run_dir), only=args.only, settings=settings, plots=not args.no_plots)
     for name, entry in doc["analyses"].items():

@@ -107,3 +107,22 @@ def test_a_cpu_run_keeps_freed_memory_so_big_activations_do_not_fault_again():
     torch.ones(n)
     faults = resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before
     assert faults < 1000, f"{faults} page faults for a 64 MiB block that was just freed (16384 when mapped anew)"
+
+
+def test_one_probe_cache_keyed_by_machine_torch_and_sources(cache, monkeypatch, tmp_path):
+    from reinitlab import probe
+    m = probe.machine()
+    assert m["cpu"] and m["cores"] and isinstance(m["cpu_units"], list)  # avx512_bf16 / AMX where present
+    a = probe.key("throughput", 1, {"arch": "cnn"}, ["engine.py"])
+    assert json.loads(a)["machine"] == m and json.loads(a)["torch"]
+    assert probe.key("analyses", 1, {"arch": "cnn"}, ["engine.py"]) != a  # the kinds share the file, not keys
+    probe.store(a, {"x": 1.0})
+    probe.store("other", {"y": 2.0})  # read-merge-write keeps the first entry
+    assert probe.lookup(a) == {"x": 1.0} and set(json.loads(cache.read_text())) == {a, "other"}
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "engine.py").write_text("one")
+    monkeypatch.setattr(probe, "SOURCE_ROOT", src)
+    before = probe.source_hash(["engine.py"])
+    (src / "engine.py").write_text("two")
+    assert probe.source_hash(["engine.py"]) != before  # an edited loop is measured again

@@ -1,5 +1,5 @@
 """Weight norms: Frobenius per parameter tensor and per group (every parameter the group owns,
-BatchNorm affine parameters and biases included, as train.py logs them), and per operator the
+BatchNorm affine parameters and biases included, as training logs them), and per operator the
 spectral norm (Lanczos-accelerated power iteration on the conv map itself), the Frobenius norm and their products.
 
 Operators are those of `operators.trace`. Both views are reported because they answer different

@@ -60,7 +60,9 @@ def _measure(cfg: TrainConfig, channels: int, classes: int, n_train: int, n_val:
                                val_fraction=0.0)
     with runtime.threads(cfg.threads):  # the worker that analyses a run has the run's thread count
         t0 = time.perf_counter()
-        eng = Engine(prepare(pcfg, bundle))
+        p = prepare(pcfg, bundle)
+        runtime.configure(device=p.device)  # the allocator of the worker that will analyse the run
+        eng = Engine(p)
         engine_s = time.perf_counter() - t0
         found = run_analyses(eng.model, eng.groups, AnalysisData.from_engine(eng, source="analysis-probe"),
                              only=names)

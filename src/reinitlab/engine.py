@@ -203,7 +203,8 @@ class Engine:
 
     def finite(self, loss: float) -> bool:
         """Whether `loss` and every weight are finite (not diverged)."""
-        return math.isfinite(loss) and bool(torch.stack([torch.isfinite(w).all() for w in self.model.parameters()]).all())
+        weights = torch.stack([torch.isfinite(w).all() for w in self.model.parameters()])
+        return math.isfinite(loss) and bool(weights.all())
 
     # ---- evaluation -----------------------------------------------------------------------------
     def evaluate(self, x: torch.Tensor | None, y: torch.Tensor | None) -> tuple[float | None, float | None]:

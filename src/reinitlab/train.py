@@ -32,7 +32,7 @@ def run(cfg: TrainConfig, out: str | Path | None = None, progress: bool = True, 
     process's threads and device settings for the run (runtime.configure)."""
     p = prepare(cfg, bundle)
     runtime.configure(threads=p.cfg.threads, device=p.device)
-    return train_prepared(p, out, progress, label, hooks)[0]
+    return _train(p, out, progress, label, hooks)[0]
 
 
 def execute(cfg: TrainConfig, out: str | Path | None = None, progress: bool = True,
@@ -40,11 +40,11 @@ def execute(cfg: TrainConfig, out: str | Path | None = None, progress: bool = Tr
             ) -> tuple[dict, Engine | None]:
     """`run` for a caller that has set the process up itself (a study worker), also returning the
     engine (model, groups, tensors) for analyses; None when the folder was finished already."""
-    return train_prepared(prepare(cfg, bundle), out, progress, label, hooks)
+    return _train(prepare(cfg, bundle), out, progress, label, hooks)
 
 
-def train_prepared(p: Prepared, out: str | Path | None, progress: bool = True, label: str = "",
-                   hooks: Iterable[Any] = ()) -> tuple[dict, Engine | None]:
+def _train(p: Prepared, out: str | Path | None, progress: bool = True, label: str = "",
+           hooks: Iterable[Any] = ()) -> tuple[dict, Engine | None]:
     out = Path(out) if out is not None else None
     folder = open_run(out, p.cfg) if out else "new"
     if folder == "finished":

@@ -203,8 +203,9 @@ class Engine:
 
     def finite(self, loss: float) -> bool:
         """Whether `loss` and every weight are finite (not diverged)."""
-        weights = torch.stack([torch.isfinite(w).all() for w in self.model.parameters()])
-        return math.isfinite(loss) and bool(weights.all())
+        if not math.isfinite(loss):
+            return False
+        return bool(torch.stack([torch.isfinite(w).all() for w in self.model.parameters()]).all())
 
     # ---- evaluation -----------------------------------------------------------------------------
     def evaluate(self, x: torch.Tensor | None, y: torch.Tensor | None) -> tuple[float | None, float | None]:

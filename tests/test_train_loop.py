@@ -14,7 +14,8 @@ from reinitlab import TrainConfig, run
 from reinitlab.methods import METHODS
 from reinitlab.models import ARCHS
 from reinitlab.rundir import read_jsonl
-from reinitlab.train import Engine, execute
+from reinitlab.engine import Engine
+from reinitlab.train import execute
 
 TINY = dict(width=0.25, epochs=1, rounds=1, batch_size=16, eval_batch_size=64, threads=1)
 
@@ -182,7 +183,7 @@ def test_cpu_evaluation_memory_format_is_per_model_and_training_is_untouched(bun
     assert cpu_eval_memory_format(build_model("resnet18", 3, 10, 0.25, 32)) == torch.channels_last
     assert cpu_eval_memory_format(build_model("cnn", 1, 10, 1.0, 28)) == torch.channels_last
     cfg = TrainConfig(arch="resnet18", method="baseline", **{**TINY, "width": 1.0})
-    from reinitlab.train import prepare
+    from reinitlab.resolve import prepare
     eng = Engine(prepare(cfg, bundle))
     assert eng.eval_format == torch.contiguous_format
     before = {k: v.clone() for k, v in eng.model.state_dict().items()}
@@ -198,5 +199,5 @@ def test_cpu_evaluation_memory_format_is_per_model_and_training_is_untouched(bun
     eng.eval_format = torch.contiguous_format
     eng.evaluate(eng.x_test, eng.y_test)
     opt = torch.optim.SGD(eng.model.parameters(), lr=0.01, momentum=0.9)
-    loss, _ = eng.train_epoch(opt, 0, 0, 0, eng.steps)
+    loss, _ = eng.train_steps(opt, eng.schedule.steps)
     assert loss == loss and any(not torch.equal(v, before[k]) for k, v in eng.model.state_dict().items())

@@ -1,6 +1,5 @@
 """reinitlab: weight reinitialization during training of CNNs on small image datasets."""
-__version__ = "0.1.0"
-
+from .version import __version__
 from .config import TrainConfig  # noqa: E402
 from .errors import UserError  # noqa: E402
 from .groups import Groups, groups_of  # noqa: E402

@@ -7,7 +7,6 @@ trains. The resolved config (defaults filled in, method options expanded) is wri
 from __future__ import annotations
 
 import dataclasses
-import difflib
 import typing
 from dataclasses import dataclass, field
 from typing import Any, Literal, get_args, get_origin
@@ -17,7 +16,7 @@ try:
 except ModuleNotFoundError:  # Python 3.10
     import tomli as tomllib  # type: ignore[no-redef]
 
-from .errors import UserError
+from .errors import UserError, unknown_message
 
 Augment = Literal["none", "flip", "crop", "flip+crop"]
 Device = Literal["auto", "cpu", "cuda", "mps"]
@@ -161,9 +160,7 @@ def parse_assignment(text: str) -> tuple[str, Any]:
 
 
 def unknown_key_message(key: str, valid: list[str], what: str) -> str:
-    close = difflib.get_close_matches(key, valid, n=1)
-    hint = f" (did you mean {close[0]!r}?)" if close else ""
-    return f"unknown {what} {key!r}{hint}; valid: {', '.join(valid)}"
+    return unknown_message(what, key, valid, sort=False)  # keys are listed in their own order
 
 
 def _hints(cls) -> dict[str, Any]:

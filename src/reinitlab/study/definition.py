@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from ..config import TrainConfig, coerce, parse_assignment, tomllib, unknown_key_message
-from ..errors import UserError
+from ..errors import UserError, unknown_message
 
 # Run fields that a study sweeps: they are axes here, never shared settings.
 AXIS_OF_FIELD = {"dataset": "datasets", "arch": "archs", "method": "methods", "train_size": "train_sizes",
@@ -161,7 +161,7 @@ def _analyses(value: Any) -> list[str]:
         from .. import analyses  # noqa: F401  (registers every analysis)
         bad = [n for n in names if n not in ANALYSES]
         if bad:
-            raise UserError(f"analyses: unknown analysis {bad[0]!r}; valid: {', '.join(ANALYSES)}")
+            raise UserError("analyses: " + unknown_message("analysis", bad[0], ANALYSES, sort=False))
     return names
 
 

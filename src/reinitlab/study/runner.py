@@ -18,7 +18,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .. import __version__
+from ..version import __version__
 from ..config import TrainConfig
 from ..errors import UserError
 from ..rundir import atomic_write_json

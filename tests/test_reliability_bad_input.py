@@ -27,7 +27,7 @@ from hypothesis import strategies as st
 
 from reinitlab.cli import main
 from reinitlab.config import TrainConfig, tomllib
-from reinitlab.study.definition import AXES, SETTINGS, valid_keys
+from reinitlab.study.definition import AXES, AXIS_DEFAULTS, SETTINGS, valid_keys
 
 # RELIABILITY_EXAMPLES=1000 for a longer hunt; the defaults keep the whole file under ~30 s
 EXAMPLES = int(os.environ.get("RELIABILITY_EXAMPLES", "60"))
@@ -215,6 +215,7 @@ def bad_study(draw):
         values[axis] = []
         return values, [f"{axis}=[] is empty"]
     if kind == "missing axis":
+        axis = draw(st.sampled_from([a for a in AXES if a not in AXIS_DEFAULTS]))  # label_noise defaults to [0.0]
         del values[axis]
         return values, [f"missing axis {axis!r}"]
     if kind == "axis not a list":

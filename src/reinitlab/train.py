@@ -28,7 +28,7 @@ from .data.split import Split, make_split
 from .errors import UserError
 from .groups import Groups, groups_of
 from .hostmem import cpu_eval_memory_format, keep_freed_memory
-from .methods import METHODS, Method, parse_spec
+from .methods import METHODS, Method, parse_spec, warn_budget
 from .models import build_model, check_arch
 from .progress import Progress
 from .reinit import Reinitializer
@@ -88,9 +88,11 @@ def prepare(cfg: TrainConfig, bundle: DataBundle | None = None) -> Prepared:
         cfg.threads = torch.get_num_threads()
     if cfg.eval_batch_size is None:
         cfg.eval_batch_size = 1024 if device.type == "cuda" else 256
-    if cfg.rounds is None:
-        probe = build_model(cfg.arch, bundle.channels, bundle.num_classes, cfg.width, cfg.resolution)
-        cfg.rounds = groups_of(probe).K - 1
+    if cfg.rounds is None or method.resets:
+        with torch.random.fork_rng(devices=[]):  # a probe of the groups; the caller's RNG stays as it was
+            probe = groups_of(build_model(cfg.arch, bundle.channels, bundle.num_classes, cfg.width, cfg.resolution))
+        cfg.rounds = probe.K - 1 if cfg.rounds is None else cfg.rounds
+        warn_budget(method, cfg.rounds, probe)
     split = make_split(bundle, cfg.train_size, cfg.val_fraction, cfg.label_noise, cfg.data_seed)
     if len(split.train) < 2:
         raise UserError(f"train_size={len(split.train)}: need at least 2 training examples")

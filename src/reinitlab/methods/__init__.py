@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from ..config import parse_value
 from ..errors import UserError, unknown
-from .base import Method, NoOptions, ResetContext  # noqa: F401
+from .base import Method, NoOptions, ResetContext, warn_budget  # noqa: F401
 
 METHODS: dict[str, type[Method]] = {}
 

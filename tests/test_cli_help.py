@@ -157,3 +157,15 @@ def test_every_subcommand_parses_its_help():
     sub = next(a for a in parser._actions if a.dest == "command")
     for name, p in sub.choices.items():
         assert p.format_help(), name
+
+
+def test_a_finished_runs_reload_does_not_warn_again(tmp_path):
+    from reinitlab.errors import ReinitlabWarning
+    from reinitlab.train import load_run, run
+    cfg = TrainConfig.from_dict({"method": "lw", "rounds": 4, "epochs": 1, "train_size": 100, "width": 0.25,
+                                 "threads": 1, "round_log": False})
+    with pytest.warns(ReinitlabWarning, match="rounds=4"):
+        run(cfg, tmp_path / "run", progress=False)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", ReinitlabWarning)
+        assert load_run(tmp_path / "run").groups.K == 4

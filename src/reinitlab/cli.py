@@ -11,7 +11,7 @@ import typing
 import warnings
 from pathlib import Path
 
-from .config import TrainConfig, _hints, parse_assignment, setting_help, type_name
+from .config import TrainConfig, parse_assignment, setting_help, type_name
 from .errors import ReinitlabWarning, UserError, unknown_message
 from .version import __version__
 
@@ -82,7 +82,7 @@ def _option_help(key: str) -> str:
 def settings_epilog(width: int = 100) -> str:
     """Every --set key with its default, what it does and its valid values, from TrainConfig's
     fields, their annotations, the registries and the docstring table: generated, so it cannot drift."""
-    hints = _hints(TrainConfig)
+    hints = typing.get_type_hints(TrainConfig)
     keys = [k for k in TrainConfig.field_names() if k not in NOT_SETTABLE]
     entries = [(f"{k}={_default_text(_default(k))}", f"{setting_help()[k]} [{_valid_text(k, hints[k])}]") for k in keys]
     w = min(max(len(a) for a, _ in entries), 21)

@@ -12,6 +12,7 @@ import dataclasses
 import math
 import os
 import time
+import warnings
 from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,7 +26,7 @@ from .augment import augment
 from .config import TrainConfig
 from .data import DataBundle, check_dataset, load_dataset
 from .data.split import Split, make_split
-from .errors import UserError
+from .errors import ReinitlabWarning, UserError
 from .groups import Groups, groups_of
 from .hostmem import cpu_eval_memory_format, keep_freed_memory
 from .methods import METHODS, Method, parse_spec, warn_budget
@@ -446,7 +447,9 @@ def load_run(run_dir: str | Path, device: str | None = None) -> Engine:
     values = read_json(run_dir / "config.json")
     if device is not None:
         values["device"] = device
-    p = prepare(TrainConfig.from_dict(values))
+    with warnings.catch_warnings():  # a finished run's budget warnings were given when it started
+        warnings.simplefilter("ignore", ReinitlabWarning)
+        p = prepare(TrainConfig.from_dict(values))
     eng = Engine(p)
     saved = torch.load(run_dir / "model.pt", map_location=p.device, weights_only=False)
     eng.reinit.load_state_dict(saved["reinit"])

@@ -298,7 +298,7 @@ def test_study_refuses_malformed_toml(tmp_path, capsys, how, where, char):
 @pytest.mark.parametrize("args,fragment", [
     (["--workers", "0"], "--workers 0: expected an integer >= 1"),
     (["--workers", "many"], "invalid int value"),
-    (["--backend", "slurm"], "invalid choice: 'slurm'"),
+    (["--backend", "slurm"], "unknown --backend 'slurm'; valid: local, ray"),
     (["--address", "ray://x:1"], "--address is for --backend ray"),
     (["--set", "seeds"], "expected key=value"),
 ])
@@ -543,7 +543,8 @@ def test_a_study_on_damaged_data_is_refused_before_anything_is_written(tmp_path,
         files["cifar-10-batches-py/data_batch_2"] = files["cifar-10-batches-py/data_batch_2"][:500]
     write_set(tmp_path, files)
     _, dataset, data_dir, _, _ = FORMATS[fmt]
-    study = {**BASE_STUDY, "datasets": [dataset.format(root=tmp_path)], "train_sizes": [4]}
+    # 2: the pool left by the validation split of the smallest set (4 folder images, 2 held out)
+    study = {**BASE_STUDY, "datasets": [dataset.format(root=tmp_path)], "train_sizes": [2]}
     if data_dir:
         study["data_dir"] = str(tmp_path)
     (tmp_path / "s.toml").write_text(study_text(study))

@@ -87,7 +87,7 @@ def settings_epilog(width: int = 100) -> str:
     entries = [(f"{k}={_default_text(_default(k))}", f"{setting_help()[k]} [{_valid_text(k, hints[k])}]") for k in keys]
     w = min(max(len(a) for a, _ in entries), 21)
     lines = ["run settings, each shown with its default: --set KEY=VALUE (repeatable)",
-             "  VALUE is TOML (0.1, true, [1, 2], \"x\") or a bare word; none picks the rule a key states (none = ...)", ""]
+             "  VALUE is TOML (0.1, true, [1, 2], \"x\") or a bare word; none where a key says what none means", ""]
     for left, text in entries:
         first = f"  {left:{w}s}  " if len(left) <= w else f"  {left}\n" + " " * (w + 4)
         wrapped = textwrap.wrap(text, width - w - 4)

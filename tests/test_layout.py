@@ -124,7 +124,7 @@ LAYERS = {
     5: ["measure"],
     6: ["runtime", "probe"],
     7: ["resolve", "engine", "hooks", "train"],
-    8: ["analyses", "throughput", "bench"],
+    8: ["analyses", "throughput", "bench", "preview"],
     9: ["study"],
     10: ["report"],
     11: ["cli"],

@@ -28,7 +28,7 @@ from hypothesis import strategies as st
 from reinitlab.cli import main
 from reinitlab.config import TrainConfig
 from reinitlab.options import tomllib
-from reinitlab.study.definition import AXES, SETTINGS, valid_keys
+from reinitlab.study.definition import AXES, AXIS_DEFAULTS, SETTINGS, valid_keys
 
 # RELIABILITY_EXAMPLES=1000 for a longer hunt; the defaults keep the whole file under ~30 s
 EXAMPLES = int(os.environ.get("RELIABILITY_EXAMPLES", "60"))
@@ -216,6 +216,7 @@ def bad_study(draw):
         values[axis] = []
         return values, [f"{axis}=[] is empty"]
     if kind == "missing axis":
+        axis = draw(st.sampled_from([a for a in AXES if a not in AXIS_DEFAULTS]))  # label_noise defaults to [0.0]
         del values[axis]
         return values, [f"missing axis {axis!r}"]
     if kind == "axis not a list":
@@ -298,7 +299,7 @@ def test_study_refuses_malformed_toml(tmp_path, capsys, how, where, char):
 @pytest.mark.parametrize("args,fragment", [
     (["--workers", "0"], "--workers 0: expected an integer >= 1"),
     (["--workers", "many"], "invalid int value"),
-    (["--backend", "slurm"], "invalid choice: 'slurm'"),
+    (["--backend", "slurm"], "unknown --backend 'slurm'; valid: local, ray"),
     (["--address", "ray://x:1"], "--address is for --backend ray"),
     (["--set", "seeds"], "expected key=value"),
 ])
@@ -543,7 +544,8 @@ def test_a_study_on_damaged_data_is_refused_before_anything_is_written(tmp_path,
         files["cifar-10-batches-py/data_batch_2"] = files["cifar-10-batches-py/data_batch_2"][:500]
     write_set(tmp_path, files)
     _, dataset, data_dir, _, _ = FORMATS[fmt]
-    study = {**BASE_STUDY, "datasets": [dataset.format(root=tmp_path)], "train_sizes": [4]}
+    # 2: the pool left by the validation split of the smallest set (4 folder images, 2 held out)
+    study = {**BASE_STUDY, "datasets": [dataset.format(root=tmp_path)], "train_sizes": [2]}
     if data_dir:
         study["data_dir"] = str(tmp_path)
     (tmp_path / "s.toml").write_text(study_text(study))

@@ -41,7 +41,7 @@ def fake_analysis_cost(monkeypatch):
 
 
 def test_unknown_analysis_is_refused(tmp_path):
-    with pytest.raises(UserError, match="analyses: unknown analysis 'margin'; valid: margins, norms"):
+    with pytest.raises(UserError, match=r"analyses: unknown analysis 'margin' \(did you mean 'margins'\?\); valid: margins, norms"):
         load_definition(str(analysis_toml(tmp_path, "fashion-mnist-small", ["margin"])))
 
 

@@ -4,8 +4,6 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-__version__ = "0.1.0"
-
 # The public names, each imported from its module on first use (PEP 562): `import reinitlab` loads
 # nothing else, and `from reinitlab import Reinitializer` loads the reset machinery, not the
 # training loop, the data readers or the analyses.
@@ -13,9 +11,9 @@ _EXPORTS = {
     "TrainConfig": "config", "UserError": "errors", "Groups": "groups", "groups_of": "groups",
     "METHODS": "methods", "make_method": "methods", "ARCHS": "models", "build_model": "models",
     "Reinitializer": "reinit", "Action": "reset", "ResetEvent": "reset", "apply_event": "reset",
-    "fresh_state": "reset", "run": "train",
+    "fresh_state": "reset", "run": "train", "__version__": "version",
 }
-__all__ = [*_EXPORTS, "__version__"]
+__all__ = list(_EXPORTS)
 
 
 def __getattr__(name: str) -> Any:

@@ -8,6 +8,9 @@ trains (options.py does the parsing, as for method and analysis options). The re
 from __future__ import annotations
 
 import dataclasses
+import functools
+import inspect
+import re
 import typing
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -22,7 +25,43 @@ Precision = Literal["auto", "fp32", "bf16"]
 
 @dataclass
 class TrainConfig:
-    """One run: which data, which model, which method, how to train. Defaults follow SPEC 2."""
+    """One run: which data, which model, which method, how to train. Defaults follow SPEC 2.
+
+    Settings (the `--set KEY=VALUE` keys; `reinitlab train --help` prints this table with each
+    key's type and default, and `test_cli_help` fails when a field is missing here):
+
+    dataset          a registered dataset (`reinitlab list datasets`), folder:PATH or npz:PATH
+    arch             a registered architecture (`reinitlab list archs`)
+    method           a registered method, optionally with options: lw:rescale=false,order=top_down
+    method_options   every option of the method, filled in from the method spec when the run is resolved
+    train_size       examples drawn (stratified, nested) from the pool left after the validation split; none = all
+    val_fraction     share of the training pool held out for validation, fixed by data_seed; 0 = none
+    label_noise      share of the training examples whose label is replaced by a random other class
+    seed             model seed: initialization, batch order, augmentation, fresh draws, masks
+    data_seed        seed of the subset, the validation split and the label noise; none = the model seed
+    resolution       image side in pixels; none = the dataset's default
+    data_dir         where the dataset's files are; none = the cache folder ($REINITLAB_DATA)
+    rounds           R, reset rounds after round 0; none = the architecture's full LW budget (K-1)
+    epochs           E, epochs per round; `long` trains (R+1)*E epochs in one round
+    patience         end a round once training accuracy is 100% this many epochs in a row; 0 = never
+    width            channel width multiplier of the architecture
+    batch_size       training batch size
+    lr               peak learning rate of each round's warm-up + cosine schedule (SGD)
+    momentum         SGD momentum
+    nesterov         Nesterov momentum
+    weight_decay     SGD weight decay
+    warmup           share of each round's steps with a linear warm-up
+    label_smoothing  label smoothing of the training loss
+    augment          batched augmentation of the training images
+    device           where to train; auto = CUDA if available, else the CPU
+    precision        auto = fp32 (TF32 tensor cores on CUDA); bf16 = autocast, measured slower at these sizes
+    threads          torch intra-op threads; none = all cores
+    channels_last    NHWC memory format for the convolutions
+    compile          torch.compile the model
+    eval_batch_size  evaluation batch size; none = 256 on a CPU, 1024 on a GPU
+    norm_log         per-group weight norms in metrics.jsonl after every epoch
+    round_log        cheap diagnostics (norms, spectral complexity, margins) after every round
+    """
 
     dataset: str = "fashion-mnist-small"
     arch: str = "cnn"
@@ -105,3 +144,15 @@ class TrainConfig:
                 raise UserError(f"{key}={getattr(self, key)!r} is out of range: expected {valid}")
         if self.nesterov and self.momentum == 0.0:
             raise UserError("nesterov=true needs momentum > 0 (set nesterov=false or a momentum in (0, 1))")
+
+
+@functools.lru_cache(maxsize=1)
+def setting_help() -> dict[str, str]:
+    """field -> its one-line description, read from the table in TrainConfig's docstring."""
+    lines = inspect.cleandoc(TrainConfig.__doc__ or "").splitlines()
+    rows = (re.match(r"(\w+) {2,}(\S.*)$", line) for line in lines)
+    return {m.group(1): m.group(2) for m in rows if m and m.group(1) in _hints(TrainConfig)}
+
+
+def _hints(cls) -> dict[str, Any]:
+    return typing.get_type_hints(cls)

@@ -13,6 +13,7 @@ Building an Engine changes no process-wide setting (runtime.configure does, once
 from __future__ import annotations
 
 import math
+import warnings
 from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,7 +26,7 @@ from .augment import augment
 from .config import TrainConfig
 from .data import DataBundle
 from .data.split import Split
-from .errors import UserError
+from .errors import ReinitlabWarning, UserError
 from .groups import groups_of
 from .hostmem import cpu_eval_memory_format
 from .models import build_model
@@ -252,7 +253,9 @@ def load_run(run_dir: str | Path, device: str | None = None) -> Engine:
     values = read_json(run_dir / "config.json")
     if device is not None:
         values["device"] = device
-    eng = Engine(prepare(TrainConfig.from_dict(values)))
+    with warnings.catch_warnings():  # a finished run's budget warnings were given when it started
+        warnings.simplefilter("ignore", ReinitlabWarning)
+        eng = Engine(prepare(TrainConfig.from_dict(values)))
     saved = torch.load(run_dir / "model.pt", map_location=eng.device, weights_only=False)
     eng.reinit.load_state_dict(saved["reinit"])
     eng.model.load_state_dict(saved["model"])

@@ -10,7 +10,6 @@ value and what is valid.
 from __future__ import annotations
 
 import dataclasses
-import difflib
 import types
 import typing
 from typing import Any, Literal, Mapping, TypeVar, get_args, get_origin
@@ -20,7 +19,7 @@ try:
 except ModuleNotFoundError:  # Python 3.10
     import tomli as tomllib  # type: ignore[no-redef]
 
-from .errors import UserError
+from .errors import UserError, unknown_message
 
 T = TypeVar("T")
 
@@ -95,9 +94,7 @@ def parse_assignment(text: str) -> tuple[str, Any]:
 
 
 def unknown_key_message(key: str, valid: list[str], what: str) -> str:
-    close = difflib.get_close_matches(key, valid, n=1)
-    hint = f" (did you mean {close[0]!r}?)" if close else ""
-    return f"unknown {what} {key!r}{hint}; valid: {', '.join(valid)}"
+    return unknown_message(what, key, valid, sort=False)  # keys are listed in their own order
 
 
 def _is_union(origin: Any) -> bool:

@@ -17,7 +17,7 @@ from .data import DataBundle, check_dataset, load_dataset
 from .data.split import Split, make_split
 from .errors import UserError
 from .groups import groups_of
-from .methods import METHODS, Method, parse_spec
+from .methods import METHODS, Method, parse_spec, warn_budget
 from .models import build_model, check_arch
 from .runtime import resolve_device
 
@@ -59,7 +59,10 @@ def prepare(cfg: TrainConfig, bundle: DataBundle | None = None) -> Prepared:
     split = make_split(bundle, cfg.train_size, cfg.val_fraction, cfg.label_noise, data_seed)
     if len(split.train) < 2:
         raise UserError(f"train_size={len(split.train)}: need at least 2 training examples")
-    return Prepared(resolve(cfg, method, bundle, split, device, dataset), method, bundle, split, device)
+    resolved = resolve(cfg, method, bundle, split, device, dataset)
+    if method.resets and cfg.rounds is not None:  # rounds beyond LW's distinct steps repeat resets
+        warn_budget(method, resolved.rounds, _groups_probe(cfg, bundle))
+    return Prepared(resolved, method, bundle, split, device)
 
 
 def resolve(cfg: TrainConfig, method: Method, bundle: DataBundle, split: Split, device: torch.device,
@@ -88,5 +91,9 @@ def resolve(cfg: TrainConfig, method: Method, bundle: DataBundle, split: Split, 
 
 def _full_lw_budget(cfg: TrainConfig, bundle: DataBundle) -> int:
     """K - 1 resets: one per group boundary of the architecture."""
-    probe = build_model(cfg.arch, bundle.channels, bundle.num_classes, cfg.width, bundle.resolution)
-    return groups_of(probe).K - 1
+    return _groups_probe(cfg, bundle).K - 1
+
+
+def _groups_probe(cfg: TrainConfig, bundle: DataBundle):
+    with torch.random.fork_rng(devices=[]):  # a probe of the groups; the caller's RNG stays as it was
+        return groups_of(build_model(cfg.arch, bundle.channels, bundle.num_classes, cfg.width, bundle.resolution))

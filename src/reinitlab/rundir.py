@@ -149,7 +149,7 @@ def git_commit() -> str | None:
 
 
 def environment(device: torch.device) -> dict:
-    from . import __version__
+    from .version import __version__
     import numpy
     env = {
         "reinitlab": __version__, "git_commit": git_commit(), "python": platform.python_version(),

@@ -18,7 +18,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from ..errors import UserError, choices
+from ..errors import UserError, choices, unknown, unknown_message
 from ..groups import Groups
 # The analyses' shared helpers live below training and analyses both (measure/), used from here.
 from ..measure.common import (accuracy, device_of, eval_mode, histogram, logits_of, one_thread,  # noqa: F401
@@ -133,7 +133,7 @@ def select(only: str | list[str] | None) -> list[str]:
     names = [n for n in names if n]
     bad = [n for n in names if n not in ANALYSES]
     if bad:
-        raise UserError(f"unknown analysis {bad[0]!r}; valid: {choices(ANALYSES)}")
+        raise unknown("analysis", bad[0], ANALYSES)
     if not names:
         raise UserError(f"no analysis selected; valid: {choices(ANALYSES)}")
     return [n for n in ANALYSES if n in names]
@@ -149,7 +149,7 @@ def split_settings(names: list[str], settings: dict[str, Any] | None) -> dict[st
         target, dot, opt = key.partition(".")
         if dot:
             if target not in ANALYSES:
-                raise UserError(f"--set {key}: unknown analysis {target!r}; valid: {choices(ANALYSES)}")
+                raise UserError(f"--set {key}: " + unknown_message("analysis", target, ANALYSES))
             if target not in per:
                 raise UserError(f"--set {key}: analysis {target!r} is not selected (--only)")
             per[target][opt] = value

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterable
 
-from ..errors import UserError, choices
+from ..errors import UserError, unknown
 from . import cache
 from .bundle import DataBundle
 from .download import Remote
@@ -76,7 +76,7 @@ def check_dataset(name: str) -> DatasetInfo:
         return PREFIXES[prefix](rest)
     if name not in DATASETS:
         own = " or ".join(f"{p}:PATH" for p in PREFIXES)
-        raise UserError(f"unknown dataset {name!r}; valid: {choices(DATASETS)}" + (f", or your own data as {own}" if own else ""))
+        raise unknown("dataset", name, DATASETS, also=f", or your own data as {own}" if own else "")
     return DATASETS[name]
 
 

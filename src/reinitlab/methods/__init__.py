@@ -6,8 +6,8 @@ A method spec is a name with optional options: "lw", "lw:rescale=false,order=top
 from __future__ import annotations
 
 from ..options import parse_value
-from ..errors import UserError, choices
-from .base import Method, NoOptions, ResetContext  # noqa: F401
+from ..errors import UserError, unknown
+from .base import Method, NoOptions, ResetContext, warn_budget  # noqa: F401
 
 METHODS: dict[str, type[Method]] = {}
 
@@ -21,7 +21,7 @@ def parse_spec(spec: str) -> tuple[str, dict]:
     name, _, rest = spec.strip().partition(":")
     name = name.strip()
     if name not in METHODS:
-        raise UserError(f"unknown method {name!r}; valid: {choices(METHODS)}")
+        raise unknown("method", name, METHODS)
     options = {}
     for part in filter(None, (p.strip() for p in rest.split(","))):
         key, eq, value = part.partition("=")

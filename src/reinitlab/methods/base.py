@@ -4,13 +4,14 @@ from __future__ import annotations
 import dataclasses
 import math
 import typing
+import warnings
 from dataclasses import dataclass
 from typing import Callable, ClassVar
 
 import torch
 import torch.nn as nn
 
-from ..errors import UserError
+from ..errors import ReinitlabWarning, UserError
 from ..groups import Groups
 from ..options import parse_options
 from ..reset import Action, ResetEvent
@@ -57,12 +58,45 @@ class Method:
     def options_dict(self) -> dict:
         return dataclasses.asdict(self.options)
 
+    @classmethod
+    def options_text(cls, values: dict | None = None) -> str:
+        """The options as a method spec writes them ("rescale=true, order=bottom_up (or top_down)");
+        an option left to decide at run time reads <what decides it>, e.g. "start=<top block>"."""
+        defaults = values is None  # the registry's view: also name the alternatives of a choice
+        values = dataclasses.asdict(cls.Options()) if defaults else values
+        hints = typing.get_type_hints(cls.Options)
+        parts = []
+        for f in dataclasses.fields(cls.Options):
+            v = values.get(f.name, f.default)
+            if v in ("", None):
+                text = f"<{f.metadata.get('unset', 'auto')}>"
+            else:
+                text = ("true" if v else "false") if isinstance(v, bool) else str(v)
+                others = [str(a) for a in typing.get_args(hints[f.name]) if a != v] \
+                    if typing.get_origin(hints[f.name]) is typing.Literal else []
+                text += f" (or {', '.join(others)})" if others and defaults else ""
+            parts.append(f"{f.name}={text}")
+        return ", ".join(parts)
+
     def epochs(self, rounds: int, epochs: int) -> list[int]:
         """Epochs of each round, round 0 first."""
         return [epochs] * (rounds + 1)
 
     def event(self, ctx: ResetContext) -> ResetEvent:
         raise NotImplementedError
+
+    def budget_warning(self, rounds: int, groups: Groups) -> str | None:
+        """A line when `rounds` rounds on these groups probably do not do what was meant, else None."""
+        return None
+
+
+def warn_budget(method: Method, rounds: int, groups: Groups) -> None:
+    """Warn (once per distinct message, Python's default) where a method's budget misfits the model:
+    at resolve time, before anything trains."""
+    message = method.budget_warning(rounds, groups)
+    if message:
+        # stacklevel 1: one location for every caller, so the same text shows once per process
+        warnings.warn(message, ReinitlabWarning, stacklevel=1)
 
 
 @dataclass

@@ -1,4 +1,4 @@
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from ..reset import ResetEvent
 from . import register
@@ -7,7 +7,8 @@ from .base import Method, ResetContext, reset_groups_from
 
 @dataclass
 class LLFOptions:
-    start: str = ""  # first group re-drawn; "" = the top block (top block and head, as in Zhou et al.)
+    # first group re-drawn; "" = the top block (top block and head, as in Zhou et al.)
+    start: str = field(default="", metadata={"unset": "top block"})
 
 
 @register

@@ -40,6 +40,15 @@ class LW(Method):
     summary = "layerwise: keep groups up to k_r (rescaled to initial norms, then a frozen standardization), re-draw the rest"
     Options = LWOptions
 
+    def budget_warning(self, rounds: int, groups) -> str | None:
+        kept = [last_kept(r, rounds, groups.K, self.options.order) for r in range(1, rounds + 1)]
+        steps = sorted(set(kept), reverse=self.options.order == "top_down")
+        if len(steps) >= rounds:
+            return None
+        return (f"lw: rounds={rounds} but this model's {len(groups.names)} groups give only {len(steps)} distinct "
+                f"steps (keep up to {', '.join(groups.names[k] for k in steps)}): {rounds - len(steps)} of the "
+                f"{rounds} rounds repeat an earlier round's reset; rounds={len(steps)} gives each step once")
+
     def event(self, ctx: ResetContext) -> ResetEvent:
         g, o = ctx.groups, self.options
         k = last_kept(ctx.round, ctx.rounds, g.K, o.order)

@@ -7,7 +7,7 @@ from typing import Callable
 
 import torch.nn as nn
 
-from ..errors import UserError, choices
+from ..errors import unknown
 
 
 @dataclass(frozen=True)
@@ -29,7 +29,7 @@ def register(name: str, description: str):
 
 def check_arch(name: str) -> ArchInfo:
     if name not in ARCHS:
-        raise UserError(f"unknown arch {name!r}; valid: {choices(ARCHS)}")
+        raise unknown("arch", name, ARCHS)
     return ARCHS[name]
 
 

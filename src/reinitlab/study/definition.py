@@ -2,7 +2,8 @@
 
 The same keys are used in a TOML study file, in a preset and in `--set key=value`:
 
-    datasets, archs, methods, train_sizes, label_noise, seeds   the axes (non-empty lists)
+    datasets, archs, methods, train_sizes, label_noise, seeds   the axes (non-empty lists; label_noise
+                                                              may be left out: [0.0])
     name, description, analyses                               metadata (analyses: names run on every
                                                               finished run, see study/analysis_step.py)
     epochs, rounds, width, lr, ...                            any `train` setting, shared by all runs
@@ -14,6 +15,7 @@ methods are checked run by run in `expand`.
 from __future__ import annotations
 
 import dataclasses
+import re
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,12 +23,15 @@ from typing import Any
 
 from ..config import TrainConfig
 from ..options import coerce, parse_assignment, tomllib, unknown_key_message
-from ..errors import UserError
+from ..errors import UserError, unknown_message
 
 # Run fields that a study sweeps: they are axes here, never shared settings.
 AXIS_OF_FIELD = {"dataset": "datasets", "arch": "archs", "method": "methods", "train_size": "train_sizes",
                  "seed": "seeds"}
 AXES = ["datasets", "archs", "methods", "train_sizes", "label_noise", "seeds"]
+# An axis a study may leave out: no label noise, like a single run. Seeds stay required: how many
+# seeds a comparison has is a decision, not a default.
+AXIS_DEFAULTS = {"label_noise": [0.0]}
 META = ["name", "description", "analyses"]
 # method_options is resolved from the method spec; a study gives options inside the spec.
 SETTINGS = [f for f in TrainConfig.field_names()
@@ -62,10 +67,12 @@ class StudyDefinition:
             values[key] = value
         for key in values:
             _check_key(key, source)
+        for key, default in AXIS_DEFAULTS.items():
+            values.setdefault(key, default)
         missing = [a for a in AXES if a not in values]
         if missing:
             raise UserError(f"{source}: missing axis {missing[0]!r} (a non-empty list); every study needs "
-                            f"{', '.join(AXES)}")
+                            f"{', '.join(a for a in AXES if a not in AXIS_DEFAULTS)}")
         hints = typing.get_type_hints(TrainConfig)
         settings = {k: coerce(k, values[k], hints[k]) for k in SETTINGS if k in values}
         name = values.get("name", default_name)
@@ -162,7 +169,7 @@ def _analyses(value: Any) -> list[str]:
         from .. import analyses  # noqa: F401  (registers every analysis)
         bad = [n for n in names if n not in ANALYSES]
         if bad:
-            raise UserError(f"analyses: unknown analysis {bad[0]!r}; valid: {', '.join(ANALYSES)}")
+            raise UserError("analyses: " + unknown_message("analysis", bad[0], ANALYSES, sort=False))
     return names
 
 
@@ -180,4 +187,8 @@ def _train_size(value: Any) -> int | None:
 
 
 def _example(value: Any) -> str:
-    return repr(value) if not isinstance(value, str) else value
+    """The items of a value that should have been a list, written as the inside of one: '[0,1' and
+    '0 1' both give '0,1' (not '[0,1'), so the suggestion is a valid list."""
+    if not isinstance(value, str):
+        return repr(value)
+    return ",".join(part for part in re.split(r"[\s,\[\]]+", value) if part)

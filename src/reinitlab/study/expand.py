@@ -18,8 +18,9 @@ from typing import Any
 
 from ..config import TrainConfig
 from ..data import check_dataset
+from ..data.split import pool_size
 from ..errors import UserError
-from ..methods import METHODS, parse_spec
+from ..methods import METHODS, make_method, parse_spec, warn_budget
 from ..models import build_model, check_arch
 from .definition import FULL, StudyDefinition
 
@@ -88,14 +89,18 @@ def budgets(defn: StudyDefinition) -> dict[str, Budget]:
     """R per architecture: the study's `rounds`, else the architecture's full LW budget K-1."""
     from ..groups import groups_of
     base = TrainConfig.from_dict(defn.settings)
+    methods = [make_method(m) for m in defn.methods]
     out = {}
     for arch in defn.archs:
         check_arch(arch)
         rounds = base.rounds
-        if rounds is None:
+        if rounds is None or any(m.resets for m in methods):
             info = check_dataset(defn.datasets[0])
-            probe = build_model(arch, info.channels, info.num_classes, base.width, base.resolution or info.resolution)
-            rounds = groups_of(probe).K - 1
+            probe = groups_of(build_model(arch, info.channels, info.num_classes, base.width,
+                                          base.resolution or info.resolution))
+            rounds = probe.K - 1 if rounds is None else rounds
+            for m in methods:  # once here for the whole study; the runs' own checks stay quiet
+                warn_budget(m, rounds, probe)
         out[arch] = Budget(arch, rounds, base.epochs)
     return out
 
@@ -153,12 +158,15 @@ def missing_datasets(defn: StudyDefinition) -> list[str]:
 
 
 def _check_size(cfg: TrainConfig) -> None:
-    """The exact pool size needs the data (official val splits, rounding); the registry's official
-    training-set size bounds it, which catches the typos."""
+    """Against the pool left after the validation split, from the dataset's registered sizes (no data
+    read, so `--dry-run` catches it too); `runner.check_data` checks again on the loaded data."""
     info = check_dataset(cfg.dataset)
-    if cfg.train_size is not None and cfg.train_size > info.train_size:
-        raise UserError(f"train_sizes: {cfg.train_size} is larger than {cfg.dataset}'s training set "
-                        f"({info.train_size} images)")
+    pool = pool_size(info.train_size, info.num_classes, cfg.val_fraction, bool(info.val_size))
+    if cfg.train_size is not None and cfg.train_size > pool:
+        split = ("the official validation set is separate" if info.val_size else
+                 f"val_fraction={cfg.val_fraction:g} of {info.train_size} held out")
+        raise UserError(f"train_sizes: {cfg.train_size} is larger than the training pool of {cfg.dataset} "
+                        f"({pool} examples; {split}); use at most {pool}, or \"full\"")
 
 
 def _check_device(defn: StudyDefinition) -> None:

@@ -11,9 +11,11 @@ from __future__ import annotations
 import os
 import socket
 import time
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ..errors import ReinitlabWarning
 from .expand import RunSpec
 from .store import Store
 
@@ -92,8 +94,10 @@ def execute(task: Task) -> Outcome:
                       recovered_from=lock.recovered.get("pid") if lock.recovered else None)
             cfg = spec.train_config(**task.speed)
             configure(device=cfg.device)  # the allocator on a CPU, TF32 on CUDA; threads: the worker's
-            result, eng = train_execute(cfg, store.run_dir(spec.id), progress=False, bundle=_bundle(cfg),
-                                        label=spec.id)
+            with warnings.catch_warnings():  # the study warned once at its start; a run repeats it
+                warnings.simplefilter("ignore", ReinitlabWarning)
+                result, eng = train_execute(cfg, store.run_dir(spec.id), progress=False, bundle=_bundle(cfg),
+                                            label=spec.id)
         except Exception as e:  # a run's own failure: recorded, the study goes on
             return _failed(store, spec.id, e, attempt, t0, how, me)
         store.log("end", spec.id, status=result["status"], seconds=time.time() - t0, test_acc=result.get("test_acc"))

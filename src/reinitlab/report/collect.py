@@ -6,6 +6,7 @@ folder are pending. Folders of earlier definitions of the study are included: th
 """
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -79,6 +80,12 @@ def collect(root: str | Path) -> Collected:
     for rid in sorted(folders | set(listed)):
         records.append(_record(store, rid, listed.get(rid), extra))
     return Collected(root, records, study, _method_order(records, study), extra)
+
+
+def settings_of(r: RunRecord, names: Iterable[str]) -> tuple[tuple[str, Any], ...]:
+    """The (key, value) pairs of the run's extra axes among `names`, sorted by key: the `settings`
+    part of its combination."""
+    return tuple(sorted((k, r.axes[k]) for k in names if k in r.axes))
 
 
 def extra_axes_of(study: dict | None) -> list[str]:

@@ -139,12 +139,11 @@ def value_text(value: Any) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, float):
-        text = repr(value)
-        return text[:-2] if text.endswith(".0") else text
+        return repr(value).removesuffix(".0")
     return str(value)
 
 
-def axes_changed(old: dict, defn: "StudyDefinition") -> str:
+def axes_changed(old: dict, defn: StudyDefinition) -> str:
     """Why a study folder whose study.json holds the definition `old` cannot go on with `defn`, or
     "". An extra axis may gain or lose values between starts (like seeds), but a setting may not
     turn from one shared value into an axis or back: the run folders' paths would change."""

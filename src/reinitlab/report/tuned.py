@@ -135,7 +135,10 @@ def tune(runs: Iterable[RunRecord], tune_axes: Sequence[str], extra_axes: Sequen
     for ref in references:
         per = {}
         for combo in combos:
-            row = paired_vs(result.by_method(combo), ref, shown)
+            values = result.by_method(combo)
+            if ref not in values:
+                continue
+            row = paired_vs(values, ref, shown)
             if row:
                 per[combo] = row
         if per:

@@ -40,7 +40,7 @@ def test_the_first_split_is_the_training_set_size_and_leaves_carry_n_and_mean():
     t = tree.fit(tree.samples(runs_for()))
     assert t.fitted and t.target == "lw − baseline"
     # only what varies: size and arch; dataset, classes, noise, budget are constant here
-    assert t.features == [tree.SIZE, "arch = cnn", "arch = vgg"]
+    assert t.features == [tree.SIZE, "arch = vgg"]  # two levels: one column
     r = t.root
     assert r.feature == tree.SIZE and 10 ** r.threshold == pytest.approx(10 ** ((3 + math.log10(4000)) / 2))
     assert (r.left.n, r.right.n) == (6, 6)
@@ -62,8 +62,9 @@ def test_a_categorical_first_split_is_named():
                 runs.append(record("long", s, 0.6, train_size=n, arch=a))
                 runs.append(record("lw", s, 0.6 + (g + 0.1 * s) / 100, train_size=n, arch=a))
     t = tree.fit(tree.samples(runs, reference="long"), reference="long")
-    assert t.root.feature in ("arch = cnn", "arch = vgg")
-    assert "The first split is on arch" in t.first_split and "lw − long" in t.first_split
+    assert t.root.feature == "arch = vgg" and (t.root.left_text, t.root.right_text) == ("arch = cnn", "arch = vgg")
+    assert t.first_split == ("The first split is on arch (arch = cnn or vgg): lw − long is +2.05 points on average "
+                             "where arch = cnn (n=6 combinations) and -1.95 where arch = vgg (n=6).")
     assert {t.root.left.n, t.root.right.n} == {6}
 
 
@@ -93,3 +94,11 @@ def test_plot_is_written(tmp_path):
     t = tree.fit(tree.samples(runs_for()))
     path = tree.plot(t, tmp_path / "plots" / "tree.png")
     assert path.exists() and path.stat().st_size > 5_000
+
+
+def test_three_levels_are_one_column_each_and_read_as_not_equal():
+    t = tree.fit(tree.samples(runs_for(archs=("cnn", "resnet18", "vgg"), sizes=(250, 500, 4000))))
+    assert t.fitted and [f for f in t.features if f.startswith("arch")] == ["arch = cnn", "arch = resnet18", "arch = vgg"]
+    leaves = [(path, n, round(m, 2)) for path, n, m in t.leaves()]
+    assert leaves == [(["train size ≤ 1,414", "arch ≠ vgg"], 4, 3.0), (["train size ≤ 1,414", "arch = vgg"], 2, 3.1),
+                      (["train size > 1,414"], 3, -0.97)]  # 3 combinations cannot split into leaves of >= 2

@@ -135,23 +135,29 @@ def _features(combo: tuple, run: RunRecord, facts) -> dict[str, Any]:
     return f
 
 
-def _columns(samples: list[Sample]) -> tuple[list[str], list[list[float]]]:
+def _columns(samples: list[Sample]) -> tuple[list[str], list[list[float]], dict[str, str]]:
     """Numeric features as they are, strings and booleans one-hot; constant or partly missing
-    features are left out (they cannot split anything)."""
+    features are left out (they cannot split anything). A feature of two levels is one column
+    (the second level); the third return value names the level its 0 stands for."""
     names = list(dict.fromkeys(k for s in samples for k in s.features))
     cols: list[tuple[str, list[float]]] = []
+    other: dict[str, str] = {}
     for k in names:
         vals = [s.features.get(k) for s in samples]
         if any(v is None for v in vals) or len({repr(v) for v in vals}) < 2:
             continue
         if all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in vals):
             cols.append((k, [float(v) for v in vals]))
-        else:
-            for level in sorted({str(v) for v in vals}):
-                cols.append((f"{k} = {level}", [1.0 if str(v) == level else 0.0 for v in vals]))
+            continue
+        levels = sorted({str(v) for v in vals})
+        if len(levels) == 2:
+            other[f"{k} = {levels[1]}"] = levels[0]
+            levels = levels[1:]
+        for level in levels:
+            cols.append((f"{k} = {level}", [1.0 if str(v) == level else 0.0 for v in vals]))
     if not cols:
-        return [], []
-    return [c for c, _ in cols], [list(row) for row in zip(*(v for _, v in cols))]
+        return [], [], {}
+    return [c for c, _ in cols], [list(row) for row in zip(*(v for _, v in cols))], other
 
 
 def fit(samples: list[Sample], method: str = "lw", reference: str = "baseline",
@@ -162,7 +168,7 @@ def fit(samples: list[Sample], method: str = "lw", reference: str = "baseline",
                        f"{method} and {reference} finished; a tree needs at least {min_combinations}, or it draws "
                        "noise as structure")
         return tree
-    names, X = _columns(samples)
+    names, X, other = _columns(samples)
     if not names:
         tree.reason = "not fitted: no feature varies among the combinations"
         return tree
@@ -177,7 +183,7 @@ def fit(samples: list[Sample], method: str = "lw", reference: str = "baseline",
         if t.children_left[i] == t.children_right[i]:  # a leaf
             return Node(n, mean)
         feat, thr = names[t.feature[i]], float(t.threshold[i])
-        lt, rt = _branch_texts(feat, thr)
+        lt, rt = _branch_texts(feat, thr, other.get(feat))
         return Node(n, mean, feat, thr, node(t.children_left[i]), node(t.children_right[i]), lt, rt)
 
     tree.root, tree.features, tree.fitted = node(0), names, True
@@ -185,10 +191,10 @@ def fit(samples: list[Sample], method: str = "lw", reference: str = "baseline",
     return tree
 
 
-def _branch_texts(feature: str, threshold: float) -> tuple[str, str]:
-    if " = " in feature:  # one-hot: <= 0.5 is "not this level"
+def _branch_texts(feature: str, threshold: float, other: str | None = None) -> tuple[str, str]:
+    if " = " in feature:  # one-hot: <= 0.5 is "not this level" (the other level, if there are two)
         k, level = feature.split(" = ", 1)
-        return f"{k} ≠ {level}", f"{k} = {level}"
+        return (f"{k} = {other}" if other is not None else f"{k} ≠ {level}"), f"{k} = {level}"
     if feature == SIZE:
         size = 10 ** threshold
         return f"train size ≤ {size:,.0f}", f"train size > {size:,.0f}"
@@ -204,6 +210,8 @@ def first_split_text(tree: Tree) -> str:
         return (f"The tree does not split: no feature separates the combinations' {tree.target} gains "
                 f"(mean {r.mean:+.2f} points over {r.n}).")
     where = (f"the training-set size at about {10 ** r.threshold:,.0f} examples" if r.feature == SIZE
+             else f"{r.feature.split(' = ')[0]} ({r.left_text} or {r.right_text.split(' = ', 1)[1]})"
+             if " = " in r.feature and " = " in r.left_text
              else f"{r.feature.split(' = ')[0]} ({r.right_text} or not)" if " = " in r.feature
              else f"{r.feature} at {r.threshold:g}")
     return (f"The first split is on {where}: {tree.target} is {r.left.mean:+.2f} points on average where "

@@ -277,3 +277,20 @@ def test_a_study_folder_written_before_extra_axes_existed_resumes(tmp_path, caps
     assert set(result_times(out)) == set(before) | {f"fashion-mnist-small/cnn/n100/noise0/{m}/seed1"
                                                     for m in ("baseline", "lw")}
     assert all(result_times(out)[k] == v for k, v in before.items())
+
+
+def test_budget_tuned_and_converged_presets_expand():
+    runs, budgets = expand(load_definition("budget"))
+    assert len(runs) == 2 * 3 * 6 * 5
+    assert {k: b.reinit_epochs for k, b in budgets.items()} == {"cnn R=1": 16, "cnn R=2": 24, "cnn R=3": 32}
+    long_epochs = {r.config["rounds"]: sum(make_method("long").epochs(r.config["rounds"], r.config["epochs"]))
+                   for r in runs if r.axes["method"] == "long"}
+    assert long_epochs == {1: 16, 2: 24, 3: 32}
+    tuned = load_definition("tuned")
+    assert set(tuned.tune) <= set(tuned.extra_axes) and len(tuned.extra_axes["weight_decay"]) >= 2
+    runs, _ = expand(tuned)
+    assert len(runs) == 3 * 2 * 4 * 4 and all(r.config.get("val_fraction", 0.1) > 0 for r in runs)
+    converged = load_definition("converged")
+    assert converged.settings["patience"] > 0 and converged.extra_axes == {}
+    runs, budgets = expand(converged)
+    assert list(budgets) == ["cnn"] and runs[0].id == "fashion-mnist-small/cnn/n500/noise0/baseline/seed0"

@@ -99,7 +99,7 @@ def test_an_unfinished_grid_is_picked_from_what_finished_and_flagged():
     runs = grid_runs()
     victim = next(r for r in runs if r.method == "lw" and r.seed == 1 and r.axes["weight_decay"] == 5e-3
                   and r.axes["augment"] == "none")
-    runs[runs.index(victim)] = record("lw", 1, None, status="failed", extra=dict(augment="none", weight_decay=5e-3))
+    runs[runs.index(victim)] = record("lw", 1, None, status="failed", extra={"augment": "none", "weight_decay": 5e-3})
     random.Random(0).shuffle(runs)
     t = run_tune(runs)
     (p,) = t.incomplete
@@ -119,6 +119,7 @@ def test_axes_not_tuned_split_combinations_and_picks_are_counted():
     assert [c[4] for c in t.combos] == [(("lr", 0.05),), (("lr", 0.1),)]
     assert len(t.picks) == 2 * 2 * 3 and set(t.diffs["baseline"]) == set(t.combos)
     header, rows = tuned.picks_table(t)
+    assert header[1] == "picked setting (by validation)"
     assert rows[0] == ["baseline", "augment=flip, weight_decay=0.0005", "6"]
 
 

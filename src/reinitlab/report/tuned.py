@@ -169,9 +169,9 @@ def combo_text(combo: tuple) -> str:
 def lines(t: Tuned) -> list[str]:
     """The section's explanation and its caveats, in words."""
     grid = max((p.grid for p in t.picks), default=0)
-    out = [f"Tuned over {' × '.join(t.tune)}: for each method, combination and seed the run with the best "
-           f"validation accuracy among the grid's settings ({grid} here) is picked; test accuracy is never used "
-           "to choose. The picked runs are compared seed-paired."]
+    out = [(f"Tuned over {' × '.join(t.tune)}: for each method, combination and seed the run with the best "
+            f"validation accuracy among the grid's settings ({grid} here) is picked; test accuracy is never used "
+            "to choose. The picked runs are compared seed-paired.")]
     if t.untunable:
         groups = sorted({(u.method, u.combo) for u in t.untunable}, key=lambda mc: (mc[0], _combo_order(mc[1])))
         out.append(f"{len(t.untunable)} (method, combination, seed) group(s) cannot be tuned: their runs have no "

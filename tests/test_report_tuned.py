@@ -127,3 +127,9 @@ def test_one_setting_has_no_sd():
     t = run_tune([record("lw", s, 0.8, 0.7, extra={"augment": "none", "weight_decay": 5e-4}) for s in range(2)])
     (s,) = t.sensitivity
     assert s.settings == 1 and s.spread == 0.0 and math.isnan(s.sd)
+
+
+def test_tune_axes_and_value_order_come_from_study_json():
+    study = {"definition": {"tune": ["weight_decay"], "extra_axes": {"weight_decay": [5e-3, 5e-4], "lr": [0.1]}}}
+    assert tuned.study_tuning(study) == (["weight_decay"], {"weight_decay": [5e-3, 5e-4], "lr": [0.1]})
+    assert tuned.study_tuning({"definition": {"name": "old"}}) == ([], {}) == tuned.study_tuning(None)

@@ -81,6 +81,13 @@ class Tuned:
         return out
 
 
+def study_tuning(study: dict | None) -> tuple[list[str], dict[str, list]]:
+    """(tune axes, values of every extra axis in the study's order) from study.json; ([], {}) for a
+    folder without them."""
+    d = (study or {}).get("definition") or {}
+    return list(d.get("tune") or []), dict(d.get("extra_axes") or {})
+
+
 def combo_of(r: RunRecord, keep: Sequence[str]) -> tuple:
     a = r.axes
     return (a["dataset"], a["arch"], a["train_size"], a["label_noise"], settings_of(r, keep))

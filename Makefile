@@ -1,6 +1,7 @@
 # Two commands on a fresh machine with only Python:
-#   make run    set up, then run the main job (the `quick` study and its report)
-#   make test   set up, then run the test suite
+#   make run        set up, then run the main job (the `quick` study and its report)
+#   make test       set up with the test extras, then run the test suite
+#   make test-fast  the same without the tests marked slow (end-to-end runs of real commands)
 PYTHON ?= python3
 VENV   ?= .venv
 # This machine has a CPU wheel of torch 2.13.0 on local disk; GPU users: `make TORCH=torch setup`
@@ -9,13 +10,19 @@ TORCH  ?= torch==2.13.0
 BIN    := $(VENV)/bin
 OUT    ?= runs/quick
 
-.PHONY: setup run test clean
+.PHONY: setup setup-test run test test-fast lint clean
 setup: $(VENV)/.installed
+setup-test: $(VENV)/.installed-test
 
+# The main job needs the package alone; Ray (~240 MB) and the test tools come with setup-test.
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -q "$(TORCH)"
+	$(BIN)/python -m pip install -q -e .
+	touch $@
+
+$(VENV)/.installed-test: $(VENV)/.installed
 	$(BIN)/python -m pip install -q -e ".[test]"
 	touch $@
 
@@ -24,8 +31,14 @@ $(VENV)/.installed: pyproject.toml
 run: setup
 	$(BIN)/reinitlab study quick --out $(OUT) || status=$$?; $(BIN)/reinitlab report $(OUT) && exit $${status:-0}
 
-test: setup
+test: setup-test
 	$(BIN)/python -m pytest -q
+
+test-fast: setup-test
+	$(BIN)/python -m pytest -q -m "not slow"
+
+lint: setup-test
+	$(BIN)/ruff check .
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache

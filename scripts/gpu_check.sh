@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The GPU check, one short script for a lent GPU machine (about 6 minutes on an H100/H200):
-# the CUDA tests, the benchmark table on the GPU (resnet18 width 1 is the case; bf16
-# autocast as a real run uses, and an fp32 variant beside it), a short LW run, and the quick
-# study on the GPU with its report. Uses the machine's own torch (no install); writes a few
+# the CUDA tests, the benchmark table on the GPU (resnet18 width 1 is the case; the
+# default precision=auto beside explicit fp32 (TF32 tensor cores) and bf16 autocast variants, so
+# both precisions are measured whatever auto resolves to), a short LW run, and the quick study on
+# the GPU with its report. Uses the machine's own torch (no install); writes a few
 # files into $OUT (default ./gpu-check).
 set -u
 OUT=${OUT:-gpu-check}
@@ -22,7 +23,7 @@ timeout 100 $PY -m pytest -q -p no:cacheprovider tests/test_cuda.py 2>&1 | tail 
 step bench
 timeout 160 $PY -m reinitlab bench --device cuda --repeats 3 \
     --case resnet18:1:32:3 --case resnet18:0.25:32:3 --case cnn:1:28:1 --case cnn:0.25:28:1 \
-    --variant precision=fp32 | tee "$W/bench.txt"
+    --variant precision=fp32 --variant precision=bf16 | tee "$W/bench.txt"
 tail -1 "$W/bench.txt" > "$OUT/bench.json"
 
 step one LW run, resnet18 width 1

@@ -1,6 +1,7 @@
 import pytest
 
-from reinitlab.config import TrainConfig, parse_assignment, parse_value
+from reinitlab.config import TrainConfig
+from reinitlab.options import parse_assignment, parse_value
 from reinitlab.errors import UserError
 from reinitlab.methods import make_method, parse_spec
 

@@ -26,7 +26,8 @@ from hypothesis import HealthCheck, assume, example, given, settings
 from hypothesis import strategies as st
 
 from reinitlab.cli import main
-from reinitlab.config import TrainConfig, tomllib
+from reinitlab.config import TrainConfig
+from reinitlab.options import tomllib
 from reinitlab.study.definition import AXES, SETTINGS, valid_keys
 
 # RELIABILITY_EXAMPLES=1000 for a longer hunt; the defaults keep the whole file under ~30 s
@@ -41,7 +42,7 @@ FIELDS = TrainConfig.field_names()
 def nothing_trains_or_studies(monkeypatch, tmp_path):
     """Bad input must be refused before anything runs: training or starting a study fails the test."""
     import reinitlab.study.runner as runner
-    from reinitlab.train import Engine
+    from reinitlab.engine import Engine
 
     def trained(*a, **k):
         raise AssertionError("bad input reached training")

@@ -6,7 +6,8 @@ import importlib
 import sys
 from pathlib import Path
 
-from .config import TrainConfig, parse_assignment
+from .config import TrainConfig
+from .options import parse_assignment
 from .errors import UserError
 
 

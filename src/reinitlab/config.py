@@ -1,23 +1,19 @@
-"""Typed run configuration, and the parsing of `key=value` overrides shared by every command.
+"""Typed run configuration.
 
 Every field has a type and a range; `TrainConfig.from_dict` refuses unknown keys, wrong types and
 out-of-range values with one line naming the key, the value and what is valid, before anything
-trains. The resolved config (defaults filled in, method options expanded) is written to each run.
+trains (options.py does the parsing, as for method and analysis options). The resolved config
+(`resolve.resolve`: defaults filled in, method options expanded) is written to each run.
 """
 from __future__ import annotations
 
 import dataclasses
-import difflib
 import typing
 from dataclasses import dataclass, field
-from typing import Any, Literal, get_args, get_origin
-
-try:
-    import tomllib
-except ModuleNotFoundError:  # Python 3.10
-    import tomli as tomllib  # type: ignore[no-redef]
+from typing import Any, Literal
 
 from .errors import UserError
+from .options import option_value, parse_options
 
 Augment = Literal["none", "flip", "crop", "flip+crop"]
 Device = Literal["auto", "cpu", "cuda", "mps"]
@@ -31,7 +27,7 @@ class TrainConfig:
     dataset: str = "fashion-mnist-small"
     arch: str = "cnn"
     method: str = "lw"  # a registry name, optionally with options: "lw:rescale=false,order=top_down"
-    method_options: dict = field(default_factory=dict)  # filled in by resolve(): every option's value
+    method_options: dict = field(default_factory=dict)  # filled in by resolve.resolve(): every option's value
     train_size: int | None = None  # examples drawn (stratified) from the pool left after the val split
     val_fraction: float = 0.1  # of the training pool, stratified, fixed by data_seed; 0 = no val split
     label_noise: float = 0.0
@@ -67,17 +63,11 @@ class TrainConfig:
 
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> "TrainConfig":
-        cfg = cls()
-        for key, value in values.items():
-            cfg.set(key, value)
-        cfg.validate()
-        return cfg
+        return parse_options(cls, values, noun="run setting")
 
     def set(self, key: str, value: Any) -> None:
-        hints = _hints(type(self))
-        if key not in hints:
-            raise UserError(unknown_key_message(key, self.field_names(), "run setting"))
-        setattr(self, key, coerce(key, value, hints[key]))
+        hints = typing.get_type_hints(type(self))
+        setattr(self, key, option_value(hints, self.field_names(), key, value, noun="run setting"))
 
     def replace(self, **changes) -> "TrainConfig":
         new = dataclasses.replace(self)
@@ -115,132 +105,3 @@ class TrainConfig:
                 raise UserError(f"{key}={getattr(self, key)!r} is out of range: expected {valid}")
         if self.nesterov and self.momentum == 0.0:
             raise UserError("nesterov=true needs momentum > 0 (set nesterov=false or a momentum in (0, 1))")
-
-
-# ---- value parsing and coercion, shared with study files -----------------------------------
-def parse_value(text: str) -> Any:
-    """A `--set` value: TOML if it parses (1, 0.5, true, "x", [1, 2]), else a bare string.
-    Lists of bare words may be written [a,b]."""
-    text = text.strip()
-    try:
-        return tomllib.loads(f"v = {text}")["v"]
-    except tomllib.TOMLDecodeError:
-        pass
-    if text.startswith("[") and text.endswith("]"):
-        inner = text[1:-1].strip()
-        return [parse_value(part) for part in _split_top(inner)] if inner else []
-    return text
-
-
-def _split_top(text: str) -> list[str]:
-    """Split on commas that are not inside brackets, so [lw:rescale=false,order=top_down] stays whole
-    only where quoted; bare lists of plain words are the common case."""
-    parts, depth, cur = [], 0, []
-    for ch in text:
-        if ch in "[(":
-            depth += 1
-        elif ch in "])":
-            depth -= 1
-        if ch == "," and depth == 0:
-            parts.append("".join(cur))
-            cur = []
-        else:
-            cur.append(ch)
-    parts.append("".join(cur))
-    return [p.strip() for p in parts]
-
-
-def parse_assignment(text: str) -> tuple[str, Any]:
-    if "=" not in text:
-        raise UserError(f"--set {text!r}: expected key=value")
-    key, _, value = text.partition("=")
-    key = key.strip()
-    if not key:
-        raise UserError(f"--set {text!r}: the key is empty")
-    return key, parse_value(value)
-
-
-def unknown_key_message(key: str, valid: list[str], what: str) -> str:
-    close = difflib.get_close_matches(key, valid, n=1)
-    hint = f" (did you mean {close[0]!r}?)" if close else ""
-    return f"unknown {what} {key!r}{hint}; valid: {', '.join(valid)}"
-
-
-def _hints(cls) -> dict[str, Any]:
-    return typing.get_type_hints(cls)
-
-
-def type_name(tp: Any) -> str:
-    origin = get_origin(tp)
-    if origin is Literal:
-        return "one of " + ", ".join(repr(a) for a in get_args(tp))
-    if origin in (typing.Union, getattr(__import__("types"), "UnionType", None)):
-        names = [type_name(a) for a in get_args(tp) if a is not type(None)]
-        return " or ".join(names) + " or none"
-    if tp is float:
-        return "a number"
-    if tp is int:
-        return "an integer"
-    if tp is bool:
-        return "true or false"
-    if tp is str:
-        return "a string"
-    return getattr(tp, "__name__", str(tp))
-
-
-def coerce(key: str, value: Any, tp: Any) -> Any:
-    """Check `value` against the annotation `tp`; convert only where no information is lost."""
-
-    def bad() -> UserError:
-        return UserError(f"{key}={value!r} has the wrong type: expected {type_name(tp)}")
-
-    origin = get_origin(tp)
-    if origin is Literal:
-        if value not in get_args(tp):
-            raise UserError(f"{key}={value!r} is not valid: expected {type_name(tp)}")
-        return value
-    if origin in (typing.Union, getattr(__import__("types"), "UnionType", None)):
-        args = [a for a in get_args(tp) if a is not type(None)]
-        if value is None or (isinstance(value, str) and value.lower() in ("none", "null")):
-            return None
-        for a in args:
-            try:
-                return coerce(key, value, a)
-            except UserError:
-                continue
-        raise bad()
-    if tp is bool:
-        if isinstance(value, bool):
-            return value
-        if isinstance(value, str) and value.lower() in ("true", "false"):
-            return value.lower() == "true"
-        raise bad()
-    if tp is int:
-        if isinstance(value, bool):
-            raise bad()
-        if isinstance(value, int):
-            return value
-        if isinstance(value, float) and value.is_integer():
-            return int(value)
-        raise bad()
-    if tp is float:
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise bad()
-        value = float(value)
-        if value != value or value in (float("inf"), float("-inf")):
-            raise UserError(f"{key}={value!r} is not a finite number")
-        return value
-    if tp is str:
-        if not isinstance(value, str):
-            raise bad()
-        return value
-    if tp is dict or origin is dict:
-        if not isinstance(value, dict):
-            raise bad()
-        return value
-    if origin is list:
-        if not isinstance(value, list):
-            raise bad()
-        (inner,) = get_args(tp)
-        return [coerce(key, v, inner) for v in value]
-    raise TypeError(f"unsupported annotation {tp!r} for {key}")

@@ -9,5 +9,5 @@ options) -> AnalysisResult` (flat named numbers + arrays + how they were obtaine
 """
 from .base import ANALYSES, Analysis, AnalysisData, AnalysisResult, select  # noqa: F401
 from . import margins, norms, bound, flatness, memorization, probes  # noqa: F401,E402  (registration order)
-from .round_log import round_log  # noqa: F401,E402
+from ..measure.round_log import round_log  # noqa: F401,E402  (training's per-round diagnostics)
 from .runner import analyze_engine, analyze_run, flat_numbers, load_analysis, run_analyses  # noqa: F401,E402

@@ -5,7 +5,7 @@ A method spec is a name with optional options: "lw", "lw:rescale=false,order=top
 """
 from __future__ import annotations
 
-from ..config import parse_value
+from ..options import parse_value
 from ..errors import UserError, choices
 from .base import Method, NoOptions, ResetContext  # noqa: F401
 

@@ -10,9 +10,9 @@ from typing import Callable, ClassVar
 import torch
 import torch.nn as nn
 
-from ..config import coerce, unknown_key_message
 from ..errors import UserError
 from ..groups import Groups
+from ..options import parse_options
 from ..reset import Action, ResetEvent
 
 
@@ -52,20 +52,7 @@ class Method:
 
     @classmethod
     def parse_options(cls, options: dict) -> typing.Any:
-        hints = typing.get_type_hints(cls.Options)
-        names = [f.name for f in dataclasses.fields(cls.Options)]
-        values = {}
-        for key, value in options.items():
-            if key not in hints:
-                if not names:
-                    raise UserError(f"method {cls.name!r} takes no options; got {key!r}")
-                raise UserError(unknown_key_message(key, names, f"option of method {cls.name!r}"))
-            values[key] = coerce(f"{cls.name}.{key}", value, hints[key])
-        opts = cls.Options(**values)
-        check = getattr(opts, "validate", None)
-        if check:
-            check()
-        return opts
+        return parse_options(cls.Options, options, owner=f"method {cls.name!r}", prefix=f"{cls.name}.")
 
     def options_dict(self) -> dict:
         return dataclasses.asdict(self.options)

@@ -28,7 +28,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..config import TrainConfig, coerce, parse_assignment, tomllib, unknown_key_message
+from ..config import TrainConfig
+from ..options import coerce, parse_assignment, tomllib, unknown_key_message
 from ..errors import UserError
 
 # Run fields that a study sweeps: they are axes here, never shared settings.

@@ -231,5 +231,5 @@ def _check_size(cfg: TrainConfig) -> None:
 
 
 def _check_device(defn: StudyDefinition) -> None:
-    from ..train import resolve_device
+    from ..runtime import resolve_device
     resolve_device(defn.settings.get("device", "auto"))

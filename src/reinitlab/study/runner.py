@@ -22,7 +22,7 @@ from .. import __version__
 from ..config import TrainConfig
 from ..errors import UserError
 from ..rundir import atomic_write_json
-from ..train import RESUMABLE_DIFFERENCES
+from ..rundir import RESUMABLE_DIFFERENCES
 from .definition import StudyDefinition, axes_changed
 from .display import Counts, Display
 from .expand import RunSpec, expand, missing_datasets

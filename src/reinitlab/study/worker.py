@@ -59,6 +59,7 @@ def _bundle(cfg):
 
 
 def execute(task: Task) -> Outcome:
+    from ..runtime import configure
     from ..train import execute as train_execute
     from .analysis_step import analyse
 
@@ -90,6 +91,7 @@ def execute(task: Task) -> Outcome:
             store.log("start", spec.id, how=how, attempt=attempt,
                       recovered_from=lock.recovered.get("pid") if lock.recovered else None)
             cfg = spec.train_config(**task.speed)
+            configure(device=cfg.device)  # the allocator on a CPU, TF32 on CUDA; threads: the worker's
             result, eng = train_execute(cfg, store.run_dir(spec.id), progress=False, bundle=_bundle(cfg),
                                         label=spec.id)
         except Exception as e:  # a run's own failure: recorded, the study goes on
@@ -138,10 +140,8 @@ def record_lost(study_dir: str, run_id: str, reason: str) -> bool:
 
 def ray_execute(task: Task) -> Outcome:
     """Entry point of a Ray task: torch threads = the CPUs Ray granted this task."""
-    import torch
-    threads = task.speed.get("threads")
-    if threads:
-        torch.set_num_threads(threads)
+    from ..runtime import configure
+    configure(threads=task.speed.get("threads") or None)
     return execute(task)
 
 

@@ -98,7 +98,7 @@ def test_method_specs_are_canonical():
     (["seed=1"], "use the axis seeds"),
     (["method_options={}"], "method options go in the method spec"),
     (["epochs=three"], "epochs='three' has the wrong type: expected an integer"),
-    (["width=[1,2]"], "width=[1, 2] has the wrong type"),
+    (["width=[1,wide]"], "width='wide' has the wrong type: expected a number"),
     (["seeds=[]"], "seeds=[] is empty"),
     (["seeds=3"], "seeds=3 has the wrong type: expected a list"),
     (["seeds=[0,0]"], "seeds: 0 is listed twice"),
@@ -167,9 +167,10 @@ def test_cli_refuses_bad_input_with_exit_2_and_writes_nothing(tmp_path, capsys):
 def test_to_dict_round_trips_through_from_mapping():
     defn = load_definition("sizes")
     d = defn.to_dict()
-    again = StudyDefinition.from_mapping({k: v for k, v in d.items() if k not in ("settings", "source")} | d["settings"],
-                                         "copy")
+    again = StudyDefinition.from_mapping({k: v for k, v in d.items() if k not in ("settings", "source", "extra_axes")}
+                                         | d["settings"] | d["extra_axes"], "copy")
     assert again.train_sizes == defn.train_sizes and again.settings == defn.settings
+    assert again.extra_axes == defn.extra_axes and again.tune == defn.tune
 
 
 def test_label_noise_may_be_left_out_and_means_none(tmp_path):

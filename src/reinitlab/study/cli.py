@@ -31,7 +31,8 @@ def add_parser(sub) -> None:
     p.add_argument("--backend", choices=["local", "ray"], default="local")
     p.add_argument("--address", help="Ray cluster address (with --backend ray); default: a local Ray instance")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                   help="override a study key: an axis (seeds=[0,1]) or a run setting (epochs=3); repeatable")
+                   help="override a study key: an axis (seeds=[0,1]) or a run setting (epochs=3; a list such as "
+                        "weight_decay=[5e-4,5e-3] makes it an axis); repeatable")
     p.add_argument("--dry-run", action="store_true", help="print the plan and exit; write nothing")
     p.add_argument("--keep-failed", action="store_true", help="do not retry runs that failed in an earlier start")
     p.add_argument("--presets", action="store_true", help="list the presets with what they cost and exit")

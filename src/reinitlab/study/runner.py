@@ -23,7 +23,7 @@ from ..config import TrainConfig
 from ..errors import UserError
 from ..rundir import atomic_write_json
 from ..rundir import RESUMABLE_DIFFERENCES
-from .definition import StudyDefinition
+from .definition import StudyDefinition, axes_changed
 from .display import Counts, Display
 from .expand import RunSpec, expand, missing_datasets
 from .lock import acquire_blocking
@@ -206,10 +206,13 @@ def check_compatible(store: Store, defn: StudyDefinition) -> None:
     old = store.read_study()
     if not old or "definition" not in old:
         return
+    moved = axes_changed(old["definition"], defn)
+    if moved:
+        raise UserError(f"{store.root} holds study {old['definition'].get('name')!r} where {moved}")
     before = _comparable(old["definition"].get("settings", {}))
     now = _comparable(defn.settings)
     for k in now:
-        if before.get(k) != now[k]:
+        if k not in defn.extra_axes and before.get(k) != now[k]:
             raise UserError(f"{store.root} holds study {old['definition'].get('name')!r} with {k}={before.get(k)!r}, "
                             f"not {now[k]!r}; use another --out folder, or the same settings (axes may change)")
 

@@ -269,9 +269,11 @@ class Engine:
             with self.autocast:
                 out = self.forward(x)
                 loss = self.loss_fn(out.float(), y)
+                extra = self.reinit.loss_term(round_)  # a method's penalty (l2init); None for most
             opt.zero_grad(set_to_none=True)
-            loss.backward()
+            (loss if extra is None else loss + extra).backward()
             opt.step()
+            self.reinit.after_step(round_, step0 + i + 1, opt, data=lambda: self.stat_batches(round_))  # in-round events
             loss_sum += loss.detach() * len(y)
             correct += (out.detach().argmax(1) == y).sum()
             if on_step is not None and i % 10 == 9:
@@ -395,6 +397,8 @@ def execute(cfg: TrainConfig, out: str | Path | None = None, progress: bool = Tr
                     elapsed += record["diagnostics_seconds"]
                 per_round.append(record)
                 pos["round_done"] = True
+            if finite:  # rewind snapshots and in-round epoch events, before the checkpoint holds them
+                reinit.end_epoch(r, e + 1, last=bool(last), optimizer=opt, data=lambda: eng.stat_batches(r))
             bar.epoch(row, rounds)
             if out:
                 append_jsonl(out / "metrics.jsonl", row)

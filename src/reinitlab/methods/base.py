@@ -90,9 +90,9 @@ class Method:
 
     @classmethod
     def parse_options(cls, options: dict) -> typing.Any:
-        names = cls.option_names()
+        names, own = cls.option_names(), [f.name for f in dataclasses.fields(cls.Options)]
         for key in options:
-            if key not in names or key in _REDRAW_KEYS:
+            if key not in own:
                 if not names:
                     raise UserError(f"method {cls.name!r} takes no options; got {key!r}")
                 raise UserError(unknown_key_message(key, names, f"option of method {cls.name!r}"))

@@ -271,4 +271,4 @@ def test_swr_redraws_the_lowest_magnitudes_among_mature_weights_only():
     for step in (9, 10):
         reinit.after_step(0, step)
         clone.after_step(0, step)
-    assert all(torch.equal(a, b) for a, b in zip(model.state_dict().values(), clone_model.state_dict().values()))
+    assert all(torch.equal(a, b) for a, b in zip(model.state_dict().values(), clone_model.state_dict().values(), strict=True))

@@ -398,7 +398,7 @@ def execute(cfg: TrainConfig, out: str | Path | None = None, progress: bool = Tr
                 per_round.append(record)
                 pos["round_done"] = True
             if finite:  # rewind snapshots and in-round epoch events, before the checkpoint holds them
-                reinit.end_epoch(r, e + 1, last=bool(last), optimizer=opt, data=lambda: eng.stat_batches(r))
+                reinit.end_epoch(r, e + 1, last=bool(last), optimizer=opt, data=lambda r=r: eng.stat_batches(r))
             bar.epoch(row, rounds)
             if out:
                 append_jsonl(out / "metrics.jsonl", row)

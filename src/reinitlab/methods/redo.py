@@ -15,7 +15,7 @@ import torch.nn as nn
 
 from ..reset import Action, ResetEvent, preserve_buffers
 from . import register
-from .base import Method, ResetContext, in_range, weighted_layers
+from .base import Method, ResetContext, in_range
 
 _NORM = nn.modules.batchnorm._NormBase
 

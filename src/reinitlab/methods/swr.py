@@ -22,7 +22,7 @@ from .base import Method, ResetContext, in_range, weighted_layers
 class SWROptions:
     every: int = 10  # steps between events
     rate: float = 1e-3  # share of each tensor re-drawn per event
-    maturity: int = 100  # only elements older than this many steps are candidates
+    maturity: int = 50  # only elements older than this many steps are candidates (a quick-preset round is 77-308 steps)
     score: Literal["magnitude", "utility"] = "magnitude"  # |w|, or |w * grad|
 
     def validate(self):

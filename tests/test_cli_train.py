@@ -14,7 +14,7 @@ BASE = ["train", "--dataset", "fashion-mnist-small", "--arch", "cnn", "--method"
 @pytest.mark.parametrize("args,fragment", [
     (["--dataset", "cifar11"], "unknown dataset 'cifar11'; valid: "),
     (["--arch", "resnet19"], "unknown arch 'resnet19'; valid: cnn, mobilenetv2, resnet18, resnet50, vgg"),
-    (["--method", "lww"], "unknown method 'lww'; valid: baseline, dnr, dsd, fc, ke, llf, long, lw, sp, welsr"),
+    (["--method", "lww"], "unknown method 'lww'; valid: baseline, dash, dnr, dsd, fc, fire, ke, l2init, llf, long, lw, redo, rewind, sp, swr, welsr"),
     (["--set", "epoch=3"], "unknown run setting 'epoch' (did you mean 'epochs'?)"),
     (["--set", "lr=fast"], "lr='fast' has the wrong type: expected a number"),
     (["--set", "augment=rotate"], "augment='rotate' is not valid"),

@@ -42,7 +42,8 @@ def test_train_writes_the_run_folder_and_prints_the_result(tmp_path, capsys):
 
 
 def test_list_prints_registry_names_first(capsys):
-    for what, names in [("methods", {"baseline", "long", "fc", "llf", "ke", "welsr", "dsd", "sp", "lw", "dnr"}),
+    for what, names in [("methods", {"baseline", "long", "fc", "llf", "ke", "welsr", "dsd", "sp", "lw", "dnr",
+                                    "fire", "redo", "dash", "rewind", "l2init", "swr"}),
                         ("archs", {"cnn", "vgg", "resnet18", "resnet50", "mobilenetv2"})]:
         assert main(["list", what]) == 0
         first = {row.split()[0] for row in capsys.readouterr().out.splitlines()}

@@ -130,7 +130,8 @@ def test_run_folder_contract(tmp_path, bundle):
     assert {p.name for p in out.iterdir()} == {"config.json", "metrics.jsonl", "result.json", "env.json",
                                                "split.json", "model.pt"}
     config = json.loads((out / "config.json").read_text())
-    assert config["method_options"] == {"rescale": True, "normalize": True, "order": "bottom_up"}
+    assert config["method_options"] == {"rescale": True, "normalize": True, "order": "bottom_up", "schedule": "ceil",
+                                        "redraw": "fresh", "rewind_epoch": None}
     assert config["rounds"] == 1 and config["data_seed"] == 0 and config["train_size"] == 58
     rows = read_jsonl(out / "metrics.jsonl")
     assert [(r["round"], r["epoch"]) for r in rows] == [(0, 1), (1, 1)]

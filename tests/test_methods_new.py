@@ -228,7 +228,7 @@ def test_l2init_resets_nothing_and_its_loss_term_pulls_towards_w0():
     assert all(v == 0.0 for v in record["redrawn_fraction"].values())
     term = reinit.loss_term(1)
     expect = 0.01 * sum(float((p.detach() - w0[n]).pow(2).sum()) for n, p in model.named_parameters())
-    assert math.isclose(float(term), expect, rel_tol=1e-5)
+    assert math.isclose(float(term.detach()), expect, rel_tol=1e-5)
     term.backward()
     for n, p in model.named_parameters():
         assert torch.allclose(p.grad, 2 * 0.01 * (p.detach() - w0[n]), atol=1e-7), n

@@ -83,7 +83,8 @@ def test_list_methods_shows_options_as_a_spec_writes_them(capsys):
     assert main(["list", "methods"]) == 0
     out = capsys.readouterr().out
     llf = next(line for line in out.splitlines() if line.startswith("llf"))
-    assert "[start=<top block>]" in llf and "''" not in out
+    assert "[start=<top block>, peer=false]" in llf and "''" not in out
+    assert "redraw=fresh (or init, rewind, peer)" in out
     lw = next(line for line in out.splitlines() if line.startswith("lw "))
     assert "rescale=true, normalize=true, order=bottom_up (or top_down)" in lw
 
@@ -96,7 +97,8 @@ def test_dry_run_prints_config_split_and_groups_and_writes_nothing(tmp_path, cap
     assert "200 train (of a pool of 4,500), 20 noisy labels / 500 val" in text and "/ 10,000 test" in text
     assert f"out     {out}: a new run" in text
     assert re.search(r'^  train_size\s+200$', text, re.M) and re.search(r'^  rounds\s+3$', text, re.M)
-    assert re.search(r'^  method_options\s+\{"rescale": true, "normalize": true, "order": "bottom_up"\}$', text, re.M)
+    assert re.search(r'^  method_options\s+\{"rescale": true, "normalize": true, "order": "bottom_up", "schedule": "ceil", '
+                     r'"redraw": "fresh", "rewind_epoch": null\}$', text, re.M)
     g = groups_of(build_model("cnn", 1, 10, 0.25, 28))
     for name in g.names:
         assert re.search(rf"^  {name}\s", text, re.M)

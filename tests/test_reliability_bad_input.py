@@ -27,6 +27,8 @@ from hypothesis import strategies as st
 
 from reinitlab.cli import main
 from reinitlab.config import TrainConfig
+from reinitlab.methods import METHODS
+from reinitlab.models import ARCHS
 from reinitlab.options import tomllib
 from reinitlab.study.definition import AXES, AXIS_DEFAULTS, SETTINGS, valid_keys
 
@@ -135,6 +137,8 @@ RANGES = {
 }
 FLOAT_FIELDS = [k for k in FIELDS if base_type(HINTS[k])[0] is float]
 NAMES = {"dataset": "unknown dataset", "arch": "unknown arch", "method": "unknown method"}
+# words a "bad name" must not be: every registered method and architecture
+REGISTERED = set(METHODS) | set(ARCHS)
 
 
 @st.composite
@@ -154,9 +158,7 @@ def bad_setting(draw, keys=FIELDS):
         return key, draw(st.sampled_from(["nan", "inf", "-inf"])), [key]
     if kind == "unknown name" and any(k in keys for k in NAMES):
         key = draw(st.sampled_from([k for k in NAMES if k in keys]))
-        return key, toml_value(draw(not_bool_word.filter(lambda w: w not in ("cnn", "lw", "fc", "ke", "sp", "dsd",
-                                                                              "dnr", "llf", "long", "baseline",
-                                                                              "welsr")))), [NAMES[key]]
+        return key, toml_value(draw(not_bool_word.filter(lambda w: w not in REGISTERED))), [NAMES[key]]
     key = draw(st.sampled_from([k for k in keys if k != "method_options"]))
     return key, toml_value(draw(wrong_type(HINTS[key]))), [key]
 
@@ -232,7 +234,7 @@ def bad_study(draw):
         return values, ["is swept in a study"]
     # a bad item in an axis
     if axis in AXIS_ITEMS:
-        item = draw(st.one_of(st.integers(), st.just(""), not_bool_word.filter(lambda w: w not in ("cnn", "lw", "fc", "sp", "ke", "dsd", "dnr", "llf", "long", "baseline", "welsr"))))
+        item = draw(st.one_of(st.integers(), st.just(""), not_bool_word.filter(lambda w: w not in REGISTERED)))
         values[axis] = [item]
         return values, [axis, AXIS_ITEMS[axis], "empty name"]
     item = {"train_sizes": st.one_of(st.integers(max_value=0), st.integers(5001, 10 ** 9), strings.filter(lambda s: s.strip().lower() not in ("full", "all")), st.floats(allow_nan=False).filter(lambda x: not x.is_integer())),

@@ -136,6 +136,8 @@ def cmd_list(args) -> int:
         for name, cls in METHODS.items():
             opts = cls.options_text()
             print(f"{name:10s} {cls.summary}" + (f"  [{opts}]" if opts else ""))
+        print("\nevery method that re-draws also takes redraw=fresh (or init, rewind, peer) and rewind_epoch "
+              "(with redraw=rewind: round 0's epoch whose weights are the source, default 1)")
     elif args.what == "archs":
         from .models import ARCHS
         for name, info in ARCHS.items():

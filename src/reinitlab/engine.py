@@ -192,9 +192,11 @@ class Engine:
             with self.autocast:
                 out = self._forward(x)
                 loss = self.loss_fn(out.float(), y)
+                extra = self.reinit.loss_term(round_)  # a method's penalty (l2init); None for most
             opt.zero_grad(set_to_none=True)
-            loss.backward()
+            (loss if extra is None else loss + extra).backward()
             opt.step()
+            self.reinit.after_step(round_, step0 + i + 1, opt, data=lambda: self.stat_batches(round_))  # in-round events
             loss_sum += loss.detach() * len(y)
             correct += (out.detach().argmax(1) == y).sum()
             if on_step is not None and i % 10 == 9:

@@ -173,6 +173,15 @@ def write_environment(out: Path, device: torch.device) -> None:
 RESUMABLE_DIFFERENCES = {"threads", "compile", "eval_batch_size"}
 
 
+def same_setting(key: str, old, new) -> bool:
+    """Whether a stored setting and the one resolved now describe the same run. A method option that
+    this code knows and the run's older code did not is at its default (the method spec, compared
+    as `method`, is the same string), so a run folder of an older version still resumes."""
+    if key == "method_options" and isinstance(old, dict) and isinstance(new, dict):
+        return all(k in new and new[k] == v for k, v in old.items())
+    return old == new
+
+
 def open_run(out: Path, cfg: "TrainConfig") -> str:
     """'new', 'resume' or 'finished'. Refuses a folder that holds something else."""
     out = Path(out)
@@ -190,7 +199,7 @@ def open_run(out: Path, cfg: "TrainConfig") -> str:
     except (OSError, ValueError) as e:
         raise UserError(f"{cfg_path}: unreadable ({e}); remove the folder to start over") from None
     new = cfg.to_dict()
-    diff = [k for k in new if k not in RESUMABLE_DIFFERENCES and old.get(k) != new[k]]
+    diff = [k for k in new if k not in RESUMABLE_DIFFERENCES and not same_setting(k, old.get(k), new[k])]
     if diff:
         k = diff[0]
         raise UserError(f"--out {out} holds a run with {k}={old.get(k)!r}, not {new[k]!r}; use another "

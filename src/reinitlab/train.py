@@ -108,6 +108,8 @@ def train_epoch(ctx: RunContext, opt, call: Hooks) -> bool:
         st.elapsed += call("on_round_end", ctx, record)
         st.per_round.append(record)
         st.round_done = True
+    if finite:  # rewind snapshots and a method's epoch events, before the checkpoint holds them
+        eng.reinit.end_epoch(r, e + 1, last=done, optimizer=opt, data=lambda: eng.stat_batches(r))
     if ctx.out:
         append_jsonl(ctx.out / "metrics.jsonl", row)
     if ctx.out and finite:  # never a checkpoint of NaN weights: a kill before result.json would

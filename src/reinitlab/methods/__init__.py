@@ -39,3 +39,4 @@ def make_method(spec: str, **options) -> Method:
 
 
 from . import baseline, fc, llf, ke, dsd, sp, lw, dnr  # noqa: E402,F401,I001  (registration, in SPEC order)
+from . import fire, redo, dash, rewind, l2init, swr  # noqa: E402,F401,I001  (SPEC's later methods)

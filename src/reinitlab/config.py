@@ -18,6 +18,7 @@ from .options import option_value, parse_options
 Augment = Literal["none", "flip", "crop", "flip+crop"]
 Device = Literal["auto", "cpu", "cuda", "mps"]
 Precision = Literal["auto", "fp32", "bf16"]
+Tracker = Literal["none", "tensorboard", "mlflow", "wandb"]  # trackers/: one file each, TRACKERS lists them
 
 
 @dataclass
@@ -55,6 +56,8 @@ class TrainConfig:
     eval_batch_size: int | None = None  # None: 256 on CPU (measured 1.3-1.5x faster than 1024), 1024 on GPUs
     norm_log: bool = True  # per-group weight norms in metrics.jsonl every epoch
     round_log: bool = True  # cheap diagnostics (norms, spectral complexity, margins) after every round
+    tracker: Tracker = "none"  # mirror the run into an experiment tracker (local store); the run folder stays the record
+    tracker_dir: str | None = None  # the tracker's store; None = tensorboard/, mlflow/ or wandb/ in the study folder, else beside the run folder
 
     # ---- construction -------------------------------------------------------------------
     @classmethod

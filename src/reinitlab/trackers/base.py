@@ -80,6 +80,11 @@ class Writer:
     def abort(self) -> None:
         pass
 
+    @staticmethod
+    def open_command(store: Path) -> str:
+        """How a person opens the store."""
+        raise NotImplementedError
+
 
 # ---- where and under which name ------------------------------------------------------------
 def default_store(tracker: str, root: Path) -> Path:
@@ -137,9 +142,9 @@ def flat_params(config: dict) -> dict[str, Any]:
     return out
 
 
-def tracked_run(tracker: str, config: dict, run_dir: Path | None, label: str = "",
+def tracked_run(tracker: str, config: dict, run_dir: Path | None, tracker_dir: str | None = None, label: str = "",
                 extra_tags: dict[str, Any] | None = None) -> TrackedRun:
-    store, name, experiment = locate(tracker, config.get("tracker_dir"), run_dir)
+    store, name, experiment = locate(tracker, tracker_dir, run_dir)
     if run_dir is None and label:
         name = label
     key = run_key(run_dir, uuid.uuid4().hex)  # no folder: nothing to replace, ever
@@ -255,7 +260,7 @@ class TrackerHook:
     def on_run_start(self, ctx) -> None:
         def start():
             cfg = ctx.engine.config.to_dict()
-            run = tracked_run(self.tracker, cfg, ctx.out, ctx.label)
+            run = tracked_run(self.tracker, cfg, ctx.out, cfg.get("tracker_dir"), ctx.label)
             self.where = f" ({run.store})"
             self.writer = self.make_writer()
             self.writer.open(run)

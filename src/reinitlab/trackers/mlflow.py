@@ -56,6 +56,10 @@ class MlflowWriter(Writer):
     name = "mlflow"
     package = "mlflow"
 
+    @staticmethod
+    def open_command(store: Path) -> str:
+        return f"mlflow ui --backend-store-uri {tracking_uri(store)}"
+
     def open(self, run: TrackedRun) -> None:
         os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
         from mlflow.entities import Param

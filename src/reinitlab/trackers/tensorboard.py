@@ -31,6 +31,10 @@ class TensorBoardWriter(Writer):
     name = "tensorboard"
     package = "tensorboard"
 
+    @staticmethod
+    def open_command(store: Path) -> str:
+        return f"tensorboard --logdir {store}"
+
     def open(self, run: TrackedRun) -> None:
         from torch.utils.tensorboard import SummaryWriter
         from torch.utils.tensorboard.summary import hparams

@@ -24,6 +24,10 @@ class WandbWriter(Writer):
     name = "wandb"
     package = "wandb"
 
+    @staticmethod
+    def open_command(store: Path) -> str:
+        return f"wandb sync {Path(store) / 'wandb'}/offline-run-*   (uploads; the files are complete without it)"
+
     def open(self, run: TrackedRun) -> None:
         import wandb
 

@@ -86,7 +86,7 @@ def export(tracker: str, study_dir: str | Path, to: str | Path | None = None) ->
     for d, config, result in ended:
         flat = flat_params(config)
         run = tracked_run(tracker, config, d, str(to) if to is not None else None,
-                          extra_tags={k: flat.get(k) for k in tags_of if k not in AXES})
+                          extra_tags={k: flat[k] for k in tags_of if k not in AXES and k in flat})
         if study_of(d) is None and d != root:  # a plain folder of runs: named by their path below it
             run.name = d.relative_to(root).as_posix()
         writer = make()

@@ -41,7 +41,7 @@ class WandbWriter(Writer):
         self.run = wandb.init(dir=str(store), project=run.experiment, name=run.name, id=run.key,
                               config=run.config, tags=[f"{k}={v}"[:64] for k, v in run.tags.items()  # W&B's limit
                                                        if not k.startswith("reinitlab.")],
-                              notes=run.run_dir, settings=settings, reinit="finish_previous")
+                              notes=run.run_dir, settings=settings)
         self.run.define_metric("epoch_total")
         self.run.define_metric("*", step_metric="epoch_total")
 

@@ -5,6 +5,7 @@ tracker warns once and the run goes on; tracker settings may change on resume an
 import importlib.util
 import json
 import struct
+import subprocess
 import sys
 import time
 import typing
@@ -140,6 +141,14 @@ def test_tracker_names_are_the_settings_values_and_observer_settings_are_resumab
     assert {"tracker", "tracker_dir"} <= RESUMABLE_DIFFERENCES
     with pytest.raises(UserError, match="tracker='tb' is not valid: expected one of 'none', 'tensorboard'"):
         TrainConfig.from_dict({"tracker": "tb"})
+
+
+@pytest.mark.slow  # a fresh interpreter importing torch
+def test_training_imports_no_tracker_library():
+    code = ("import sys, reinitlab.train; print([m for m in sys.modules if m.split('.')[0] in "
+            "('mlflow', 'wandb', 'tensorboard') or m.startswith('torch.utils.tensorboard')])")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"
 
 
 def test_a_run_folder_accepts_another_tracker_on_resume(tmp_path):
@@ -304,6 +313,7 @@ def test_mlflow_mirrors_the_run_and_a_resume_replaces_it(tmp_path, monkeypatch):
             raise Kill
         return original(*a, **k)
 
+    plain = run(TrainConfig(**TINY), tmp_path / "plain", progress=False, bundle=bundle)
     monkeypatch.setattr(train_mod, "write_checkpoint", dying)
     cfg = TrainConfig(**TINY, tracker="mlflow")
     with pytest.raises(Kill):
@@ -311,6 +321,7 @@ def test_mlflow_mirrors_the_run_and_a_resume_replaces_it(tmp_path, monkeypatch):
     monkeypatch.setattr(train_mod, "write_checkpoint", original)
     result = run(cfg, tmp_path / "lw", progress=False, bundle=bundle)
     rows = read_jsonl(tmp_path / "lw/metrics.jsonl")
+    assert numbers(result) == numbers(plain) and timeless(rows) == timeless(read_jsonl(tmp_path / "plain/metrics.jsonl"))
 
     client, runs = mlflow_runs(tmp_path / "mlflow")
     (r,) = runs  # the killed attempt's run was replaced
@@ -335,8 +346,10 @@ def test_mlflow_mirrors_the_run_and_a_resume_replaces_it(tmp_path, monkeypatch):
 def test_wandb_offline_run_holds_the_run(tmp_path, monkeypatch):
     monkeypatch.setenv("WANDB_MODE", "online")  # offline all the same: reinitlab never uses the network
     bundle = synthetic_bundle()
+    plain = run(TrainConfig(**TINY), tmp_path / "plain", progress=False, bundle=bundle)
     result = run(TrainConfig(**TINY, tracker="wandb"), tmp_path / "lw", progress=False, bundle=bundle)
     rows = read_jsonl(tmp_path / "lw/metrics.jsonl")
+    assert numbers(result) == numbers(plain) and timeless(rows) == timeless(read_jsonl(tmp_path / "plain/metrics.jsonl"))
     (d,) = (tmp_path / "wandb").glob("offline-run-*")
     # wandb's service process writes the file and may still be at it when finish() returns; it is
     # complete once it holds the exit record (or when this process exits and tears the service down)

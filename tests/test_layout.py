@@ -123,7 +123,7 @@ LAYERS = {
     4: ["reset", "methods", "reinit"],
     5: ["measure"],
     6: ["runtime", "probe"],
-    7: ["resolve", "engine", "hooks", "train"],
+    7: ["resolve", "engine", "hooks", "trackers", "train"],
     8: ["analyses", "throughput", "bench", "preview"],
     9: ["study"],
     10: ["report"],

@@ -24,6 +24,7 @@ SUBCOMMANDS = [
     "reinitlab.report.cli",  # report
     "reinitlab.analyses.cli",  # analyze
     "reinitlab.bench",  # bench
+    "reinitlab.trackers.cli",  # export
 ]
 
 

@@ -169,8 +169,12 @@ def write_environment(out: Path, device: torch.device) -> None:
 
 
 # ---- the life of a run folder ------------------------------------------------------------------
-# Settings that may differ when a run is resumed: they change speed, not results.
-RESUMABLE_DIFFERENCES = {"threads", "compile", "eval_batch_size"}
+# Settings that may differ when a run is resumed: they change speed, not results...
+SPEED_SETTINGS = {"threads", "compile", "eval_batch_size"}
+# ...or who watches the run: the trackers mirror a run's numbers and never change them, so a run
+# (and a study) started without a tracker may be resumed with one, and the other way round.
+OBSERVER_SETTINGS = {"tracker", "tracker_dir"}
+RESUMABLE_DIFFERENCES = SPEED_SETTINGS | OBSERVER_SETTINGS
 
 
 def same_setting(key: str, old, new) -> bool:

@@ -20,16 +20,18 @@ from .engine import Engine
 from .hooks import Diagnostics, Hooks, ProgressBar, RunContext
 from .resolve import Prepared, prepare
 from .rundir import RunState, append_jsonl, begin_run, open_run, read_json, write_checkpoint, write_result
+from .trackers import tracker_hooks
 
 
 def run(cfg: TrainConfig, out: str | Path | None = None, progress: bool = True, bundle: DataBundle | None = None,
         label: str = "", hooks: Iterable[Any] = ()) -> dict:
     """Train one run and write its folder. Returns result.json's content.
 
-    `out=None` trains without writing anything (library use, tests). An existing folder with the
-    same config resumes from its checkpoint, or returns the finished result without training.
-    `hooks`: observers besides the diagnostics and the progress bar (see hooks.py). Sets this
-    process's threads and device settings for the run (runtime.configure)."""
+    `out=None` trains without writing anything (library use, tests; a tracker writes only where
+    `cfg.tracker_dir` says). An existing folder with the same config resumes from its checkpoint, or
+    returns the finished result without training. `hooks`: observers besides the diagnostics, the
+    progress bar and the tracker of `cfg.tracker` (see hooks.py, trackers/). Sets this process's
+    threads and device settings for the run (runtime.configure)."""
     p = prepare(cfg, bundle)
     runtime.configure(threads=p.cfg.threads, device=p.device)
     return _train(p, out, progress, label, hooks)[0]
@@ -52,7 +54,8 @@ def _train(p: Prepared, out: str | Path | None, progress: bool = True, label: st
     eng = Engine(p)
     opt, state = begin_run(out, eng, folder) if out else (None, RunState())
     ctx = RunContext(eng, state, out, label)
-    call = Hooks([Diagnostics(), ProgressBar(progress), *hooks])
+    # the tracker last: it mirrors the rows as the other hooks left them
+    call = Hooks([Diagnostics(), ProgressBar(progress), *hooks, *tracker_hooks(eng.config.tracker)])
     call("on_run_start", ctx)
     diverged_at = train_rounds(ctx, opt, call)
     result = result_of(ctx, diverged_at)

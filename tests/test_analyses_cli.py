@@ -8,7 +8,8 @@ import torch
 from reinitlab.analyses import ANALYSES, AnalysisData, analyze_engine, analyze_run, load_analysis, round_log
 from reinitlab.cli import main
 from reinitlab.config import TrainConfig
-from reinitlab.train import load_run, run
+from reinitlab.engine import load_run
+from reinitlab.train import run
 
 PNG = b"\x89PNG\r\n\x1a\n"
 

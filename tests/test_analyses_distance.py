@@ -18,7 +18,9 @@ from reinitlab.report.catalog import build_catalog
 from reinitlab.report.claims import CLEAN, LOWER, NOT_HIGHER, NOT_SUPPORTED, SUPPORTED, pooled_test
 from reinitlab.report.collect import Combo, collect
 from reinitlab.report.values import load
-from reinitlab.train import Engine, load_run, prepare, run
+from reinitlab.engine import Engine, load_run
+from reinitlab.resolve import prepare
+from reinitlab.train import run
 
 from test_study_analyses import analysis_toml, fake_analysis_cost  # noqa: F401
 from test_study_run import small_npz  # noqa: F401

@@ -6,7 +6,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from reinitlab.analyses.operators import Operator, top_singular_value, trace
+from reinitlab.measure.operators import Operator, top_singular_value, trace
 from reinitlab.groups import groups_of
 from reinitlab.models import build_model
 from reinitlab.reset import insert_standardize

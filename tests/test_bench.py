@@ -82,11 +82,12 @@ def test_both_loops_train_the_same_data():
     i = 7
     x, y = ref.train_set[i]
     assert torch.allclose(x, eng.x_train[i], atol=1e-4) and y == int(eng.y_train[i])
-    # Both run real steps: the weights move, and the engine's epoch length is restored.
+    # Both run real steps: the weights move, and the engine's schedule is untouched.
     before = [p.detach().clone() for p in eng.model.parameters()]
     ref_before = [p.detach().clone() for p in ref.model.parameters()]
+    schedule = eng.schedule
     assert ours.train(2) == 2 * 128 and ref.train(2) == 2 * 128
-    assert eng.steps == ours.full_steps
+    assert eng.schedule == schedule and eng.schedule.steps == ours.full_steps
     assert any(not torch.equal(a, p) for a, p in zip(before, eng.model.parameters()))
     assert any(not torch.equal(a, p) for a, p in zip(ref_before, ref.model.parameters()))
     assert ours.evaluate(300) == 300 and ref.evaluate(300) == 300
@@ -110,16 +111,16 @@ def test_torchvision_style_reference_matches_the_engine_data(channels):
     assert tv.train(1) == 128 and tv.evaluate(200) == 200
 
 
-def test_ours_runs_the_engines_train_epoch(monkeypatch):
-    from reinitlab import train
+def test_ours_runs_the_engines_training_steps(monkeypatch):
+    from reinitlab.engine import Engine
     calls = []
-    real = train.Engine.train_epoch
+    real = Engine.train_steps
 
-    def spy(self, *a, **k):
-        calls.append(self.steps)
-        return real(self, *a, **k)
+    def spy(self, opt, k, *a, **kw):
+        calls.append(k)
+        return real(self, opt, k, *a, **kw)
 
-    monkeypatch.setattr(train.Engine, "train_epoch", spy)
+    monkeypatch.setattr(Engine, "train_steps", spy)
     ours = Ours(Case("cnn", 0.125, 12, 1), bench_bundle(12, 1), "cpu", 1)
     ours.train(3)
     assert calls == [3]

@@ -14,7 +14,7 @@ BASE = ["train", "--dataset", "fashion-mnist-small", "--arch", "cnn", "--method"
 @pytest.mark.parametrize("args,fragment", [
     (["--dataset", "cifar11"], "unknown dataset 'cifar11' (did you mean 'cifar10'?); valid: "),
     (["--arch", "resnet19"], "unknown arch 'resnet19' (did you mean 'resnet18'?); valid: cnn, mobilenetv2, resnet18, resnet50, vgg"),
-    (["--method", "lww"], "unknown method 'lww' (did you mean 'lw'?); valid: baseline, "),
+    (["--method", "lww"], "unknown method 'lww' (did you mean 'lw'?); valid: baseline, dash, dnr, dsd, fc, fire, ke, l2init, llf, long, lw, redo, rewind, sp, swr, welsr"),
     (["--set", "epoch=3"], "unknown run setting 'epoch' (did you mean 'epochs'?)"),
     (["--set", "lr=fast"], "lr='fast' has the wrong type: expected a number"),
     (["--set", "augment=rotate"], "augment='rotate' is not valid"),
@@ -42,7 +42,8 @@ def test_train_writes_the_run_folder_and_prints_the_result(tmp_path, capsys):
 
 
 def test_list_prints_registry_names_first(capsys):
-    for what, names in [("methods", {"baseline", "long", "fc", "llf", "ke", "welsr", "dsd", "sp", "lw", "dnr"}),
+    for what, names in [("methods", {"baseline", "long", "fc", "llf", "ke", "welsr", "dsd", "sp", "lw", "dnr",
+                                    "fire", "redo", "dash", "rewind", "l2init", "swr"}),
                         ("archs", {"cnn", "vgg", "resnet18", "resnet50", "mobilenetv2"})]:
         assert main(["list", what]) == 0
         first = {row.split()[0] for row in capsys.readouterr().out.splitlines()}

@@ -1,6 +1,7 @@
 import pytest
 
-from reinitlab.config import TrainConfig, parse_assignment, parse_value
+from reinitlab.config import TrainConfig
+from reinitlab.options import parse_assignment, parse_value
 from reinitlab.errors import UserError
 from reinitlab.methods import make_method, parse_spec
 
@@ -42,6 +43,6 @@ def test_method_spec_options_are_typed_and_checked():
     assert m.options.mode == "kels" and m.options.split_rate == 0.5
     for bad, fragment in [("nope", "unknown method 'nope'"), ("lw:rescal=false", "did you mean 'rescale'"),
                           ("ke:split_rate=1.5", "out of range"), ("lw:order=sideways", "not valid"),
-                          ("fc:x=1", "takes no options"), ("lw:rescale", "expected key=value")]:
+                          ("baseline:x=1", "takes no options"), ("fc:redrw=init", "did you mean 'redraw'"), ("fc:redraw=new", "expected one of 'fresh', 'init', 'rewind', 'peer'"), ("fc:rewind_epoch=2", "only with redraw=rewind"), ("lw:rescale", "expected key=value")]:
         with pytest.raises(UserError, match=fragment):
             make_method(bad)

@@ -62,3 +62,71 @@ def test_registry_groups(arch, blocks):
 
 def test_registry_is_complete():
     assert set(ARCHS) == {"cnn", "vgg", "resnet18", "resnet50", "mobilenetv2"}
+
+
+class RootScaled(nn.Module):
+    """A user's model with a bare top-level parameter (a learned input scale)."""
+
+    def __init__(self):
+        super().__init__()
+        self.scale = nn.Parameter(torch.full((1, 1, 1, 1), 2.0))
+        self.conv1 = nn.Conv2d(1, 8, 3)
+        self.bn1 = nn.BatchNorm2d(8)
+        self.layer1 = nn.Sequential(nn.Conv2d(8, 16, 3), nn.BatchNorm2d(16), nn.ReLU())
+        self.fc = nn.Linear(16, 10)
+
+    def forward(self, x):
+        return self.fc(self.layer1(self.bn1(self.conv1(x * self.scale))).mean((2, 3)))
+
+
+def test_a_root_parameter_joins_the_stem_by_default():
+    g = groups_of(RootScaled())
+    assert g.names == ["stem", "block1", "head"]
+    assert g.params["stem"][0] == "scale" and g.group_of()["scale"] == "stem"
+    assert g.units("stem") == ["conv1", "bn1", "scale"] and g.output["stem"] == "bn1"
+
+
+def test_a_root_parameter_is_named_by_its_own_name_in_a_spec():
+    m = RootScaled()
+    g = groups_of(m, {"stem": ["conv1", "bn1"], "body": "layer1", "head": ["fc", "scale"]})
+    assert g.group_of()["scale"] == "head" and g.output["head"] == "fc"
+    assert groups_of(m, {"stem": ["conv1", "bn1", "re:sc.*"], "body": "layer1", "head": "fc"}).group_of()["scale"] == "stem"
+    with pytest.raises(UserError, match=r"parameters in no group: scale; .*named by its own name"):
+        groups_of(m, {"stem": ["conv1", "bn1"], "body": "layer1", "head": "fc"})
+    with pytest.raises(UserError, match="group 'extra' holds only root parameters"):
+        groups_of(m, {"stem": ["conv1", "bn1"], "body": "layer1", "extra": "scale", "head": "fc"})
+
+
+def test_lw_trains_through_a_model_with_a_root_parameter():
+    from reinitlab import Reinitializer
+    torch.manual_seed(0)
+    m = RootScaled()
+    x, y = torch.randn(32, 1, 12, 12), torch.randint(0, 10, (32,))
+    reinit = Reinitializer(m, "lw", rounds=1)
+    record = reinit.reset(1, data=(x, y))
+    assert record["redrawn_fraction"]["head"] == 1.0 and record["redrawn_fraction"]["stem"] == 0.0
+    assert m(x).shape == (32, 10)
+
+
+def test_describe_keeps_the_data_and_table_prints_one_line_per_group():
+    g = groups_of(TorchvisionStyle())
+    rows = g.describe()
+    total = sum(p.numel() for p in TorchvisionStyle().parameters())
+    assert [r["group"] for r in rows] == g.names
+    assert sum(r["parameters"] for r in rows) == total
+    assert abs(sum(r["share"] for r in rows) - 1.0) < 1e-9
+    assert rows[0]["params"] == g.params["stem"] and rows[0]["modules"] == 2 and rows[0]["units"] == ["conv1", "bn1"]
+    lines = str(g).splitlines()
+    assert lines[0].split() == ["group", "modules", "parameters", "share", "output"]
+    body = lines[2:2 + len(g.names)]
+    assert [line.split()[0] for line in body] == g.names
+    assert "conv1 (Conv2d), bn1 (BatchNorm2d)" in body[0] and body[0].split()[-1] == "bn1"
+    assert lines[-1].split()[:3] == ["total", "5", "groups"] and f"{total:,}" in lines[-1]
+    assert str(g) == g.table()
+
+
+def test_table_shortens_long_module_lists():
+    m = nn.Sequential(nn.Conv2d(1, 4, 3), *[nn.Conv2d(4, 4, 3) for _ in range(30)], nn.Flatten(), nn.Linear(4, 2))
+    g = groups_of(m, {"stem": "0", "body": [str(i) for i in range(1, 31)], "head": ["32"]})
+    line = next(li for li in g.table().splitlines() if li.startswith("body"))
+    assert "+" in line and "more" in line and len(line) < 120

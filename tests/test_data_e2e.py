@@ -7,7 +7,8 @@ import pytest
 from PIL import Image
 
 from reinitlab.config import TrainConfig
-from reinitlab.train import prepare, run
+from reinitlab.resolve import prepare
+from reinitlab.train import run
 
 
 @pytest.fixture(autouse=True)

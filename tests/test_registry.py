@@ -28,8 +28,8 @@ def test_unknown_name_is_one_line_with_a_close_match():
     for name in ("lw", "fc", "baseline"):
         r.add(name, object())
     with pytest.raises(UserError) as e:
-        r["lx"]
-    assert str(e.value) == "unknown method 'lx' (did you mean 'lw'?); valid: baseline, fc, lw"
+        r["lww"]
+    assert str(e.value) == "unknown method 'lww' (did you mean 'lw'?); valid: baseline, fc, lw"
     with pytest.raises(KeyError):  # also a KeyError, for callers that catch one
         r["zzzz"]
     assert r.unknown("zzzz") == "unknown method 'zzzz'; valid: baseline, fc, lw"

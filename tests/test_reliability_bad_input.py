@@ -26,8 +26,11 @@ from hypothesis import HealthCheck, assume, example, given, settings
 from hypothesis import strategies as st
 
 from reinitlab.cli import main
-from reinitlab.config import TrainConfig, tomllib
-from reinitlab.study.definition import AXES, SETTINGS, valid_keys
+from reinitlab.config import TrainConfig
+from reinitlab.methods import METHODS
+from reinitlab.models import ARCHS
+from reinitlab.options import tomllib
+from reinitlab.study.definition import AXES, AXIS_DEFAULTS, SETTINGS, valid_keys
 
 # RELIABILITY_EXAMPLES=1000 for a longer hunt; the defaults keep the whole file under ~30 s
 EXAMPLES = int(os.environ.get("RELIABILITY_EXAMPLES", "60"))
@@ -41,7 +44,7 @@ FIELDS = TrainConfig.field_names()
 def nothing_trains_or_studies(monkeypatch, tmp_path):
     """Bad input must be refused before anything runs: training or starting a study fails the test."""
     import reinitlab.study.runner as runner
-    from reinitlab.train import Engine
+    from reinitlab.engine import Engine
 
     def trained(*a, **k):
         raise AssertionError("bad input reached training")
@@ -134,6 +137,8 @@ RANGES = {
 }
 FLOAT_FIELDS = [k for k in FIELDS if base_type(HINTS[k])[0] is float]
 NAMES = {"dataset": "unknown dataset", "arch": "unknown arch", "method": "unknown method"}
+# words a "bad name" must not be: every registered method and architecture
+REGISTERED = set(METHODS) | set(ARCHS)
 
 
 @st.composite
@@ -153,9 +158,7 @@ def bad_setting(draw, keys=FIELDS):
         return key, draw(st.sampled_from(["nan", "inf", "-inf"])), [key]
     if kind == "unknown name" and any(k in keys for k in NAMES):
         key = draw(st.sampled_from([k for k in NAMES if k in keys]))
-        return key, toml_value(draw(not_bool_word.filter(lambda w: w not in ("cnn", "lw", "fc", "ke", "sp", "dsd",
-                                                                              "dnr", "llf", "long", "baseline",
-                                                                              "welsr")))), [NAMES[key]]
+        return key, toml_value(draw(not_bool_word.filter(lambda w: w not in REGISTERED))), [NAMES[key]]
     key = draw(st.sampled_from([k for k in keys if k != "method_options"]))
     return key, toml_value(draw(wrong_type(HINTS[key]))), [key]
 
@@ -215,6 +218,7 @@ def bad_study(draw):
         values[axis] = []
         return values, [f"{axis}=[] is empty"]
     if kind == "missing axis":
+        axis = draw(st.sampled_from([a for a in AXES if a not in AXIS_DEFAULTS]))  # label_noise defaults to [0.0]
         del values[axis]
         return values, [f"missing axis {axis!r}"]
     if kind == "axis not a list":
@@ -230,7 +234,7 @@ def bad_study(draw):
         return values, ["is swept in a study"]
     # a bad item in an axis
     if axis in AXIS_ITEMS:
-        item = draw(st.one_of(st.integers(), st.just(""), not_bool_word.filter(lambda w: w not in ("cnn", "lw", "fc", "sp", "ke", "dsd", "dnr", "llf", "long", "baseline", "welsr"))))
+        item = draw(st.one_of(st.integers(), st.just(""), not_bool_word.filter(lambda w: w not in REGISTERED)))
         values[axis] = [item]
         return values, [axis, AXIS_ITEMS[axis], "empty name"]
     item = {"train_sizes": st.one_of(st.integers(max_value=0), st.integers(5001, 10 ** 9), strings.filter(lambda s: s.strip().lower() not in ("full", "all")), st.floats(allow_nan=False).filter(lambda x: not x.is_integer())),
@@ -297,7 +301,7 @@ def test_study_refuses_malformed_toml(tmp_path, capsys, how, where, char):
 @pytest.mark.parametrize("args,fragment", [
     (["--workers", "0"], "--workers 0: expected an integer >= 1"),
     (["--workers", "many"], "invalid int value"),
-    (["--backend", "slurm"], "invalid choice: 'slurm'"),
+    (["--backend", "slurm"], "unknown --backend 'slurm'; valid: local, ray"),
     (["--address", "ray://x:1"], "--address is for --backend ray"),
     (["--set", "seeds"], "expected key=value"),
 ])
@@ -542,7 +546,8 @@ def test_a_study_on_damaged_data_is_refused_before_anything_is_written(tmp_path,
         files["cifar-10-batches-py/data_batch_2"] = files["cifar-10-batches-py/data_batch_2"][:500]
     write_set(tmp_path, files)
     _, dataset, data_dir, _, _ = FORMATS[fmt]
-    study = {**BASE_STUDY, "datasets": [dataset.format(root=tmp_path)], "train_sizes": [4]}
+    # 2: the pool left by the validation split of the smallest set (4 folder images, 2 held out)
+    study = {**BASE_STUDY, "datasets": [dataset.format(root=tmp_path)], "train_sizes": [2]}
     if data_dir:
         study["data_dir"] = str(tmp_path)
     (tmp_path / "s.toml").write_text(study_text(study))

@@ -16,7 +16,7 @@ from reinitlab.study import expand, load_definition
 from reinitlab.study.runner import write_definition
 from reinitlab.study.store import Store
 from reinitlab.study.worker import Task, execute
-from reinitlab.train import Engine
+from reinitlab.engine import Engine
 
 
 class Crash(BaseException):

@@ -11,7 +11,7 @@ import reliability_common as rc
 from conftest import synthetic_bundle
 from reinitlab import TrainConfig, run
 from reinitlab import rundir
-from reinitlab.train import Engine
+from reinitlab.engine import Engine
 
 TINY = dict(width=0.25, batch_size=16, eval_batch_size=64, threads=1)
 
@@ -55,8 +55,9 @@ def test_divergence_survives_a_kill_before_the_result_is_written(tmp_path, monke
 @pytest.mark.parametrize("killed", [False, True])
 def test_inf_in_the_weights_with_a_finite_loss_stops_the_run(tmp_path, monkeypatch, killed):
     """The loss of the epoch is finite, a weight is not: diverged at that round and epoch; the
-    finished round before it is kept in per_round. Killed before result.json, the run resumes
-    from the last finite checkpoint and diverges the same way."""
+    finished round before it is kept in per_round, with its accuracies, but the run claims none of
+    them as its own. Killed before result.json, the run resumes from the last finite checkpoint and
+    diverges the same way."""
     bundle = synthetic_bundle()
     real = Engine.train_epoch
 
@@ -78,6 +79,8 @@ def test_inf_in_the_weights_with_a_finite_loss_stops_the_run(tmp_path, monkeypat
     r = run(cfg, tmp_path / "run", progress=False, bundle=bundle)
     assert r["status"] == "diverged" and r["diverged_at"] == {"round": 1, "epoch": 2}
     assert [p["round"] for p in r["per_round"]] == [0] and r["epochs_total"] == 4
+    assert r["per_round"][0]["test_acc"] is not None
+    assert (r["test_acc"], r["val_acc"], r["train_acc"]) == (None, None, None)  # not round 0's
     rows = rundir.read_jsonl(tmp_path / "run/metrics.jsonl")
     assert math.isfinite(rows[-1]["train_loss"]) and "test_acc" not in rows[-1]
     assert not (tmp_path / "run/ckpt.pt").exists()

@@ -41,7 +41,7 @@ def fake_analysis_cost(monkeypatch):
 
 
 def test_unknown_analysis_is_refused(tmp_path):
-    with pytest.raises(UserError, match="analyses: unknown analysis 'margin'; valid: margins, norms"):
+    with pytest.raises(UserError, match=r"analyses: unknown analysis 'margin' \(did you mean 'margins'\?\); valid: margins, norms"):
         load_definition(str(analysis_toml(tmp_path, "fashion-mnist-small", ["margin"])))
 
 
@@ -63,7 +63,7 @@ def test_analysis_cost_is_measured_then_read_from_the_cache(tmp_path, monkeypatc
     cfg = TrainConfig.from_dict({"dataset": small_npz, "width": 0.25, "train_size": 100, "threads": 1})
     per, load_s = ac.analysis_seconds(cfg, ["margins", "memorization"])
     assert set(per) == {"margins", "memorization"} and all(v > 0 for v in per.values()) and load_s > 0
-    assert (tmp_path / "analysis_cost.json").exists()
+    assert (tmp_path / "probes.json").exists()
     monkeypatch.setattr(ac, "_memo", {})  # a new process: only the file cache is left
     monkeypatch.setattr(ac, "_measure", lambda *a, **k: pytest.fail("measured again despite the cache"))
     again, _ = ac.analysis_seconds(cfg, ["margins", "memorization"])

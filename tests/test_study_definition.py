@@ -101,7 +101,7 @@ def test_method_specs_are_canonical():
     (["seed=1"], "use the axis seeds"),
     (["method_options={}"], "method options go in the method spec"),
     (["epochs=three"], "epochs='three' has the wrong type: expected an integer"),
-    (["width=[1,2]"], "width=[1, 2] has the wrong type"),
+    (["width=[1,wide]"], "width='wide' has the wrong type: expected a number"),
     (["seeds=[]"], "seeds=[] is empty"),
     (["seeds=3"], "seeds=3 has the wrong type: expected a list"),
     (["seeds=[0,0]"], "seeds: 0 is listed twice"),
@@ -124,7 +124,7 @@ def test_bad_keys_and_types_fail_in_the_definition(tmp_path, overrides, message)
     (["methods=[\"lw:speed=2\"]"], "unknown option of method 'lw' 'speed'"),
     (["archs=[resnet7]"], "unknown arch 'resnet7'"),
     (["datasets=[nosuch]"], "unknown dataset 'nosuch'"),
-    (["train_sizes=[999999]"], "larger than fashion-mnist-small's training set"),
+    (["train_sizes=[999999]"], "larger than the training pool of fashion-mnist-small (4500 examples"),
     (["lr=-1"], "lr=-1.0 is out of range"),
     (["label_noise=[1.5]"], "label_noise=1.5 is out of range"),
     (["seeds=[-1]"], "seed=-1 is out of range"),
@@ -170,6 +170,54 @@ def test_cli_refuses_bad_input_with_exit_2_and_writes_nothing(tmp_path, capsys):
 def test_to_dict_round_trips_through_from_mapping():
     defn = load_definition("sizes")
     d = defn.to_dict()
-    again = StudyDefinition.from_mapping({k: v for k, v in d.items() if k not in ("settings", "source")} | d["settings"],
-                                         "copy")
+    again = StudyDefinition.from_mapping({k: v for k, v in d.items() if k not in ("settings", "source", "extra_axes")}
+                                         | d["settings"] | d["extra_axes"], "copy")
     assert again.train_sizes == defn.train_sizes and again.settings == defn.settings
+    assert again.extra_axes == defn.extra_axes and again.tune == defn.tune
+
+
+def test_label_noise_may_be_left_out_and_means_none(tmp_path):
+    defn = load_definition(str(tiny_file(tmp_path, TINY.replace("label_noise = [0.0]\n", ""))))
+    assert defn.label_noise == [0.0]
+    assert {r.axes["label_noise"] for r in expand(defn)[0]} == {0.0}
+
+
+@pytest.mark.parametrize("text,suggested", [("[0,1", "seeds=[0,1]"), ("3", "seeds=[3]"), ("0 1", "seeds=[0,1]")])
+def test_a_seeds_value_that_is_no_list_gets_a_valid_list_suggested(tmp_path, text, suggested):
+    with pytest.raises(UserError) as e:
+        load_definition(str(tiny_file(tmp_path)), [f"seeds={text}"])
+    assert str(e.value).endswith(f"e.g. {suggested}"), str(e.value)
+
+
+def test_train_sizes_are_checked_against_the_pool_after_the_validation_split(tmp_path, capsys):
+    # fashion-mnist-small: 5,000 training images, 500 held out by the default val_fraction 0.1
+    assert len(expand(load_definition(str(tiny_file(tmp_path)), ["train_sizes=[4500]"]))[0]) == 4
+    for sets, pool in ((["train_sizes=[4600]"], 4500), (["train_sizes=[4100]", "val_fraction=0.2"], 4000)):
+        out = tmp_path / "out"
+        assert main(["study", str(tiny_file(tmp_path)), "--out", str(out), "--dry-run",
+                     *[x for s in sets for x in ("--set", s)]]) == 2
+        err = capsys.readouterr().err
+        assert f"is larger than the training pool of fashion-mnist-small ({pool} examples" in err, err
+        assert err.count("\n") == 1 and not out.exists()
+
+
+def test_check_data_checks_sizes_on_the_loaded_data():
+    from reinitlab.study.expand import RunSpec
+    from reinitlab.study.runner import check_data
+    base = {"dataset": "fashion-mnist-small", "arch": "cnn", "method": "fc", "seed": 0}
+    check_data([RunSpec("a", {**base, "train_size": 4500}, {})])
+    with pytest.raises(UserError, match=r"train_sizes: train_size=4501 is larger than the training pool .*4500"):
+        check_data([RunSpec("a", {**base, "train_size": 4500}, {}), RunSpec("b", {**base, "train_size": 4501}, {})])
+    with pytest.raises(UserError, match=r"train_size=5 is too small"):
+        check_data([RunSpec("a", {**base, "train_size": 5}, {})])
+
+
+def test_out_that_is_a_file_fails_before_the_plan_is_printed(tmp_path, capsys):
+    f = tmp_path / "afile"
+    f.write_text("x")
+    for out, message in ((f, "exists and is not a folder"), (f / "sub", f"{f} is a file, not a folder")):
+        for dry in ([], ["--dry-run"]):
+            assert main(["study", str(tiny_file(tmp_path)), "--out", str(out), *dry]) == 2
+            captured = capsys.readouterr()
+            assert captured.err == f"reinitlab: --out {out}: {message}\n", captured.err
+    assert f.read_text() == "x"

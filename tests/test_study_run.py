@@ -161,21 +161,24 @@ def test_tiny_study_end_to_end_then_nothing_is_redone(tiny, tmp_path, capsys):
 
 
 @pytest.mark.slow
-def test_failed_run_is_recorded_and_the_study_goes_on(tiny, tmp_path, capsys):
+def test_failed_run_is_recorded_and_the_study_goes_on(tiny, tmp_path, capsys, monkeypatch):
     out = tmp_path / "out"
-    # 4600 passes the cheap check (the set has 5000 images) but not the split: 4500 are left after
-    # the validation split, so that run raises inside `train`
-    args = ["study", str(tiny), "--out", str(out), "--workers", "1", "--set", "train_sizes=[100,4600]",
+    # every input is checked before a study starts (a train size beyond the pool is refused there),
+    # so the failing run's failure is injected into the spawned worker: it raises as it starts
+    faults = Path(__file__).resolve().parent / "faultinject"
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join(filter(None, [str(faults), os.environ.get("PYTHONPATH")])))
+    monkeypatch.setenv("REINITLAB_FAULTS", json.dumps({"raise": {"train_size": 200}}))
+    args = ["study", str(tiny), "--out", str(out), "--workers", "1", "--set", "train_sizes=[100,200]",
             "--set", "methods=[baseline]", "--set", "seeds=[0]"]
     assert main(args) == 1
     err = capsys.readouterr().err
-    assert "FAILED fashion-mnist-small/cnn/n4600/noise0/baseline/seed0: UserError: train_size=4600" in err
+    assert "FAILED fashion-mnist-small/cnn/n200/noise0/baseline/seed0: RuntimeError: injected failure" in err
     assert "1 run(s) failed" in err
     ok, bad = out / "runs/fashion-mnist-small/cnn/n100/noise0/baseline/seed0", \
-        out / "runs/fashion-mnist-small/cnn/n4600/noise0/baseline/seed0"
+        out / "runs/fashion-mnist-small/cnn/n200/noise0/baseline/seed0"
     assert (ok / "result.json").exists()
     error = json.loads((bad / "error.json").read_text())
-    assert error["attempt"] == 1 and "larger than the training pool" in error["reason"]
+    assert error["attempt"] == 1 and "injected failure" in error["reason"]
     assert "Traceback" in error["traceback"]
 
     assert main(args + ["--keep-failed"]) == 1  # not retried

@@ -15,7 +15,7 @@ TINY = dict(arch="cnn", width=0.25, batch_size=32, eval_batch_size=128, threads=
 @pytest.fixture
 def cache(tmp_path, monkeypatch):
     monkeypatch.setenv("REINITLAB_DATA", str(tmp_path / "cache"))
-    return tmp_path / "cache" / "throughput.json"
+    return tmp_path / "cache" / "probes.json"
 
 
 def test_probe_is_cached_per_setting(cache, monkeypatch):
@@ -27,6 +27,7 @@ def test_probe_is_cached_per_setting(cache, monkeypatch):
     assert len(stored) == 1
     (key, probe), = stored.items()
     assert json.loads(key)["arch"] == "cnn" and json.loads(key)["resolution"] == 16
+    assert json.loads(key)["kind"] == "throughput"
     assert probe["train_ips"] > 0 and probe["eval_ips"] > 0 and probe["epoch_s"] >= 0
 
     def no_probe(*a, **k):
@@ -84,22 +85,20 @@ def test_estimate_is_within_a_factor_two_of_a_real_run(cache, tmp_path):
     assert 0.5 <= ratios[-1] <= 2.0, f"estimate / wall time per attempt: {ratios}"
 
 
-def test_cpu_engine_keeps_freed_memory_so_big_activations_do_not_fault_again():
-    """glibc maps blocks over 32 MiB afresh on every allocation; the engine switches that off, so
-    the second 64 MiB activation of a step reuses the first one's pages (counted in page faults)."""
+def test_a_cpu_run_keeps_freed_memory_so_big_activations_do_not_fault_again():
+    """glibc maps blocks over 32 MiB afresh on every allocation; a run's process switches that off
+    (runtime.configure), so the second 64 MiB activation of a step reuses the first one's pages
+    (counted in page faults)."""
     import platform
     import resource
 
     import torch
 
-    from reinitlab import hostmem
-    from reinitlab.train import Engine, prepare
+    from reinitlab import hostmem, runtime
 
     if platform.system() != "Linux" or platform.libc_ver()[0] != "glibc":
         pytest.skip("the malloc setting exists on glibc only")
-    bundle = synthetic_bundle(n_train=40, n_test=8, size=8)
-    Engine(prepare(TrainConfig(method="baseline", epochs=1, threads=1, **{k: v for k, v in TINY.items()
-                                                                           if k != "threads"}), bundle))
+    runtime.configure(device="cpu")
     assert hostmem.keep_freed_memory() is True
     n = 16 * 2**20  # 64 MiB of float32
     for _ in range(4):  # allocated and freed: the heap settles on holding it (aligned blocks take two rounds)
@@ -108,3 +107,22 @@ def test_cpu_engine_keeps_freed_memory_so_big_activations_do_not_fault_again():
     torch.ones(n)
     faults = resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before
     assert faults < 1000, f"{faults} page faults for a 64 MiB block that was just freed (16384 when mapped anew)"
+
+
+def test_one_probe_cache_keyed_by_machine_torch_and_sources(cache, monkeypatch, tmp_path):
+    from reinitlab import probe
+    m = probe.machine()
+    assert m["cpu"] and m["cores"] and isinstance(m["cpu_units"], list)  # avx512_bf16 / AMX where present
+    a = probe.key("throughput", 1, {"arch": "cnn"}, ["engine.py"])
+    assert json.loads(a)["machine"] == m and json.loads(a)["torch"]
+    assert probe.key("analyses", 1, {"arch": "cnn"}, ["engine.py"]) != a  # the kinds share the file, not keys
+    probe.store(a, {"x": 1.0})
+    probe.store("other", {"y": 2.0})  # read-merge-write keeps the first entry
+    assert probe.lookup(a) == {"x": 1.0} and set(json.loads(cache.read_text())) == {a, "other"}
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "engine.py").write_text("one")
+    monkeypatch.setattr(probe, "SOURCE_ROOT", src)
+    before = probe.source_hash(["engine.py"])
+    (src / "engine.py").write_text("two")
+    assert probe.source_hash(["engine.py"]) != before  # an edited loop is measured again

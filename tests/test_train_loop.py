@@ -14,7 +14,8 @@ from reinitlab import TrainConfig, run
 from reinitlab.methods import METHODS
 from reinitlab.models import ARCHS
 from reinitlab.rundir import read_jsonl
-from reinitlab.train import Engine, execute
+from reinitlab.engine import Engine
+from reinitlab.train import execute
 
 TINY = dict(width=0.25, epochs=1, rounds=1, batch_size=16, eval_batch_size=64, threads=1)
 
@@ -130,7 +131,8 @@ def test_run_folder_contract(tmp_path, bundle):
     assert {p.name for p in out.iterdir()} == {"config.json", "metrics.jsonl", "result.json", "env.json",
                                                "split.json", "model.pt"}
     config = json.loads((out / "config.json").read_text())
-    assert config["method_options"] == {"rescale": True, "normalize": True, "order": "bottom_up"}
+    assert config["method_options"] == {"rescale": True, "normalize": True, "order": "bottom_up", "schedule": "ceil",
+                                        "redraw": "fresh", "rewind_epoch": None}
     assert config["rounds"] == 1 and config["data_seed"] == 0 and config["train_size"] == 58
     rows = read_jsonl(out / "metrics.jsonl")
     assert [(r["round"], r["epoch"]) for r in rows] == [(0, 1), (1, 1)]
@@ -182,7 +184,7 @@ def test_cpu_evaluation_memory_format_is_per_model_and_training_is_untouched(bun
     assert cpu_eval_memory_format(build_model("resnet18", 3, 10, 0.25, 32)) == torch.channels_last
     assert cpu_eval_memory_format(build_model("cnn", 1, 10, 1.0, 28)) == torch.channels_last
     cfg = TrainConfig(arch="resnet18", method="baseline", **{**TINY, "width": 1.0})
-    from reinitlab.train import prepare
+    from reinitlab.resolve import prepare
     eng = Engine(prepare(cfg, bundle))
     assert eng.eval_format == torch.contiguous_format
     before = {k: v.clone() for k, v in eng.model.state_dict().items()}
@@ -198,5 +200,23 @@ def test_cpu_evaluation_memory_format_is_per_model_and_training_is_untouched(bun
     eng.eval_format = torch.contiguous_format
     eng.evaluate(eng.x_test, eng.y_test)
     opt = torch.optim.SGD(eng.model.parameters(), lr=0.01, momentum=0.9)
-    loss, _ = eng.train_epoch(opt, 0, 0, 0, eng.steps)
+    loss, _ = eng.train_steps(opt, eng.schedule.steps)
     assert loss == loss and any(not torch.equal(v, before[k]) for k, v in eng.model.state_dict().items())
+
+
+def test_a_run_folder_of_code_with_fewer_method_options_still_resumes(tmp_path, bundle):
+    """Options added to a method later (e.g. redraw) are at their defaults in a run made before."""
+    import json as _json
+    from reinitlab.rundir import open_run
+    from reinitlab.resolve import prepare
+    cfg = prepare(TrainConfig(method="lw", **TINY), bundle).cfg
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    old = cfg.to_dict()
+    old["method_options"] = {k: old["method_options"][k] for k in ("rescale", "normalize", "order")}
+    (run_dir / "config.json").write_text(_json.dumps(old))
+    assert open_run(run_dir, cfg) == "resume"
+    old["method_options"]["rescale"] = False  # a value that differs is another run
+    (run_dir / "config.json").write_text(_json.dumps(old))
+    with pytest.raises(Exception, match="method_options"):
+        open_run(run_dir, cfg)

@@ -1,14 +1,29 @@
 """reinitlab: weight reinitialization during training of CNNs on small image datasets."""
-__version__ = "0.1.0"
+from __future__ import annotations
 
-from .config import TrainConfig  # noqa: E402
-from .errors import UserError  # noqa: E402
-from .groups import Groups, groups_of  # noqa: E402
-from .methods import METHODS, make_method  # noqa: E402
-from .models import ARCHS, build_model  # noqa: E402
-from .reinit import Reinitializer  # noqa: E402
-from .reset import Action, ResetEvent, apply_event, fresh_state  # noqa: E402
-from .train import run  # noqa: E402
+import importlib
+from typing import Any
 
-__all__ = ["TrainConfig", "UserError", "Groups", "groups_of", "METHODS", "make_method", "ARCHS", "build_model",
-           "Reinitializer", "Action", "ResetEvent", "apply_event", "fresh_state", "run", "__version__"]
+# The public names, each imported from its module on first use (PEP 562): `import reinitlab` loads
+# nothing else, and `from reinitlab import Reinitializer` loads the reset machinery, not the
+# training loop, the data readers or the analyses.
+_EXPORTS = {
+    "TrainConfig": "config", "UserError": "errors", "Groups": "groups", "groups_of": "groups",
+    "METHODS": "methods", "make_method": "methods", "ARCHS": "models", "build_model": "models",
+    "Reinitializer": "reinit", "Action": "reset", "ResetEvent": "reset", "apply_event": "reset",
+    "fresh_state": "reset", "run": "train", "__version__": "version",
+}
+__all__ = list(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f".{module}", __name__), name)
+    globals()[name] = value  # looked up once
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_EXPORTS})

@@ -3,7 +3,7 @@
 For each case (arch, width, resolution, channels) the same model and data are trained three ways
 in one process:
 
-- ours: the real `train.Engine` (`train_epoch`, `evaluate`) on a prepared run of the case;
+- ours: the real `engine.Engine` (`train_steps`, `evaluate`) on a prepared run of the case;
 - reference (the primary comparison, and the strictest): the textbook pipeline, written here: a
   `Dataset` that returns one uint8 image at a time converted and normalized per sample (what
   ToTensor + Normalize do), a `DataLoader` with the default collate, and the standard loop
@@ -20,9 +20,10 @@ alternating order; speedups and utilizations are medians over repeats of ratios 
 repeat. FLOPs are counted with `torch.utils.flop_counter` on one training step (forward, loss,
 backward) and are per image, so achieved FLOP/s = FLOPs per image x images per second.
 
-The engine switches this process's malloc to heap-only allocation (`hostmem`: 1.10x training,
-1.15x evaluation for full-width nets); the references run in the same process and get it too, so
-the speedups compare the loops, not the allocators.
+The bench sets this process up as a run's (`runtime.configure`), which switches malloc to
+heap-only allocation on the CPU (`hostmem`: 1.10x training, 1.15x evaluation for full-width nets);
+the references run in the same process and get it too, so the speedups compare the loops, not the
+allocators.
 
 The 32 px colour cases train on fashion-mnist-small resized to 32 px and tinted into three
 channels: no colour dataset ships with the package, and the speed of dense fp32 kernels does not
@@ -161,10 +162,11 @@ class TorchvisionStyleDataset(torch.utils.data.Dataset):
 
 # ---- the loops --------------------------------------------------------------------------------
 class Ours:
-    """reinitlab's Engine on one case; `train(k)` runs `train_epoch` over an epoch of k steps."""
+    """reinitlab's Engine on one case; `train(k)` runs the first k steps of an epoch (`train_steps`)."""
 
     def __init__(self, case: Case, bundle: DataBundle, device: str, threads: int | None = None, **overrides):
-        from .train import Engine, prepare
+        from .engine import Engine
+        from .resolve import prepare
         cfg = TrainConfig(dataset=bundle.name, arch=case.arch, width=case.width, method="baseline", epochs=LW_EPOCHS,
                           batch_size=BATCH, device=device, threads=threads)
         for k, v in overrides.items():
@@ -173,9 +175,9 @@ class Ours:
         self.p = prepare(cfg, bundle)
         self.eng = Engine(self.p)
         if cfg.compile:
-            self.eng.forward = torch.compile(self.eng.model)  # as `execute` does each round
+            self.eng.compile()  # as the loop does each round
         self.opt = self.eng.optimizer()
-        self.full_steps = self.eng.steps
+        self.full_steps = self.eng.schedule.steps
         self.epoch = self.done = 0
         self.total_steps = LW_EPOCHS * self.full_steps
 
@@ -184,15 +186,14 @@ class Ours:
         return self.p.device
 
     def train(self, steps: int) -> int:
-        # A shortened epoch of the real loop: train_epoch runs `steps` batches of its permutation.
+        # A shortened epoch of the real loop: `steps` batches of the epoch's permutation, at the
+        # learning rates of a default round.
         torch.set_num_threads(self.p.cfg.threads)  # a `threads` variant shares the process
-        self.eng.steps = steps
         step0 = self.done % self.total_steps
-        self.eng.train_epoch(self.opt, 0, self.epoch, step0, self.total_steps)
-        self.eng.steps = self.full_steps
+        self.eng.train_steps(self.opt, steps, 0, self.epoch, step0, self.total_steps)
         self.epoch += 1
         self.done += steps
-        return steps * self.eng.batch
+        return steps * self.eng.schedule.batch
 
     def evaluate(self, n: int) -> int:
         torch.set_num_threads(self.p.cfg.threads)
@@ -394,8 +395,8 @@ def _lw_round_seconds(r: CaseResult, ours: Ours) -> float:
     eng, med = ours.eng, statistics.median
     train_ips, eval_ips = med(r.ours), med(r.ours_eval)
     val_n = 0 if eng.y_val is None else len(eng.y_val)
-    epoch = ours.full_steps * eng.batch / train_ips + val_n / eval_ips
-    return r.reset_s + LW_EPOCHS * epoch + (len(eng.y_test) + eng.n) / eval_ips
+    epoch = ours.full_steps * eng.schedule.batch / train_ips + val_n / eval_ips
+    return r.reset_s + LW_EPOCHS * epoch + (len(eng.y_test) + eng.schedule.examples) / eval_ips
 
 
 def run_bench(quick: bool = False, device: str = "auto", cases: list[Case] | None = None, repeats: int | None = None,
@@ -407,14 +408,13 @@ def run_bench(quick: bool = False, device: str = "auto", cases: list[Case] | Non
     `variants`: run settings (TrainConfig fields: channels_last, eval_batch_size, threads, compile,
     ...) to measure beside the default loop in the same repeats, to decide whether a setting earns
     its place."""
-    from .train import resolve_device
+    from .runtime import configure, resolve_device
     stream = stream or sys.stdout
     cases = cases or (QUICK_CASES if quick else FULL_CASES)
     repeats = repeats or (3 if quick else 5)
     chunk_s = chunk_s or (0.5 if quick else 1.5)
-    if threads:
-        torch.set_num_threads(threads)
     dev = resolve_device(device)
+    configure(threads=threads or None, device=dev)  # as a run's process: the allocator, TF32 on CUDA
     precision = "tf32" if dev.type == "cuda" else "fp32"  # what precision=auto computes in
     clock = Clock(timer, dev)
     t_start = time.perf_counter()
@@ -455,8 +455,6 @@ def run_bench(quick: bool = False, device: str = "auto", cases: list[Case] | Non
         loops.append((ours, ref, tv, others))
         say(f"  prepared {case.name}: {steps} steps and {n_eval} eval images per chunk")
 
-    if dev.type == "cuda":
-        torch.backends.cuda.matmul.allow_tf32 = True  # as the engine sets it for fp32 runs
     peak = Peak(clock, torch.float32, peak_size)
     clock.shares.clear()  # the share while measuring, not while preparing
     for rep in range(repeats):
@@ -577,7 +575,7 @@ def parse_case(text: str) -> Case:
 
 
 def parse_variant(text: str) -> dict:
-    from .config import parse_assignment
+    from .options import parse_assignment
     out = {}
     for part in filter(None, (p.strip() for p in text.split(","))):
         k, v = parse_assignment(part)

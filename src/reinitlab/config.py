@@ -1,37 +1,75 @@
-"""Typed run configuration, and the parsing of `key=value` overrides shared by every command.
+"""Typed run configuration.
 
 Every field has a type and a range; `TrainConfig.from_dict` refuses unknown keys, wrong types and
 out-of-range values with one line naming the key, the value and what is valid, before anything
-trains. The resolved config (defaults filled in, method options expanded) is written to each run.
+trains (options.py does the parsing, as for method and analysis options). The resolved config
+(`resolve.resolve`: defaults filled in, method options expanded) is written to each run.
 """
 from __future__ import annotations
 
 import dataclasses
-import difflib
+import functools
+import inspect
+import re
 import typing
 from dataclasses import dataclass, field
-from typing import Any, Literal, get_args, get_origin
-
-try:
-    import tomllib
-except ModuleNotFoundError:  # Python 3.10
-    import tomli as tomllib  # type: ignore[no-redef]
+from typing import Any, Literal
 
 from .errors import UserError
+from .options import option_value, parse_options
 
 Augment = Literal["none", "flip", "crop", "flip+crop"]
 Device = Literal["auto", "cpu", "cuda", "mps"]
 Precision = Literal["auto", "fp32", "bf16"]
+Tracker = Literal["none", "tensorboard", "mlflow", "wandb"]  # trackers/: one file each, TRACKERS lists them
 
 
 @dataclass
 class TrainConfig:
-    """One run: which data, which model, which method, how to train. Defaults follow SPEC 2."""
+    """One run: which data, which model, which method, how to train. Defaults follow SPEC 2.
+
+    Settings (the `--set KEY=VALUE` keys; `reinitlab train --help` prints this table with each
+    key's type and default, and `test_cli_help` fails when a field is missing here):
+
+    dataset          a registered dataset (`reinitlab list datasets`), folder:PATH or npz:PATH
+    arch             a registered architecture (`reinitlab list archs`)
+    method           a registered method, optionally with options: lw:rescale=false,order=top_down
+    method_options   every option of the method, filled in from the method spec when the run is resolved
+    train_size       examples drawn (stratified, nested) from the pool left after the validation split; none = all
+    val_fraction     share of the training pool held out for validation, fixed by data_seed; 0 = none
+    label_noise      share of the training examples whose label is replaced by a random other class
+    seed             model seed: initialization, batch order, augmentation, fresh draws, masks
+    data_seed        seed of the subset, the validation split and the label noise; none = the model seed
+    resolution       image side in pixels; none = the dataset's default
+    data_dir         where the dataset's files are; none = the cache folder ($REINITLAB_DATA)
+    rounds           R, reset rounds after round 0; none = the architecture's full LW budget (K-1)
+    epochs           E, epochs per round; `long` trains (R+1)*E epochs in one round
+    patience         end a round once training accuracy is 100% this many epochs in a row; 0 = never
+    width            channel width multiplier of the architecture
+    batch_size       training batch size
+    lr               peak learning rate of each round's warm-up + cosine schedule (SGD)
+    momentum         SGD momentum
+    nesterov         Nesterov momentum
+    weight_decay     SGD weight decay
+    warmup           share of each round's steps with a linear warm-up
+    label_smoothing  label smoothing of the training loss
+    augment          batched augmentation of the training images
+    device           where to train; auto = CUDA if available, else the CPU
+    precision        auto = fp32 (TF32 tensor cores on CUDA); bf16 = autocast, measured slower at these sizes
+    threads          torch intra-op threads; none = all cores
+    channels_last    NHWC memory format for the convolutions
+    compile          torch.compile the model
+    eval_batch_size  evaluation batch size; none = 256 on a CPU, 1024 on a GPU
+    norm_log         per-group weight norms in metrics.jsonl after every epoch
+    round_log        cheap diagnostics (norms, spectral complexity, margins) after every round
+    tracker          mirror the run into an experiment tracker's local store: none, tensorboard, mlflow or wandb
+    tracker_dir      the tracker's store; none = tensorboard/, mlflow/ or wandb/ in the study folder, else beside the run folder
+    """
 
     dataset: str = "fashion-mnist-small"
     arch: str = "cnn"
     method: str = "lw"  # a registry name, optionally with options: "lw:rescale=false,order=top_down"
-    method_options: dict = field(default_factory=dict)  # filled in by resolve(): every option's value
+    method_options: dict = field(default_factory=dict)  # filled in by resolve.resolve(): every option's value
     train_size: int | None = None  # examples drawn (stratified) from the pool left after the val split
     val_fraction: float = 0.1  # of the training pool, stratified, fixed by data_seed; 0 = no val split
     label_noise: float = 0.0
@@ -59,6 +97,8 @@ class TrainConfig:
     eval_batch_size: int | None = None  # None: 256 on CPU (measured 1.3-1.5x faster than 1024), 1024 on GPUs
     norm_log: bool = True  # per-group weight norms in metrics.jsonl every epoch
     round_log: bool = True  # cheap diagnostics (norms, spectral complexity, margins) after every round
+    tracker: Tracker = "none"  # mirror the run into an experiment tracker (local store); the run folder stays the record
+    tracker_dir: str | None = None  # the tracker's store; None = tensorboard/, mlflow/ or wandb/ in the study folder, else beside the run folder
 
     # ---- construction -------------------------------------------------------------------
     @classmethod
@@ -67,17 +107,11 @@ class TrainConfig:
 
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> "TrainConfig":
-        cfg = cls()
-        for key, value in values.items():
-            cfg.set(key, value)
-        cfg.validate()
-        return cfg
+        return parse_options(cls, values, noun="run setting")
 
     def set(self, key: str, value: Any) -> None:
-        hints = _hints(type(self))
-        if key not in hints:
-            raise UserError(unknown_key_message(key, self.field_names(), "run setting"))
-        setattr(self, key, coerce(key, value, hints[key]))
+        hints = typing.get_type_hints(type(self))
+        setattr(self, key, option_value(hints, self.field_names(), key, value, noun="run setting"))
 
     def replace(self, **changes) -> "TrainConfig":
         new = dataclasses.replace(self)
@@ -117,130 +151,13 @@ class TrainConfig:
             raise UserError("nesterov=true needs momentum > 0 (set nesterov=false or a momentum in (0, 1))")
 
 
-# ---- value parsing and coercion, shared with study files -----------------------------------
-def parse_value(text: str) -> Any:
-    """A `--set` value: TOML if it parses (1, 0.5, true, "x", [1, 2]), else a bare string.
-    Lists of bare words may be written [a,b]."""
-    text = text.strip()
-    try:
-        return tomllib.loads(f"v = {text}")["v"]
-    except tomllib.TOMLDecodeError:
-        pass
-    if text.startswith("[") and text.endswith("]"):
-        inner = text[1:-1].strip()
-        return [parse_value(part) for part in _split_top(inner)] if inner else []
-    return text
-
-
-def _split_top(text: str) -> list[str]:
-    """Split on commas that are not inside brackets, so [lw:rescale=false,order=top_down] stays whole
-    only where quoted; bare lists of plain words are the common case."""
-    parts, depth, cur = [], 0, []
-    for ch in text:
-        if ch in "[(":
-            depth += 1
-        elif ch in "])":
-            depth -= 1
-        if ch == "," and depth == 0:
-            parts.append("".join(cur))
-            cur = []
-        else:
-            cur.append(ch)
-    parts.append("".join(cur))
-    return [p.strip() for p in parts]
-
-
-def parse_assignment(text: str) -> tuple[str, Any]:
-    if "=" not in text:
-        raise UserError(f"--set {text!r}: expected key=value")
-    key, _, value = text.partition("=")
-    key = key.strip()
-    if not key:
-        raise UserError(f"--set {text!r}: the key is empty")
-    return key, parse_value(value)
-
-
-def unknown_key_message(key: str, valid: list[str], what: str) -> str:
-    close = difflib.get_close_matches(key, valid, n=1)
-    hint = f" (did you mean {close[0]!r}?)" if close else ""
-    return f"unknown {what} {key!r}{hint}; valid: {', '.join(valid)}"
+@functools.lru_cache(maxsize=1)
+def setting_help() -> dict[str, str]:
+    """field -> its one-line description, read from the table in TrainConfig's docstring."""
+    lines = inspect.cleandoc(TrainConfig.__doc__ or "").splitlines()
+    rows = (re.match(r"(\w+) {2,}(\S.*)$", line) for line in lines)
+    return {m.group(1): m.group(2) for m in rows if m and m.group(1) in _hints(TrainConfig)}
 
 
 def _hints(cls) -> dict[str, Any]:
     return typing.get_type_hints(cls)
-
-
-def type_name(tp: Any) -> str:
-    origin = get_origin(tp)
-    if origin is Literal:
-        return "one of " + ", ".join(repr(a) for a in get_args(tp))
-    if origin in (typing.Union, getattr(__import__("types"), "UnionType", None)):
-        names = [type_name(a) for a in get_args(tp) if a is not type(None)]
-        return " or ".join(names) + " or none"
-    if tp is float:
-        return "a number"
-    if tp is int:
-        return "an integer"
-    if tp is bool:
-        return "true or false"
-    if tp is str:
-        return "a string"
-    return getattr(tp, "__name__", str(tp))
-
-
-def coerce(key: str, value: Any, tp: Any) -> Any:
-    """Check `value` against the annotation `tp`; convert only where no information is lost."""
-
-    def bad() -> UserError:
-        return UserError(f"{key}={value!r} has the wrong type: expected {type_name(tp)}")
-
-    origin = get_origin(tp)
-    if origin is Literal:
-        if value not in get_args(tp):
-            raise UserError(f"{key}={value!r} is not valid: expected {type_name(tp)}")
-        return value
-    if origin in (typing.Union, getattr(__import__("types"), "UnionType", None)):
-        args = [a for a in get_args(tp) if a is not type(None)]
-        if value is None or (isinstance(value, str) and value.lower() in ("none", "null")):
-            return None
-        for a in args:
-            try:
-                return coerce(key, value, a)
-            except UserError:
-                continue
-        raise bad()
-    if tp is bool:
-        if isinstance(value, bool):
-            return value
-        if isinstance(value, str) and value.lower() in ("true", "false"):
-            return value.lower() == "true"
-        raise bad()
-    if tp is int:
-        if isinstance(value, bool):
-            raise bad()
-        if isinstance(value, int):
-            return value
-        if isinstance(value, float) and value.is_integer():
-            return int(value)
-        raise bad()
-    if tp is float:
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise bad()
-        value = float(value)
-        if value != value or value in (float("inf"), float("-inf")):
-            raise UserError(f"{key}={value!r} is not a finite number")
-        return value
-    if tp is str:
-        if not isinstance(value, str):
-            raise bad()
-        return value
-    if tp is dict or origin is dict:
-        if not isinstance(value, dict):
-            raise bad()
-        return value
-    if origin is list:
-        if not isinstance(value, list):
-            raise bad()
-        (inner,) = get_args(tp)
-        return [coerce(key, v, inner) for v in value]
-    raise TypeError(f"unsupported annotation {tp!r} for {key}")

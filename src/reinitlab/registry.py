@@ -3,7 +3,7 @@
     METHODS = Registry("method")
     @METHODS.register("lw")            # or METHODS.add("lw", LW)
     class LW(Method): ...
-    METHODS["lx"]  ->  UserError: unknown method 'lx' (did you mean 'lw'?); valid: baseline, ..., lw
+    METHODS["lww"] ->  UserError: unknown method 'lww' (did you mean 'lw'?); valid: baseline, ..., lw
 
 A registry is a read-only mapping name -> value in registration order. Registering a name twice is
 an error naming the registry and the name: a second method silently replacing the first would
@@ -11,12 +11,11 @@ change every study that names it.
 """
 from __future__ import annotations
 
-import difflib
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from typing import Callable, Generic, TypeVar
 
-from .errors import UserError
+from .errors import UserError, unknown_message
 
 T = TypeVar("T")
 
@@ -50,12 +49,8 @@ class Registry(Mapping[str, T], Generic[T]):
         return deco
 
     def unknown(self, name: object) -> str:
-        """The one-line message for a name that is not registered."""
-        valid = sorted(self._items)
-        # 0.5 rather than difflib's 0.6: registry names are short, and 'lx' should suggest 'lw'
-        close = difflib.get_close_matches(str(name), valid, n=1, cutoff=0.5)
-        hint = f" (did you mean {close[0]!r}?)" if close else ""
-        return f"unknown {self.kind} {name!r}{hint}; valid: {', '.join(valid)}"
+        """The one-line message for a name that is not registered (errors.unknown_message)."""
+        return unknown_message(self.kind, str(name), self._items)
 
     def __getitem__(self, name: str) -> T:
         try:

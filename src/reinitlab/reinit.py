@@ -3,20 +3,32 @@
     reinit = Reinitializer(model, "lw", rounds=3)       # records initial norms now
     for r in range(reinit.rounds + 1):
         if r:
-            reinit.reset(r, data=train_loader)           # fresh draw + the method's event
+            reinit.reset(r, data=train_loader)           # the method's event, against its re-draw source
         optimizer = make_optimizer(model)                # a fresh optimizer every round
         train(model, optimizer)
+
+Methods that act during training need three more calls from the loop (each a no-op for the
+methods that do not):
+
+        loss = loss_fn(model(x), y)
+        extra = reinit.loss_term()                       # l2init's penalty, else None
+        (loss if extra is None else loss + extra).backward()
+        optimizer.step()
+        reinit.after_step(r, step, optimizer, data=...)  # in-round events every N steps (swr, redo:every)
+    ...
+    reinit.end_epoch(r, epoch, last=..., optimizer=optimizer, data=...)  # rewind snapshots, sp:every_epochs
 """
 from __future__ import annotations
 
-from typing import Any, Callable, Iterable
+from typing import Any, Callable
 
 import torch
 import torch.nn as nn
 
 from .groups import Groups, groups_of
 from .methods import Method, ResetContext, make_method
-from .reset import apply_event, fresh_state, init_fn_of, insert_standardize, preserve_buffers, standardization_of
+from .reset import (ResetEvent, apply_event, fresh_modules, fresh_state, init_fn_of,
+                    insert_standardize, peer_init, preserve_buffers, standardization_of, state_copy)
 from .seeding import derive
 
 
@@ -40,31 +52,126 @@ class Reinitializer:
         self.loss_fn = loss_fn or nn.functional.cross_entropy
         self.stat_batches = stat_batches
         self.init_norms = {n: float(p.detach().norm()) for n, p in model.named_parameters()}
+        # w0, kept only for the methods that return to it (redraw=init, l2init): one model's worth
+        self.initial = state_copy(model) if self.method.needs_initial else None
+        self.rewound: dict[str, torch.Tensor] | None = None  # weights after epoch rewind_epoch of round 0
+        self.rewound_at: dict | None = None
+        self.epochs_seen: dict[int, int] = {}  # round -> epochs ended (end_epoch calls)
         self.standardized: dict[str, int] = {}  # group -> channels of its frozen standardization
         self.history: list[dict] = []
+        self.in_round_log: list[dict] = []  # per round with in-round events: count and elements replaced
 
-    # ---- the event ---------------------------------------------------------------------------
+    # ---- the event at a round start ----------------------------------------------------------
     def reset(self, round: int, data: Any = None) -> dict:
-        """Start round `round` (1..R): fresh draw, the method's event, optional standardization.
+        """Start round `round` (1..R): the method's event against its re-draw source, optional
+        standardization.
 
-        `data`: training batches without augmentation, needed by `dnr` and by `lw` with normalize:
-        an iterable of (x, y) (a DataLoader), a tuple (x, y) of tensors, or a callable returning
-        either. Returns a record of what changed (also kept in `history`)."""
+        `data`: training batches without augmentation, needed by `dnr`, `dash`, `redo` and by `lw`
+        with normalize: an iterable of (x, y) (a DataLoader), a tuple (x, y) of tensors, or a
+        callable returning either. Returns a record of what changed (also kept in `history`)."""
         if not self.method.resets:
             raise ValueError(f"method {self.method.name!r} has no reset rounds")
         batches = lambda: self._batches(data)  # noqa: E731
-        ctx = ResetContext(model=self.model, groups=self.groups, round=round, rounds=self.rounds,
-                           init_norms=self.init_norms, seed=self.seed, batches=batches, loss_fn=self.loss_fn)
-        event = self.method.event(ctx)
-        fresh = fresh_state(self.model, derive(self.seed, "fresh", round), self.init_fn)
-        redrawn = apply_event(self.model, self.groups, event, fresh)
+        event = self.method.event(self._context(round, batches))
+        record = {"round": round, "event": event.description}
+        source = self.source(event, round, record=record)
+        redrawn = apply_event(self.model, self.groups, event, source)
         if event.normalize_after:
             self._standardize_after(event.normalize_after, batches())
-        record = {"round": round, "event": event.description, "redrawn_fraction": redrawn,
-                  "standardized": sorted(self.standardized, key=self.groups.names.index)}
+        record.update(redrawn_fraction=redrawn,
+                      standardized=sorted(self.standardized, key=self.groups.names.index))
         self.history.append(record)
         return record
 
+    def _context(self, round: int, batches, step: int | None = None, epoch: int | None = None) -> ResetContext:
+        return ResetContext(model=self.model, groups=self.groups, round=round, rounds=self.rounds,
+                            init_norms=self.init_norms, seed=self.seed, batches=batches, loss_fn=self.loss_fn,
+                            step=step, epoch=epoch, initial=self.initial)
+
+    # ---- where re-drawn values come from -------------------------------------------------------
+    def source(self, event: ResetEvent, round: int, step: Any = None, record: dict | None = None
+               ) -> dict[str, torch.Tensor]:
+        """The values `event` re-draws from, per the method's `redraw` option. Round starts draw the
+        whole model from the stream (seed, "fresh", round); in-round events (`step` given: a step
+        number or ("epoch", e)) draw only the modules they touch, from (seed, "fresh", round, step)."""
+        how = self.method.redraw
+        if how == "init":
+            return self.initial
+        if how == "rewind":
+            if self.rewound is None:
+                self._rewind_fallback(record)
+            return self.rewound
+        init_fn = peer_init if how == "peer" else self.init_fn
+        if step is None:
+            return fresh_state(self.model, derive(self.seed, "fresh", round), init_fn)
+        names = [n for n, a in event.actions.items() if a.needs_source()] + list(event.fresh_buffers)
+        return fresh_modules(self.model, names, derive(self.seed, "fresh", round, step), init_fn)
+
+    def _rewind_fallback(self, record: dict | None) -> None:
+        """Round 0 ended (patience) before epoch rewind_epoch: its final weights are the source."""
+        seen = self.epochs_seen.get(0, 0)
+        if not seen:
+            raise ValueError(f"method {self.method.name!r} rewinds to the weights after epoch "
+                             f"{self.method.rewind_epoch} of round 0: call reinit.end_epoch(round, epoch) "
+                             "after every epoch")
+        self.rewound, self.rewound_at = state_copy(self.model), {"round": 0, "epoch": seen}
+        if record is not None:
+            record["rewind"] = f"round 0 ended after {seen} epochs, before rewind_epoch {self.method.rewind_epoch}: its final weights"
+
+    # ---- interventions within a round ------------------------------------------------------------
+    def loss_term(self, round: int = 0) -> torch.Tensor | None:
+        """A penalty the loop adds to the training loss (l2init), or None."""
+        if not self.method.has_loss_term:
+            return None
+        return self.method.loss_term(self._context(round, None))
+
+    def after_step(self, round: int, step: int, optimizer: torch.optim.Optimizer | None = None,
+                   data: Any = None) -> dict | None:
+        """Call after every optimizer step; `step` counts the round's completed steps from 1."""
+        if not self.method.in_round:
+            return None
+        batches = lambda: self._batches(data)  # noqa: E731
+        event = self.method.step_event(self._context(round, batches, step=step))
+        return self._apply_in_round(event, round, step, optimizer, batches)
+
+    def end_epoch(self, round: int, epoch: int, last: bool = False,
+                  optimizer: torch.optim.Optimizer | None = None, data: Any = None) -> dict | None:
+        """Call after every epoch (`epoch` counts the round's completed epochs from 1; `last`: the
+        round ends here, so no in-round event follows). Takes the rewind snapshot when it is due."""
+        self.epochs_seen[round] = epoch
+        if round == 0 and epoch == self.method.rewind_epoch:
+            self.rewound, self.rewound_at = state_copy(self.model), {"round": 0, "epoch": epoch}
+        if last or not self.method.in_round:
+            return None
+        batches = lambda: self._batches(data)  # noqa: E731
+        event = self.method.epoch_event(self._context(round, batches, epoch=epoch))
+        return self._apply_in_round(event, round, ("epoch", epoch), optimizer, batches)
+
+    def _apply_in_round(self, event: ResetEvent | None, round: int, step, optimizer, batches) -> dict | None:
+        if event is None or not (event.actions or event.fresh_buffers):
+            return None
+        params = dict(self.model.named_parameters())
+        source = self.source(event, round, step=step)
+        redrawn = apply_event(self.model, self.groups, event, source)
+        replaced = 0
+        for name, act in event.actions.items():
+            mask = act.replaced(tuple(params[name].shape))
+            if mask is None:
+                continue
+            replaced += int(mask.sum())
+            if optimizer is not None:
+                _clear_optimizer_state(optimizer, params[name], mask)
+        if event.normalize_after:
+            self._standardize_after(event.normalize_after, batches())
+        log = self.in_round_log[-1] if self.in_round_log and self.in_round_log[-1]["round"] == round else None
+        if log is None:
+            log = {"round": round, "events": 0, "replaced_elements": 0}
+            self.in_round_log.append(log)
+        log["events"] += 1
+        log["replaced_elements"] += replaced
+        return {"round": round, "step": step, "event": event.description, "redrawn_fraction": redrawn}
+
+    # ---- data and standardization ----------------------------------------------------------------
     def _batches(self, data) -> list[tuple[torch.Tensor, torch.Tensor]]:
         if data is None:
             raise ValueError(f"method {self.method.name!r} needs training data at reset: pass data=...")
@@ -112,14 +219,28 @@ class Reinitializer:
 
     # ---- checkpoints -------------------------------------------------------------------------
     def state_dict(self) -> dict:
-        return {"init_norms": self.init_norms, "standardized": dict(self.standardized),
-                "history": list(self.history)}
+        """Everything a resumed run needs to replay the same events: with redraw=init / l2init the
+        initial values, with redraw=rewind the snapshot once taken, and the method's own state."""
+        state = {"init_norms": self.init_norms, "standardized": dict(self.standardized),
+                 "history": list(self.history), "epochs_seen": dict(self.epochs_seen),
+                 "in_round_log": [dict(r) for r in self.in_round_log], "method": self.method.state_dict()}
+        if self.initial is not None:
+            state["initial"] = self.initial
+        if self.rewound is not None:
+            state["rewound"], state["rewound_at"] = self.rewound, self.rewound_at
+        return state
 
     def load_state_dict(self, state: dict) -> None:
         """Restore before `model.load_state_dict`: re-creates the standardization modules whose
         statistics the model's state dict then fills in."""
         self.init_norms = dict(state["init_norms"])
         self.history = list(state["history"])
+        self.epochs_seen = {int(k): v for k, v in state.get("epochs_seen", {}).items()}
+        self.in_round_log = [dict(r) for r in state.get("in_round_log", [])]
+        if "initial" in state:
+            self.initial = state["initial"]
+        self.rewound, self.rewound_at = state.get("rewound"), state.get("rewound_at")
+        self.method.load_state_dict(state.get("method", {}))
         for group, channels in state["standardized"].items():
             placeholder = torch.zeros(channels)
             insert_standardize(self.model, self.groups.output[group], placeholder, placeholder + 1)
@@ -128,3 +249,13 @@ class Reinitializer:
     def standardizations(self) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
         """group -> (mean, std) of the frozen standardization after it."""
         return {g: standardization_of(self.model.get_submodule(self.groups.output[g])) for g in self.standardized}
+
+
+@torch.no_grad()
+def _clear_optimizer_state(optimizer: torch.optim.Optimizer, p: torch.Tensor, mask: torch.Tensor) -> None:
+    """Zero the optimizer's per-element state (SGD momentum, Adam moments) where an in-round event
+    replaced the value: momentum built for the old value would push the new one."""
+    for v in optimizer.state.get(p, {}).values():
+        if isinstance(v, torch.Tensor) and v.shape == p.shape:
+            v.masked_fill_(mask.to(v.device), 0)
+

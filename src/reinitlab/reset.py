@@ -1,13 +1,22 @@
 """Reset events and how they are applied to a model.
 
 A method never edits weights itself: it returns a `ResetEvent` (per parameter tensor: keep it,
-re-draw it, or keep a masked part; optionally scale the kept part or add a fraction of a fresh
-draw), and `apply_event` carries it out against a fresh draw from the model's own initializer.
-Every method therefore has the same, stated semantics for BatchNorm, biases and buffers.
+re-draw it, or keep a masked part; optionally scale the kept part, add a fraction of the re-draw
+source, or add a target computed by the method), and `apply_event` carries it out against a
+*source*: a complete set of values to re-draw from. Every method therefore has the same, stated
+semantics for BatchNorm, biases and buffers.
+
+Sources (a method's `redraw` option; `Reinitializer.source` builds them):
+  fresh   a new draw from the model's own initializer (`fresh_state`, seeded by (seed, round))
+  peer    a new draw from PyTorch's default initializer (`peer_init`), the Knowledge Evolution and
+          LLF code's re-draw
+  init    the run's own round-0 initial values w0
+  rewind  the values after epoch `rewind_epoch` of round 0
 """
 from __future__ import annotations
 
 import copy
+import math
 from dataclasses import dataclass, field
 from typing import Callable
 
@@ -15,23 +24,48 @@ import torch
 import torch.nn as nn
 
 from .groups import Groups
-
+from .seeding import derive
 
 @dataclass
 class Action:
-    """What happens to one parameter tensor.
+    """What happens to one parameter tensor p, given its source values s (the re-draw):
 
-    keep:  True (whole tensor kept), False (whole tensor re-drawn), or a bool mask, True = kept.
-    scale: kept elements are multiplied by this (LW's rescale to the initial norm; 0 zeroes them).
-    noise: kept elements get `noise * fresh` added (shrink and perturb).
+        p <- where(keep, scale * p + noise * s + offset, s)
+
+    keep:   True (whole tensor kept), False (whole tensor re-drawn from the source), or a bool mask
+            of p's shape, True = kept.
+    scale:  a number or a tensor broadcastable to p (LW's rescale to the initial norm, DASH's
+            per-kernel shrink, ReDo's zeroed outgoing columns; 0 zeroes the kept elements).
+    noise:  kept elements get `noise * s` added (shrink and perturb).
+    offset: a tensor of p's shape added to the kept elements (FIRE's orthogonalized target,
+            with scale = 1 - alpha).
+    Re-drawn elements take the source value as it is: scale, noise and offset apply to kept ones.
     """
 
     keep: bool | torch.Tensor = True
-    scale: float = 1.0
+    scale: float | torch.Tensor = 1.0
     noise: float = 0.0
+    offset: torch.Tensor | None = None
 
     def is_identity(self) -> bool:
-        return self.keep is True and self.scale == 1.0 and self.noise == 0.0
+        return (self.keep is True and not isinstance(self.scale, torch.Tensor) and self.scale == 1.0
+                and self.noise == 0.0 and self.offset is None)
+
+    def needs_source(self) -> bool:
+        return self.keep is not True or self.noise != 0.0
+
+    def replaced(self, shape) -> torch.Tensor | None:
+        """Bool mask of the elements whose value this action replaces (re-drawn, or scaled to 0 with
+        nothing added): the optimizer state of those elements is stale after an in-round event."""
+        out = None
+        if self.keep is False:
+            return torch.ones(shape, dtype=torch.bool)
+        if isinstance(self.keep, torch.Tensor):
+            out = ~self.keep.cpu()
+        if isinstance(self.scale, torch.Tensor) and self.noise == 0.0 and self.offset is None:
+            zero = (self.scale.cpu() == 0).expand(shape)
+            out = zero if out is None else out | zero
+        return out
 
 
 @dataclass
@@ -39,6 +73,10 @@ class ResetEvent:
     actions: dict[str, Action] = field(default_factory=dict)  # parameters not listed stay unchanged
     normalize_after: str | None = None  # insert a frozen standardization after this group
     description: str = ""
+    # Buffers (e.g. BatchNorm running statistics) that take the source's values although their module
+    # is not re-drawn whole (shrink-perturb with buffers=fresh). Buffers of modules whose every own
+    # parameter is re-drawn whole take them anyway.
+    fresh_buffers: list[str] = field(default_factory=list)
 
 
 def default_init(m: nn.Module) -> None:
@@ -49,8 +87,28 @@ def default_init(m: nn.Module) -> None:
         m.reset_running_stats()
 
 
+def peer_init(m: nn.Module) -> None:
+    """PyTorch's default draw, which the Knowledge Evolution and LLF code re-draw with whatever the
+    model's own initializer: conv and linear weights kaiming_uniform_(a=sqrt(5)) (uniform with bound
+    1/sqrt(fan_in), about 0.41x the std of He-normal fan-in), their biases uniform in
+    +-1/sqrt(fan_in); norm layers weight 1, bias 0, running statistics cleared; any other module its
+    own `reset_parameters`."""
+    if isinstance(m, (nn.modules.conv._ConvNd, nn.Linear)):
+        nn.init.kaiming_uniform_(m.weight, a=math.sqrt(5))
+        if m.bias is not None:
+            fan_in, _ = nn.init._calculate_fan_in_and_fan_out(m.weight)
+            bound = 1 / math.sqrt(fan_in) if fan_in > 0 else 0.0
+            nn.init.uniform_(m.bias, -bound, bound)
+    else:
+        default_init(m)
+
+
 def init_fn_of(model: nn.Module) -> Callable[[nn.Module], None]:
     return getattr(model, "init_module", None) or default_init
+
+
+def _cuda_devices(model: nn.Module) -> list:
+    return [p.device for p in model.parameters() if p.device.type == "cuda"][:1]
 
 
 @torch.no_grad()
@@ -61,13 +119,39 @@ def fresh_state(model: nn.Module, seed: int, init_fn: Callable[[nn.Module], None
     A deep copy is re-initialized under a forked RNG, so the caller's global RNG is untouched and the
     same seed always gives the same draw."""
     init_fn = init_fn or init_fn_of(model)
-    devices = [p.device for p in model.parameters() if p.device.type == "cuda"][:1]
-    with torch.random.fork_rng(devices=devices):
+    with torch.random.fork_rng(devices=_cuda_devices(model)):
         torch.manual_seed(seed)
         clone = copy.deepcopy(model)
         for m in clone.modules():
             init_fn(m)
     return {k: v.detach() for k, v in clone.state_dict(keep_vars=True).items()}
+
+
+@torch.no_grad()
+def fresh_modules(model: nn.Module, names, seed: int, init_fn: Callable[[nn.Module], None] | None = None
+                  ) -> dict[str, torch.Tensor]:
+    """A fresh draw of only the modules that own the parameters `names` (their parameters and
+    buffers), each from its own stream derive(seed, module name): what an in-round event needs,
+    without copying the whole model at every step."""
+    init_fn = init_fn or init_fn_of(model)
+    owners = {n.rpartition(".")[0] for n in names}
+    out: dict[str, torch.Tensor] = {}
+    for mname, module in model.named_modules():
+        if mname not in owners:
+            continue
+        with torch.random.fork_rng(devices=_cuda_devices(model)):
+            torch.manual_seed(derive(seed, mname))
+            clone = copy.deepcopy(module)
+            init_fn(clone)
+        prefix = f"{mname}." if mname else ""
+        for k, v in list(clone.named_parameters(recurse=False)) + list(clone.named_buffers(recurse=False)):
+            out[prefix + k] = v.detach()
+    return out
+
+
+def state_copy(model: nn.Module) -> dict[str, torch.Tensor]:
+    """Detached copies of every parameter and buffer: a source for redraw=init and redraw=rewind."""
+    return {k: v.detach().clone() for k, v in model.state_dict().items()}
 
 
 @torch.no_grad()
@@ -85,16 +169,25 @@ def apply_event(model: nn.Module, groups: Groups, event: ResetEvent, fresh: dict
     for name, act in event.actions.items():
         if act.is_identity():
             continue
-        p, f = params[name], fresh[name].to(params[name].device)
-        kept = p * act.scale if act.scale != 1.0 else p.clone()
+        p = params[name]
+        f = fresh[name].to(p.device) if act.needs_source() else None
+        if act.keep is False:
+            p.copy_(f)
+            continue
+        scaled = isinstance(act.scale, torch.Tensor) or act.scale != 1.0
+        kept = p * (act.scale.to(p.device) if isinstance(act.scale, torch.Tensor) else act.scale) if scaled else p.clone()
         if act.noise:
             kept.add_(f, alpha=act.noise)
+        if act.offset is not None:
+            kept.add_(act.offset.to(p.device, p.dtype))
         if act.keep is True:
             p.copy_(kept)
-        elif act.keep is False:
-            p.copy_(f)
         else:
             p.copy_(torch.where(act.keep.to(p.device), kept, f))
+    named_buffers = dict(model.named_buffers())
+    for key in event.fresh_buffers:
+        if key in fresh and key in named_buffers:
+            named_buffers[key].copy_(fresh[key])
     for mname, module in model.named_modules():
         own = [f"{mname}.{n}" if mname else n for n, _ in module.named_parameters(recurse=False)]
         if own and all(event.actions.get(n, Action()).keep is False for n in own):

@@ -10,13 +10,12 @@ The model of one run's wall time (an upper bound when `patience` may end rounds 
   + resets x reset_s                            per reset: fresh draw + statistics batches
   + warmup_s (once; every round with compile, which recompiles each round)
 
+The epochs, steps, batch and statistics batches are the engine's own schedule (`Schedule.of`).
 train_ips, eval_ips, epoch_s, reset_s and warmup_s come from a short probe of the real `Engine`
 on synthetic data of the run's shape: same arch, width, resolution, channels, batch, augmentation,
-device, threads, precision, channels-last and compile settings. Content does not change the speed
-of dense fp32 kernels, so random images measure the same thing as the dataset's. Probes are cached
-in `<cache>/throughput.json` (`~/.cache/reinitlab`, or `$REINITLAB_DATA`) keyed by those settings,
-the machine, the torch version and a hash of the engine and model sources, so a changed loop is
-re-measured and a repeated estimate costs only the config resolution.
+device, threads, precision, channels-last and compile settings, cached in the probe cache
+(probe.py) keyed by them, the machine, the torch version and a hash of the engine and model
+sources, so a changed loop is re-measured and a repeated estimate costs only the config resolution.
 
 A probe measures this process alone. Runs started side by side share the cores and each runs
 slower; the caller that plans parallel workers owns that factor.
@@ -24,32 +23,28 @@ slower; the caller that plans parallel workers owns that factor.
 from __future__ import annotations
 
 import copy
-import hashlib
 import io
-import json
 import os
-import platform
 import statistics
 import tempfile
 import time
 from dataclasses import asdict, dataclass
-from pathlib import Path
 
 import torch
 
+from . import probe as probes
+from . import runtime
 from .config import TrainConfig
 from .data import DataBundle
+from .data.cache import cache_root
+from .engine import Engine, Schedule
+from .measure.norms import group_norms
+from .reset import fresh_state
+from .resolve import prepare
 
-CACHE_FILE = "throughput.json"
-PROBE_VERSION = 1  # bump when the probe itself changes what it measures
-
-
-def cache_root() -> Path:
-    return Path(os.environ.get("REINITLAB_DATA", Path.home() / ".cache" / "reinitlab"))
-
-
-def cache_path() -> Path:
-    return cache_root() / CACHE_FILE
+PROBE_VERSION = 2  # bump when the probe itself changes what it measures
+# The code that decides the speed: an edit to it re-measures.
+SOURCES = probes.sources("engine.py", "augment.py", "hostmem.py", "runtime.py", "measure/norms.py", "models/*.py")
 
 
 @dataclass
@@ -89,108 +84,51 @@ def _fmt(s: float) -> str:
     return f"{s / 3600:.1f} h"
 
 
-def _source_hash() -> str:
-    """The engine, augmentation and model code decide the speed; an edit to them re-measures."""
-    here = Path(__file__).resolve().parent
-    h = hashlib.sha256()
-    for p in [here / "train.py", here / "augment.py", here / "hostmem.py", *sorted((here / "models").glob("*.py"))]:
-        try:
-            h.update(p.read_bytes())
-        except OSError:
-            pass
-    return h.hexdigest()[:12]
-
-
-def _machine() -> str:
-    cpu = ""
-    try:
-        with open("/proc/cpuinfo") as f:
-            cpu = next((line.split(":", 1)[1].strip() for line in f if line.startswith("model name")), "")
-    except OSError:
-        pass
-    return f"{platform.node()}|{cpu or platform.processor()}|{os.cpu_count()}"
-
-
 def probe_key(cfg: TrainConfig, channels: int) -> str:
     """`cfg` must be resolved (device, threads, precision, resolution filled in)."""
     dev = cfg.device
     if dev == "cuda" and torch.cuda.is_available():
         dev = f"cuda:{torch.cuda.get_device_name()}"
-    parts = {
-        "v": PROBE_VERSION, "arch": cfg.arch, "width": cfg.width, "resolution": cfg.resolution,
-        "channels": channels, "batch": cfg.batch_size, "eval_batch": cfg.eval_batch_size,
-        "augment": cfg.augment, "device": dev, "threads": cfg.threads, "precision": cfg.precision,
-        "channels_last": cfg.channels_last, "compile": cfg.compile, "torch": torch.__version__,
-        "src": _source_hash(), "machine": _machine(),
+    setting = {
+        "arch": cfg.arch, "width": cfg.width, "resolution": cfg.resolution, "channels": channels,
+        "batch": cfg.batch_size, "eval_batch": cfg.eval_batch_size, "augment": cfg.augment, "device": dev,
+        "threads": cfg.threads, "precision": cfg.precision, "channels_last": cfg.channels_last,
+        "compile": cfg.compile,
     }
-    return json.dumps(parts, sort_keys=True)
-
-
-def _read_cache() -> dict:
-    try:
-        with open(cache_path()) as f:
-            data = json.load(f)
-        return data if isinstance(data, dict) else {}
-    except (OSError, ValueError):
-        return {}
-
-
-def _write_cache(key: str, probe: Probe) -> None:
-    from .rundir import atomic_write_json
-    # Read-merge-write: parallel planners may each add a key; a lost update only costs a re-probe.
-    data = _read_cache()
-    data[key] = asdict(probe)
-    try:
-        cache_root().mkdir(parents=True, exist_ok=True)
-        atomic_write_json(cache_path(), data)
-    except OSError:
-        pass  # an unwritable cache makes estimates slower, not wrong
-
-
-def _synthetic_bundle(channels: int, resolution: int, n_train: int, n_test: int, classes: int = 10) -> DataBundle:
-    g = torch.Generator().manual_seed(0)
-
-    def images(n):
-        return torch.randint(0, 256, (n, channels, resolution, resolution), generator=g, dtype=torch.uint8)
-
-    return DataBundle(name="probe", x_train=images(n_train), y_train=torch.arange(n_train) % classes,
-                      x_test=images(n_test), y_test=torch.arange(n_test) % classes,
-                      classes=[str(c) for c in range(classes)])
+    return probes.key("throughput", PROBE_VERSION, setting, SOURCES)
 
 
 def measure(cfg: TrainConfig, channels: int, budget_s: float = 2.0) -> Probe:
     """Probe the real Engine on random data of the run's shape. `cfg` must be resolved.
 
     Training: epochs of `steps` batches, repeated until `budget_s` has passed (at least two after the
-    warm-up one); the median epoch gives the steady rate. Evaluation likewise over two full eval batches."""
-    from .groups import groups_of
-    from .reset import fresh_state
-    from .train import Engine, group_norms, prepare
-
+    warm-up one); the median epoch gives the steady rate. Evaluation likewise over two full eval batches.
+    Runs on the run's thread count and with its process settings (runtime.configure), as a run would."""
     steps = 4
     pcfg = copy.deepcopy(cfg)
     pcfg.method, pcfg.method_options, pcfg.rounds, pcfg.epochs = "baseline", {}, 0, 1
     pcfg.train_size, pcfg.val_fraction, pcfg.label_noise, pcfg.patience = None, 0.0, 0.0, 0
-    bundle = _synthetic_bundle(channels, cfg.resolution, steps * cfg.batch_size, 2 * cfg.eval_batch_size)
-    threads = torch.get_num_threads()
-    try:
+    bundle = probes.synthetic_bundle(channels, cfg.resolution, steps * cfg.batch_size, 2 * cfg.eval_batch_size)
+    with runtime.threads(cfg.threads):
         p = prepare(pcfg, bundle)
+        runtime.configure(device=p.device)
         eng = Engine(p)
         if pcfg.compile:
-            eng.forward = torch.compile(eng.model)
+            eng.compile()
         opt = eng.optimizer()
-        total = 1000 * steps  # a long schedule: the lr stays sane over the repeated epochs
+        sched = eng.schedule
+        total = 1000 * sched.steps  # a long schedule: the lr stays sane over the repeated epochs
         t0 = time.perf_counter()
-        eng.train_epoch(opt, 0, 0, 0, total)
+        eng.train_steps(opt, sched.steps, 0, 0, 0, total)
         first = time.perf_counter() - t0
         times, e, start = [], 1, time.perf_counter()
         while len(times) < 2 or (time.perf_counter() - start < budget_s and len(times) < 50):
             t0 = time.perf_counter()
-            eng.train_epoch(opt, 0, e, e * steps, total)
+            loss, _ = eng.train_steps(opt, sched.steps, 0, e, e * sched.steps, total)
             times.append(time.perf_counter() - t0)
             e += 1
         epoch_t = statistics.median(times)
-        train_ips = eng.steps * eng.batch / epoch_t
+        train_ips = sched.steps * sched.batch / epoch_t
         warmup_s = max(first - epoch_t, 0.0)
 
         n_eval = len(eng.y_test)
@@ -205,12 +143,11 @@ def measure(cfg: TrainConfig, channels: int, budget_s: float = 2.0) -> Probe:
         eval_ips = n_eval / statistics.median(etimes)
         warmup_s += max(first_eval - statistics.median(etimes), 0.0)
 
-        # What `execute` does after every epoch besides evaluation: weight norms, the finiteness
+        # What the loop does after every epoch besides evaluation: weight norms, the finiteness
         # check, and an fsynced checkpoint of model + optimizer (a study run always has a folder).
-        groups = groups_of(eng.model)
         t0 = time.perf_counter()
-        group_norms(eng.model, groups)
-        bool(torch.stack([torch.isfinite(w).all() for w in eng.model.parameters()]).all())
+        group_norms(eng.model, eng.groups, on_device=True)
+        eng.finite(loss)
         buf = io.BytesIO()
         torch.save({"model": eng.model.state_dict(), "optimizer": opt.state_dict()}, buf)
         cache_root().mkdir(parents=True, exist_ok=True)
@@ -223,8 +160,6 @@ def measure(cfg: TrainConfig, channels: int, budget_s: float = 2.0) -> Probe:
         t0 = time.perf_counter()
         fresh_state(eng.model, 0)
         reset_s = time.perf_counter() - t0
-    finally:
-        torch.set_num_threads(threads)
     return Probe(train_ips=train_ips, eval_ips=eval_ips, epoch_s=epoch_s, reset_s=reset_s,
                  warmup_s=warmup_s, measured_at=time.time())
 
@@ -233,38 +168,32 @@ def probe_for(cfg: TrainConfig, channels: int, refresh: bool = False) -> Probe:
     """The cached probe of this setting, measured now if there is none (or `refresh`)."""
     key = probe_key(cfg, channels)
     if not refresh:
-        hit = _read_cache().get(key)
+        hit = probes.lookup(key)
         if hit:
             try:
                 return Probe(**hit)
             except TypeError:
                 pass  # written by another probe version: measure again
     probe = measure(cfg, channels)
-    _write_cache(key, probe)
+    probes.store(key, asdict(probe))
     return probe
 
 
 def estimate(cfg: TrainConfig, bundle: DataBundle | None = None, refresh: bool = False) -> Estimate:
     """The wall time of `run(cfg, out)` on this machine, with its parts. Raises UserError for a
     config that `run` would refuse."""
-    from .train import prepare
-
     t0 = time.perf_counter()
     p = prepare(cfg, bundle)
     load_s = time.perf_counter() - t0
     c = p.cfg
     probe = probe_for(c, p.bundle.channels, refresh)
 
-    plan = p.method.epochs(c.rounds, c.epochs)  # exactly what Engine trains
-    n = len(p.split.labels)
-    batch = min(c.batch_size, n)
-    steps = n // batch
-    val_n = len(p.bundle.y_val) if p.split.val_official else len(p.split.val)
-    test_n = len(p.bundle.y_test)
-    epochs, rounds_run, resets = sum(plan), len(plan), len(plan) - 1
+    s = Schedule.of(p)  # exactly what the Engine trains
+    n, val_n, test_n = s.examples, p.val_size, p.test_size
+    epochs, rounds_run, resets = s.total_epochs, s.rounds + 1, s.rounds
 
-    train_images = epochs * steps * batch
-    stat_images = resets * min(4, steps) * batch  # Reinitializer's statistics batches, forward only
+    train_images = epochs * s.steps * s.batch
+    stat_images = resets * s.stat_batches * s.batch  # the resets' statistics batches, forward only
     eval_images = epochs * val_n + rounds_run * (test_n + n) + stat_images
     # Building the engine normalizes every split once: about the cost of an eval pass over the data.
     setup_s = load_s + (n + val_n + test_n) / (4 * probe.eval_ips)

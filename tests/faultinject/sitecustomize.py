@@ -9,6 +9,8 @@ REINITLAB_FAULTS holds a JSON object with any of:
   "enospc":  {"file": "ckpt.pt", "nth": 2}
              that write fails like a full disk after writing half the bytes into the temp file
   "lr":      {"fc": 1e30}   runs of that method get this learning rate (a real divergence)
+  "raise":   {"train_size": 200}  runs whose config has all these values raise RuntimeError as they
+             start (a run's own failure that no check before the study could see)
   "nolock":  true           run claims never exclude anyone (to show the tests notice double training)
   "witness": "/path/log.jsonl"  one line per training epoch begun and ended: pid, run folder, round,
              epoch, times (an independent record of who trained what, and when)
@@ -64,11 +66,13 @@ def _patch_rundir(mod) -> None:
 
 
 def _patch_train(mod) -> None:
-    lrs = _SPEC.get("lr") or {}
-    if lrs:
+    lrs, fail = _SPEC.get("lr") or {}, _SPEC.get("raise")
+    if lrs or fail:
         real_prepare = mod.prepare
 
         def prepare(cfg, bundle=None):
+            if fail and all(getattr(cfg, k) == v for k, v in fail.items()):
+                raise RuntimeError(f"injected failure of the runs with {fail}")
             if cfg.method in lrs:
                 cfg = cfg.replace(lr=float(lrs[cfg.method]))
             return real_prepare(cfg, bundle)

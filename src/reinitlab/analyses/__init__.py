@@ -18,5 +18,5 @@ from . import margins, norms, bound, flatness, memorization, probes  # noqa: F40
 # (after the six above, so the report's topics keep their order).
 for _m in sorted(m.name for m in _pkgutil.iter_modules(__path__)):
     _importlib.import_module(f"{__name__}.{_m}")
-from .round_log import round_log  # noqa: F401,E402
+from ..measure.round_log import round_log  # noqa: F401,E402  (training's per-round diagnostics)
 from .runner import analyze_engine, analyze_run, flat_numbers, load_analysis, run_analyses  # noqa: F401,E402

@@ -11,20 +11,20 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import typing
-from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any, Callable, ClassVar, Iterator
+from typing import Any, Callable, ClassVar
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from ..config import coerce, unknown_key_message
 from ..errors import UserError, choices
 from ..groups import Groups
+# The analyses' shared helpers live below training and analyses both (measure/), used from here.
+from ..measure.common import (accuracy, device_of, eval_mode, histogram, logits_of, one_thread,  # noqa: F401
+                              quantiles, subsample)
+from ..options import parse_options
 from ..registry import Registry
-from ..seeding import generator
 from .metrics import Metric, Topic
 
 
@@ -58,13 +58,13 @@ class AnalysisData:
 
     @classmethod
     def from_engine(cls, eng: Any, source: str = "") -> "AnalysisData":
-        """From a `train.Engine` (e.g. `load_run(run_dir)`): the run's own split and noisy labels."""
-        split, bundle = eng.p.split, eng.p.bundle
+        """From an `engine.Engine` (e.g. `load_run(run_dir)`): the run's own split and noisy labels."""
+        split, bundle = eng.split, eng.bundle
         dev = eng.x_train.device
         return cls(x_train=eng.x_train, y_train=eng.y_train, x_test=eng.x_test, y_test=eng.y_test,
                    x_val=eng.x_val, y_val=eng.y_val, noisy=split.noisy.to(dev),
                    y_train_true=bundle.y_train[split.train].to(dev), source=source,
-                   eval_batch_size=eng.cfg.eval_batch_size, initial_state=eng.initial_state)
+                   eval_batch_size=eng.config.eval_batch_size, initial_state=eng.initial_state)
 
 
 def _json_number(v: Any) -> float | int | None:
@@ -123,14 +123,9 @@ class Analysis:
         raise NotImplementedError
 
     def options(self, **values: Any) -> Any:
-        """Typed options; unknown keys and wrong types are one-line UserErrors."""
-        opts = self.Options()
-        hints = typing.get_type_hints(self.Options)
-        for k, v in values.items():
-            if k not in hints:
-                raise UserError(unknown_key_message(k, list(hints), f"{self.name} option"))
-            setattr(opts, k, coerce(f"{self.name}.{k}", v, hints[k]))
-        return opts
+        """Typed options (options.parse_options): unknown keys, wrong types and out-of-range values
+        (an Options.validate()) are one-line UserErrors."""
+        return parse_options(self.Options, values, owner=f"analysis {self.name!r}", prefix=f"{self.name}.")
 
 
 ANALYSES: Registry[Analysis] = Registry("analysis")
@@ -177,68 +172,3 @@ def split_settings(names: list[str], settings: dict[str, Any] | None) -> dict[st
         for n in takers:
             per[n][key] = value
     return per
-
-
-# ---- helpers shared by the analyses --------------------------------------------------------------
-def subsample(n: int, max_examples: int | None, seed: int, *keys: Any) -> torch.Tensor:
-    """Sorted positions of at most `max_examples` of n items, fixed by (seed, keys)."""
-    if max_examples is None or max_examples >= n:
-        return torch.arange(n)
-    return torch.randperm(n, generator=generator(seed, "analysis", *keys))[:max_examples].sort().values
-
-
-@contextmanager
-def eval_mode(model: nn.Module) -> Iterator[nn.Module]:
-    """BatchNorm on running statistics and no dropout, restoring the caller's mode afterwards."""
-    was = model.training
-    model.eval()
-    try:
-        yield model
-    finally:
-        model.train(was)
-
-
-@contextmanager
-def one_thread() -> Iterator[None]:
-    """Run many tiny ops (batch-of-one convs, small matrices) on one intra-op thread: a second thread
-    only adds synchronization, and on a busy machine its barrier waits made the conv spectral norms
-    50x slower (measured: 5.3 s on two threads vs 0.1 s on one for a width-1 cnn)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
-
-
-@torch.no_grad()
-def logits_of(model: nn.Module, x: torch.Tensor, batch_size: int = 1000) -> torch.Tensor:
-    with eval_mode(model):
-        return torch.cat([model(x[i:i + batch_size]).float() for i in range(0, len(x), batch_size)])
-
-
-def accuracy(logits: torch.Tensor, y: torch.Tensor) -> float | None:
-    return float((logits.argmax(1) == y).float().mean()) if len(y) else None
-
-
-def quantiles(v: torch.Tensor, qs: tuple[float, ...] = (0.05, 0.25, 0.5)) -> dict[str, float | None]:
-    """{"q05": ..., "q25": ..., "q50": ...}: linear interpolation, as numpy's default."""
-    if v.numel() == 0:
-        return {f"q{round(q * 100):02d}": None for q in qs}
-    t = torch.quantile(v.double(), torch.tensor(qs, dtype=torch.float64))
-    return {f"q{round(q * 100):02d}": float(x) for q, x in zip(qs, t)}
-
-
-def histogram(v: torch.Tensor, bins: int = 50) -> dict[str, list[float]]:
-    v = v.double().cpu()
-    lo, hi = float(v.min()), float(v.max())
-    if hi <= lo:
-        hi = lo + 1e-12
-    counts = torch.histc(v, bins=bins, min=lo, max=hi)
-    edges = torch.linspace(lo, hi, bins + 1)
-    return {"edges": edges.tolist(), "counts": counts.tolist()}
-
-
-def device_of(model: nn.Module) -> torch.device:
-    p = next(model.parameters(), None)
-    return p.device if p is not None else torch.device("cpu")

@@ -21,12 +21,12 @@ from dataclasses import dataclass
 import torch.nn as nn
 
 from ..groups import Groups
+from ..measure.complexity import normalize, spectral_complexity
+from ..measure.margins import margins_of
+from ..measure.operators import layer_table, trace
 from .base import (Analysis, AnalysisData, AnalysisResult, histogram, logits_of, quantiles, register,
                    subsample)
-from .complexity import normalize, spectral_complexity
-from .margins import margins_of
 from .metrics import Metric
-from .operators import layer_table, trace
 from .plotting import figure, operator_axis, save
 
 LEVELS = (0.05, 0.1, 0.25, 0.5)

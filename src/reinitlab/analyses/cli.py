@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..config import parse_assignment
+from ..options import parse_assignment
 from .metrics import Metric
 
 
@@ -22,7 +22,13 @@ def headline_keys(analysis, numbers: dict) -> list[str]:
 
 
 def cmd_analyze(args) -> int:
+    from ..rundir import read_json_dict
+    from ..runtime import configure
     from . import ANALYSES, analyze_run
+    # As the run trained: on its thread count (the last digits of some numbers, e.g. the Hessian's
+    # top eigenvalue, depend on it) and with a run's allocator (CPU) or TF32 (CUDA).
+    threads = (read_json_dict(Path(args.run_dir) / "config.json") or {}).get("threads")
+    configure(threads=threads if isinstance(threads, int) and threads >= 1 else None, device="auto")
     settings = dict(parse_assignment(s) for s in args.set or [])
     doc = analyze_run(Path(args.run_dir), only=args.only, settings=settings, plots=not args.no_plots)
     for name, entry in doc["analyses"].items():

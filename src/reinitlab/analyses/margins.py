@@ -13,19 +13,13 @@ import torch
 import torch.nn as nn
 
 from ..groups import Groups
+from ..measure.complexity import normalize, spectral_complexity
+from ..measure.margins import margins_of
+from ..measure.operators import layer_table, trace
 from .base import (Analysis, AnalysisData, AnalysisResult, histogram, logits_of, quantiles, register,
                    subsample)
 from .metrics import Metric, Topic
-from .complexity import normalize, spectral_complexity
-from .operators import layer_table, trace
 from .plotting import figure, save
-
-
-def margins_of(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-    """Per example f_y - max_{j != y} f_j: positive iff classified correctly (ties count as wrong)."""
-    true = logits.gather(1, y.view(-1, 1)).squeeze(1)
-    others = logits.scatter(1, y.view(-1, 1), float("-inf"))
-    return true - others.max(1).values
 
 
 def _prefixed(prefix: str, d: dict) -> dict:

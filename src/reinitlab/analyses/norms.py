@@ -1,5 +1,5 @@
 """Weight norms: Frobenius per parameter tensor and per group (every parameter the group owns,
-BatchNorm affine parameters and biases included, as train.py logs them), and per operator the
+BatchNorm affine parameters and biases included, as training logs them), and per operator the
 spectral norm (Lanczos-accelerated power iteration on the conv map itself), the Frobenius norm and their products.
 
 Operators are those of `operators.trace`. Both views are reported because they answer different
@@ -16,20 +16,12 @@ from dataclasses import dataclass
 import torch.nn as nn
 
 from ..groups import Groups
+from ..measure.complexity import log10_product
+from ..measure.norms import group_norms, tensor_norms
+from ..measure.operators import layer_table, trace
 from .base import Analysis, AnalysisData, AnalysisResult, register
-from .complexity import log10_product
 from .metrics import Metric, Topic
-from .operators import layer_table, trace
 from .plotting import figure, operator_axis, save
-
-
-def tensor_norms(model: nn.Module) -> dict[str, float]:
-    return {n: float(p.detach().double().norm()) for n, p in model.named_parameters()}
-
-
-def group_norms(model: nn.Module, groups: Groups, per_tensor: dict[str, float] | None = None) -> dict[str, float]:
-    t = per_tensor or tensor_norms(model)
-    return {g: sum(t[p] ** 2 for p in groups.params[g]) ** 0.5 for g in groups.names}
 
 
 @register

@@ -18,6 +18,7 @@ from typing import Any
 import torch
 import torch.nn as nn
 
+from ..engine import load_run
 from ..errors import UserError
 from ..groups import Groups
 from ..rundir import atomic_write_json, read_json
@@ -67,10 +68,8 @@ def flat_numbers(analyses: dict[str, dict]) -> dict[str, Any]:
 
 def analyze_run(run_dir: str | Path, only: str | list[str] | None = None, settings: dict[str, Any] | None = None,
                 plots: bool = True, device: str | None = None) -> dict:
-    """Load a finished run (`train.load_run`), run the analyses, write analysis.json and the PNGs into
+    """Load a finished run (`engine.load_run`), run the analyses, write analysis.json and the PNGs into
     the run folder; returns analysis.json's content."""
-    from ..train import load_run  # the training stack is only needed for run folders
-
     run_dir = Path(run_dir)
     if not run_dir.is_dir():
         raise UserError(f"{run_dir}: no such folder")

@@ -84,6 +84,44 @@ def min_train_size(counts: torch.Tensor) -> int:
     return lo
 
 
+def val_count(n: int, num_classes: int, val_fraction: float) -> int:
+    """Examples the validation split asks for: a share of the pool, at least one per class."""
+    return max(int(round(val_fraction * n)), num_classes) if val_fraction > 0 else 0
+
+
+def pool_size(n: int, num_classes: int, val_fraction: float, official_val: bool) -> int:
+    """The training pool left after the validation split, from the dataset's sizes alone (no data
+    read): exact unless a class has at most two examples (a class keeps its last one)."""
+    return n if official_val else n - val_count(n, num_classes, val_fraction)
+
+
+def pool_counts(bundle: DataBundle, val_fraction: float) -> torch.Tensor:
+    """Per-class examples of the training pool after the validation split. The counts do not depend
+    on the data seed (only which examples do), so one check covers every seed."""
+    counts = torch.bincount(bundle.y_train, minlength=bundle.num_classes)
+    if bundle.x_val is not None or val_fraction <= 0:
+        return counts
+    n_val = val_count(len(bundle.y_train), bundle.num_classes, val_fraction)
+    return counts - torch.minimum(quotas(counts, n_val), (counts - 1).clamp_min(0))
+
+
+def check_train_size(bundle: DataBundle, train_size: int | None, counts: torch.Tensor) -> None:
+    """Refuse a train_size the pool (per-class `counts`) cannot give, with every class represented."""
+    pool = int(counts.sum())
+    if train_size is None:
+        return
+    if train_size > pool:
+        raise UserError(f"train_size={train_size} is larger than the training pool of {bundle.name} "
+                        f"({pool} examples after the validation split); use at most {pool}")
+    take = quotas(counts, train_size)
+    short = [c for c in range(bundle.num_classes) if take[c] == 0]
+    if short:
+        c = short[0]
+        raise UserError(f"train_size={train_size} is too small for {bundle.name}: class {bundle.classes[c]!r} "
+                        f"({int(counts[c])} of {pool} pool examples) would get no example; use "
+                        f"train_size >= {min_train_size(counts)}")
+
+
 def make_split(bundle: DataBundle, train_size: int | None, val_fraction: float, label_noise: float,
                data_seed: int) -> Split:
     C, y = bundle.num_classes, bundle.y_train
@@ -92,7 +130,7 @@ def make_split(bundle: DataBundle, train_size: int | None, val_fraction: float, 
     if bundle.x_val is not None:
         val, official = torch.arange(len(bundle.y_val)), True
     elif val_fraction > 0:
-        n_val = max(int(round(val_fraction * len(y))), C)
+        n_val = val_count(len(y), C, val_fraction)
         # a class never gives its last example to validation: it must stay trainable
         val = stratified_pick(y, n_val, C, generator(data_seed, "val"), cap=(counts - 1).clamp_min(0))
         official = False
@@ -101,20 +139,10 @@ def make_split(bundle: DataBundle, train_size: int | None, val_fraction: float, 
         pool = pool[keep]
     else:
         val, official = torch.zeros(0, dtype=torch.long), False
-    pool_counts = torch.bincount(y[pool], minlength=C)
+    check_train_size(bundle, train_size, torch.bincount(y[pool], minlength=C))
     if train_size is None:
         train = pool
     else:
-        if train_size > len(pool):
-            raise UserError(f"train_size={train_size} is larger than the training pool of {bundle.name} "
-                            f"({len(pool)} examples after the validation split); use at most {len(pool)}")
-        take = quotas(pool_counts, train_size)
-        short = [c for c in range(C) if take[c] == 0]
-        if short:
-            c = short[0]
-            raise UserError(f"train_size={train_size} is too small for {bundle.name}: class {bundle.classes[c]!r} "
-                            f"({int(pool_counts[c])} of {len(pool)} pool examples) would get no example; use "
-                            f"train_size >= {min_train_size(pool_counts)}")
         train = pool[stratified_pick(y[pool], train_size, C, generator(data_seed, "subset"))]
     labels = y[train].clone()
     n_noisy = int(round(label_noise * len(train)))

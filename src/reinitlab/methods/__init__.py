@@ -5,10 +5,10 @@ A method spec is a name with optional options: "lw", "lw:rescale=false,order=top
 """
 from __future__ import annotations
 
-from ..config import parse_value
 from ..errors import UserError
+from ..options import parse_value
 from ..registry import Registry
-from .base import Method, NoOptions, ResetContext  # noqa: F401
+from .base import Method, NoOptions, ResetContext, warn_budget  # noqa: F401
 
 METHODS: Registry[type[Method]] = Registry("method")
 
@@ -39,3 +39,4 @@ def make_method(spec: str, **options) -> Method:
 
 
 from . import baseline, fc, llf, ke, dsd, sp, lw, dnr  # noqa: E402,F401,I001  (registration, in SPEC order)
+from . import fire, redo, dash, rewind, l2init, swr  # noqa: E402,F401,I001  (SPEC's later methods)

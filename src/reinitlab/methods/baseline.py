@@ -7,6 +7,7 @@ class Baseline(Method):
     name = "baseline"
     summary = "no reset: one round of E epochs"
     resets = False
+    redraws = False
 
     def epochs(self, rounds: int, epochs: int) -> list[int]:
         return [epochs]
@@ -17,6 +18,7 @@ class Long(Method):
     name = "long"
     summary = "no reset: one round of (R+1)*E epochs with one schedule (the compute-matched baseline)"
     resets = False
+    redraws = False
 
     def epochs(self, rounds: int, epochs: int) -> list[int]:
         return [(rounds + 1) * epochs]

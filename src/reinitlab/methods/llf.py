@@ -1,13 +1,45 @@
-from dataclasses import dataclass
+"""Later-layer forgetting (Zhou et al., ICLR 2022): re-draw every group from `start` upward.
 
-from ..reset import ResetEvent
+Default: the top block and the head, re-drawn whole (BatchNorm included: weight 1, bias 0, running
+statistics cleared). `peer=true` follows the LLF code: by default from the first block of the last
+stage (ResNet-18: `layer4`, its last two blocks, and the head), only conv and linear weights and conv
+biases are re-drawn, from PyTorch's default draw (redraw=peer); BatchNorm (affine and running
+statistics) and the head's bias survive."""
+from dataclasses import dataclass, field
+
+import torch.nn as nn
+
+from ..groups import Groups
+from ..reset import Action, ResetEvent
 from . import register
-from .base import Method, ResetContext, reset_groups_from
+from .base import Method, ResetContext, reset_groups_from, weighted_layers
 
 
 @dataclass
 class LLFOptions:
-    start: str = ""  # first group re-drawn; "" = the top block (top block and head, as in Zhou et al.)
+    start: str = field(default="", metadata={"unset": "top block"})  # first group re-drawn; "" = the top block (peer=true: the first block of the last stage)
+    peer: bool = False  # the LLF code's layer set and BatchNorm handling; implies redraw=peer
+
+
+def group_width(model: nn.Module, groups: Groups, g: str) -> int | None:
+    """Output channels of a group: the out dimension of its last conv or linear weight."""
+    params = dict(model.named_parameters())
+    widths = [params[p].shape[0] for p in groups.params[g] if params[p].dim() >= 2]
+    return widths[-1] if widths else None
+
+
+def last_stage_start(model: nn.Module, groups: Groups) -> int:
+    """Index of the first block of the last stage: the run of top blocks that share the top block's
+    width (ResNet-18: block7 and block8 = torchvision's layer4; ResNet-50: block14-16). Any
+    architecture gets an answer, but only for ResNets is it the LLF code's own choice."""
+    top = groups.K - 1
+    if top < 1:
+        return groups.K
+    width = group_width(model, groups, groups.names[top])
+    k = top
+    while k > 1 and group_width(model, groups, groups.names[k - 1]) == width:
+        k -= 1
+    return k
 
 
 @register
@@ -16,7 +48,24 @@ class LLF(Method):
     summary = "later-layer forgetting: re-draw every group from `start` (default: the top block) upward"
     Options = LLFOptions
 
+    def start_index(self, ctx: ResetContext) -> int:
+        g, o = ctx.groups, self.options
+        if o.start:
+            return g.index(o.start)
+        return last_stage_start(ctx.model, g) if o.peer else max(g.K - 1, 1)
+
     def event(self, ctx: ResetContext) -> ResetEvent:
         g = ctx.groups
-        k = g.index(self.options.start) if self.options.start else max(g.K - 1, 1)
-        return ResetEvent(reset_groups_from(g, k), description=f"reset {g.names[k]}..{g.head}")
+        k = self.start_index(ctx)
+        what = f"reset {g.names[k]}..{g.head}"
+        if not self.options.peer:
+            return ResetEvent(reset_groups_from(g, k), description=what)
+        reset = set(g.params_from(k))
+        actions = {}
+        for mname, m in weighted_layers(ctx.model):
+            w, b = f"{mname}.weight", f"{mname}.bias"
+            if w in reset:
+                actions[w] = Action(keep=False)
+            if m.bias is not None and b in reset and isinstance(m, nn.modules.conv._ConvNd):
+                actions[b] = Action(keep=False)
+        return ResetEvent(actions, description=what + " (LLF code's rules)")

@@ -1,8 +1,8 @@
 """Layerwise reinitialization (Alabdulmohsin, Maennel, Keysers 2021), bottom-up by default.
 
 Round r keeps groups 0..k_r, rescales each kept tensor to its initial norm, inserts a frozen
-per-channel standardization after group k_r, and re-draws every group above it."""
-import math
+per-channel standardization after group k_r, and re-draws every group above it. `schedule=floor`
+spreads the rounds as the LW re-implementation in the Later-Layer Forgetting code does."""
 from dataclasses import dataclass
 from typing import Literal
 
@@ -17,21 +17,27 @@ class LWOptions:
     rescale: bool = True
     normalize: bool = True
     order: Literal["bottom_up", "top_down"] = "bottom_up"
+    schedule: Literal["ceil", "floor"] = "ceil"  # s_r = ceil(r*K/(R+1)), or floor as in the LLF code
 
     def validate(self):
         if self.order not in ("bottom_up", "top_down"):
             raise UserError(f"order={self.order!r} is not valid: expected 'bottom_up' or 'top_down'")
 
 
-def last_kept(r: int, rounds: int, K: int, order: str) -> int:
+def last_kept(r: int, rounds: int, K: int, order: str, schedule: str = "ceil") -> int:
     """Index of the last kept group in round r of R (groups 0..K, K = head).
 
     With the full budget R = K-1, bottom-up keeps groups 0..r (round 1: stem + block1; round K-1:
     everything below the head) and top-down keeps all but the top r groups. With fewer rounds the
     steps are spread evenly: s_r = ceil(r*K/(R+1)), which equals r when R = K-1. With more rounds
-    than blocks the same formula repeats some steps (never keeping the head)."""
-    step = min(math.ceil(r * K / (rounds + 1)), K - 1) if K > 1 else 0
-    return step if order == "bottom_up" else max(K - step, 0)
+    than blocks the same formula repeats some steps (never keeping the head). `schedule="floor"`:
+    s_r = floor(r*K/(R+1)), the LLF code's "generation g resets from unit (g*L)//G" with its units
+    block1..head (L = K) and G = R+1 generations; it may keep the stem alone (s_r = 0)."""
+    n, d = r * K, rounds + 1
+    spread = n // d if schedule == "floor" else -(-n // d)
+    step = min(spread, K - 1) if K > 1 else 0
+    # top-down re-draws at least the head: with two groups (K = 1) the step above is 0
+    return step if order == "bottom_up" else max(K - max(step, 1), 0)
 
 
 @register
@@ -40,9 +46,18 @@ class LW(Method):
     summary = "layerwise: keep groups up to k_r (rescaled to initial norms, then a frozen standardization), re-draw the rest"
     Options = LWOptions
 
+    def budget_warning(self, rounds: int, groups) -> str | None:
+        kept = [last_kept(r, rounds, groups.K, self.options.order) for r in range(1, rounds + 1)]
+        steps = sorted(set(kept), reverse=self.options.order == "top_down")
+        if len(steps) >= rounds:
+            return None
+        return (f"lw: rounds={rounds} but this model's {len(groups.names)} groups give only {len(steps)} distinct "
+                f"steps (keep up to {', '.join(groups.names[k] for k in steps)}): {rounds - len(steps)} of the "
+                f"{rounds} rounds repeat an earlier round's reset; rounds={len(steps)} gives each step once")
+
     def event(self, ctx: ResetContext) -> ResetEvent:
         g, o = ctx.groups, self.options
-        k = last_kept(ctx.round, ctx.rounds, g.K, o.order)
+        k = last_kept(ctx.round, ctx.rounds, g.K, o.order, o.schedule)
         actions = reset_groups_from(g, k + 1)
         if o.rescale:
             for name, p in ctx.params().items():

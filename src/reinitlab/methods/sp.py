@@ -1,4 +1,8 @@
+"""Shrink and perturb (Ash and Adams, NeurIPS 2020): w = shrink*w + perturb*s on every tensor, s
+from the re-draw source. `buffers=fresh` takes BatchNorm running statistics from the source too (as
+their code does); `every_epochs=N` also applies it inside each round, after every N-th epoch."""
 from dataclasses import dataclass
+from typing import Literal
 
 from ..reset import Action, ResetEvent
 from . import register
@@ -9,10 +13,13 @@ from .base import Method, ResetContext, in_range
 class SPOptions:
     shrink: float = 0.4  # lambda
     perturb: float = 0.1  # sigma, as a multiple of a fresh draw
+    buffers: Literal["keep", "fresh"] = "keep"  # BatchNorm running statistics: kept, or from the source
+    every_epochs: int = 0  # >0: also after every N-th epoch within a round (not after a round's last)
 
     def validate(self):
         in_range("shrink", self.shrink, 0.0, 1.0)
         in_range("perturb", self.perturb, 0.0, 10.0)
+        in_range("every_epochs", self.every_epochs, 0, 10**6)
 
 
 @register
@@ -24,4 +31,17 @@ class SP(Method):
     def event(self, ctx: ResetContext) -> ResetEvent:
         o = self.options
         actions = {n: Action(keep=True, scale=o.shrink, noise=o.perturb) for n in ctx.params()}
-        return ResetEvent(actions, description=f"shrink {o.shrink} perturb {o.perturb}")
+        buffers = []
+        if o.buffers == "fresh":
+            # running statistics only; LW-style inserted standardizations are not the model's own
+            buffers = [n for n, _ in ctx.model.named_buffers() if not n.rpartition(".")[2].startswith("reinit_")]
+        return ResetEvent(actions, description=f"shrink {o.shrink} perturb {o.perturb}", fresh_buffers=buffers)
+
+    @property
+    def in_round(self) -> bool:
+        return self.options.every_epochs > 0
+
+    def epoch_event(self, ctx: ResetContext) -> ResetEvent | None:
+        if ctx.epoch % self.options.every_epochs:
+            return None
+        return self.event(ctx)

@@ -6,6 +6,7 @@ folder are pending. Folders of earlier definitions of the study are included: th
 """
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -59,7 +60,7 @@ class RunRecord:
     config: dict[str, Any]
     result: dict[str, Any] | None = None
     error: dict[str, Any] | None = None
-    axes: dict[str, Any] = field(default_factory=dict)
+    axes: dict[str, Any] = field(default_factory=dict)  # the six axes and the study's extra axes
 
     @cached_property  # read for every cell of every table
     def combo(self) -> Combo:
@@ -86,6 +87,7 @@ class Collected:
     runs: list[RunRecord]
     study: dict | None  # study.json, if the folder was made by `reinitlab study`
     methods: list[str]  # display order
+    extra_axes: list[str] = field(default_factory=list)  # sorted names of the study's extra axes
 
     def by_status(self, status: str) -> list[RunRecord]:
         return [r for r in self.runs if r.status == status]
@@ -106,28 +108,41 @@ def collect(root: str | Path) -> Collected:
     if not folders and not listed:
         raise UserError(f"{root}: no run folders under {runs_dir} and no runs.json; is this a study folder "
                         "(reinitlab study ... --out DIR)?")
+    study = store.read_study()
+    extra = extra_axes_of(study)
     records = []
     for rid in sorted(folders | set(listed)):
-        records.append(_record(store, rid, listed.get(rid)))
-    study = store.read_study()
-    return Collected(root, records, study, _method_order(records, study))
+        records.append(_record(store, rid, listed.get(rid), extra))
+    return Collected(root, records, study, _method_order(records, study), extra)
 
 
-def _record(store: Store, rid: str, listed: dict | None) -> RunRecord:
+def settings_of(r: RunRecord, names: Iterable[str]) -> tuple[tuple[str, Any], ...]:
+    """The (key, value) pairs of the run's extra axes among `names`, sorted by key: the `settings`
+    part of its combination."""
+    return tuple(sorted((k, r.axes[k]) for k in names if k in r.axes))
+
+
+def extra_axes_of(study: dict | None) -> list[str]:
+    """The extra axes named in study.json (none for folders made before they existed)."""
+    return sorted(((study or {}).get("definition") or {}).get("extra_axes") or {})
+
+
+def _record(store: Store, rid: str, listed: dict | None, extra: list[str] = ()) -> RunRecord:
     d = store.run_dir(rid)
     state = store.state(rid)
     config = read_json_dict(d / "config.json") or (listed or {}).get("config") or {}
     status = state.status
     if status in ("partial", "pending") and store.is_running(rid):
         status = "running"
-    axes = _axes(config, (listed or {}).get("axes"), state.result)
+    axes = _axes(config, (listed or {}).get("axes"), state.result, extra)
     return RunRecord(rid, status, config, state.result, state.error, axes)
 
 
-def _axes(config: dict, listed_axes: dict | None, result: dict | None) -> dict:
-    """The resolved config wins (train_size "full" becomes the number of examples trained on)."""
+def _axes(config: dict, listed_axes: dict | None, result: dict | None, extra: list[str] = ()) -> dict:
+    """The resolved config wins (train_size "full" becomes the number of examples trained on); an
+    extra axis comes from the config too, so a run of an earlier definition not in runs.json has it."""
     a = dict(listed_axes or {})
-    for key in ("dataset", "arch", "method", "label_noise", "seed"):
+    for key in ("dataset", "arch", "method", "label_noise", "seed", *extra):
         if key in config:
             a[key] = config[key]
     size = config.get("train_size")

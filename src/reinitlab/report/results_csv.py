@@ -1,6 +1,11 @@
 """results.csv: one row per run, every status included, with the run's config flattened into
 columns (method options as method_options.<name>), so any table can be rebuilt in a spreadsheet or
-pandas without reading the run folders."""
+pandas without reading the run folders.
+
+The study's extra axes follow the six axes as columns named by their key (`rounds`,
+`weight_decay`). Where an axis shares its name with a result column, the result's value moves to
+`result.<name>`: with a rounds axis, `rounds` is the budget's R of every run and `result.rounds` the
+rounds a run trained (0 for baseline and long)."""
 from __future__ import annotations
 
 import csv
@@ -14,16 +19,18 @@ RESULT = ["test_acc", "val_acc", "train_acc", "rounds", "epochs_total", "seconds
 TAIL = ["diverged_round", "diverged_epoch", "error"]
 
 
-def _row(r: RunRecord) -> dict:
+def _row(r: RunRecord, extra: list[str] = ()) -> dict:
     row = {"run": r.id, "status": r.status, **{k: r.axes.get(k) for k in FIRST[2:]}}
+    for k in extra:
+        row[k] = r.axes.get(k)
     res = r.result or {}
     for k in RESULT:
-        row[k] = res.get(k)
+        row[f"result.{k}" if k in extra else k] = res.get(k)
     at = res.get("diverged_at") or {}
     row["diverged_round"], row["diverged_epoch"] = at.get("round"), at.get("epoch")
     row["error"] = ((r.error or {}).get("reason") or "").splitlines()[0] if r.error else None
     for k, v in r.config.items():
-        if k in FIRST:
+        if k in FIRST or k in extra:  # an extra axis has its column already
             continue
         if isinstance(v, dict):
             for ok, ov in v.items():
@@ -44,9 +51,11 @@ def _cell(v) -> str:
 
 
 def results_csv(col: Collected) -> str:
-    rows = [_row(r) for r in col.runs]
-    extra = sorted({k for row in rows for k in row} - set(FIRST + RESULT + TAIL))
-    header = FIRST + RESULT + TAIL + extra
+    axes = list(col.extra_axes)
+    rows = [_row(r, axes) for r in col.runs]
+    result = [f"result.{k}" if k in axes else k for k in RESULT]
+    rest = sorted({k for row in rows for k in row} - set(FIRST + axes + result + TAIL))
+    header = FIRST + axes + result + TAIL + rest
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
     w.writerow(header)

@@ -7,7 +7,7 @@ Where a metric's value comes from (its `source`, see catalog.py):
                 key, else another analysis' key holding the same number (`also`), else the final
                 round's diagnostics if they measure the same thing (`fallback`: margin quantiles,
                 Frobenius norms, log10 spectral product and complexity; the diagnostics use 500
-                training examples and a looser power-iteration tolerance, see analyses/round_log.py),
+                training examples and a looser power-iteration tolerance, see measure/round_log.py),
                 so a study without `analyses` still gets its margins and norms compared
   diagnostics   result.json per_round[i].diagnostics: the final round's value, or every round's
 Each value remembers which source it came from. Only finished runs have values.

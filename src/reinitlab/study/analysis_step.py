@@ -52,21 +52,17 @@ def analyse(store: Store, run_id: str, names: list[str], eng: Any = None) -> Ana
 
 def _analyse(store: Store, run_id: str, missing: list[str], eng: Any) -> AnalysisOutcome:
     from ..analyses import analyze_engine
+    from ..engine import load_run
 
     run_dir = store.run_dir(run_id)
     t0 = time.time()
     done: list[str] = []
     failed: dict[str, BaseException] = {}
     if eng is None:
-        import torch
-        threads = torch.get_num_threads()
         try:
-            from ..train import load_run
             eng = load_run(run_dir)
         except Exception as e:  # e.g. model.pt unreadable: every requested analysis is recorded as failed
             failed = {n: e for n in missing}
-        finally:  # the engine takes the thread count the run was trained with; keep this worker's
-            torch.set_num_threads(threads)
     if eng is not None:
         for name in missing:
             try:

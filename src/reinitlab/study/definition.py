@@ -2,35 +2,63 @@
 
 The same keys are used in a TOML study file, in a preset and in `--set key=value`:
 
-    datasets, archs, methods, train_sizes, label_noise, seeds   the axes (non-empty lists)
-    name, description, analyses                               metadata (analyses: names run on every
-                                                              finished run, see study/analysis_step.py)
-    epochs, rounds, width, lr, ...                            any `train` setting, shared by all runs
+    datasets, archs, methods, train_sizes, label_noise, seeds   the axes (non-empty lists; label_noise
+                                                              may be left out: [0.0])
+    name, description, analyses, tune                         metadata (analyses: names run on every
+                                                              finished run, see study/analysis_step.py;
+                                                              tune: extra axes a report may tune over)
+    epochs, rounds, width, lr, ...                            any `train` setting: one value is shared
+                                                              by all runs, a list is an extra axis
+
+An extra axis (`rounds = [1, 2, 3]`, `weight_decay = [5e-4, 5e-3]`) crosses into runs like the six
+axes do; a one-element list is still an axis (its value is part of the run folders' path). The
+settings in FIXED cannot vary within a study: they change where or how fast a run computes, or
+what it logs, not what it learns, or (data_seed) they would break the seed pairing of methods.
 
 Everything is checked here, before a folder is written: unknown keys (with a did-you-mean), wrong
-types, empty or duplicated axes. Range checks of the settings and the names of datasets, archs and
-methods are checked run by run in `expand`.
+types, empty or duplicated axes (values compared after canonicalizing, so 5e-3 and 0.005 are one
+value), a list for a fixed setting, a `tune` name that is not an extra axis. Range checks of the
+settings and the names of datasets, archs and methods are checked run by run in `expand`.
 """
 from __future__ import annotations
 
 import dataclasses
+import json
+import re
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..config import TrainConfig, coerce, parse_assignment, tomllib, unknown_key_message
-from ..errors import UserError
+from ..config import TrainConfig
+from ..options import coerce, parse_assignment, tomllib, unknown_key_message
+from ..errors import UserError, unknown_message
 
 # Run fields that a study sweeps: they are axes here, never shared settings.
 AXIS_OF_FIELD = {"dataset": "datasets", "arch": "archs", "method": "methods", "train_size": "train_sizes",
                  "seed": "seeds"}
 AXES = ["datasets", "archs", "methods", "train_sizes", "label_noise", "seeds"]
-META = ["name", "description", "analyses"]
+# An axis a study may leave out: no label noise, like a single run. Seeds stay required: how many
+# seeds a comparison has is a decision, not a default.
+AXIS_DEFAULTS = {"label_noise": [0.0]}
+META = ["name", "description", "analyses", "tune"]
 # method_options is resolved from the method spec; a study gives options inside the spec.
 SETTINGS = [f for f in TrainConfig.field_names()
             if f not in AXIS_OF_FIELD and f not in ("label_noise", "method_options")]
 FULL = "full"  # train_sizes entry: the whole training pool left after the validation split
+# Settings one study cannot vary, and why (the reason is part of the error message).
+FIXED = {
+    "device": "the machine a run uses, not what it learns",
+    "precision": "a property of the machine's arithmetic; compare precisions in separate studies",
+    "threads": "a speed setting",
+    "compile": "a speed setting",
+    "channels_last": "a speed setting",
+    "eval_batch_size": "a speed setting",
+    "data_dir": "where the files are, not what they hold",
+    "norm_log": "what a run logs, not what it learns",
+    "round_log": "what a run logs, not what it learns",
+    "data_seed": "methods are compared on paired seeds; vary the seeds axis instead",
+}
 
 
 @dataclass
@@ -48,6 +76,9 @@ class StudyDefinition:
     settings: dict[str, Any] = field(default_factory=dict)
     analyses: list[str] = field(default_factory=list)
     description: str = ""
+    # run settings given as lists, by key in sorted order; each list in the order given
+    extra_axes: dict[str, list] = field(default_factory=dict)
+    tune: list[str] = field(default_factory=list)  # extra axes a report tunes over (validation-selected)
     source: str = ""  # "preset quick" or the file path
 
     @classmethod
@@ -61,12 +92,22 @@ class StudyDefinition:
             values[key] = value
         for key in values:
             _check_key(key, source)
+        for key, default in AXIS_DEFAULTS.items():
+            values.setdefault(key, default)
         missing = [a for a in AXES if a not in values]
         if missing:
             raise UserError(f"{source}: missing axis {missing[0]!r} (a non-empty list); every study needs "
-                            f"{', '.join(AXES)}")
+                            f"{', '.join(a for a in AXES if a not in AXIS_DEFAULTS)}")
         hints = typing.get_type_hints(TrainConfig)
-        settings = {k: coerce(k, values[k], hints[k]) for k in SETTINGS if k in values}
+        settings, extra = {}, {}
+        for k in SETTINGS:
+            if k not in values:
+                continue
+            if isinstance(values[k], list):
+                extra[k] = _setting_axis(k, values[k], hints[k])
+            else:
+                settings[k] = coerce(k, values[k], hints[k])
+        extra = dict(sorted(extra.items()))
         name = values.get("name", default_name)
         return cls(
             name=_string(name, "name"),
@@ -80,6 +121,8 @@ class StudyDefinition:
             analyses=_analyses(values.get("analyses", [])),
             description=_string(values.get("description", ""), "description"),
             source=source,
+            extra_axes=extra,
+            tune=_tune(values.get("tune", []), extra),
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -90,7 +133,37 @@ class StudyDefinition:
     def axis_sizes(self) -> str:
         parts = [(len(self.datasets), "dataset"), (len(self.archs), "arch"), (len(self.train_sizes), "size"),
                  (len(self.label_noise), "noise level"), (len(self.methods), "method"), (len(self.seeds), "seed")]
-        return " x ".join(f"{n} {what}{'s' if n != 1 else ''}" for n, what in parts)
+        parts[4:4] = [(len(v), k) for k, v in self.extra_axes.items()]
+        return " x ".join(f"{n} {what}{'s' if n != 1 and what in _COUNTED else ''}" for n, what in parts)
+
+
+_COUNTED = ("dataset", "arch", "size", "noise level", "method", "seed")
+
+
+def value_text(value: Any) -> str:
+    """The canonical spelling of an axis value, the same for every way of writing it: 5e-3 and
+    0.005 are "0.005", 1 and 1.0 for a float setting are "1". Floats use Python's shortest
+    round-trip form, so two different numbers never share a spelling."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float):
+        return repr(value).removesuffix(".0")
+    return str(value)
+
+
+def axes_changed(old: dict, defn: StudyDefinition) -> str:
+    """Why a study folder whose study.json holds the definition `old` cannot go on with `defn`, or
+    "". An extra axis may gain or lose values between starts (like seeds), but a setting may not
+    turn from one shared value into an axis or back: the run folders' paths would change."""
+    before = old.get("extra_axes") or {}
+    for key in sorted(set(before) | set(defn.extra_axes)):
+        if key in before and key not in defn.extra_axes:
+            return (f"{key} is an axis ({key} = {json.dumps(before[key])}); keep it a list (a one-value list "
+                    f"such as {key} = [{json.dumps(before[key][0])}] is fine) or use another --out folder")
+        if key not in before:
+            return (f"{key} is one value shared by all runs, not an axis; a list would move the run folders: "
+                    "use another --out folder")
+    return ""
 
 
 def load_definition(preset_or_file: str, overrides: list[str] = ()) -> StudyDefinition:
@@ -154,6 +227,36 @@ def _list(value: Any, key: str, item, allow_empty: bool = False) -> list:
     return out
 
 
+def _setting_axis(key: str, value: list, tp: Any) -> list:
+    """A run setting given as a list: an extra axis of typed, canonical, distinct values."""
+    if key in FIXED:
+        raise UserError(f"{key}={value!r}: {key} cannot vary within a study ({FIXED[key]}); give one value")
+    if not value:
+        raise UserError(f"{key}=[] is empty: an axis needs at least one value")
+    out, seen = [], {}
+    for v in value:
+        typed = coerce(key, v, tp)
+        if typed is None:
+            raise UserError(f"{key}: none cannot be an axis value; list the values themselves")
+        text = value_text(typed)
+        if text in seen:
+            same = "" if repr(seen[text]) == repr(v) else f" ({seen[text]!r} and {v!r} are one value)"
+            raise UserError(f"{key}: {text} is listed twice{same}")
+        seen[text] = v
+        out.append(typed)
+    return out
+
+
+def _tune(value: Any, extra: dict[str, list]) -> list[str]:
+    names = _list(value, "tune", str, allow_empty=True)
+    for n in names:
+        if n not in extra:
+            varied = ", ".join(extra) or "none here"
+            raise UserError(f"tune: {n!r} is not an extra axis of this study; tune names run settings given "
+                            f"as lists, e.g. weight_decay = [5e-4, 5e-3] (extra axes: {varied})")
+    return names
+
+
 def _analyses(value: Any) -> list[str]:
     names = _list(value, "analyses", str, allow_empty=True)
     if names:
@@ -161,7 +264,7 @@ def _analyses(value: Any) -> list[str]:
         from .. import analyses  # noqa: F401  (registers every analysis)
         bad = [n for n in names if n not in ANALYSES]
         if bad:
-            raise UserError(f"analyses: unknown analysis {bad[0]!r}; valid: {', '.join(ANALYSES)}")
+            raise UserError("analyses: " + unknown_message("analysis", bad[0], ANALYSES, sort=False))
     return names
 
 
@@ -179,4 +282,8 @@ def _train_size(value: Any) -> int | None:
 
 
 def _example(value: Any) -> str:
-    return repr(value) if not isinstance(value, str) else value
+    """The items of a value that should have been a list, written as the inside of one: '[0,1' and
+    '0 1' both give '0,1' (not '[0,1'), so the suggestion is a valid list."""
+    if not isinstance(value, str):
+        return repr(value)
+    return ",".join(part for part in re.split(r"[\s,\[\]]+", value) if part)

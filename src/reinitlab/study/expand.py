@@ -1,8 +1,11 @@
 """Cross a study's axes into runs, each with a stable readable folder name and a checked config.
 
-Run folders: runs/<dataset>/<arch>/n<size|full>/noise<p>/<method spec>/seed<k>. The names depend only
-on the axis values, so the same study always maps a run to the same folder and a re-run finds what
-is already done.
+Run folders: runs/<dataset>/<arch>/n<size|full>/noise<p>/<method spec>/seed<k>. With extra axes (run
+settings given as lists) one more segment names their values, keys sorted, values canonical:
+runs/.../noise0/rounds=2,weight_decay=0.005/lw/seed0. A study without extra axes has no such
+segment, so folders made before extra axes existed still resume. The names depend only on the axis
+values, so the same study always maps a run to the same folder and a re-run finds what is already
+done.
 
 Every expanded run passes the checks that need no data: TrainConfig types and ranges, the method and
 its options, the architecture, the dataset name and the training-set size against the dataset's
@@ -16,19 +19,22 @@ from pathlib import Path
 from dataclasses import dataclass
 from typing import Any
 
+import torch
+
 from ..config import TrainConfig
 from ..data import check_dataset
+from ..data.split import pool_size
 from ..errors import UserError
-from ..methods import METHODS, parse_spec
+from ..methods import METHODS, make_method, parse_spec, warn_budget
 from ..models import build_model, check_arch
-from .definition import FULL, StudyDefinition
+from .definition import FULL, StudyDefinition, value_text
 
 
 @dataclass(frozen=True)
 class RunSpec:
     id: str  # folder below DIR/runs, also the run's name in tables and logs
     config: dict[str, Any]  # TrainConfig values; speed-only fields (threads) are added by the backend
-    axes: dict[str, Any]  # dataset, arch, train_size (int or "full"), label_noise, method, seed
+    axes: dict[str, Any]  # dataset, arch, train_size (int or "full"), label_noise, method, seed, extra axes
 
     def train_config(self, **speed) -> TrainConfig:
         return TrainConfig.from_dict({**self.config, **speed})
@@ -43,20 +49,22 @@ class RunSpec:
 
 @dataclass(frozen=True)
 class Budget:
-    """The compute every method of one architecture gets: R rounds after round 0 of E epochs;
-    `long` trains (R+1)*E epochs in one round, `baseline` E."""
+    """The compute every method gets at one (architecture, rounds, epochs): R rounds after round 0
+    of E epochs; `long` trains (R+1)*E epochs in one round, `baseline` E. `patience` > 0: every
+    round ends early once training accuracy has been 100% that many epochs in a row, so E is a cap."""
 
     arch: str
     rounds: int
     epochs: int
+    patience: tuple[int, ...] = (0,)  # the study's values (several if patience is an axis)
 
     @property
     def reinit_epochs(self) -> int:
         return (self.rounds + 1) * self.epochs
 
     def to_dict(self) -> dict:
-        return {"rounds": self.rounds, "epochs": self.epochs, "reinit_epochs": self.reinit_epochs,
-                "long_epochs": self.reinit_epochs, "baseline_epochs": self.epochs}
+        return {"arch": self.arch, "rounds": self.rounds, "epochs": self.epochs, "reinit_epochs": self.reinit_epochs,
+                "long_epochs": self.reinit_epochs, "baseline_epochs": self.epochs, "patience": list(self.patience)}
 
 
 def canonical_method(spec: str) -> str:
@@ -79,31 +87,79 @@ def slug(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9._=+-]", "-", text)
 
 
-def run_id(dataset: str, arch: str, train_size: int | None, noise: float, method: str, seed: int) -> str:
+def settings_segment(settings: dict[str, Any]) -> str:
+    """The path segment of a run's extra-axis values: "rounds=2,weight_decay=0.005"."""
+    return ",".join(f"{k}={slug(value_text(settings[k]))}" for k in sorted(settings))
+
+
+def run_id(dataset: str, arch: str, train_size: int | None, noise: float, method: str, seed: int,
+           settings: dict[str, Any] | None = None) -> str:
     size = FULL if train_size is None else str(train_size)
-    return "/".join([slug(dataset), slug(arch), f"n{size}", f"noise{noise:g}", slug(method), f"seed{seed}"])
+    parts = [slug(dataset), slug(arch), f"n{size}", f"noise{noise:g}"]
+    if settings:
+        parts.append(settings_segment(settings))
+    return "/".join(parts + [slug(method), f"seed{seed}"])
+
+
+def full_rounds(defn: StudyDefinition, arch: str) -> int:
+    """The architecture's full LW budget K-1 (groups stem, blocks, head)."""
+    return arch_groups(defn, arch).K - 1
+
+
+def arch_groups(defn: StudyDefinition, arch: str):
+    """The groups of `arch` as the study's first dataset builds it (no data read)."""
+    from ..groups import groups_of
+    base = TrainConfig.from_dict(defn.settings)
+    info = check_dataset(defn.datasets[0])
+    width = defn.extra_axes.get("width", [base.width])[0]  # the number of groups does not depend on it
+    resolution = defn.extra_axes.get("resolution", [base.resolution])[0]
+    with torch.random.fork_rng(devices=[]):  # a probe; the caller's RNG stays as it was
+        return groups_of(build_model(arch, info.channels, info.num_classes, width, resolution or info.resolution))
+
+
+def budget_label(defn: StudyDefinition, b: Budget) -> str:
+    """The arch alone when the study has one budget per arch (as study.json always had), else the
+    arch with what varies: "cnn R=2", "cnn R=2 E=5"."""
+    label = b.arch
+    if "rounds" in defn.extra_axes:
+        label += f" R={b.rounds}"
+    if "epochs" in defn.extra_axes:
+        label += f" E={b.epochs}"
+    return label
 
 
 def budgets(defn: StudyDefinition) -> dict[str, Budget]:
-    """R per architecture: the study's `rounds`, else the architecture's full LW budget K-1."""
-    from ..groups import groups_of
+    """Every (arch, R, E) of the study, by `budget_label`. R: the study's `rounds` (each value of
+    the axis), else the architecture's full LW budget K-1; E: `epochs` (each value)."""
     base = TrainConfig.from_dict(defn.settings)
+    methods = [make_method(m) for m in defn.methods]
+    patience = tuple(defn.extra_axes.get("patience", [base.patience]))
     out = {}
     for arch in defn.archs:
         check_arch(arch)
-        rounds = base.rounds
-        if rounds is None:
-            info = check_dataset(defn.datasets[0])
-            probe = build_model(arch, info.channels, info.num_classes, base.width, base.resolution or info.resolution)
-            rounds = groups_of(probe).K - 1
-        out[arch] = Budget(arch, rounds, base.epochs)
+        if "rounds" in defn.extra_axes:
+            rounds = defn.extra_axes["rounds"]
+        else:
+            rounds = [base.rounds if base.rounds is not None else full_rounds(defn, arch)]
+        if any(m.resets for m in methods):
+            probe = arch_groups(defn, arch)
+            for r in rounds:
+                for m in methods:  # once here for the whole study; the runs' own checks stay quiet
+                    warn_budget(m, r, probe)
+        for r in rounds:
+            for e in defn.extra_axes.get("epochs", [base.epochs]):
+                b = Budget(arch, r, e, patience)
+                out[budget_label(defn, b)] = b
     return out
 
 
 def expand(defn: StudyDefinition, require_data: bool = True) -> tuple[list[RunSpec], dict[str, Budget]]:
     """All runs of the study in execution order (dataset, then seed, so a study stopped early holds
-    complete paired sets of methods), and the budget per architecture. `require_data`: refuse a
-    study whose dataset files are not found (a plan may be printed without them)."""
+    complete paired sets of methods), and every budget (see `budgets`). `require_data`: refuse a
+    study whose dataset files are not found (a plan may be printed without them).
+
+    `baseline` ignores `rounds`: with a rounds axis its runs at each R are the same computation,
+    trained once per R so that every budget holds a complete, seed-paired set of methods."""
     for d in defn.datasets:
         check_dataset(d)
     if require_data:
@@ -116,27 +172,54 @@ def expand(defn: StudyDefinition, require_data: bool = True) -> tuple[list[RunSp
     dup = [m for m in methods if methods.count(m) > 1]
     if dup:
         raise UserError(f"methods: {dup[0]!r} is listed twice (after normalizing the spelling)")
+    _check_folder_names(defn)
     budget = budgets(defn)
+    rounds_of = {b.arch: b.rounds for b in budget.values()}  # used where rounds is not an axis
     for seed in defn.seeds:  # seeds are checked alone: they do not interact with other settings
         TrainConfig.from_dict({**defn.settings, "seed": seed})
+    keys = list(defn.extra_axes)
     runs, seen, checked = [], {}, set()
-    for dataset, seed, arch, size, noise, method in itertools.product(
-            defn.datasets, defn.seeds, defn.archs, defn.train_sizes, defn.label_noise, methods):
+    for dataset, seed, arch, size, noise, values, method in itertools.product(
+            defn.datasets, defn.seeds, defn.archs, defn.train_sizes, defn.label_noise,
+            list(itertools.product(*defn.extra_axes.values())), methods):
+        settings = dict(zip(keys, values))
         config = {**defn.settings, "dataset": dataset, "arch": arch, "method": method, "train_size": size,
-                  "label_noise": noise, "seed": seed, "rounds": budget[arch].rounds}
-        key = (dataset, arch, size, noise, method)
+                  "label_noise": noise, "seed": seed, "rounds": rounds_of[arch], **settings}
+        key = (dataset, arch, size, noise, values, method)
         if key not in checked:  # a full check per combination, not per seed: the paper has 1440 runs
-            _check_size(TrainConfig.from_dict(config))
+            cfg = TrainConfig.from_dict(config)
+            _check_size(cfg)
+            if defn.tune:
+                _check_tunable(cfg, defn.tune)
             checked.add(key)
-        rid = run_id(dataset, arch, size, noise, method, seed)
+        rid = run_id(dataset, arch, size, noise, method, seed, settings)
         if rid in seen:
             raise UserError(f"runs {seen[rid]!r} and {method!r} map to the same folder {rid!r}; rename one")
         seen[rid] = method
         axes = {"dataset": dataset, "arch": arch, "train_size": FULL if size is None else size,
-                "label_noise": noise, "method": method, "seed": seed}
+                "label_noise": noise, "method": method, "seed": seed, **settings}
         runs.append(RunSpec(rid, config, axes))
     _check_device(defn)
     return runs, budget
+
+
+def _check_folder_names(defn: StudyDefinition) -> None:
+    """Two values of one axis must not share a folder name (slug replaces odd characters)."""
+    for key, values in defn.extra_axes.items():
+        names: dict[str, Any] = {}
+        for v in values:
+            name = slug(value_text(v))
+            if name in names:
+                raise UserError(f"{key}: {names[name]!r} and {v!r} map to the same folder name {key}={name}; "
+                                "give values that differ in letters or digits")
+            names[name] = v
+
+
+def _check_tunable(cfg: TrainConfig, tune: list[str]) -> None:
+    """Tuning picks by validation accuracy: a run without a validation split cannot be tuned."""
+    if cfg.val_fraction == 0 and not check_dataset(cfg.dataset).val_size:
+        raise UserError(f"tune = {tune}: runs on {cfg.dataset} with val_fraction=0 have no validation split, "
+                        "and tuning never looks at test accuracy; set val_fraction > 0 (e.g. 0.1)")
 
 
 def missing_datasets(defn: StudyDefinition) -> list[str]:
@@ -153,14 +236,17 @@ def missing_datasets(defn: StudyDefinition) -> list[str]:
 
 
 def _check_size(cfg: TrainConfig) -> None:
-    """The exact pool size needs the data (official val splits, rounding); the registry's official
-    training-set size bounds it, which catches the typos."""
+    """Against the pool left after the validation split, from the dataset's registered sizes (no data
+    read, so `--dry-run` catches it too); `runner.check_data` checks again on the loaded data."""
     info = check_dataset(cfg.dataset)
-    if cfg.train_size is not None and cfg.train_size > info.train_size:
-        raise UserError(f"train_sizes: {cfg.train_size} is larger than {cfg.dataset}'s training set "
-                        f"({info.train_size} images)")
+    pool = pool_size(info.train_size, info.num_classes, cfg.val_fraction, bool(info.val_size))
+    if cfg.train_size is not None and cfg.train_size > pool:
+        split = ("the official validation set is separate" if info.val_size else
+                 f"val_fraction={cfg.val_fraction:g} of {info.train_size} held out")
+        raise UserError(f"train_sizes: {cfg.train_size} is larger than the training pool of {cfg.dataset} "
+                        f"({pool} examples; {split}); use at most {pool}, or \"full\"")
 
 
 def _check_device(defn: StudyDefinition) -> None:
-    from ..train import resolve_device
+    from ..runtime import resolve_device
     resolve_device(defn.settings.get("device", "auto"))

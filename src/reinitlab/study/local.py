@@ -44,7 +44,9 @@ def worker_main(index: int, parent: int, inbox, outbox, threads: int, gpu: int |
         os.environ["CUDA_VISIBLE_DEVICES"] = str(gpu)
     os.environ["OMP_NUM_THREADS"] = str(threads)
     import torch
-    torch.set_num_threads(threads)
+
+    from ..runtime import configure
+    configure(threads=threads)
     try:
         torch.set_num_interop_threads(1)
     except RuntimeError:

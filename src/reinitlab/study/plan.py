@@ -103,9 +103,13 @@ class Plan:
 
     def lines(self, name: str, axis_sizes: str, budgets: dict[str, Budget], out: str) -> list[str]:
         lines = [f"study {name}: {self.total} runs ({axis_sizes}) in {out}"]
-        for b in budgets.values():
-            lines.append(f"  budget {b.arch}: R={b.rounds} rounds after round 0, E={b.epochs} epochs each: reinit "
+        for label, b in budgets.items():
+            lines.append(f"  budget {label}: R={b.rounds} rounds after round 0, E={b.epochs} epochs each: reinit "
                          f"methods and long train {b.reinit_epochs} epochs, baseline {b.epochs}")
+        patience = sorted({p for b in budgets.values() for p in b.patience if p > 0})
+        if patience:
+            lines.append(f"  patience {'/'.join(map(str, patience))}: a round ends once training accuracy has been "
+                         "100% for that many epochs in a row (until convergence); the epochs above are caps")
         lines.append(f"  already finished {self.finished}, failed before {self.failed_before}, partial "
                      f"{self.partial} (resume from checkpoint); to run now: {len(self.todo)}")
         lines.append(f"  on {self.workers_text}")

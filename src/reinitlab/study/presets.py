@@ -5,6 +5,7 @@ Every preset sets `rounds` explicitly: all methods of one comparison must share 
 after round 0, E epochs each), and the `long` baseline then trains (R+1)*E epochs in one round, the
 same compute as every reinit method. Left unset, R would default per architecture to its full LW
 budget (K-1), which differs between architectures and makes the paper preset 4x more expensive.
+A list of rounds (the budget preset) is one budget per value, each compute-matched the same way.
 """
 from __future__ import annotations
 
@@ -167,4 +168,111 @@ def claims() -> dict:
     }
 
 
-PRESETS: dict[str, Callable[[], dict]] = {f.__name__: f for f in (quick, paper, sizes, claims)}
+def budget() -> dict:
+    """At which compute budgets does LW beat training longer? (the paper: "the number of
+    reinitialized layers may vary depending on the available compute budget")
+
+    Command: reinitlab study budget --out runs/budget && reinitlab report runs/budget
+    Runs:    fashion-mnist-small (embedded, offline) x cnn (width 0.5, batch 64) x train sizes 500
+             and 2000 x R = 1, 2 and 3 rounds after round 0 (the cnn has K-1 = 3 blocks to reset
+             layer by layer) x baseline/long/fc/ke/llf/lw x 5 seeds = 180 runs; E=8 epochs per
+             round, so at R the reinit methods and `long` train (R+1)*8 = 16, 24 and 32 epochs,
+             `baseline` 8 (baseline ignores R: its three runs per seed are one computation, kept so
+             that every budget is a complete paired set).
+    Cost:    TO BE MEASURED on the quiet 2-core development CPU (2 workers x 1 thread); the plan's
+             own estimate there (--dry-run) is about 24 minutes.
+    Expect:  TO BE MEASURED. The report's budget frontier gives, per size, test accuracy against
+             epochs trained for every method and LW − long at each R with its 95% interval, and
+             one sentence saying at which budgets LW beats `long`, ties or loses.
+    """
+    return {
+        "name": "budget",
+        "description": "fashion-mnist-small, cnn: 6 methods at R = 1, 2, 3 x sizes 500/2000 x 5 seeds, long "
+                       "compute-matched at every R",
+        "datasets": ["fashion-mnist-small"],
+        "archs": ["cnn"],
+        "methods": ["baseline", "long", "fc", "ke", "llf", "lw"],
+        "train_sizes": [500, 2000],
+        "label_noise": [0.0],
+        "seeds": [0, 1, 2, 3, 4],
+        "width": 0.5,
+        "batch_size": 64,
+        "rounds": [1, 2, 3],
+        "epochs": 8,
+    }
+
+
+def tuned() -> dict:
+    """Does LW still help once every method gets its best weight decay and augmentation, chosen on
+    validation data? And is it less sensitive to them? (Zaidi et al. 2022)
+
+    Command: reinitlab study tuned --out runs/tuned && reinitlab report runs/tuned
+    Runs:    fashion-mnist-small (embedded, offline) x cnn (width 0.5, batch 64) x train size 500 x
+             weight decay 5e-5, 5e-4, 5e-3 x augmentation none and flip+crop x baseline/long/fc/lw
+             x 4 seeds = 96 runs; R=3, E=8 (32 epochs for the reinit methods and `long`, 8 for
+             baseline). `tune` names the grid's axes: per method and seed the report picks the
+             setting with the best validation accuracy (the default 10% validation split; test
+             accuracy is never used to choose) and compares the picked runs seed-paired.
+    Cost:    TO BE MEASURED on the quiet 2-core development CPU (2 workers x 1 thread); the plan's
+             own estimate there (--dry-run) is about 23 minutes.
+    Expect:  TO BE MEASURED. The report's tuned table gives tuned lw − tuned baseline and − tuned
+             long with 95% intervals, and per method the spread (max − min, SD) of test accuracy
+             over the 6 settings.
+    """
+    return {
+        "name": "tuned",
+        "description": "fashion-mnist-small, cnn: weight decay x augmentation grid, baseline/long/fc/lw, "
+                       "validation-selected",
+        "datasets": ["fashion-mnist-small"],
+        "archs": ["cnn"],
+        "methods": ["baseline", "long", "fc", "lw"],
+        "train_sizes": [500],
+        "label_noise": [0.0],
+        "seeds": [0, 1, 2, 3],
+        "width": 0.5,
+        "batch_size": 64,
+        "rounds": 3,
+        "epochs": 8,
+        "weight_decay": [5e-5, 5e-4, 5e-3],
+        "augment": ["none", "flip+crop"],
+        "tune": ["weight_decay", "augment"],
+    }
+
+
+def converged() -> dict:
+    """The paper's regime: every round trains until convergence ("fine-tune the entire model until
+    convergence") instead of a fixed short E.
+
+    Command: reinitlab study converged --out runs/converged && reinitlab report runs/converged
+    Runs:    fashion-mnist-small (embedded, offline) x cnn (width 0.5, batch 64) x train sizes 500
+             and 2000 x baseline/long/fc/ke/llf/lw x 4 seeds = 48 runs; R=3. A round ends once
+             training accuracy has been 100% for 3 epochs in a row (patience 3), at the latest after
+             30 epochs (the cap, which also sets the round's learning-rate schedule); `long` is one
+             round capped at (R+1)*30 = 120 epochs that ends the same way, so it is matched on the
+             cap, not on the epochs the reinit methods actually train (results.csv has both).
+    Cost:    TO BE MEASURED on the quiet 2-core development CPU (2 workers x 1 thread); the plan's
+             own estimate there (--dry-run) is about 25 minutes, an upper bound: it counts every
+             round to its cap.
+    Expect:  TO BE MEASURED. Compare its verdicts with the quick preset's fixed E=11: whether LW's
+             standing against baseline and long depends on the regime.
+    """
+    return {
+        "name": "converged",
+        "description": "fashion-mnist-small, cnn: 6 methods x sizes 500/2000 x 4 seeds, every round until 100% "
+                       "training accuracy for 3 epochs (cap 30)",
+        "datasets": ["fashion-mnist-small"],
+        "archs": ["cnn"],
+        "methods": ["baseline", "long", "fc", "ke", "llf", "lw"],
+        "train_sizes": [500, 2000],
+        "label_noise": [0.0],
+        "seeds": [0, 1, 2, 3],
+        "width": 0.5,
+        "batch_size": 64,
+        "rounds": 3,
+        "epochs": 30,
+        "patience": 3,
+    }
+
+
+PRESETS: dict[str, Callable[[], dict]] = {f.__name__: f for f in (quick, paper, sizes, claims, budget, tuned,
+                                                                   converged)}

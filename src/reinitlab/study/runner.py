@@ -18,12 +18,12 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .. import __version__
+from ..version import __version__
 from ..config import TrainConfig
 from ..errors import UserError
 from ..rundir import atomic_write_json
-from ..train import RESUMABLE_DIFFERENCES
-from .definition import StudyDefinition
+from ..rundir import RESUMABLE_DIFFERENCES
+from .definition import StudyDefinition, axes_changed
 from .display import Counts, Display
 from .expand import RunSpec, expand, missing_datasets
 from .lock import acquire_blocking
@@ -99,9 +99,18 @@ def check_data(todo: list[RunSpec]) -> None:
     corrupt file is one line and exit 2 here, not one failed run per run later. The decoded tensors
     are cached, so the workers' own loads are cheap."""
     from ..data import load_dataset
-    wanted = {(r.config["dataset"], r.config.get("data_dir"), r.config.get("resolution")) for r in todo}
-    for dataset, data_dir, resolution in sorted(wanted, key=str):
-        load_dataset(dataset, data_dir, resolution)
+    from ..data.split import check_train_size, pool_counts
+    wanted: dict[tuple, set] = {}
+    for r in todo:  # the sizes to check against each dataset's pool, per validation fraction
+        cfg = r.train_config()
+        wanted.setdefault((cfg.dataset, cfg.data_dir, cfg.resolution), set()).add((cfg.val_fraction, cfg.train_size))
+    for (dataset, data_dir, resolution), sizes in sorted(wanted.items(), key=str):
+        bundle = load_dataset(dataset, data_dir, resolution)
+        for val_fraction, train_size in sorted(sizes, key=str):
+            try:
+                check_train_size(bundle, train_size, pool_counts(bundle, val_fraction))
+            except UserError as e:
+                raise UserError(f"train_sizes: {e}") from None
 
 
 def _run(defn, store, runs, budgets, states, todo, failed_kept, res, dry_run, stream, command,
@@ -184,6 +193,10 @@ def check_compatible(store: Store, defn: StudyDefinition) -> None:
     """Axes may grow or shrink between starts (more seeds, another size); the shared settings may
     not, except speed-only ones: the run folders would hold runs of two different studies. A
     folder holding something else than a study is refused, not written into."""
+    existing = next(p for p in (store.root, *store.root.parents) if p.exists())
+    if not existing.is_dir():  # before the plan is printed: it could never be written
+        raise UserError(f"--out {store.root}: " + ("exists and is not a folder" if existing == store.root
+                                                   else f"{existing} is a file, not a folder"))
     if store.root.is_dir() and not store.study_file.exists():
         # dot files may be left by a start killed before its first write (lock, temp file)
         other = sorted(p.name for p in store.root.iterdir() if not p.name.startswith("."))
@@ -193,10 +206,13 @@ def check_compatible(store: Store, defn: StudyDefinition) -> None:
     old = store.read_study()
     if not old or "definition" not in old:
         return
+    moved = axes_changed(old["definition"], defn)
+    if moved:
+        raise UserError(f"{store.root} holds study {old['definition'].get('name')!r} where {moved}")
     before = _comparable(old["definition"].get("settings", {}))
     now = _comparable(defn.settings)
     for k in now:
-        if before.get(k) != now[k]:
+        if k not in defn.extra_axes and before.get(k) != now[k]:
             raise UserError(f"{store.root} holds study {old['definition'].get('name')!r} with {k}={before.get(k)!r}, "
                             f"not {now[k]!r}; use another --out folder, or the same settings (axes may change)")
 

@@ -11,9 +11,11 @@ from __future__ import annotations
 import os
 import socket
 import time
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ..errors import ReinitlabWarning
 from .expand import RunSpec
 from .store import Store
 
@@ -59,6 +61,7 @@ def _bundle(cfg):
 
 
 def execute(task: Task) -> Outcome:
+    from ..runtime import configure
     from ..train import execute as train_execute
     from .analysis_step import analyse
 
@@ -90,8 +93,11 @@ def execute(task: Task) -> Outcome:
             store.log("start", spec.id, how=how, attempt=attempt,
                       recovered_from=lock.recovered.get("pid") if lock.recovered else None)
             cfg = spec.train_config(**task.speed)
-            result, eng = train_execute(cfg, store.run_dir(spec.id), progress=False, bundle=_bundle(cfg),
-                                        label=spec.id)
+            configure(device=cfg.device)  # the allocator on a CPU, TF32 on CUDA; threads: the worker's
+            with warnings.catch_warnings():  # the study warned once at its start; a run repeats it
+                warnings.simplefilter("ignore", ReinitlabWarning)
+                result, eng = train_execute(cfg, store.run_dir(spec.id), progress=False, bundle=_bundle(cfg),
+                                            label=spec.id)
         except Exception as e:  # a run's own failure: recorded, the study goes on
             return _failed(store, spec.id, e, attempt, t0, how, me)
         store.log("end", spec.id, status=result["status"], seconds=time.time() - t0, test_acc=result.get("test_acc"))
@@ -138,10 +144,8 @@ def record_lost(study_dir: str, run_id: str, reason: str) -> bool:
 
 def ray_execute(task: Task) -> Outcome:
     """Entry point of a Ray task: torch threads = the CPUs Ray granted this task."""
-    import torch
-    threads = task.speed.get("threads")
-    if threads:
-        torch.set_num_threads(threads)
+    from ..runtime import configure
+    configure(threads=task.speed.get("threads") or None)
     return execute(task)
 
 

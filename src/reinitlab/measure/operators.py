@@ -38,7 +38,7 @@ import torch.nn.functional as F
 from ..groups import Groups
 from ..reset import standardization_of
 from ..seeding import generator
-from .base import eval_mode, one_thread
+from .common import eval_mode, one_thread
 
 _CONV = {1: (F.conv1d, F.conv_transpose1d), 2: (F.conv2d, F.conv_transpose2d), 3: (F.conv3d, F.conv_transpose3d)}
 # Layers through which a positive per-channel scale passes unchanged (it commutes with them).

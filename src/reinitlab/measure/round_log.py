@@ -10,7 +10,7 @@ import torch
 import torch.nn as nn
 
 from ..groups import Groups
-from .base import logits_of, quantiles, subsample
+from .common import logits_of, quantiles, subsample
 from .complexity import normalize, spectral_complexity
 from .margins import margins_of
 from .norms import group_norms, tensor_norms

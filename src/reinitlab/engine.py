@@ -1,0 +1,275 @@
+"""The engine of one prepared run: its tensors, model, optimizer factory and training steps.
+
+Data lives in memory as normalized float tensors on the device; batches are index gathers with
+batched augmentation; losses and accuracies accumulate on the device and are read once per epoch.
+Building an Engine changes no process-wide setting (runtime.configure does, once per process).
+
+    eng = Engine(prepare(cfg))
+    eng.schedule                       # batch, steps per epoch, epochs per round, statistics batches
+    opt = eng.optimizer()
+    eng.train_epoch(opt, round_, epoch)
+    eng.evaluate(eng.x_test, eng.y_test)
+"""
+from __future__ import annotations
+
+import math
+import warnings
+from contextlib import nullcontext
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from .augment import augment
+from .config import TrainConfig
+from .data import DataBundle
+from .data.split import Split
+from .errors import ReinitlabWarning, UserError
+from .groups import groups_of
+from .hostmem import cpu_eval_memory_format
+from .models import build_model
+from .reinit import Reinitializer
+from .resolve import Prepared, prepare
+from .rundir import read_json
+from .seeding import derive, generator
+
+STAT_BATCHES = 4  # training batches a reset may read (DNR's scores, LW's standardization statistics)
+
+
+@dataclass(frozen=True)
+class Schedule:
+    """What a run trains, in steps. The loop trains exactly this; the cost estimates read it."""
+
+    examples: int  # training examples
+    batch: int  # examples per step
+    steps: int  # steps per epoch (a last partial batch is dropped)
+    epochs: tuple[int, ...]  # epochs of each round, round 0 first: the method's plan
+    stat_batches: int  # batches of un-augmented training examples a reset may read
+
+    @classmethod
+    def of(cls, p: Prepared) -> "Schedule":
+        """The schedule `Engine(p)` trains, without building the engine."""
+        n = len(p.split.labels)
+        batch = min(p.cfg.batch_size, n)
+        steps = n // batch
+        return cls(n, batch, steps, tuple(p.method.epochs(p.cfg.rounds, p.cfg.epochs)), min(STAT_BATCHES, steps))
+
+    @property
+    def rounds(self) -> int:
+        return len(self.epochs) - 1
+
+    @property
+    def total_epochs(self) -> int:
+        return sum(self.epochs)
+
+
+def lr_at(step: int, total: int, peak: float, warmup: float) -> float:
+    """Linear warm-up over the first `warmup` fraction of `total` steps, then cosine decay to 0."""
+    w = int(round(warmup * total))
+    if step < w:
+        return peak * (step + 1) / w
+    return peak * 0.5 * (1.0 + math.cos(math.pi * (step - w) / max(total - w, 1)))
+
+
+def initial_model(cfg: TrainConfig, bundle: DataBundle) -> nn.Module:
+    """The run's round-0 model: built under the seed's own init stream, so building it again from the
+    run's config gives the very same weights (analyses measure the distance from them)."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(derive(cfg.seed, "init"))
+        return build_model(cfg.arch, bundle.channels, bundle.num_classes, cfg.width, cfg.resolution)
+
+
+class Engine:
+    """Tensors, model, method and training steps of one prepared run."""
+
+    def __init__(self, p: Prepared):
+        self._p = p
+        cfg, dev = p.cfg, p.device
+        self.memory_format = torch.channels_last if cfg.channels_last else torch.contiguous_format
+        b, s = p.bundle, p.split
+        xtr = b.x_train[s.train].float()
+        self.mean = xtr.mean(dim=(0, 2, 3))
+        self.std = xtr.std(dim=(0, 2, 3)).clamp_min(1e-3)
+        self.x_train = self._prep(xtr)
+        self.y_train = s.labels.to(dev)
+        if s.val_official:
+            self.x_val, self.y_val = self._prep(b.x_val.float()), b.y_val.to(dev)
+        elif len(s.val):
+            self.x_val, self.y_val = self._prep(b.x_train[s.val].float()), b.y_train[s.val].to(dev)
+        else:
+            self.x_val = self.y_val = None
+        self.x_test, self.y_test = self._prep(b.x_test.float()), b.y_test.to(dev)
+        self.model = initial_model(cfg, b).to(dev, memory_format=self.memory_format)
+        self.groups = groups_of(self.model)
+        self._schedule = Schedule.of(p)
+        self.reinit = Reinitializer(self.model, p.method, cfg.rounds, self.groups, seed=cfg.seed,
+                                    stat_batches=STAT_BATCHES)
+        self.autocast = (torch.autocast(dev.type, dtype=torch.bfloat16) if cfg.precision == "bf16"
+                         else nullcontext())
+        self._forward = self.model
+        self.eval_format = (cpu_eval_memory_format(self.model) if dev.type == "cpu" and cfg.channels_last
+                            else self.memory_format)
+
+    # ---- what the run is ----------------------------------------------------------------------
+    @property
+    def config(self) -> TrainConfig:
+        """The resolved config (config.json)."""
+        return self._p.cfg
+
+    @property
+    def split(self) -> Split:
+        return self._p.split
+
+    @property
+    def bundle(self) -> DataBundle:
+        return self._p.bundle
+
+    @property
+    def device(self) -> torch.device:
+        return self._p.device
+
+    @property
+    def schedule(self) -> Schedule:
+        return self._schedule
+
+    def initial_state(self) -> dict[str, torch.Tensor]:
+        """The parameters this run started from (round 0, before any training), rebuilt from its config."""
+        return {n: p.detach().to(self.device) for n, p in initial_model(self.config, self.bundle).named_parameters()}
+
+    def _prep(self, x: torch.Tensor) -> torch.Tensor:
+        x = (x - self.mean.view(1, -1, 1, 1)) / self.std.view(1, -1, 1, 1)
+        return x.to(self._p.device).contiguous(memory_format=self.memory_format)
+
+    # ---- training -------------------------------------------------------------------------------
+    def loss_fn(self, out, y):
+        return F.cross_entropy(out, y, label_smoothing=self.config.label_smoothing)
+
+    def optimizer(self) -> torch.optim.Optimizer:
+        c = self.config
+        return torch.optim.SGD(self.model.parameters(), lr=c.lr, momentum=c.momentum, nesterov=c.nesterov,
+                               weight_decay=c.weight_decay)
+
+    def compile(self) -> None:
+        """Train through torch.compile from here on. Called at the start of every round: a reset
+        may change the graph (LW inserts its standardization)."""
+        torch._dynamo.reset()
+        self._forward = torch.compile(self.model)
+
+    def lr_after(self, round_: int, epoch: int) -> float:
+        """The learning rate of the last step of `epoch` (0-based) in `round_`."""
+        c, steps = self.config, self._schedule.steps
+        total = self._schedule.epochs[round_] * steps
+        return lr_at(min((epoch + 1) * steps, total) - 1, total, c.lr, c.warmup)
+
+    def stat_batches(self, round_: int) -> list[tuple[torch.Tensor, torch.Tensor]]:
+        """A few training batches without augmentation, fixed by (seed, round), for DNR scores and
+        LW's standardization statistics."""
+        s = self._schedule
+        perm = torch.randperm(s.examples, generator=generator(self.config.seed, "stats", round_)).to(self.device)
+        return [(self.x_train[perm[i * s.batch:(i + 1) * s.batch]], self.y_train[perm[i * s.batch:(i + 1) * s.batch]])
+                for i in range(s.stat_batches)]
+
+    def train_epoch(self, opt, round_: int, epoch: int, on_step: Callable | None = None) -> tuple[float, float]:
+        """Epoch `epoch` (0-based) of round `round_` on the round's warm-up + cosine schedule; returns
+        (mean loss, accuracy) over its examples as trained (augmented)."""
+        steps = self._schedule.steps
+        return self.train_steps(opt, steps, round_, epoch, epoch * steps, self._schedule.epochs[round_] * steps,
+                                on_step)
+
+    def train_steps(self, opt, k: int, round_: int = 0, epoch: int = 0, step0: int = 0, total_steps: int | None = None,
+                    on_step: Callable | None = None) -> tuple[float, float]:
+        """The first `k` steps of epoch `epoch`'s batch order in round `round_`, at the learning rates
+        of steps step0.. of a schedule of `total_steps` (default: k). `on_step(steps done, loss sum,
+        correct)` every 10 steps, with the sums still on the device. Returns (mean loss, accuracy)."""
+        cfg, dev, batch = self.config, self.device, self._schedule.batch
+        total_steps = k if total_steps is None else total_steps
+        self.model.train()
+        perm = torch.randperm(self._schedule.examples, generator=generator(cfg.seed, "order", round_, epoch)).to(dev)
+        g_aug = generator(cfg.seed, "augment", round_, epoch, device=dev) if cfg.augment != "none" else None
+        loss_sum = torch.zeros((), device=dev)
+        correct = torch.zeros((), device=dev, dtype=torch.long)
+        for i in range(k):
+            idx = perm[i * batch:(i + 1) * batch]
+            x, y = self.x_train[idx], self.y_train[idx]
+            if g_aug is not None:
+                x = augment(x, cfg.augment, g_aug)
+            lr = lr_at(step0 + i, total_steps, cfg.lr, cfg.warmup)
+            for group in opt.param_groups:
+                group["lr"] = lr
+            with self.autocast:
+                out = self._forward(x)
+                loss = self.loss_fn(out.float(), y)
+                extra = self.reinit.loss_term(round_)  # a method's penalty (l2init); None for most
+            opt.zero_grad(set_to_none=True)
+            (loss if extra is None else loss + extra).backward()
+            opt.step()
+            self.reinit.after_step(round_, step0 + i + 1, opt, data=lambda: self.stat_batches(round_))  # in-round events
+            loss_sum += loss.detach() * len(y)
+            correct += (out.detach().argmax(1) == y).sum()
+            if on_step is not None and i % 10 == 9:
+                on_step(i + 1, loss_sum, correct)
+        seen = k * batch
+        return loss_sum.item() / seen, correct.item() / seen
+
+    def finite(self, loss: float) -> bool:
+        """Whether `loss` and every weight are finite (not diverged)."""
+        if not math.isfinite(loss):
+            return False
+        return bool(torch.stack([torch.isfinite(w).all() for w in self.model.parameters()]).all())
+
+    # ---- evaluation -----------------------------------------------------------------------------
+    def evaluate(self, x: torch.Tensor | None, y: torch.Tensor | None) -> tuple[float | None, float | None]:
+        """(accuracy, mean loss) of the model in eval mode on (x, y); the model is back in train mode after."""
+        if x is None or len(x) == 0:
+            return None, None
+        # Wide ResNets evaluate faster in NCHW on a CPU (hostmem.cpu_eval_memory_format): the weights
+        # are converted for the pass and back, an exact copy each way, so training is untouched. The
+        # conversion runs outside inference mode: weights made there could not be trained again.
+        flip = self.eval_format != self.memory_format
+        if flip:
+            self.model.to(memory_format=self.eval_format)
+        try:
+            return self._evaluate(x, y, flip)
+        finally:
+            if flip:
+                self.model.to(memory_format=self.memory_format)
+            self.model.train()
+
+    @torch.inference_mode()
+    def _evaluate(self, x: torch.Tensor, y: torch.Tensor, flip: bool) -> tuple[float, float]:
+        self.model.eval()
+        bs = self.config.eval_batch_size
+        loss = torch.zeros((), device=x.device)
+        correct = torch.zeros((), device=x.device, dtype=torch.long)
+        for i in range(0, len(x), bs):
+            xb, yb = x[i:i + bs], y[i:i + bs]
+            if flip:
+                xb = xb.contiguous(memory_format=self.eval_format)
+            with self.autocast:
+                out = self.model(xb)
+            loss += F.cross_entropy(out.float(), yb, reduction="sum")
+            correct += (out.argmax(1) == yb).sum()
+        return correct.item() / len(x), loss.item() / len(x)
+
+
+def load_run(run_dir: str | Path, device: str | None = None) -> Engine:
+    """Rebuild a finished run from its folder: config, data split, normalized tensors, and the final
+    weights (with LW's frozen standardizations) from model.pt. Nothing is retrained."""
+    run_dir = Path(run_dir)
+    for f in ("config.json", "model.pt"):
+        if not (run_dir / f).exists():
+            raise UserError(f"{run_dir}: no {f}; not a finished reinitlab run folder")
+    values = read_json(run_dir / "config.json")
+    if device is not None:
+        values["device"] = device
+    with warnings.catch_warnings():  # a finished run's budget warnings were given when it started
+        warnings.simplefilter("ignore", ReinitlabWarning)
+        eng = Engine(prepare(TrainConfig.from_dict(values)))
+    saved = torch.load(run_dir / "model.pt", map_location=eng.device, weights_only=False)
+    eng.reinit.load_state_dict(saved["reinit"])
+    eng.model.load_state_dict(saved["model"])
+    eng.model.eval()
+    return eng

@@ -1,0 +1,72 @@
+"""What a run, or an architecture, looks like before anything trains: the resolved config, the
+split sizes, the model's groups. `reinitlab train --dry-run` and `reinitlab groups` print these;
+nothing here trains or writes a run folder."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import torch
+import torch.nn as nn
+
+from .config import TrainConfig
+from .data import check_dataset
+from .groups import Groups, groups_of
+from .models import build_model
+from .resolve import Prepared, prepare
+from .rundir import open_run
+
+
+def arch_groups(arch: str, dataset: str = TrainConfig.dataset, width: float = TrainConfig.width,
+                resolution: int | None = None) -> tuple[nn.Module, Groups]:
+    """The registry architecture as a run on `dataset` would build it (channels, classes and
+    resolution from the dataset's registry entry; no data is read), and its groups."""
+    info = check_dataset(dataset)
+    with torch.random.fork_rng(devices=[]):
+        model = build_model(arch, info.channels, info.num_classes, width, resolution or info.resolution)
+    return model, groups_of(model)
+
+
+def run_lines(p: Prepared, groups: Groups) -> list[str]:
+    """The run in a few lines: data and split, model, method and budget, device."""
+    cfg, b, s = p.cfg, p.bundle, p.split
+    pool = len(b.y_train) - (0 if s.val_official else len(s.val))
+    val = f"{len(s.val):,} val ({'official' if s.val_official else f'{cfg.val_fraction:g} of the training set'})"
+    noisy = f", {len(s.noisy):,} noisy labels" if len(s.noisy) else ""
+    plan = p.method.epochs(cfg.rounds, cfg.epochs)
+    rounds = (f"{len(plan)} rounds of {plan[0]} epochs" if len(set(plan)) == 1 and len(plan) > 1
+              else " + ".join(str(e) for e in plan) + " epochs" if len(plan) > 1 else f"1 round of {plan[0]} epochs")
+    options = type(p.method).options_text(cfg.method_options)
+    batch = min(cfg.batch_size, len(s.train))
+    total = sum(groups.parameter_count(g) for g in groups.names)
+    return [
+        f"data    {cfg.dataset}: {b.num_classes} classes, {b.channels} channel{'s' if b.channels > 1 else ''}, "
+        f"{cfg.resolution} px",
+        f"split   {len(s.train):,} train (of a pool of {pool:,}){noisy} / {val} / {len(b.y_test):,} test; "
+        f"data_seed {cfg.data_seed}",
+        f"model   {cfg.arch}, width {cfg.width:g}: {total:,} parameters in {len(groups.names)} groups",
+        f"method  {p.method.name}" + (f" ({options})" if options else "")
+        + f": {rounds}, {sum(plan)} in all; batch {batch}, {len(s.train) // batch} steps per epoch",
+        f"device  {cfg.device}, {cfg.precision}, {cfg.threads} thread{'s' if cfg.threads != 1 else ''}",
+    ]
+
+
+def dry_run(cfg: TrainConfig, out: str | Path | None = None) -> str:
+    """Everything `train` would do, resolved and checked (a bad input raises UserError here, as it
+    would at a real start), without training or writing anything."""
+    p = prepare(cfg)
+    with torch.random.fork_rng(devices=[]):
+        model = build_model(p.cfg.arch, p.bundle.channels, p.bundle.num_classes, p.cfg.width, p.cfg.resolution)
+    groups = groups_of(model)
+    lines = ["dry run: nothing is trained or written", *run_lines(p, groups)]
+    if out is not None:
+        state = open_run(Path(out), p.cfg)
+        lines.append(f"out     {out}: " + {"new": "a new run", "resume": "holds this run unfinished: it would resume",
+                                           "finished": "holds this run finished: nothing to train"}[state])
+    lines += ["", "resolved config (config.json):"]
+    values = p.cfg.to_dict()
+    width = max(len(k) for k in values)
+    lines += [f"  {k:{width}s}  {json.dumps(v)}" for k, v in values.items()]
+    lines += ["", "groups:", *("  " + line for line in groups.table().splitlines())]
+    return "\n".join(lines)
+

@@ -1,5 +1,6 @@
 """Every analysis on a user's own model (residual block, BatchNorm, automatic groups, an LW-style
 standardization), through the library entry point."""
+import dataclasses
 import math
 
 import pytest
@@ -55,7 +56,8 @@ def test_all_analyses_run_on_a_users_model(setup, tmp_path):
     assert list(out) == list(ANALYSES)
     for name, entry in out.items():
         assert (tmp_path / entry["plot"]).stat().st_size > 1000
-        assert entry["info"]["options"]
+        # every option recorded, even where an analysis has none
+        assert set(entry["info"]["options"]) == {f.name for f in dataclasses.fields(ANALYSES[name].Options)}
     layers = out["norms"]["arrays"]["layers"]
     assert [r["name"] for r in layers] == ["first.0", "res.conv", "fc"]
     # the standardization on the stem's output is folded into the residual conv that reads it (the

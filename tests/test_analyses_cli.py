@@ -62,7 +62,7 @@ def test_only_updates_the_named_analyses_and_keeps_the_rest(run_dir):
 
 
 @pytest.mark.parametrize("argv,message", [
-    (["--only", "margins,curvature"], "unknown analysis 'curvature'; valid: bound, flatness, margins"),
+    (["--only", "margins,curvature"], "unknown analysis 'curvature'; valid: bound, distance, flatness, margins"),
     (["--set", "margins.max_exampels=5"], "did you mean 'max_examples'"),
     (["--set", "flatness.samples=many"], "flatness.samples='many' has the wrong type"),
     (["--set", "sigmas=[0,0.1]", "--only", "margins"], "no selected analysis has this option"),

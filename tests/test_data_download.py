@@ -1,5 +1,6 @@
 """The downloader against a local HTTP server (no internet): checksums, atomic rename, resume,
 offline errors; archive unpacking; `prepare` end to end with a tiny official-layout archive."""
+import contextlib
 import dataclasses
 import functools
 import hashlib
@@ -185,16 +186,23 @@ def cifar_archive(tmp_path: Path) -> bytes:
     return buf.getvalue()
 
 
-def with_remote(monkeypatch, name: str, url: str, filename: str, data: bytes, **kw):
+@pytest.fixture
+def stack():
+    with contextlib.ExitStack() as s:
+        yield s
+
+
+def with_remote(stack, name: str, url: str, filename: str, data: bytes, **kw):
+    """Until the test ends, `name`'s official download is the test server's file."""
     info = dataclasses.replace(DATASETS[name], remotes=(Remote(url, filename, md5=hashlib.md5(data).hexdigest(),
                                                                extract=True, **kw),))
-    monkeypatch.setitem(DATASETS, name, info)
+    stack.enter_context(DATASETS.overriding(name, info))
 
 
-def test_prepare_downloads_unpacks_and_caches(server, tmp_path, monkeypatch):
+def test_prepare_downloads_unpacks_and_caches(server, tmp_path, stack):
     data = cifar_archive(tmp_path)
     (server.root / "cifar-10-python.tar.gz").write_bytes(data)
-    with_remote(monkeypatch, "cifar10", server.url + "cifar-10-python.tar.gz", "cifar-10-python.tar.gz", data)
+    with_remote(stack, "cifar10", server.url + "cifar-10-python.tar.gz", "cifar-10-python.tar.gz", data)
     bundle, cache, _ = prepare("cifar10", tmp_path / "dl", progress=False)
     assert bundle.x_train.shape == (40, 3, 32, 32) and cache.is_file()
     assert (tmp_path / "dl" / "cifar-10-batches-py" / "data_batch_5").is_file()
@@ -204,33 +212,33 @@ def test_prepare_downloads_unpacks_and_caches(server, tmp_path, monkeypatch):
     assert load_dataset("cifar10", tmp_path / "dl").x_test.shape == (8, 3, 32, 32)
 
 
-def test_prepare_into_the_default_folder(server, tmp_path, monkeypatch):
+def test_prepare_into_the_default_folder(server, tmp_path, stack):
     data = cifar_archive(tmp_path)
     (server.root / "c.tgz").write_bytes(data)
-    with_remote(monkeypatch, "cifar10", server.url + "c.tgz", "c.tgz", data)
+    with_remote(stack, "cifar10", server.url + "c.tgz", "c.tgz", data)
     prepare("cifar10", progress=False)
     assert load_dataset("cifar10").x_train.shape[0] == 40  # found without --data-dir
 
 
-def test_prepare_offline_uses_the_archive_placed_by_hand(tmp_path, monkeypatch):
+def test_prepare_offline_uses_the_archive_placed_by_hand(tmp_path, stack):
     data = cifar_archive(tmp_path)
     (tmp_path / "mine").mkdir()
     (tmp_path / "mine" / "cifar-10-python.tar.gz").write_bytes(data)
-    with_remote(monkeypatch, "cifar10", CLOSED + "cifar-10-python.tar.gz", "cifar-10-python.tar.gz", data)
+    with_remote(stack, "cifar10", CLOSED + "cifar-10-python.tar.gz", "cifar-10-python.tar.gz", data)
     bundle, _, _ = prepare("cifar10", tmp_path / "mine", progress=False)
     assert bundle.num_classes == 10
 
 
-def test_prepare_offline_without_files_says_what_to_place(tmp_path, monkeypatch):
+def test_prepare_offline_without_files_says_what_to_place(tmp_path, stack):
     data = b"whatever"
-    with_remote(monkeypatch, "cifar10", CLOSED + "cifar-10-python.tar.gz", "cifar-10-python.tar.gz", data)
+    with_remote(stack, "cifar10", CLOSED + "cifar-10-python.tar.gz", "cifar-10-python.tar.gz", data)
     with pytest.raises(UserError, match=r"without internet, put cifar-10-python.tar.gz in .*/empty"):
         prepare("cifar10", tmp_path / "empty", progress=False)
     with pytest.raises(UserError, match=r"expected cifar-10-batches-py/ with data_batch_1"):
         prepare("cifar10", tmp_path / "empty", allow_download=False, progress=False)
 
 
-def test_fetch_unpacks_archives_inside_archives(server, tmp_path, monkeypatch):
+def test_fetch_unpacks_archives_inside_archives(server, tmp_path, stack, monkeypatch):
     """Caltech-101's zip holds caltech-101/101_ObjectCategories.tar.gz."""
     from PIL import Image
     inner = io.BytesIO()
@@ -247,7 +255,7 @@ def test_fetch_unpacks_archives_inside_archives(server, tmp_path, monkeypatch):
         z.writestr("caltech-101/101_ObjectCategories.tar.gz", inner.getvalue())
         z.writestr("caltech-101/Annotations.tar", b"")
     (server.root / "caltech-101.zip").write_bytes(outer.getvalue())
-    with_remote(monkeypatch, "caltech101", server.url + "caltech-101.zip", "caltech-101.zip", outer.getvalue(),
+    with_remote(stack, "caltech101", server.url + "caltech-101.zip", "caltech-101.zip", outer.getvalue(),
                 inner=("caltech-101/101_ObjectCategories.tar.gz",))
     monkeypatch.setattr(caltech101, "NUM_CLASSES", 2)
     monkeypatch.setattr(caltech101, "TRAIN_PER_CLASS", 2)

@@ -12,11 +12,11 @@ from PIL import Image
 
 from reinitlab.cli import main
 from reinitlab.report import make_report
-from reinitlab.report.collect import collect
+from reinitlab.report.collect import Combo, collect
 from reinitlab.report.tables import compute, fmt_cell, fmt_diff
 
-A = ("toy", "cnn", 100, 0.0)
-B = ("toy", "cnn", 200, 0.0)
+A = Combo("toy", "cnn", 100, 0.0)
+B = Combo("toy", "cnn", 200, 0.0)
 ACC = {
     A: {"baseline": [0.50, 0.52, 0.54], "long": [0.55, 0.55, 0.58], "lw": [0.60, 0.61, 0.65]},
     B: {"baseline": [0.70, 0.70, 0.70], "long": [0.72, 0.71, 0.73], "lw": [0.71, "diverged", "failed"]},
@@ -24,12 +24,12 @@ ACC = {
 
 
 def run_id(combo, method, seed):
-    d, a, n, p = combo
+    d, a, n, p = combo[:4]
     return f"{d}/{a}/n{n}/noise{p:g}/{method}/seed{seed}"
 
 
 def write_run(root: Path, combo, method, seed, acc):
-    d, a, n, p = combo
+    d, a, n, p = combo[:4]
     folder = root / "runs" / run_id(combo, method, seed)
     folder.mkdir(parents=True)
     rounds = 0 if method in ("baseline", "long") else 2

@@ -10,8 +10,9 @@ from PIL import Image
 
 from reinitlab.report import make_report
 from reinitlab.report.collect import collect
+from reinitlab.report.claims import lower_groups
+from reinitlab.report.values import DIAGNOSTICS, load
 from reinitlab.report.why import compute, fmt_paired, fmt_stat
-from reinitlab.report.why_data import DIAGNOSTICS, load, lower_groups
 
 from why_common import A, B, N, make_why_study
 
@@ -76,7 +77,7 @@ def test_diagnostics_stand_in_where_analysis_json_is_missing(why_study):
 def test_per_round_table_and_memorization_only_with_label_noise(why_study):
     why = compute(collect(why_study))
     norms = next(t for t in why.topics if t.key == "norms")
-    rows = [r for r in norms.round_rows if r.combo == A and r.metric.key == "frobenius_total"]
+    rows = [r for r in norms.round_rows if r.combo == A and r.metric.key == "diagnostics.frobenius_total"]
     assert [r.round for r in rows] == [0, 1, 2, 3]
     # baseline and long train in one round: a value only at round 0; lw's round 1 is half its final
     assert set(rows[0].cells) == {"baseline", "long", "lw"} and set(rows[1].cells) == {"lw"}

@@ -1,5 +1,7 @@
 """Study definitions: presets, TOML files, --set overrides, expansion into named runs, and every
 kind of bad input refused before anything is written."""
+import contextlib
+
 import pytest
 
 from reinitlab.cli import main
@@ -54,15 +56,16 @@ def test_every_preset_documents_command_cost_and_expectation():
         assert "rounds" in fn(), f"{name} must fix R for all archs"
 
 
-def test_paper_and_sizes_presets_expand(monkeypatch):
+def test_paper_and_sizes_presets_expand():
     sizes = load_definition("sizes")
     runs, _ = expand(sizes, require_data=False)  # fashion-mnist's files may be absent here
     assert len(runs) == 7 * 5 * 3 and runs[0].config["train_size"] == 500
     assert any(r.id.split("/")[2] == "nfull" and r.config["train_size"] is None for r in runs)
     paper = load_definition("paper")
-    for d in paper.datasets:
-        monkeypatch.setitem(DATASETS, d, DATASETS["fashion-mnist-small"])  # found on every machine
-    runs, budgets = expand(paper)
+    with contextlib.ExitStack() as stack:
+        for d in paper.datasets:  # found on every machine
+            stack.enter_context(DATASETS.overriding(d, DATASETS["fashion-mnist-small"]))
+        runs, budgets = expand(paper)
     assert len(runs) == 12 * 4 * 10 * 3
     assert set(budgets) == {"resnet50", "vgg", "mobilenetv2", "resnet18"}
     assert {b.rounds for b in budgets.values()} == {4}

@@ -4,11 +4,13 @@ and verdict can be checked against numbers computed by hand."""
 import json
 from pathlib import Path
 
+from reinitlab.report.collect import Combo
+
 GROUPS = ["stem", "block1", "block2", "block3", "head"]
 
 
 def run_id(combo, method, seed):
-    d, a, n, p = combo
+    d, a, n, p = combo[:4]
     return f"{d}/{a}/n{n}/noise{p:g}/{method}/seed{seed}"
 
 
@@ -16,7 +18,7 @@ def write_run(root: Path, combo, method, seed, acc, numbers=None, arrays=None, d
     """A finished run. `numbers`: analysis.json's flat numbers ("<analysis>.<key>"), grouped into
     per-analysis entries as analyses/runner.py writes them; None: no analysis.json. `diagnostics`:
     the final round's diagnostics (earlier rounds get the same values scaled down)."""
-    d, a, n, p = combo
+    d, a, n, p = combo[:4]
     folder = Path(root) / "runs" / run_id(combo, method, seed)
     folder.mkdir(parents=True, exist_ok=True)
     cfg = {"dataset": d, "arch": a, "method": method, "train_size": n, "label_noise": p, "seed": seed,
@@ -52,9 +54,9 @@ def write_study(root: Path, name: str, methods: list[str]):
 
 
 # ---- one study with every topic, numbers chosen to be checked by hand -------------------------------
-A = ("toy", "cnn", 100, 0.0)  # analysis.json on every run
-B = ("toy", "cnn", 200, 0.0)  # no analysis.json: margins and norms from the final-round diagnostics
-N = ("toy", "cnn", 100, 0.2)  # label noise: memorization
+A = Combo("toy", "cnn", 100, 0.0)  # analysis.json on every run
+B = Combo("toy", "cnn", 200, 0.0)  # no analysis.json: margins and norms from the final-round diagnostics
+N = Combo("toy", "cnn", 100, 0.2)  # label noise: memorization
 SEEDS = (0, 1, 2)
 Q50 = {"baseline": [1.0, 1.5, 2.0], "long": [1.2, 1.2, 1.2], "lw": [2.0, 2.0, 3.5]}
 FROB = {"baseline": [10.0, 11.0, 12.0], "long": [13.0, 13.0, 13.0], "lw": [9.0, 10.0, 11.0]}

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Callable
 
 import torch
+import torch.nn as nn
 import torch.nn.functional as F
 
 from .augment import augment
@@ -73,6 +74,14 @@ def lr_at(step: int, total: int, peak: float, warmup: float) -> float:
     return peak * 0.5 * (1.0 + math.cos(math.pi * (step - w) / max(total - w, 1)))
 
 
+def initial_model(cfg: TrainConfig, bundle: DataBundle) -> nn.Module:
+    """The run's round-0 model: built under the seed's own init stream, so building it again from the
+    run's config gives the very same weights (analyses measure the distance from them)."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(derive(cfg.seed, "init"))
+        return build_model(cfg.arch, bundle.channels, bundle.num_classes, cfg.width, cfg.resolution)
+
+
 class Engine:
     """Tensors, model, method and training steps of one prepared run."""
 
@@ -93,10 +102,7 @@ class Engine:
         else:
             self.x_val = self.y_val = None
         self.x_test, self.y_test = self._prep(b.x_test.float()), b.y_test.to(dev)
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(derive(cfg.seed, "init"))
-            self.model = build_model(cfg.arch, b.channels, b.num_classes, cfg.width, cfg.resolution)
-        self.model = self.model.to(dev, memory_format=self.memory_format)
+        self.model = initial_model(cfg, b).to(dev, memory_format=self.memory_format)
         self.groups = groups_of(self.model)
         self._schedule = Schedule.of(p)
         self.reinit = Reinitializer(self.model, p.method, cfg.rounds, self.groups, seed=cfg.seed,
@@ -128,6 +134,10 @@ class Engine:
     @property
     def schedule(self) -> Schedule:
         return self._schedule
+
+    def initial_state(self) -> dict[str, torch.Tensor]:
+        """The parameters this run started from (round 0, before any training), rebuilt from its config."""
+        return {n: p.detach().to(self.device) for n, p in initial_model(self.config, self.bundle).named_parameters()}
 
     def _prep(self, x: torch.Tensor) -> torch.Tensor:
         x = (x - self.mean.view(1, -1, 1, 1)) / self.std.view(1, -1, 1, 1)

@@ -18,12 +18,14 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from ..errors import UserError, choices, unknown, unknown_message
+from ..errors import UserError, choices
 from ..groups import Groups
 # The analyses' shared helpers live below training and analyses both (measure/), used from here.
 from ..measure.common import (accuracy, device_of, eval_mode, histogram, logits_of, one_thread,  # noqa: F401
                               quantiles, subsample)
 from ..options import parse_options
+from ..registry import Registry
+from .metrics import Metric, Topic
 
 
 @dataclass
@@ -43,6 +45,8 @@ class AnalysisData:
     loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] = F.cross_entropy
     source: str = ""  # what was analysed (a run folder), named in every plot
     eval_batch_size: int = 1000
+    # The run's round-0 parameters by name, as a function: rebuilt only when an analysis asks (distance).
+    initial_state: Callable[[], dict[str, torch.Tensor]] | None = None
 
     @property
     def true_labels(self) -> torch.Tensor:
@@ -60,7 +64,7 @@ class AnalysisData:
         return cls(x_train=eng.x_train, y_train=eng.y_train, x_test=eng.x_test, y_test=eng.y_test,
                    x_val=eng.x_val, y_val=eng.y_val, noisy=split.noisy.to(dev),
                    y_train_true=bundle.y_train[split.train].to(dev), source=source,
-                   eval_batch_size=eng.config.eval_batch_size)
+                   eval_batch_size=eng.config.eval_batch_size, initial_state=eng.initial_state)
 
 
 def _json_number(v: Any) -> float | int | None:
@@ -99,11 +103,18 @@ class AnalysisResult:
 
 
 class Analysis:
-    """Subclasses set `name`, `summary`, an `Options` dataclass, and implement `run` and `plot`."""
+    """Subclasses set `name`, `summary`, an `Options` dataclass, and implement `run` and `plot`.
+
+    What reaches the report is declared here too (analyses/metrics.py): `metrics`, the numbers shown
+    and usable by claims; `topic`, the why-section part they appear under; `headline`, the keys
+    `reinitlab analyze` prints (default: the declared metrics)."""
 
     name: ClassVar[str]
     summary: ClassVar[str]
     Options: ClassVar[type]
+    metrics: ClassVar[tuple[Metric, ...]] = ()
+    topic: ClassVar[Topic | None] = None
+    headline: ClassVar[tuple[str, ...]] = ()
 
     def run(self, model: nn.Module, groups: Groups, data: AnalysisData, options: Any = None) -> AnalysisResult:
         raise NotImplementedError
@@ -117,11 +128,11 @@ class Analysis:
         return parse_options(self.Options, values, owner=f"analysis {self.name!r}", prefix=f"{self.name}.")
 
 
-ANALYSES: dict[str, Analysis] = {}
+ANALYSES: Registry[Analysis] = Registry("analysis")
 
 
 def register(cls: type[Analysis]) -> type[Analysis]:
-    ANALYSES[cls.name] = cls()
+    ANALYSES.add(cls.name, cls())
     return cls
 
 
@@ -133,7 +144,7 @@ def select(only: str | list[str] | None) -> list[str]:
     names = [n for n in names if n]
     bad = [n for n in names if n not in ANALYSES]
     if bad:
-        raise unknown("analysis", bad[0], ANALYSES)
+        raise UserError(ANALYSES.unknown(bad[0]))
     if not names:
         raise UserError(f"no analysis selected; valid: {choices(ANALYSES)}")
     return [n for n in ANALYSES if n in names]
@@ -149,7 +160,7 @@ def split_settings(names: list[str], settings: dict[str, Any] | None) -> dict[st
         target, dot, opt = key.partition(".")
         if dot:
             if target not in ANALYSES:
-                raise UserError(f"--set {key}: " + unknown_message("analysis", target, ANALYSES))
+                raise UserError(f"--set {key}: {ANALYSES.unknown(target)}")
             if target not in per:
                 raise UserError(f"--set {key}: analysis {target!r} is not selected (--only)")
             per[target][opt] = value

@@ -26,6 +26,7 @@ from ..measure.margins import margins_of
 from ..measure.operators import layer_table, trace
 from .base import (Analysis, AnalysisData, AnalysisResult, histogram, logits_of, quantiles, register,
                    subsample)
+from .metrics import Metric
 from .plotting import figure, operator_axis, save
 
 LEVELS = (0.05, 0.1, 0.25, 0.5)
@@ -35,6 +36,9 @@ LEVELS = (0.05, 0.1, 0.25, 0.5)
 class Bound(Analysis):
     name = "bound"
     summary = "spectral complexity R, normalized margins gamma/R, the margin bound up to its constant"
+    metrics = (Metric("log10_R", "log10 spectral complexity R", "lower", also=("margins.log10_spectral_complexity",),
+                      fallback="log10_spectral_complexity", topic="norms"),)
+    headline = ("log10_R", "normalized_q50", "bound_q10")
 
     @dataclass
     class Options:

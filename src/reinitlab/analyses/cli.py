@@ -4,22 +4,27 @@ from __future__ import annotations
 from pathlib import Path
 
 from ..options import parse_assignment
+from .metrics import Metric
 
-# The numbers printed per analysis; everything else is in analysis.json.
-_HEADLINE = {
-    "margins": ("q05", "q50", "spectral_normalized_q50"),
-    "norms": ("frobenius_total", "log10_spectral_product", "log10_spectral_product_raw"),
-    "bound": ("log10_R", "normalized_q50", "bound_q10"),
-    "flatness": ("increase_sigma_0.05", "hessian_top_eigenvalue"),
-    "memorization": ("memorized_fraction", "noisy_true_label_acc", "test_acc"),
-    "probes": (),
-}
+
+def headline_keys(analysis, numbers: dict) -> list[str]:
+    """The numbers printed for one analysis (everything else is in analysis.json): its declared
+    `headline`, else its declared metrics; a family names every member found in `numbers`."""
+    keys = analysis.headline or tuple(m.key for m in analysis.metrics)
+    out = []
+    for key in keys:
+        family = Metric(key, "")
+        if family.placeholder:
+            out += [k for k in numbers if family.pattern().match(k)]
+        else:
+            out.append(key)
+    return out
 
 
 def cmd_analyze(args) -> int:
     from ..rundir import read_json_dict
     from ..runtime import configure
-    from . import analyze_run
+    from . import ANALYSES, analyze_run
     # As the run trained: on its thread count (the last digits of some numbers, e.g. the Hessian's
     # top eigenvalue, depend on it) and with a run's allocator (CPU) or TF32 (CUDA).
     threads = (read_json_dict(Path(args.run_dir) / "config.json") or {}).get("threads")
@@ -29,7 +34,7 @@ def cmd_analyze(args) -> int:
     for name, entry in doc["analyses"].items():
         if args.only and name not in [n.strip() for n in args.only.split(",")]:
             continue
-        keys = _HEADLINE.get(name) or [k for k in entry["numbers"] if k.startswith("linear_acc.")]
+        keys = headline_keys(ANALYSES[name], entry["numbers"])
         shown = "  ".join(f"{k} {_fmt(entry['numbers'].get(k))}" for k in keys if k in entry["numbers"])
         print(f"{name:13s} {shown}  ({entry['seconds']:.1f}s)")
     print(f"-> {Path(args.run_dir) / 'analysis.json'}" + ("" if args.no_plots else " and analysis_*.png"))
@@ -42,7 +47,7 @@ def _fmt(v) -> str:
 
 def add_parser(subparsers) -> None:
     from . import ANALYSES
-    p = subparsers.add_parser("analyze", help="margins, norms, bound, flatness, memorization, probes of a run",
+    p = subparsers.add_parser("analyze", help=f"{', '.join(ANALYSES)} of a run",
                               description="Analyse a finished run folder; writes analysis.json and "
                                           "analysis_<name>.png into it.")
     p.add_argument("run_dir", metavar="RUN_DIR")

@@ -22,6 +22,7 @@ from ..groups import Groups
 from ..seeding import generator
 from .base import Analysis, AnalysisData, AnalysisResult, eval_mode, register, subsample
 from .hessian import top_hessian_eigenvalue
+from .metrics import Metric, Topic
 from .plotting import figure, save
 
 
@@ -69,6 +70,15 @@ def loss_increase(model: nn.Module, x: torch.Tensor, y: torch.Tensor, sigmas: li
 class Flatness(Analysis):
     name = "flatness"
     summary = "training-loss increase under Gaussian weight noise over a sigma grid; top Hessian eigenvalue"
+    topic = Topic("Why: flatness",
+                  "Mean increase of the training loss (cross-entropy, BatchNorm in eval mode) when every weight gets "
+                  "Gaussian noise N(0, (sigma·|w|)²), and the top Hessian eigenvalue; smaller = flatter.")
+    metrics = (
+        # sigma 0 adds no noise: its increase is exactly 0 in every run
+        Metric("increase_sigma_{sigma}", "loss increase, sigma {sigma}", "lower", where=lambda s: float(s) > 0),
+        Metric("hessian_top_eigenvalue", "top Hessian eigenvalue", "lower"),
+    )
+    headline = ("increase_sigma_0.05", "hessian_top_eigenvalue")
 
     @dataclass
     class Options:

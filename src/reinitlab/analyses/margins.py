@@ -18,6 +18,7 @@ from ..measure.margins import margins_of
 from ..measure.operators import layer_table, trace
 from .base import (Analysis, AnalysisData, AnalysisResult, histogram, logits_of, quantiles, register,
                    subsample)
+from .metrics import Metric, Topic
 from .plotting import figure, save
 
 
@@ -29,6 +30,20 @@ def _prefixed(prefix: str, d: dict) -> dict:
 class Margins(Analysis):
     name = "margins"
     summary = "training margins: quantiles, distribution, normalized by Frobenius product and spectral complexity"
+    topic = Topic("Why: training margins",
+                  "The paper's first explanation: LW raises training margins (f_y(x) − max_{j≠y} f_j(x) on the logits, "
+                  "labels as trained) without raising the weight norms, so the normalized margin (margin / spectral "
+                  "complexity R of Bartlett et al. 2017) improves.")
+    metrics = (
+        Metric("q05", "margin q05", "higher", fallback="margin_q05"),
+        Metric("q25", "margin q25", "higher", fallback="margin_q25"),
+        Metric("q50", "margin median", "higher", fallback="margin_q50"),
+        Metric("spectral_normalized_q50", "margin median / R", "higher", also=("bound.normalized_q50",),
+               fallback="normalized_margin_q50"),
+        Metric("frobenius_normalized_q50", "margin median / Π‖A‖_F", "higher"),
+        Metric("negative_fraction", "misfit fraction (margin ≤ 0) (%)", "lower", percent=True),
+    )
+    headline = ("q05", "q50", "spectral_normalized_q50")
 
     @dataclass
     class Options:

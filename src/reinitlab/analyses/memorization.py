@@ -16,6 +16,7 @@ import torch.nn as nn
 
 from ..groups import Groups
 from .base import Analysis, AnalysisData, AnalysisResult, accuracy, logits_of, register, subsample
+from .metrics import Metric, Topic
 from .plotting import figure, save
 
 
@@ -23,6 +24,16 @@ from .plotting import figure, save
 class Memorization(Analysis):
     name = "memorization"
     summary = "label noise: memorized fraction of noisy examples, their true-label accuracy, clean accuracies"
+    topic = Topic("Why: memorization under label noise",
+                  "Only combinations with label noise: the memorized fraction is the accuracy on the noisy training "
+                  "examples w.r.t. their (wrong) noisy labels; their true-label accuracy is what the model predicts "
+                  "when it does not memorize.", combos="label_noise")
+    metrics = (
+        Metric("memorized_fraction", "memorized fraction of noisy examples (%)", "lower", percent=True),
+        Metric("noisy_true_label_acc", "noisy examples: true-label accuracy (%)", "higher", percent=True),
+        Metric("clean_train_acc", "clean training accuracy (%)", "higher", percent=True),
+    )
+    headline = ("memorized_fraction", "noisy_true_label_acc", "test_acc")
 
     @dataclass
     class Options:

@@ -20,6 +20,7 @@ from ..measure.complexity import log10_product
 from ..measure.norms import group_norms, tensor_norms
 from ..measure.operators import layer_table, trace
 from .base import Analysis, AnalysisData, AnalysisResult, register
+from .metrics import Metric, Topic
 from .plotting import figure, operator_axis, save
 
 
@@ -27,6 +28,19 @@ from .plotting import figure, operator_axis, save
 class Norms(Analysis):
     name = "norms"
     summary = "Frobenius norms per tensor and group; spectral norms per operator (raw and BN/standardization folded)"
+    topic = Topic("Why: weight norms and the margin bound",
+                  "Final weights: the Frobenius norm of every parameter, log10 of the product of the operators' "
+                  "spectral norms (effective: eval BatchNorm and LW's standardization folded in; raw: the weights "
+                  "alone) and log10 of the spectral complexity R. The per-round table follows them through training "
+                  "(diagnostics logged at the end of every round); baseline and long train in one round, so their "
+                  "only value is round 0, after E and (R+1)·E epochs.")
+    metrics = (
+        Metric("frobenius_total", "Frobenius norm, all parameters", fallback="frobenius_total"),
+        Metric("log10_spectral_product", "log10 Π‖A‖_2 (effective)", also=("bound.log10_spectral_product",),
+               fallback="log10_spectral_product"),
+        Metric("log10_spectral_product_raw", "log10 Π‖W‖_2 (weights alone)"),
+    )
+    headline = ("frobenius_total", "log10_spectral_product", "log10_spectral_product_raw")
 
     @dataclass
     class Options:

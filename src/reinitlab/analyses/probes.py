@@ -23,6 +23,7 @@ import torch.nn.functional as F
 from ..errors import UserError
 from ..groups import Groups
 from .base import Analysis, AnalysisData, AnalysisResult, eval_mode, register, subsample
+from .metrics import Metric, Topic
 from .plotting import figure, save
 
 
@@ -95,6 +96,14 @@ def linear_probe_accuracy(f_train: torch.Tensor, y_train: torch.Tensor, f_eval: 
 class Probes(Analysis):
     name = "probes"
     summary = "k-NN and linear-probe accuracy of each group's pooled features on held-out data"
+    topic = Topic("Why: where general features live (layer probes)",
+                  "Held-out accuracy of a linear probe and of 5-NN on the pooled features after each group (fitted on "
+                  "training examples with their true labels); the paper's claim is that LW leans on its lower layers.")
+    metrics = (
+        Metric("linear_acc.{group}", "linear probe after {group} (%)", "higher", percent=True),
+        Metric("knn_acc.{group}", "5-NN after {group} (%)", "higher", percent=True),
+    )
+    headline = ("linear_acc.{group}",)
 
     @dataclass
     class Options:

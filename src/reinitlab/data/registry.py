@@ -14,7 +14,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterable
 
-from ..errors import UserError, unknown
+from ..errors import UserError
+from ..registry import Registry
 from . import cache
 from .bundle import DataBundle
 from .download import Remote
@@ -55,17 +56,16 @@ class DatasetInfo:
         return load_info(self, data_dir, resolution)
 
 
-DATASETS: dict[str, DatasetInfo] = {}
-PREFIXES: dict[str, Callable[[str], DatasetInfo]] = {}  # "folder" -> (PATH part -> info)
+DATASETS: Registry[DatasetInfo] = Registry("dataset")
+PREFIXES: Registry[Callable[[str], DatasetInfo]] = Registry("dataset prefix")  # "folder" -> (PATH part -> info)
 
 
 def register(info: DatasetInfo) -> DatasetInfo:
-    DATASETS[info.name] = info
-    return info
+    return DATASETS.add(info.name, info)
 
 
 def register_prefix(prefix: str, make: Callable[[str], DatasetInfo]) -> None:
-    PREFIXES[prefix] = make
+    PREFIXES.add(prefix, make)
 
 
 def check_dataset(name: str) -> DatasetInfo:
@@ -76,7 +76,7 @@ def check_dataset(name: str) -> DatasetInfo:
         return PREFIXES[prefix](rest)
     if name not in DATASETS:
         own = " or ".join(f"{p}:PATH" for p in PREFIXES)
-        raise unknown("dataset", name, DATASETS, also=f", or your own data as {own}" if own else "")
+        raise UserError(DATASETS.unknown(name) + (f", or your own data as {own}" if own else ""))
     return DATASETS[name]
 
 

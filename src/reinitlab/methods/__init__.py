@@ -5,23 +5,23 @@ A method spec is a name with optional options: "lw", "lw:rescale=false,order=top
 """
 from __future__ import annotations
 
+from ..errors import UserError
 from ..options import parse_value
-from ..errors import UserError, unknown
+from ..registry import Registry
 from .base import Method, NoOptions, ResetContext, warn_budget  # noqa: F401
 
-METHODS: dict[str, type[Method]] = {}
+METHODS: Registry[type[Method]] = Registry("method")
 
 
 def register(cls: type[Method]) -> type[Method]:
-    METHODS[cls.name] = cls
-    return cls
+    return METHODS.add(cls.name, cls)
 
 
 def parse_spec(spec: str) -> tuple[str, dict]:
     name, _, rest = spec.strip().partition(":")
     name = name.strip()
     if name not in METHODS:
-        raise unknown("method", name, METHODS)
+        raise UserError(METHODS.unknown(name))
     options = {}
     for part in filter(None, (p.strip() for p in rest.split(","))):
         key, eq, value = part.partition("=")

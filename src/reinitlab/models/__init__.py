@@ -7,7 +7,7 @@ from typing import Callable
 
 import torch.nn as nn
 
-from ..errors import unknown
+from ..registry import Registry
 
 
 @dataclass(frozen=True)
@@ -17,19 +17,17 @@ class ArchInfo:
     build: Callable[..., nn.Module]
 
 
-ARCHS: dict[str, ArchInfo] = {}
+ARCHS: Registry[ArchInfo] = Registry("arch")
 
 
 def register(name: str, description: str):
     def deco(fn):
-        ARCHS[name] = ArchInfo(name, description, fn)
+        ARCHS.add(name, ArchInfo(name, description, fn))
         return fn
     return deco
 
 
 def check_arch(name: str) -> ArchInfo:
-    if name not in ARCHS:
-        raise unknown("arch", name, ARCHS)
     return ARCHS[name]
 
 

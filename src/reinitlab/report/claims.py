@@ -28,12 +28,13 @@ import math
 from dataclasses import dataclass, field
 from typing import Callable
 
-from .collect import Collected, RunRecord
+from ..analyses.metrics import Metric
+from .catalog import TEST_ACC, Catalog, build_catalog, fmt, members
+from .collect import Collected, Combo, combo_order
 from .part import Part
 from .stats import PairedDiff, paired_diff
-from .tables import _sort_key, fmt_p
-from .why_data import (DIAGNOSTICS, Metric, RunData, accuracy_metric, load, lower_groups, lower_probe_metric,
-                       probe_groups, run_value, sigmas)
+from .tables import fmt_p
+from .values import DIAGNOSTICS, RunData, load, value_table
 
 LW = "lw"
 BASELINE, LONG = "baseline", "long"
@@ -56,23 +57,26 @@ STATEMENTS = {
 @dataclass
 class Scope:
     text: str  # shown in the test's description
-    keep: Callable[[tuple], bool]  # combo (dataset, arch, train_size, noise) -> in scope
+    keep: Callable[[Combo], bool]  # in scope
     missing: str  # why not testable when no combination is in scope
 
 
-CLEAN = Scope("no label noise", lambda c: c[3] == 0, "needs runs without label noise (label_noise = [0.0, ...])")
-SMALL = Scope(f"no label noise, train size < {LARGE:,}", lambda c: c[3] == 0 and _size(c) is not None and _size(c) < LARGE,
+CLEAN = Scope("no label noise", lambda c: c.label_noise == 0,
+              "needs runs without label noise (label_noise = [0.0, ...])")
+SMALL = Scope(f"no label noise, train size < {LARGE:,}",
+              lambda c: c.label_noise == 0 and _size(c) is not None and _size(c) < LARGE,
               f"needs runs without label noise on training sets smaller than {LARGE:,}")
-BIG = Scope(f"no label noise, train size >= {LARGE:,}", lambda c: c[3] == 0 and (_size(c) or 0) >= LARGE,
+BIG = Scope(f"no label noise, train size >= {LARGE:,}", lambda c: c.label_noise == 0 and (_size(c) or 0) >= LARGE,
             f"needs training sizes >= {LARGE:,} (e.g. the sizes preset on fashion-mnist, or train_sizes = [\"full\"] "
             "on a large dataset)")
-NOISY = Scope("label noise > 0", lambda c: c[3] > 0,
+NOISY = Scope("label noise > 0", lambda c: c.label_noise > 0,
               "needs a label_noise > 0 axis value (e.g. label_noise = [0.0, 0.2])")
 ALL = Scope("all combinations", lambda c: True, "needs finished runs")
 
 
-def _size(combo: tuple) -> int | None:
-    return combo[2] if isinstance(combo[2], (int, float)) else None
+def _size(combo: Combo) -> int | None:
+    n = combo.train_size
+    return n if isinstance(n, (int, float)) else None
 
 
 @dataclass
@@ -100,20 +104,6 @@ class Claim:
     verdict: str
 
 
-def _values(col: Collected, data: dict[str, RunData], metric: Metric) -> tuple[dict, dict]:
-    """combo -> method -> seed -> value, and (combo, method, seed) -> the value's source."""
-    vals: dict = {}
-    sources: dict = {}
-    for r in col.runs:
-        if r.status != "finished":
-            continue
-        v, src = run_value(metric, r, data)
-        if v is not None:
-            vals.setdefault(r.key, {}).setdefault(r.method, {})[r.seed] = v
-            sources[(r.key, r.method, r.seed)] = src
-    return vals, sources
-
-
 def decide(diff: PairedDiff | None, direction: str) -> tuple[str, str]:
     """(verdict, note) of one pooled paired difference LW − reference."""
     if diff is None or diff.n == 0:
@@ -135,7 +125,7 @@ def _why_missing(col: Collected, ref: str, scope: Scope, metric: Metric, vals: d
         return "no finished lw runs"
     if ref not in finished:
         return f"no finished {ref} runs (add {ref!r} to methods)"
-    if not any(scope.keep(r.key) for r in col.runs if r.status == "finished"):
+    if not any(scope.keep(r.combo) for r in col.runs if r.status == "finished"):
         return scope.missing
     if metric.key != "test_acc":
         name = metric.key.split(".")[0]
@@ -143,12 +133,22 @@ def _why_missing(col: Collected, ref: str, scope: Scope, metric: Metric, vals: d
     return f"no seed on which both lw and {ref} finished"
 
 
+DIRECTIONS = {"higher": HIGHER, "lower": LOWER}
+
+
 def pooled_test(col: Collected, data: dict[str, RunData], claim: int, text: str, metric: Metric, ref: str,
-                direction: str, scope: Scope, required: bool = True, with_long: bool = True) -> Test:
-    vals, src = _values(col, data, metric)
+                direction: str | None, scope: Scope, required: bool = True, with_long: bool = True) -> Test:
+    """`direction` None: the one the metric declares better (a metric declared `better="none"` needs one)."""
+    if direction is None:
+        if metric.better not in DIRECTIONS:
+            raise ValueError(f"{metric.key}: declares no better direction; pass one of {HIGHER!r}, {LOWER!r}, "
+                             f"{NOT_HIGHER!r}")
+        direction = DIRECTIONS[metric.better]
+    values = value_table(col.runs, metric, data)
+    vals, src = values.by_combo, values.sources
     t = Test(claim, f"{text} ({scope.text})", ref, direction, metric, required=required)
     a, b = [], []
-    for combo in sorted(vals, key=_sort_key):
+    for combo in sorted(vals, key=combo_order):
         if not scope.keep(combo):
             continue
         by = vals[combo]
@@ -175,17 +175,17 @@ def pooled_test(col: Collected, data: dict[str, RunData], claim: int, text: str,
 def shrink_test(col: Collected, data: dict[str, RunData], ref: str, with_long: bool = True) -> Test:
     """Claim 2: per (dataset, arch), LW's gain over `ref` at the largest size minus at the smallest,
     paired by seed, pooled; negative = the gain shrinks."""
-    metric = accuracy_metric()
-    vals, _ = _values(col, data, metric)
-    groups: dict[tuple, dict] = {}
+    metric = TEST_ACC
+    vals = value_table(col.runs, metric, data).by_combo
+    groups: dict[Combo, dict] = {}  # keyed by every axis but the size
     for combo, by in vals.items():
-        if combo[3] != 0 or _size(combo) is None or LW not in by or ref not in by:
+        if combo.label_noise != 0 or _size(combo) is None or LW not in by or ref not in by:
             continue
         gains = {s: by[LW][s] - by[ref][s] for s in set(by[LW]) & set(by[ref])}
         if gains:
-            groups.setdefault(combo[:2], {})[_size(combo)] = gains
+            groups.setdefault(combo._replace(train_size=None), {})[_size(combo)] = gains
     a, b, spans = [], [], []
-    for _, by_size in sorted(groups.items()):
+    for _, by_size in sorted(groups.items(), key=lambda kv: combo_order(kv[0])):
         if len(by_size) < 2:
             continue
         small, large = min(by_size), max(by_size)
@@ -201,7 +201,7 @@ def shrink_test(col: Collected, data: dict[str, RunData], ref: str, with_long: b
     t.diff = paired_diff(a, b) if a else None
     t.verdict, t.note = decide(t.diff, LOWER)
     if t.diff is None:
-        sizes = sorted({_size(c) for c in vals if c[3] == 0 and _size(c) is not None})
+        sizes = sorted({_size(c) for c in vals if c.label_noise == 0 and _size(c) is not None})
         absent = {LW, ref} - {r.method for r in col.runs if r.status == "finished"}
         t.note = (_why_missing(col, ref, CLEAN, metric, vals) if absent else
                   f"needs at least 2 training sizes with lw and {ref} on common seeds (found {sizes or 'none'}; "
@@ -213,9 +213,33 @@ def shrink_test(col: Collected, data: dict[str, RunData], ref: str, with_long: b
     return t
 
 
-def evaluate(col: Collected, data: dict[str, RunData] | None = None) -> list[Claim]:
+def lower_groups(groups: list[str]) -> list[str]:
+    """The lower half of the groups below the head (rounded up): cnn stem, block1 of stem..block3."""
+    body = groups[:-1]
+    return body[: (len(body) + 1) // 2]
+
+
+PROBE = "probes.linear_acc."
+
+
+def lower_probe_metric(groups: list[str]) -> Metric:
+    """Mean linear-probe held-out accuracy over the lower groups of a run (its own group list, in the
+    order probes writes its numbers: bottom to top)."""
+    def compute(numbers) -> float | None:
+        own = [k[len(PROBE):] for k in numbers if k.startswith(PROBE)]
+        vals = [numbers.get(PROBE + g) for g in lower_groups(own)]
+        ok = vals and all(isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in vals)
+        return sum(vals) / len(vals) if ok else None
+    return Metric("probes.linear_acc.lower", f"linear-probe accuracy, mean over the lower groups "
+                  f"({', '.join(lower_groups(groups)) or 'none'}) (%)", "higher", percent=True, topic=None,
+                  compute=compute)
+
+
+def evaluate(col: Collected, data: dict[str, RunData] | None = None, catalog: Catalog | None = None) -> list[Claim]:
     data = load(col) if data is None else data
-    acc = accuracy_metric()
+    cat = catalog or build_catalog()
+    numbers = [d.numbers for d in data.values()]
+    acc = TEST_ACC
     others = [m for m in col.methods if m not in SINGLE and any(r.method == m and r.status == "finished"
                                                                  for r in col.runs)]
     tests: list[Test] = []
@@ -233,38 +257,35 @@ def evaluate(col: Collected, data: dict[str, RunData] | None = None) -> list[Cla
     tests.append(shrink_test(col, data, BASELINE))
     tests.append(pooled_test(col, data, 2, "no gain on large training sets: test accuracy", acc, BASELINE, NOT_HIGHER, BIG))
     # 3: margins up, norms not up, normalized margin up
+    get = cat.metric
     tests += [
-        pooled_test(col, data, 3, "median training margin", Metric("margins.q50", "margin median", fallback="margin_q50"),
+        pooled_test(col, data, 3, "median training margin", get("margins.q50"), BASELINE, HIGHER, CLEAN),
+        pooled_test(col, data, 3, "Frobenius norm of all parameters", get("norms.frobenius_total"), BASELINE,
+                    NOT_HIGHER, CLEAN),
+        pooled_test(col, data, 3, "log10 spectral complexity R", get("bound.log10_R"), BASELINE, NOT_HIGHER, CLEAN),
+        pooled_test(col, data, 3, "median normalized margin (margin / R)", get("margins.spectral_normalized_q50"),
                     BASELINE, HIGHER, CLEAN),
-        pooled_test(col, data, 3, "Frobenius norm of all parameters", Metric(
-            "norms.frobenius_total", "Frobenius norm", fallback="frobenius_total"), BASELINE, NOT_HIGHER, CLEAN),
-        pooled_test(col, data, 3, "log10 spectral complexity R", Metric(
-            "bound.log10_R", "log10 R", also=("margins.log10_spectral_complexity",),
-            fallback="log10_spectral_complexity"), BASELINE, NOT_HIGHER, CLEAN),
-        pooled_test(col, data, 3, "median normalized margin (margin / R)", Metric(
-            "margins.spectral_normalized_q50", "margin median / R", also=("bound.normalized_q50",),
-            fallback="normalized_margin_q50"), BASELINE, HIGHER, CLEAN),
     ]
     # 4: flatter at every sigma; the Hessian as context
-    found = [s for s in sigmas(data) if float(s) > 0]
-    for s in found:
-        tests.append(pooled_test(col, data, 4, f"training-loss increase at sigma {s}",
-                                 Metric(f"flatness.increase_sigma_{s}", f"loss increase, sigma {s}"), BASELINE, LOWER, CLEAN))
+    found = members(get("flatness.increase_sigma_{sigma}"), numbers)
+    for metric in found:
+        sigma = metric.key[len("flatness.increase_sigma_"):]
+        tests.append(pooled_test(col, data, 4, f"training-loss increase at sigma {sigma}", metric, BASELINE, LOWER,
+                                 CLEAN))
     if not found:
         tests.append(pooled_test(col, data, 4, "training-loss increase under weight noise",
-                                 Metric("flatness.increase_sigma_0.05", "loss increase"), BASELINE, LOWER, CLEAN))
-    tests.append(pooled_test(col, data, 4, "context: top Hessian eigenvalue", Metric(
-        "flatness.hessian_top_eigenvalue", "top Hessian eigenvalue"), BASELINE, LOWER, CLEAN, required=False))
+                                 get("flatness.increase_sigma_0.05"), BASELINE, LOWER, CLEAN))
+    tests.append(pooled_test(col, data, 4, "context: top Hessian eigenvalue", get("flatness.hessian_top_eigenvalue"),
+                             BASELINE, LOWER, CLEAN, required=False))
     # 5: memorizes less under label noise; lower layers' features more general
-    tests.append(pooled_test(col, data, 5, "memorized fraction of the noisy examples", Metric(
-        "memorization.memorized_fraction", "memorized fraction (%)", percent=True), BASELINE, LOWER, NOISY))
-    groups = probe_groups(data)
+    tests.append(pooled_test(col, data, 5, "memorized fraction of the noisy examples",
+                             get("memorization.memorized_fraction"), BASELINE, LOWER, NOISY))
+    groups = [g.key[len(PROBE):] for g in members(get(PROBE + "{group}"), numbers)]
     tests.append(pooled_test(col, data, 5, "linear-probe accuracy of the lower groups' features "
                              f"({', '.join(lower_groups(groups)) if groups else 'lower half below the head'})",
                              lower_probe_metric(groups), BASELINE, HIGHER, ALL))
-    tests.append(pooled_test(col, data, 5, "context: true-label accuracy of the noisy examples", Metric(
-        "memorization.noisy_true_label_acc", "noisy true-label accuracy (%)", percent=True), BASELINE, HIGHER, NOISY,
-        required=False))
+    tests.append(pooled_test(col, data, 5, "context: true-label accuracy of the noisy examples",
+                             get("memorization.noisy_true_label_acc"), BASELINE, HIGHER, NOISY, required=False))
     return [Claim(n, STATEMENTS[n], [t for t in tests if t.claim == n], claim_verdict([t for t in tests if t.claim == n]))
             for n in sorted(STATEMENTS)]
 
@@ -288,8 +309,8 @@ def fmt_effect(t: Test) -> str:
         return "—"
     m = t.metric
     if d.n < 2:
-        return f"{m.fmt(d.mean, True)} (1 pair)"
-    return f"{m.fmt(d.mean, True)} [{m.fmt(d.lo, True)}, {m.fmt(d.hi, True)}] ({d.n} pairs, {t.combos} comb.)"
+        return f"{fmt(m, d.mean, True)} (1 pair)"
+    return f"{fmt(m, d.mean, True)} [{fmt(m, d.lo, True)}, {fmt(m, d.hi, True)}] ({d.n} pairs, {t.combos} comb.)"
 
 
 def _p(t: Test) -> str:

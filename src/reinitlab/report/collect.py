@@ -8,8 +8,9 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from ..errors import UserError
 from ..rundir import read_json_dict
@@ -17,6 +18,39 @@ from ..study.definition import FULL
 from ..study.store import Store
 
 MARKERS = ("config.json", "result.json", "error.json")
+# The axes every study has; any other axis of a run (issue 11: rounds, epochs, lr, ...) is a setting.
+STANDARD_AXES = ("dataset", "arch", "train_size", "label_noise", "method", "seed")
+
+
+class Combo(NamedTuple):
+    """The combination a run belongs to: every axis but the method and the seed. `settings` holds the
+    study's extra axes as sorted (key, value) pairs; () for a study with only the standard axes."""
+
+    dataset: str
+    arch: str
+    train_size: Any  # int, or "full" where a run's config does not say
+    label_noise: float
+    settings: tuple[tuple[str, Any], ...] = ()
+
+
+def value_order(v: Any) -> tuple:
+    """Numbers in numeric order before anything else in text order (None, strings, lists)."""
+    if isinstance(v, (int, float)) and not isinstance(v, bool):
+        return (0, v, "")
+    return (1, 0, str(v))
+
+
+def combo_order(c: Combo) -> tuple:
+    return (str(c.dataset), str(c.arch), value_order(c.train_size), c.label_noise,
+            tuple((k, value_order(v)) for k, v in c.settings))
+
+
+def _hashable(v: Any) -> Any:
+    if isinstance(v, list):
+        return tuple(_hashable(x) for x in v)
+    if isinstance(v, dict):
+        return tuple(sorted((k, _hashable(x)) for k, x in v.items()))
+    return v
 
 
 @dataclass
@@ -28,11 +62,11 @@ class RunRecord:
     error: dict[str, Any] | None = None
     axes: dict[str, Any] = field(default_factory=dict)  # the six axes and the study's extra axes
 
-    @property
-    def key(self) -> tuple:
-        """The combination a run belongs to: (dataset, arch, train_size, label_noise)."""
+    @cached_property  # read for every cell of every table
+    def combo(self) -> Combo:
         a = self.axes
-        return (a["dataset"], a["arch"], a["train_size"], a["label_noise"])
+        settings = tuple(sorted((k, _hashable(v)) for k, v in a.items() if k not in STANDARD_AXES))
+        return Combo(a["dataset"], a["arch"], a["train_size"], a["label_noise"], settings)
 
     @property
     def method(self) -> str:

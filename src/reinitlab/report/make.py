@@ -1,15 +1,16 @@
 """`make_report(dir)`: read the run folders, write results.csv, summary.md, plots/*.png and one
 self-contained report.html into the study folder, and return the Markdown for the terminal.
 
-After the summary tables and plots come the "why" parts (why.py: margins, norms, flatness,
-memorization, probes, where the runs have them) and, last, the verdict on the paper's claims
-(claims.py) when the study has lw runs."""
+After the summary tables and plots come the "why" parts (why.py: one per topic the analyses declare,
+where the runs have its numbers) and, last, the verdict on the paper's claims (claims.py) when the
+study has lw runs."""
 from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
 
 from ..rundir import atomic_write_bytes
+from .catalog import build_catalog
 from .claims import LW, evaluate, verdict_part
 from .collect import collect
 from .html import render
@@ -17,8 +18,8 @@ from .part import Part, part_markdown
 from .plots import make_plots
 from .results_csv import results_csv
 from .tables import Tables, compute, to_markdown
+from .values import load as load_values
 from .why import Why, compute as compute_why, why_parts
-from .why_data import load as load_why_data
 
 
 @dataclass
@@ -39,8 +40,9 @@ def make_report(root: str | Path) -> Report:
     plots = make_plots(col, root / "plots")
     rel = [(p.relative_to(root).as_posix(), cap) for p, cap in plots]
     md = to_markdown(tables, title, rel)
-    data = load_why_data(col)
-    why = compute_why(col, data)
+    data = load_values(col)
+    catalog = build_catalog()
+    why = compute_why(col, data, catalog)
     parts: list[Part] = []
     why_plots: list[Path] = []
     if why.topics:
@@ -48,7 +50,7 @@ def make_report(root: str | Path) -> Report:
         figs = make_why_plots(why, col.runs, root / "plots")
         why_plots = [p for fs in figs.values() for p, _ in fs]
         parts += why_parts(why, figs)
-    claims = evaluate(col, data) if any(r.method == LW for r in col.runs) else None
+    claims = evaluate(col, data, catalog) if any(r.method == LW for r in col.runs) else None
     if claims is not None:
         parts.append(verdict_part(claims, has_long=any(r.method == "long" and r.status == "finished"
                                                        for r in col.runs)))

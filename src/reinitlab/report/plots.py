@@ -1,4 +1,5 @@
-"""The report's PNG plots, one figure per dataset and kind, one panel per (arch, size/noise):
+"""The report's PNG plots, one figure per dataset and kind, one panel per (arch, size/noise, extra
+settings of the study's other axes):
 
   acc_vs_size_<dataset>.png    mean test accuracy ± SE against the training-set size, per method
   per_round_<dataset>.png      test accuracy after each round (reinit methods), with the single-round
@@ -19,7 +20,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 from matplotlib.ticker import MaxNLocator  # noqa: E402
 
-from .collect import Collected, RunRecord  # noqa: E402
+from .collect import Collected, RunRecord, value_order  # noqa: E402
 from .stats import mean_se  # noqa: E402
 
 SINGLE_ROUND = ("baseline", "long")
@@ -54,6 +55,14 @@ def _save(fig, path: Path) -> None:
     plt.close(fig)
 
 
+def _settings_text(settings) -> str:
+    return "".join(f", {k}={v:g}" if isinstance(v, float) else f", {k}={v}" for k, v in settings)
+
+
+def _settings_order(settings) -> tuple:
+    return tuple((k, value_order(v)) for k, v in settings)
+
+
 def _numeric_sizes(runs: list[RunRecord]) -> bool:
     return all(isinstance(r.axes["train_size"], (int, float)) for r in runs)
 
@@ -63,12 +72,12 @@ def acc_vs_size(col: Collected, out: Path, dataset: str, colors) -> Path | None:
     if not runs or not _numeric_sizes(runs):
         return None
     archs = sorted({r.axes["arch"] for r in runs})
-    noises = sorted({r.axes["label_noise"] for r in runs})
+    noises = sorted({(r.combo.label_noise, r.combo.settings) for r in runs}, key=lambda c: (c[0], _settings_order(c[1])))
     fig, axes = _grid(len(archs), len(noises), f"{dataset}: test accuracy vs training-set size")
     for i, arch in enumerate(archs):
-        for j, noise in enumerate(noises):
+        for j, (noise, settings) in enumerate(noises):
             ax = axes[i][j]
-            sel = [r for r in runs if r.axes["arch"] == arch and r.axes["label_noise"] == noise]
+            sel = [r for r in runs if r.axes["arch"] == arch and (r.combo.label_noise, r.combo.settings) == (noise, settings)]
             sizes = sorted({r.axes["train_size"] for r in sel})
             for m in col.methods:
                 xs, ys, es = [], [], []
@@ -82,7 +91,7 @@ def acc_vs_size(col: Collected, out: Path, dataset: str, colors) -> Path | None:
                     ax.errorbar(xs, ys, yerr=es, marker="o", ms=4, capsize=3, label=m, color=colors[m])
             if len(sizes) > 1 and sizes[-1] / sizes[0] >= 4:
                 ax.set_xscale("log")
-            ax.set_title(f"{arch}, label noise {noise:g}", fontsize="medium")
+            ax.set_title(f"{arch}, label noise {noise:g}{_settings_text(settings)}", fontsize="medium")
             ax.set_xlabel("training examples")
             ax.set_ylabel("test accuracy (%)")
             ax.grid(alpha=0.3)
@@ -91,10 +100,13 @@ def acc_vs_size(col: Collected, out: Path, dataset: str, colors) -> Path | None:
     return path
 
 
+def _col(r: RunRecord) -> tuple:
+    return (r.combo.train_size, r.combo.label_noise, r.combo.settings)
+
+
 def _panels(runs: list[RunRecord]) -> tuple[list, list]:
     archs = sorted({r.axes["arch"] for r in runs})
-    cols = sorted({(r.axes["train_size"], r.axes["label_noise"]) for r in runs},
-                  key=lambda c: (not isinstance(c[0], (int, float)), c[0] if isinstance(c[0], (int, float)) else 0, c[1]))
+    cols = sorted({_col(r) for r in runs}, key=lambda c: (value_order(c[0]), c[1], _settings_order(c[2])))
     return archs, cols
 
 
@@ -120,13 +132,14 @@ def _method_panels(col: Collected, runs: list[RunRecord], title: str, xlabel: st
     archs, cols = _panels(runs)
     fig, axes = _grid(len(archs), len(cols), title)
     for i, arch in enumerate(archs):
-        for j, (size, noise) in enumerate(cols):
+        for j, panel in enumerate(cols):
+            size, noise, settings = panel
             ax = axes[i][j]
-            ax.set_title(f"{arch}, n={size}, noise {noise:g}", fontsize="medium")
+            ax.set_title(f"{arch}, n={size}, noise {noise:g}{_settings_text(settings)}", fontsize="medium")
             ax.set_xlabel(xlabel)
             ax.set_ylabel("test accuracy (%)")
             ax.grid(alpha=0.3)
-            sel = [r for r in runs if r.axes["arch"] == arch and (r.axes["train_size"], r.axes["label_noise"]) == (size, noise)]
+            sel = [r for r in runs if r.axes["arch"] == arch and _col(r) == panel]
             for m in col.methods:
                 ms = [r for r in sel if r.method == m]
                 if ms:

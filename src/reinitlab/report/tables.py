@@ -10,8 +10,10 @@ import itertools
 import math
 from dataclasses import dataclass
 
-from .collect import Collected, RunRecord
+from .catalog import TEST_ACC
+from .collect import Collected, Combo, RunRecord, combo_order
 from .stats import MeanSE, PairedDiff, SignTest, holm, mean_se, paired_vs, sign_test
+from .values import value_table
 
 REFERENCES = ("baseline", "long")
 
@@ -35,38 +37,25 @@ class PairRow:
 
 @dataclass
 class Tables:
-    combos: list[tuple]  # (dataset, arch, train_size, label_noise), sorted
+    combos: list[Combo]  # sorted
     methods: list[str]
-    cells: dict[tuple, dict[str, Cell]]  # combo -> method -> cell
-    diffs: dict[str, dict[tuple, dict[str, PairedDiff]]]  # reference -> combo -> method -> diff
+    cells: dict[Combo, dict[str, Cell]]  # combo -> method -> cell
+    diffs: dict[str, dict[Combo, dict[str, PairedDiff]]]  # reference -> combo -> method -> diff
     pairs: list[PairRow]
     status_counts: dict[str, int]
     problems: list[RunRecord]  # failed, diverged
     unfinished: list[RunRecord]  # partial, running, pending
 
 
-def _seed_acc(runs: list[RunRecord]) -> dict[tuple, dict[str, dict[int, float]]]:
-    out: dict = {}
-    for r in runs:
-        if r.test_acc is not None:
-            out.setdefault(r.key, {}).setdefault(r.method, {})[r.seed] = r.test_acc
-    return out
-
-
-def _sort_key(combo: tuple):
-    d, a, n, p = combo
-    return (str(d), str(a), (0, n) if isinstance(n, (int, float)) else (1, str(n)), p)
-
-
 def compute(col: Collected) -> Tables:
-    combos = sorted({r.key for r in col.runs}, key=_sort_key)
-    acc = _seed_acc(col.runs)
+    combos = sorted({r.combo for r in col.runs}, key=combo_order)
+    acc = value_table(col.runs, TEST_ACC, {}).by_combo
     methods = col.methods
     cells: dict = {}
     for combo in combos:
         row = {}
         for m in methods:
-            rs = [r for r in col.runs if r.key == combo and r.method == m]
+            rs = [r for r in col.runs if r.combo == combo and r.method == m]
             if not rs:
                 continue
             vals = [v for _, v in sorted(acc.get(combo, {}).get(m, {}).items())]
@@ -151,9 +140,23 @@ def fmt_diff(d: PairedDiff | None) -> str:
     return f"{100 * d.mean:+.2f} [{100 * d.lo:+.2f}, {100 * d.hi:+.2f}] ({d.n}){star}"
 
 
-def combo_text(combo: tuple) -> list[str]:
-    d, a, n, p = combo
-    return [str(d), str(a), str(n), f"{p:g}"]
+COMBO_HEAD = ["dataset", "arch", "train size", "noise"]
+
+
+def combo_columns(combos: list[Combo]) -> list[str]:
+    """The header of a table's combination columns: the standard four, then each extra setting
+    (a study's extra axes) that any of `combos` has."""
+    return COMBO_HEAD + sorted({k for c in combos for k, _ in c.settings})
+
+
+def _setting_text(v) -> str:
+    return f"{v:g}" if isinstance(v, float) else str(v)
+
+
+def combo_text(combo: Combo, columns: list[str] = COMBO_HEAD) -> list[str]:
+    settings = dict(combo.settings)
+    return ([str(combo.dataset), str(combo.arch), str(combo.train_size), f"{combo.label_noise:g}"]
+            + [_setting_text(settings[k]) if k in settings else "" for k in columns[len(COMBO_HEAD):]])
 
 
 def headline(t: Tables) -> list[str]:
@@ -196,11 +199,12 @@ def markdown_table(header: list[str], rows: list[list[str]]) -> str:
 def sections(t: Tables) -> list[tuple[str, str, list[str], list[list[str]]]]:
     """(title, explanation, header, rows) of every table, shared by Markdown and HTML."""
     out = []
-    head = ["dataset", "arch", "train size", "noise"]
+    cols = combo_columns(t.combos)
+    head = list(cols)
     out.append(("Test accuracy (%)", "mean ± standard error (n seeds) over finished runs; diverged, failed and "
                 "unfinished runs are counted in brackets, not averaged.",
                 head + t.methods,
-                [combo_text(c) + [fmt_cell(t.cells[c].get(m)) for m in t.methods] for c in t.combos]))
+                [combo_text(c, cols) + [fmt_cell(t.cells[c].get(m)) for m in t.methods] for c in t.combos]))
     for ref in REFERENCES:
         per = t.diffs.get(ref)
         if not per:
@@ -210,7 +214,7 @@ def sections(t: Tables) -> list[tuple[str, str, list[str], list[list[str]]]]:
                     f"mean of (method − {ref}) over the seeds where both finished, 95% t-interval, (n); "
                     "* = the interval excludes 0.",
                     head + others,
-                    [combo_text(c) + [fmt_diff(per[c].get(m)) for m in others] for c in t.combos if c in per]))
+                    [combo_text(c, cols) + [fmt_diff(per[c].get(m)) for m in others] for c in t.combos if c in per]))
     if t.pairs:
         out.append(("Sign test across combinations",
                     "per combination the seed-paired mean accuracies of A and B are compared; exact two-sided "

@@ -1,5 +1,5 @@
-"""The "why" section's figures, one per dataset and topic, one panel per (arch, train size, noise),
-one colour per method (the summary plots' colours), every curve over finished seeds:
+"""The "why" section's figures, one per dataset and topic, one panel per (arch, train size, noise,
+extra settings), one colour per method (the summary plots' colours), every curve over finished seeds:
 
   why_margins_<dataset>.png        training-margin distributions as CDFs, raw and divided by the
                                    spectral complexity R; the seeds' quantile functions averaged
@@ -11,7 +11,10 @@ one colour per method (the summary plots' colours), every curve over finished se
                                    ± SE band (analysis.json flatness)
   why_memorization_<dataset>.png   memorized fraction and the noisy examples' true-label accuracy,
                                    mean ± SE (label-noise combinations only)
-  why_probes_<dataset>.png         linear-probe and 5-NN held-out accuracy after each group, mean ± SE
+  why_<topic>_<dataset>.png        any other topic (probes, and every analysis registered later): per
+                                   declared family (one number per group, per sigma, ...) its members
+                                   on the x axis, per scalar metric a bar per method; mean ± SE
+                                   (probes: linear-probe and 5-NN accuracy after each group)
 """
 from __future__ import annotations
 
@@ -20,23 +23,18 @@ from pathlib import Path
 
 from matplotlib.ticker import MaxNLocator
 
-from .plots import SINGLE_ROUND, _colors, _grid, _safe, _save  # plots.py selects the Agg backend
+from ..analyses.metrics import Metric
+from .catalog import family_label, member_values
+from .plots import SINGLE_ROUND, _col, _colors, _grid, _panels, _safe, _save, _settings_text  # Agg backend
 from .stats import mean_se
-from .why import PER_ROUND, MEMORIZATION, Why
-from .why_data import RunData, run_probe_groups
+from .values import RunData, value_of
+from .why import TopicRows, Why
 
 QUANTILES = [i / 100 for i in range(1, 100)]
 
 
-def _panels(runs) -> tuple[list, list]:
-    archs = sorted({r.axes["arch"] for r in runs})
-    cols = sorted({(r.axes["train_size"], r.axes["label_noise"]) for r in runs},
-                  key=lambda c: (not isinstance(c[0], (int, float)), c[0] if isinstance(c[0], (int, float)) else 0, c[1]))
-    return archs, cols
-
-
 def _sel(runs, arch, col):
-    return [r for r in runs if r.axes["arch"] == arch and (r.axes["train_size"], r.axes["label_noise"]) == col]
+    return [r for r in runs if r.combo.arch == arch and _col(r) == col]
 
 
 def _se(s) -> float:
@@ -53,10 +51,11 @@ def _quantile(values: list[float], q: float) -> float:
 
 
 def _title(ax, arch, col, what=""):
-    ax.set_title(f"{arch}, n={col[0]}, noise {col[1]:g}" + (f": {what}" if what else ""), fontsize="medium")
+    ax.set_title(f"{arch}, n={col[0]}, noise {col[1]:g}{_settings_text(col[2])}" + (f": {what}" if what else ""),
+                 fontsize="medium")
 
 
-def margins_plot(why: Why, runs, out: Path, dataset: str, colors) -> Path | None:
+def margins_plot(why: Why, topic: TopicRows, runs, out: Path, dataset: str, colors) -> Path | None:
     have = [r for r in runs if ((why.data.get(r.id) or RunData()).arrays.get("margins") or {}).get("margins")]
     if not have:
         return None
@@ -86,25 +85,26 @@ def margins_plot(why: Why, runs, out: Path, dataset: str, colors) -> Path | None
     return path
 
 
-def norms_plot(why: Why, runs, out: Path, dataset: str, colors) -> Path | None:
+def norms_plot(why: Why, topic: TopicRows, runs, out: Path, dataset: str, colors) -> Path | None:
     have = [r for r in runs if (why.data.get(r.id) or RunData()).rounds]
     if not have:
         return None
     archs, cols = _panels(have)
-    fig, axes = _grid(len(PER_ROUND) * len(archs), len(cols), f"{dataset}: weight norms after each round "
+    per_round = topic.round_metrics
+    fig, axes = _grid(len(per_round) * len(archs), len(cols), f"{dataset}: weight norms after each round "
                       "(per-round diagnostics, mean ± SE over seeds)")
     for i, arch in enumerate(archs):
         for j, col in enumerate(cols):
             sel = _sel(have, arch, col)
-            for k, metric in enumerate(PER_ROUND):
-                ax = axes[len(PER_ROUND) * i + k][j]
+            for k, metric in enumerate(per_round):
+                ax = axes[len(per_round) * i + k][j]
                 for m in why.methods:
                     by_round: dict[int, list[float]] = {}
                     for r in sel:
                         if r.method != m:
                             continue
                         for row in why.data[r.id].rounds:
-                            v = row["diagnostics"].get(metric.key)
+                            v = row["diagnostics"].get(metric.key.partition(".")[2])
                             if isinstance(v, (int, float)) and math.isfinite(v):
                                 by_round.setdefault(row.get("round", 0), []).append(v)
                     if not by_round:
@@ -126,7 +126,7 @@ def norms_plot(why: Why, runs, out: Path, dataset: str, colors) -> Path | None:
     return path
 
 
-def flatness_plot(why: Why, runs, out: Path, dataset: str, colors) -> Path | None:
+def flatness_plot(why: Why, topic: TopicRows, runs, out: Path, dataset: str, colors) -> Path | None:
     have = [r for r in runs if ((why.data.get(r.id) or RunData()).arrays.get("flatness") or {}).get("sigmas")]
     if not have:
         return None
@@ -158,14 +158,14 @@ def flatness_plot(why: Why, runs, out: Path, dataset: str, colors) -> Path | Non
     return path
 
 
-def memorization_plot(why: Why, runs, out: Path, dataset: str, colors) -> Path | None:
-    key = MEMORIZATION[0].key
-    have = [r for r in runs if r.axes["label_noise"] > 0 and (why.data.get(r.id) or RunData()).numbers.get(key) is not None]
+def memorization_plot(why: Why, topic: TopicRows, runs, out: Path, dataset: str, colors) -> Path | None:
+    measures = topic.declared[:2]  # memorized fraction, the noisy examples' true-label accuracy
+    key = measures[0].key
+    have = [r for r in runs if r.combo.label_noise > 0 and (why.data.get(r.id) or RunData()).numbers.get(key) is not None]
     if not have:
         return None
     archs, cols = _panels(have)
     fig, axes = _grid(len(archs), len(cols), f"{dataset}: memorization under label noise (mean ± SE over seeds)")
-    measures = MEMORIZATION[:2]
     for i, arch in enumerate(archs):
         for j, col in enumerate(cols):
             ax = axes[i][j]
@@ -189,35 +189,61 @@ def memorization_plot(why: Why, runs, out: Path, dataset: str, colors) -> Path |
     return path
 
 
-def probes_plot(why: Why, runs, out: Path, dataset: str, colors) -> Path | None:
-    have = [r for r in runs if run_probe_groups(why.data.get(r.id) or RunData())]
+def _stats(why: Why, sel, method: str, metric: Metric):
+    return mean_se([v for r in sel if r.method == method
+                    for v in [value_of(metric, r, why.data)[0]] if v is not None])
+
+
+def topic_plot(why: Why, topic: TopicRows, runs, out: Path, dataset: str, colors) -> Path | None:
+    """The figure of a topic without one of its own, from its declarations alone: a row of panels per
+    declared family (members on the x axis, one line per method) and per scalar metric (a bar per
+    method); mean ± SE over seeds, percent metrics x100."""
+    in_scope = {row.combo for row in topic.rows}
+    have = [r for r in runs if r.combo in in_scope and any(value_of(m, r, why.data)[0] is not None
+                                                           for d in topic.declared for _, m in _members(d, why, [r]))]
     if not have:
         return None
     archs, cols = _panels(have)
-    fig, axes = _grid(2 * len(archs), len(cols), f"{dataset}: held-out accuracy of features after each group "
-                      "(mean ± SE over seeds)")
+    rows = len(topic.declared)
+    fig, axes = _grid(rows * len(archs), len(cols), f"{dataset}: {topic.title.split(': ', 1)[-1]} (mean ± SE over seeds)")
     for i, arch in enumerate(archs):
         for j, col in enumerate(cols):
             sel = _sel(have, arch, col)
-            groups = run_probe_groups(why.data[sel[0].id]) if sel else []
-            for k, (prefix, what) in enumerate((("linear_acc", "linear probe"), ("knn_acc", "5-NN"))):
-                ax = axes[2 * i + k][j]
-                for m in why.methods:
-                    stats = [mean_se([why.data[r.id].numbers[f"probes.{prefix}.{g}"] for r in sel
-                                      if r.method == m and why.data[r.id].numbers.get(f"probes.{prefix}.{g}") is not None])
-                             for g in groups]
-                    if not stats or not all(s.n for s in stats):
-                        continue
-                    ax.errorbar(range(len(groups)), [100 * s.mean for s in stats], yerr=[100 * _se(s) for s in stats],
-                                marker="o", ms=4, capsize=3, color=colors[m], label=m)
-                ax.set_xticks(range(len(groups)), groups, rotation=45, fontsize="small")
-                ax.set_xlabel("features after group")
-                ax.set_ylabel(f"{what} accuracy (%)")
+            for k, declared in enumerate(topic.declared):
+                ax = axes[rows * i + k][j]
+                scale = 100 if declared.percent else 1
+                if declared.placeholder:
+                    found = _members(declared, why, sel)
+                    for m in why.methods:
+                        stats = [_stats(why, sel, m, metric) for _, metric in found]
+                        if not stats or not all(s.n for s in stats):
+                            continue
+                        ax.errorbar(range(len(found)), [scale * s.mean for s in stats],
+                                    yerr=[scale * _se(s) for s in stats], marker="o", ms=4, capsize=3, color=colors[m],
+                                    label=m)
+                    ax.set_xticks(range(len(found)), [v for v, _ in found], rotation=45, fontsize="small")
+                    ax.set_xlabel(declared.placeholder)
+                    ax.set_ylabel(family_label(declared), fontsize="small")
+                else:
+                    methods = [m for m in why.methods if _stats(why, sel, m, declared).n]
+                    stats = [_stats(why, sel, m, declared) for m in methods]
+                    ax.bar(range(len(methods)), [scale * s.mean for s in stats], yerr=[scale * _se(s) for s in stats],
+                           capsize=3, color=[colors[m] for m in methods])
+                    ax.set_xticks(range(len(methods)), methods, rotation=45, fontsize="small")
+                    ax.set_ylabel(declared.label, fontsize="small")
                 _title(ax, arch, col)
                 ax.grid(alpha=0.3)
-    path = out / f"why_probes_{_safe(dataset)}.png"
+    path = out / f"why_{_safe(topic.key)}_{_safe(dataset)}.png"
     _save(fig, path)
     return path
+
+
+def _members(metric: Metric, why: Why, runs) -> list[tuple[str, Metric]]:
+    """(placeholder value, member) of a family over `runs`; a scalar metric is its own one member."""
+    if not metric.placeholder:
+        return [("", metric)]
+    values = member_values(metric, [(why.data.get(r.id) or RunData()).numbers for r in runs])
+    return [(v, metric.member(v)) for v in values]
 
 
 CAPTIONS = {
@@ -233,7 +259,7 @@ CAPTIONS = {
               "mean ± SE over seeds)",
 }
 MAKERS = {"margins": margins_plot, "norms": norms_plot, "flatness": flatness_plot,
-          "memorization": memorization_plot, "probes": probes_plot}
+          "memorization": memorization_plot}  # every other topic: topic_plot
 
 
 def make_why_plots(why: Why, runs, out: Path) -> dict[str, list[tuple[Path, str]]]:
@@ -243,8 +269,11 @@ def make_why_plots(why: Why, runs, out: Path) -> dict[str, list[tuple[Path, str]
     finished = [r for r in runs if r.status == "finished" and r.id in why.data]
     made: dict[str, list] = {}
     for topic in why.topics:
-        for dataset in sorted({r.axes["dataset"] for r in finished}):
-            path = MAKERS[topic.key](why, [r for r in finished if r.axes["dataset"] == dataset], out, dataset, colors)
+        maker = MAKERS.get(topic.key, topic_plot)
+        caption = CAPTIONS.get(topic.key) or (f"{'; '.join(family_label(m) for m in topic.declared)} "
+                                              f"(analysis.json {topic.key}; mean ± SE over seeds)")
+        for dataset in sorted({r.combo.dataset for r in finished}):
+            path = maker(why, topic, [r for r in finished if r.combo.dataset == dataset], out, dataset, colors)
             if path is not None:
-                made.setdefault(topic.key, []).append((path, f"{dataset}: {CAPTIONS[topic.key]}"))
+                made.setdefault(topic.key, []).append((path, f"{dataset}: {caption}"))
     return made

@@ -81,10 +81,11 @@ def test_parser_errors_have_one_prefix_and_suggest(capsys, argv, line):
 
 def test_list_methods_shows_options_as_a_spec_writes_them(capsys):
     assert main(["list", "methods"]) == 0
-    out = capsys.readouterr().out
+    captured = capsys.readouterr()
+    out = captured.out
     llf = next(line for line in out.splitlines() if line.startswith("llf"))
     assert "[start=<top block>, peer=false]" in llf and "''" not in out
-    assert "redraw=fresh (or init, rewind, peer)" in out
+    assert "redraw=fresh (or init, rewind, peer)" in captured.err
     lw = next(line for line in out.splitlines() if line.startswith("lw "))
     assert "rescale=true, normalize=true, order=bottom_up (or top_down)" in lw
 

@@ -137,8 +137,9 @@ def cmd_list(args) -> int:
         for name, cls in METHODS.items():
             opts = cls.options_text()
             print(f"{name:10s} {cls.summary}" + (f"  [{opts}]" if opts else ""))
-        print("\nevery method that re-draws also takes redraw=fresh (or init, rewind, peer) and rewind_epoch "
-              "(with redraw=rewind: round 0's epoch whose weights are the source, default 1)")
+        # stdout stays one row per registry name (scripts read it); the note goes to the terminal
+        print("every method that re-draws also takes redraw=fresh (or init, rewind, peer) and rewind_epoch "
+              "(with redraw=rewind: round 0's epoch whose weights are the source, default 1)", file=sys.stderr)
     elif args.what == "archs":
         from .models import ARCHS
         for name, info in ARCHS.items():

@@ -15,6 +15,7 @@ from .collect import collect
 from .html import render
 from .part import Part, part_markdown
 from .plots import make_plots
+from .provenance import StudyProvenance, provenance_part, summarize as summarize_provenance
 from .results_csv import results_csv
 from .tables import Tables, compute, to_markdown
 from .why import Why, compute as compute_why, why_parts
@@ -28,6 +29,7 @@ class Report:
     files: list[Path]
     why: Why | None = None
     claims: list | None = None  # claims.Claim, when the study has lw runs
+    provenance: StudyProvenance | None = None
 
 
 def make_report(root: str | Path) -> Report:
@@ -52,7 +54,14 @@ def make_report(root: str | Path) -> Report:
     if claims is not None:
         parts.append(verdict_part(claims, has_long=any(r.method == "long" and r.status == "finished"
                                                        for r in col.runs)))
+    prov = summarize_provenance(col)
+    prov_part = provenance_part(prov)
+    if prov_part is not None:  # a mixed study's warning comes first, before the why parts
+        parts.insert(0, prov_part) if prov.mixed else parts.append(prov_part)
     md = md.rstrip("\n") + "\n\n" + "\n".join(part_markdown(p, root) for p in parts) if parts else md
+    if prov.mixed:  # and on top, right under the title
+        head, _, rest = md.partition("\n")
+        md = f"{head}\n\n> **{prov.warning()}**\n{rest}"
     meta = []
     defn = (col.study or {}).get("definition") or {}
     if defn.get("description"):
@@ -63,5 +72,6 @@ def make_report(root: str | Path) -> Report:
     files = [root / "results.csv", root / "summary.md", root / "report.html"]
     atomic_write_bytes(files[0], results_csv(col).encode())
     atomic_write_bytes(files[1], md.encode())
-    atomic_write_bytes(files[2], render(tables, title, plots, meta, parts).encode())
-    return Report(md, tables, files + [p for p, _ in plots] + why_plots, why, claims)
+    atomic_write_bytes(files[2], render(tables, title, plots, meta, parts, warnings=[prov.warning()] if prov.mixed
+                                        else []).encode())
+    return Report(md, tables, files + [p for p, _ in plots] + why_plots, why, claims, prov)

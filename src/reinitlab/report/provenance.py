@@ -32,6 +32,7 @@ class Group:
     hosts: set = field(default_factory=set)
     cpus: set = field(default_factory=set)
     versions: set = field(default_factory=set)
+    threads: set = field(default_factory=set)
 
 
 @dataclass
@@ -80,7 +81,7 @@ def summarize(col: Collected) -> StudyProvenance:
                 legacy.append(r.id)
             continue
         res = doc["result"]
-        fields = {k: v for k, v in (res.get("config") or {}).items() if k not in axes}
+        fields = {k: v for k, v in (res.get("config") or {}).items() if k not in axes and k not in provenance.SPEED_ONLY}
         fields.update({k: res.get(k) for k in provenance.MACHINE_FIELDS if k in res})
         key = repr(sorted(fields.items()))
         g = groups.setdefault(key, Group(fields))
@@ -90,6 +91,7 @@ def summarize(col: Collected) -> StudyProvenance:
         g.hosts.add(info.get("host"))
         g.cpus.add(info.get("cpu_model"))
         g.versions.add(info.get("reinitlab"))
+        g.threads.add(info.get("threads"))
     ordered = sorted(groups.values(), key=lambda g: (-len(g.runs), g.runs[0]))
     varying = []
     for g in ordered:
@@ -121,6 +123,10 @@ def provenance_part(p: StudyProvenance) -> Part | None:
     if not p.groups and not p.legacy:
         return None
     lines = []
+    threads = sorted({t for g in p.groups for t in g.threads if t is not None})
+    if len(threads) > 1:
+        lines.append(f"the runs used different torch thread counts ({', '.join(map(str, threads))}): a speed setting, "
+                     "but sums are ordered differently, so such runs agree in distribution, not bit for bit")
     if p.legacy:
         lines.append(f"{len(p.legacy)} run(s) have no provenance.json (made before reinitlab recorded it): read as "
                      "before, not part of the comparison below")
@@ -131,8 +137,9 @@ def provenance_part(p: StudyProvenance) -> Part | None:
         intro = (f"All {len(g.runs)} run(s) with a provenance record were made by one code version on one kind of "
                  f"machine: reinitlab {', '.join(sorted(v for v in g.versions if v))} (source "
                  f"{g.fields.get('source_hash')}, commit {_commits(g)}), {_machine_text(g)}; "
-                 f"host(s) {', '.join(sorted(h for h in g.hosts if h))}. Rerunning a run bit-identically needs the "
-                 "same torch, precision and CPU level (README: Reproducibility).")
+                 f"host(s) {', '.join(sorted(h for h in g.hosts if h))}"
+                 + (f", {threads[0]} torch thread(s) per run" if len(threads) == 1 else "") + ". Rerunning a run bit-identically needs the "
+                 "same torch, precision, CPU level and thread count (README: Reproducibility).")
         return Part("Provenance", intro, lines=lines)
     header = ["group", "runs"] + [FIELD_LABELS.get(k, k) for k in p.varying] + ["commit(s)", "host(s)", "CPU"]
     rows = []

@@ -126,7 +126,8 @@ class Mixing:
 
 def check(store: Store, runs: list[RunSpec], states: dict, target: Target, allow_mixed: bool) -> Mixing:
     """Compare every run of `runs` that has a folder with what would be made now. Raises UserError
-    (one line) on the first difference unless `allow_mixed`."""
+    (one line: the first run that differs, its first field, how many others differ) unless
+    `allow_mixed`."""
     mixing = Mixing(target_info=target.info)
     exp = Expected(target)
     # one dataset in memory at a time (the workers' loader keeps one)
@@ -149,8 +150,11 @@ def check(store: Store, runs: list[RunSpec], states: dict, target: Target, allow
         diffs = provenance.differences(recorded["result"], expected)
         if diffs:
             mixing.mismatched.append(Mismatch(spec.id, status, diffs, recorded.get("info") or {}))
-            if not allow_mixed:
-                raise UserError(mixing.refusal(store.root))
+    # in the study's own order, so the first named is the same run at every start
+    order = {r.id: i for i, r in enumerate(runs)}
+    mixing.mismatched.sort(key=lambda m: order[m.run_id])
+    if mixing.mismatched and not allow_mixed:
+        raise UserError(mixing.refusal(store.root))
     return mixing
 
 

@@ -191,7 +191,6 @@ def test_two_node_cluster_loses_a_node_then_its_head_and_loses_nothing(tmp_path,
     cluster = Cluster(Path(tempfile.mkdtemp(prefix="rl-ray-", dir="/tmp")))
     driver_env = {**rc.env(cache, {"witness": str(wit)}), **RAY_ENV}
     studies: list[subprocess.Popen] = []
-    T0 = time.time()
 
     def study(*args, **kw):
         studies.append(start_study(*args, **kw))
@@ -199,7 +198,6 @@ def test_two_node_cluster_loses_a_node_then_its_head_and_loses_nothing(tmp_path,
     try:
         port = free_port()
         head = cluster.start(driver_env, head_port=port)
-        print('TMARK0', round(time.time()-T0,1), flush=True)
         # the local study to compare with, while the head comes up
         ref = tmp_path / "local"
         local = study(toml, ref, rc.env(cache))
@@ -208,23 +206,19 @@ def test_two_node_cluster_loses_a_node_then_its_head_and_loses_nothing(tmp_path,
         expected = rc.fingerprint(ref)
         assert len(expected) == 6
 
-        print('TMARK1', round(time.time()-T0,1), flush=True)
         # 1. the second node dies while it trains a run
         cluster.wait_up(head)
         address = f"127.0.0.1:{port}"
         second = cluster.start({**rc.env(cache, {"witness": str(wit), "epoch_sleep": 0.4}), **RAY_ENV},
                                address=address)
         cluster.wait_up(second)
-        print('TMARK2', round(time.time()-T0,1), flush=True)
         out = tmp_path / "cluster"
         proc = study(toml, out, driver_env, "--backend", "ray", "--address", address)
         victim = wait_for(lambda: started_in(out, second.pid), proc, "the second node trained a run past an epoch")
-        print('TMARK3', round(time.time()-T0,1), flush=True)
         t_kill = cluster.kill(second)
         log = proc.communicate(timeout=300)[0]
         assert proc.returncode == 0, log[-3000:]
         assert "6 finished, 0 diverged, 0 failed of 6 runs" in log
-        print('TMARK4', round(time.time()-T0,1), flush=True)
         rows = rc.journal(out)
         lost = [r for r in rows if r["event"] == "lost"]
         assert [r["run"] for r in lost] == [victim["run"]], lost
@@ -239,32 +233,27 @@ def test_two_node_cluster_loses_a_node_then_its_head_and_loses_nothing(tmp_path,
         print(f"node loss: {len(once)} runs, {len(lost)} task(s) lost, {len(after)} retried, "
               f"{sum(v == 1 for v in once.values())} finished exactly once")
 
-        print('TMARK5', round(time.time()-T0,1), flush=True)
         # 2. the head dies mid-study; a new head finishes the study
         out2 = tmp_path / "cluster2"
         proc = study(toml, out2, driver_env, "--backend", "ray", "--address", address)
         wait_for(lambda: started_in(out2, head.pid), proc, "the head trained a run past an epoch")
-        print('TMARK6', round(time.time()-T0,1), flush=True)
         t_kill = cluster.kill(head)
         log = proc.communicate(timeout=120)[0]
         (tmp_path / "head-lost.log").write_text(log)
         assert proc.returncode == 1, log[-3000:]
         last = log.strip().splitlines()[-1]
-        assert last.startswith("reinitlab: the Ray head at ") and "has not answered" in last, log[-3000:]
+        assert last.startswith(f"reinitlab: the Ray head at {address} has not answered for 10 s"), log[-3000:]
         assert "Traceback" not in log and "rpc_client" not in log, log[-3000:]
         assert time.time() - t_kill < 60
         finished_before = set(rc.results(out2))
         assert len(finished_before) < 6
-        print('TMARK7', round(time.time()-T0,1), flush=True)
         port2 = free_port()
         head2 = cluster.start(driver_env, head_port=port2)
         cluster.wait_up(head2)
-        print('TMARK8', round(time.time()-T0,1), flush=True)
         proc = study(toml, out2, driver_env, "--backend", "ray", "--address", f"127.0.0.1:{port2}")
         log = proc.communicate(timeout=300)[0]
         assert proc.returncode == 0, log[-3000:]
         assert "6 finished, 0 diverged, 0 failed of 6 runs" in log
-        print('TMARK9', round(time.time()-T0,1), flush=True)
         once = finished_once(out2)
         assert set(once.values()) == {1} and len(rc.results(out2)) == 6
         # a run killed between result.json and its journal line has no end line: it finished before

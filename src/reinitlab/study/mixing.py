@@ -58,6 +58,7 @@ class Expected:
     def __init__(self, target: Target):
         self.target = target
         self._configs: dict[str, dict] = {}
+        self.loaded = False
 
     def of(self, spec: RunSpec) -> dict[str, Any]:
         from ..errors import ReinitlabWarning
@@ -66,6 +67,7 @@ class Expected:
         cfg = spec.train_config()
         key = json.dumps({k: v for k, v in spec.config.items() if k not in _SEEDS}, sort_keys=True, default=str)
         if key not in self._configs:
+            self.loaded = True
             # resolved as on a CPU: a CUDA-less study machine can still check runs of a GPU cluster;
             # the device itself comes from the target, and nothing else that resolves per device counts
             with warnings.catch_warnings():  # the study warns about a run's budget itself, once
@@ -150,6 +152,9 @@ def check(store: Store, runs: list[RunSpec], states: dict, target: Target, allow
         diffs = provenance.differences(recorded["result"], expected)
         if diffs:
             mixing.mismatched.append(Mismatch(spec.id, status, diffs, recorded.get("info") or {}))
+    if exp.loaded:  # the workers load their own; the study process need not keep a dataset
+        from .worker import _bundle_cache
+        _bundle_cache.clear()
     # in the study's own order, so the first named is the same run at every start
     order = {r.id: i for i, r in enumerate(runs)}
     mixing.mismatched.sort(key=lambda m: order[m.run_id])

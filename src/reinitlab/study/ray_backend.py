@@ -114,7 +114,7 @@ def _head_address(ray) -> tuple[str, int] | None:
 class RayBackend:
     name = "ray"
 
-    def __init__(self, workers: int, threads: int, gpus_per_task: float, started: bool):
+    def __init__(self, workers: int, threads: int, gpus_per_task: float, started: bool, address: str | None = None):
         ray = _ray()
         self.ray = ray
         self.started = started
@@ -124,6 +124,7 @@ class RayBackend:
         self.inflight: dict = {}  # ObjectRef -> Task
         self.lost_types = _lost_types(ray)
         self.head = _head_address(ray)
+        self.address = address  # as the user gave it, for messages
         self.head_seen = time.monotonic()  # last time the head answered
         self.head_checked = 0.0
         self.head_lost = False
@@ -165,7 +166,7 @@ class RayBackend:
             time.sleep(timeout)  # those refs stay ready: without a pause this loop would spin
         if not self._head_alive():
             self.head_lost = True
-            where = f"{self.head[0]}:{self.head[1]}" if self.head else "the Ray head"
+            where = self.address or (f"{self.head[0]}:{self.head[1]}" if self.head else "?")
             raise ClusterLost(f"the Ray head at {where} has not answered for {head_grace_s():.0f} s: the cluster is "
                               f"gone; {len(self.inflight)} run(s) in flight resume from their checkpoints when the "
                               "same command is run against a running cluster (--address of its head)")

@@ -328,7 +328,7 @@ def _resources(backend: str, address: str | None, workers: int | None, settings:
                      where=f"the Ray cluster at {address}" if address else "the local Ray instance")
 
     def make_ray():
-        be = RayBackend(n, threads, 1.0 if use_gpu else 0.0, started)
+        be = RayBackend(n, threads, 1.0 if use_gpu else 0.0, started, address)
         res.backend_obj = be  # it shuts Ray down itself when it closes
         return be
     res.make = make_ray

@@ -209,7 +209,7 @@ def test_two_node_cluster_loses_a_node_then_its_head_and_loses_nothing(tmp_path,
         # 1. the second node dies while it trains a run
         cluster.wait_up(head)
         address = f"127.0.0.1:{port}"
-        second = cluster.start({**rc.env(cache, {"witness": str(wit), "epoch_sleep": 0.4}), **RAY_ENV},
+        second = cluster.start({**rc.env(cache, {"witness": str(wit), "epoch_sleep": 1.0}), **RAY_ENV},
                                address=address)
         cluster.wait_up(second)
         out = tmp_path / "cluster"
@@ -219,6 +219,7 @@ def test_two_node_cluster_loses_a_node_then_its_head_and_loses_nothing(tmp_path,
         log = proc.communicate(timeout=300)[0]
         assert proc.returncode == 0, log[-3000:]
         assert "6 finished, 0 diverged, 0 failed of 6 runs" in log
+        assert "1 task(s) lost with their node or worker process, 1 submitted again" in log
         rows = rc.journal(out)
         lost = [r for r in rows if r["event"] == "lost"]
         assert [r["run"] for r in lost] == [victim["run"]], lost

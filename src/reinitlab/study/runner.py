@@ -197,8 +197,8 @@ def _run(defn, store, runs, budgets, states, todo, failed_kept, res, dry_run, st
     if len(result.failed) > 10:
         display.line(f"  ... and {len(result.failed) - 10} more (reinitlab report {store.root} lists them all)")
     if result.lost:
-        display.line(f"  {len(result.lost)} task(s) lost with their node or worker and submitted again "
-                     f"({result.retried} resubmission(s)); the journal has a 'lost' line for each")
+        display.line(f"  {len(result.lost)} task(s) lost with their node or worker process, {result.retried} "
+                     "submitted again (the journal has a 'lost' line for each)")
     if result.analysed:
         display.line(f"  {result.analysed} run(s) finished before were analysed now")
     for rid, what in result.analysis_failed[:10]:

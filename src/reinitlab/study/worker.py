@@ -187,12 +187,11 @@ def ray_execute(task: Task) -> Outcome:
 
 def ray_probe(device: str) -> dict:
     """Entry point of the Ray task that tells the study where its runs will train (mixing.Target)."""
-    import socket as _socket
     from .. import provenance
     from ..runtime import resolve_device
     dev = resolve_device(device)
     return {"device": dev.type, "machine": provenance.machine(dev),
-            "info": {**provenance.code_version(), "host": _socket.gethostname()}}
+            "info": {**provenance.code_version(), "host": socket.gethostname()}}
 
 
 def study_dir_of(path: str | Path) -> str:

@@ -27,7 +27,7 @@ import reliability_common as rc
 
 ray = pytest.importorskip("ray", reason="Ray not installed: pip install 'reinitlab[ray]'")
 
-RAY_CLI = Path(sys.executable).with_name("ray")
+RAY_CLI = [sys.executable, "-m", "ray.scripts.scripts"]  # the `ray` command of this interpreter's Ray
 # 3 methods x 2 seeds of tiny runs; one torch thread everywhere, so Ray tasks and local workers
 # compute the same numbers
 STUDY = rc.STUDY + "threads = 1\n"
@@ -55,7 +55,7 @@ class Cluster:
 
     def start(self, env: dict, head_port: int | None = None, address: str | None = None) -> subprocess.Popen:
         i = len(self.nodes)
-        args = [str(RAY_CLI), "start", "--block", "--node-ip-address=127.0.0.1", "--num-cpus=1",
+        args = [*RAY_CLI, "start", "--block", "--node-ip-address=127.0.0.1", "--num-cpus=1",
                 "--object-store-memory=80000000", "--disable-usage-stats", f"--temp-dir={self.tmp}/n{i}",
                 f"--dashboard-agent-listen-port={free_port()}", f"--dashboard-agent-grpc-port={free_port()}",
                 f"--runtime-env-agent-port={free_port()}", f"--metrics-export-port={free_port()}"]

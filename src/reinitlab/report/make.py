@@ -3,7 +3,8 @@ self-contained report.html into the study folder, and return the Markdown for th
 
 After the summary tables and plots come the "why" parts (why.py: margins, norms, flatness,
 memorization, probes, where the runs have them) and, last, the verdict on the paper's claims
-(claims.py) when the study has lw runs."""
+(claims.py) when the study has lw runs. The provenance of the runs (provenance.py) comes right after
+the tables, and a warning under the title when the runs were made by different code or machines."""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -56,8 +57,8 @@ def make_report(root: str | Path) -> Report:
                                                        for r in col.runs)))
     prov = summarize_provenance(col)
     prov_part = provenance_part(prov)
-    if prov_part is not None:  # a mixed study's warning comes first, before the why parts
-        parts.insert(0, prov_part) if prov.mixed else parts.append(prov_part)
+    if prov_part is not None:  # after the summary tables, before the why parts: the verdict stays last
+        parts.insert(0, prov_part)
     md = md.rstrip("\n") + "\n\n" + "\n".join(part_markdown(p, root) for p in parts) if parts else md
     if prov.mixed:  # and on top, right under the title
         head, _, rest = md.partition("\n")

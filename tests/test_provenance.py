@@ -15,8 +15,9 @@ def test_a_run_records_its_resolved_config_and_machine(tmp_path, bundle):
     doc = json.loads((tmp_path / "r/provenance.json").read_text())
     config = json.loads((tmp_path / "r/config.json").read_text())
     res, info = doc["result"], doc["info"]
-    # every resolved default is there, the speed-only settings are not
-    assert res["config"] == {k: v for k, v in config.items() if k not in ("threads", "eval_batch_size", "compile")}
+    # every resolved default is there; the speed settings and trackers are not
+    assert {"threads", "eval_batch_size", "compile", "tracker"} <= provenance.NOT_COMPARED
+    assert res["config"] == {k: v for k, v in config.items() if k not in provenance.NOT_COMPARED}
     assert res["config"]["warmup"] == 0.05 and res["config"]["method_options"]["order"] == "bottom_up"
     assert res["config"]["device"] == "cpu" and res["config"]["precision"] == "fp32"
     assert res["torch"] == torch.__version__

@@ -2,7 +2,7 @@
 refused in one line before anything is written, accepted with --allow-mixed and then flagged in the
 report; speed-only differences never count; folders without provenance.json are read as before;
 a partial run begun differently is trained again from the start; lost tasks are resubmitted a
-bounded number of times."""
+bounded number of times; a claim that cannot be written fails the run, not the worker."""
 import io
 import json
 import os
@@ -233,3 +233,25 @@ def test_a_changed_default_in_the_code_is_refused_then_accepted_and_flagged(toml
     assert "(warmup, source_hash differ); 1 run(s) outside the largest group" in summary
     assert "/fc/seed0 | 2 | warmup 0.1 (group 1: 0.05)" in summary
     assert os.path.exists(out / "report.html")
+
+
+def test_a_claim_that_cannot_be_written_fails_the_run_not_the_worker(toml, tmp_path, monkeypatch):
+    """A full disk when the claim file is written (seen in the disk-full study once provenance.json
+    took its share of the space): the run is reported failed with the file named, the worker goes
+    on, and no lock is left held by the lost descriptor."""
+    import errno
+
+    from reinitlab.study import lock as lockmod
+    from reinitlab.study.lock import is_held
+    out = tmp_path / "out"
+    Store(out).check_writable()
+    (out / "study.json").write_text("{}")
+    spec = expand(load_definition(str(toml), ["methods=[baseline]"]))[0][0]
+
+    def full(fd, purpose):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+    monkeypatch.setattr(lockmod, "_write_owner", full)
+    o = execute(Task(str(out), spec.to_dict(), {"threads": 1}))
+    assert o.status == "failed"
+    assert o.reason == f"OSError: [Errno 28] No space left on device: '{Store(out).lock_path(spec.id)}'"
+    assert not is_held(Store(out).lock_path(spec.id))

@@ -8,8 +8,8 @@ Two kinds of fields:
   round differently) and, on a GPU, its model. The resolved config holds the device type and the
   precision. Two runs whose result fields are equal were computed by the same code on the same
   kind of machine; any difference may change the numbers.
-- informative (`"info"`): the version, the git commit, the host, the CPU model, the speed-only
-  settings (threads, eval batch size, compile), Python, the time. They help to find a run's
+- informative (`"info"`): the version, the git commit, the host, the CPU model, the settings
+  that never count (NOT_COMPARED: threads, eval batch size, compile, trackers), Python, the time. They help to find a run's
   origin and never make two runs incomparable.
 
 Why a source hash and not the commit: a commit changes with a README edit and does not see
@@ -32,12 +32,13 @@ from typing import Any
 
 import torch
 
-from .rundir import atomic_write_json, read_json_dict
+from .rundir import RESUMABLE_DIFFERENCES, atomic_write_json, read_json_dict, same_setting
 
 FILE = "provenance.json"
 FORMAT = 1
-# settings that change how fast a run trains, never what it computes
-SPEED_ONLY = frozenset({"threads", "eval_batch_size", "compile"})
+# settings that never make two runs incomparable, the same that may differ when a run is resumed:
+# how fast it trains (threads, eval batch size, compile) and who watches it (trackers)
+NOT_COMPARED = frozenset(RESUMABLE_DIFFERENCES)
 # result-changing fields besides the config, in the order a difference is reported
 MACHINE_FIELDS = ("torch", "gpu", "cpu_capability", "source_hash")
 PACKAGE = Path(__file__).resolve().parent
@@ -119,7 +120,7 @@ def fingerprint(config: dict[str, Any], device: torch.device | str) -> dict[str,
     device = torch.device(device)
     info = {**code_version(), "host": socket.gethostname(), "cpu_model": cpu_model(),
             "python": platform.python_version(), "pid": os.getpid(), "created": time.time(),
-            **{k: config.get(k) for k in sorted(SPEED_ONLY)}}
+            **{k: config.get(k) for k in sorted(NOT_COMPARED)}}
     if device.type == "cuda":
         info["cuda"] = torch.version.cuda
         info["cudnn"] = torch.backends.cudnn.version()
@@ -127,7 +128,7 @@ def fingerprint(config: dict[str, Any], device: torch.device | str) -> dict[str,
 
 
 def result_config(config: dict[str, Any]) -> dict[str, Any]:
-    return {k: v for k, v in config.items() if k not in SPEED_ONLY}
+    return {k: v for k, v in config.items() if k not in NOT_COMPARED}
 
 
 def write(out: str | Path, config: dict[str, Any], device: torch.device | str) -> dict[str, Any]:
@@ -153,11 +154,12 @@ class Difference:
 
 def differences(recorded: dict[str, Any], expected: dict[str, Any]) -> list[Difference]:
     """Result-changing differences between two `"result"` parts: config keys first (in the expected
-    config's order), then MACHINE_FIELDS. Speed-only keys never count, even in old files."""
+    config's order), then MACHINE_FIELDS. NOT_COMPARED keys never count, even in old files; a method
+    option the recording code did not know yet is at its default (rundir.same_setting)."""
     out = []
     rc, ec = recorded.get("config") or {}, expected.get("config") or {}
     for k in list(ec) + [k for k in rc if k not in ec]:
-        if k not in SPEED_ONLY and rc.get(k) != ec.get(k):
+        if k not in NOT_COMPARED and not same_setting(k, rc.get(k), ec.get(k)):
             out.append(Difference(k, rc.get(k), ec.get(k)))
     for k in MACHINE_FIELDS:
         if recorded.get(k) != expected.get(k):

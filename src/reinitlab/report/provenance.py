@@ -81,7 +81,7 @@ def summarize(col: Collected) -> StudyProvenance:
                 legacy.append(r.id)
             continue
         res = doc["result"]
-        fields = {k: v for k, v in (res.get("config") or {}).items() if k not in axes and k not in provenance.SPEED_ONLY}
+        fields = {k: v for k, v in (res.get("config") or {}).items() if k not in axes and k not in provenance.NOT_COMPARED}
         fields.update({k: res.get(k) for k in provenance.MACHINE_FIELDS if k in res})
         key = repr(sorted(fields.items()))
         g = groups.setdefault(key, Group(fields))

@@ -38,7 +38,7 @@ from .plan import PARALLEL_SLOWDOWN, Plan, estimate_runs, fmt_duration, simulate
 from .store import Store
 from .worker import Task, record_lost, study_dir_of
 
-SPEED_ONLY = provenance.SPEED_ONLY
+SPEED_ONLY = provenance.NOT_COMPARED  # never refused between starts: speed settings, trackers
 RECHECK_HELD_S = 5.0  # how often to look again at a run another process is training
 MAX_LOST = 2  # resubmissions of a run whose task was lost (node died); then it is recorded as failed
 

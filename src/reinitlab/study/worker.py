@@ -75,7 +75,10 @@ def execute(task: Task) -> Outcome:
         # create a second, invisible store.
         return Outcome(spec.id, "failed", reason=f"{task.study_dir} is not visible from {me}; put the study "
                        "folder on a filesystem every node shares", worker=me)
-    lock = store.claim(spec.id)
+    try:
+        lock = store.claim(spec.id)
+    except OSError as e:  # the claim file cannot be written (a full disk): this worker lives on
+        return Outcome(spec.id, "failed", reason=f"{type(e).__name__}: {e}", worker=me)
     if lock is None:
         return Outcome(spec.id, "busy", worker=me)
     try:
@@ -162,7 +165,10 @@ def record_lost(study_dir: str, run_id: str, reason: str) -> bool:
     """A worker died mid-run (killed, out of memory): write error.json if nobody holds the run now.
     Returns whether it was recorded."""
     store = Store(study_dir)
-    lock = store.claim(run_id)
+    try:
+        lock = store.claim(run_id)
+    except OSError:  # a full disk: the study still reports the loss
+        return False
     if lock is None:
         return False
     try:

@@ -1,6 +1,5 @@
 """The one training loop: every arch x method, reproducibility, resume, the run folder contract."""
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -144,7 +143,7 @@ def test_run_folder_contract(tmp_path, bundle):
     split = json.loads((out / "split.json").read_text())
     assert len(split["train"]) == 58 and len(split["val"]) == 6 and not set(split["train"]) & set(split["val"])
     assert len(split["noisy"]) == round(0.25 * 58)
-    assert all(a != b for a, b in zip(split["noisy_labels"], split["true_labels_of_noisy"]))
+    assert all(a != b for a, b in zip(split["noisy_labels"], split["true_labels_of_noisy"], strict=True))
     env = json.loads((out / "env.json").read_text())
     assert env["torch"] == torch.__version__ and env["torch_threads"] == 1
 

@@ -86,6 +86,39 @@ def test_crash_after_an_epoch_resumes_to_the_same_result(tmp_path, bundle, monke
     assert not (tmp_path / "run/ckpt.pt").exists()
 
 
+@pytest.mark.parametrize("changed", [{"threads": 2}, {"eval_batch_size": 7}])
+def test_a_resume_keeps_the_settings_the_run_started_with(tmp_path, bundle, monkeypatch, changed):
+    """The command that resumes a run may ask for other threads or another evaluation batch (a
+    restarted study with one run left gave its single worker every core); the run keeps its own,
+    because on the CPU both change the last bits: intra-op reductions are split by thread, and
+    evaluation sums its loss batch by batch."""
+    cfg = TrainConfig(method="lw", **{**TINY, "epochs": 2, "batch_size": 8})
+    ref = run(cfg, tmp_path / "ref", progress=False, bundle=bundle)
+    original = Engine.train_epoch
+    calls = {"n": 0}
+
+    def crashing(self, *a, **k):
+        if calls["n"] == 1:
+            raise Crash
+        calls["n"] += 1
+        return original(self, *a, **k)
+
+    monkeypatch.setattr(Engine, "train_epoch", crashing)
+    with pytest.raises(Crash):
+        run(cfg, tmp_path / "run", progress=False, bundle=bundle)
+    seen = []
+    monkeypatch.setattr(Engine, "train_epoch", lambda self, *a, **k: seen.append(
+        (self.config.threads, self.config.eval_batch_size, torch.get_num_threads())) or original(self, *a, **k))
+    try:  # `run` is an entry point: it sets the process up for the command's threads first
+        resumed = run(cfg.replace(**changed), tmp_path / "run", progress=False, bundle=bundle)
+    finally:
+        torch.set_num_threads(1)  # the tests' own setting (conftest)
+    assert timeless(read_jsonl(tmp_path / "run/metrics.jsonl")) == timeless(read_jsonl(tmp_path / "ref/metrics.jsonl"))
+    assert resumed["test_acc"] == ref["test_acc"]
+    assert set(seen) == {(1, 64, 1)}  # the run's own threads and evaluation batch, in the config and in torch
+    assert json.loads((tmp_path / "run/config.json").read_text()) == json.loads((tmp_path / "ref/config.json").read_text())
+
+
 @pytest.mark.slow
 def test_sigkill_mid_run_then_same_command_finishes_identically(tmp_path):
     """A real kill -9 of `reinitlab train`, then the same command again."""

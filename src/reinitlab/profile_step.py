@@ -86,31 +86,32 @@ class StepProfile:
 
 
 class _Trainer:
-    """Steps of the real loop on a prepared Engine: epochs of at most its own length, as `bench` runs it."""
+    """Steps of the real loop on a prepared Engine, epoch after epoch of at most its own length, on a
+    long schedule (the learning rate stays sane), as `bench` runs it."""
 
     def __init__(self, case, bundle, device: str, threads: int | None, batch_size: int, overrides: dict):
         from .config import TrainConfig
-        from .train import Engine, prepare
+        from .engine import Engine
+        from .resolve import prepare
+        from .runtime import configure
         cfg = TrainConfig(dataset=bundle.name, arch=case.arch, width=case.width, method="baseline",
                           batch_size=batch_size, device=device, threads=threads)
         for k, v in overrides.items():
             cfg.set(k, v)
         cfg.validate()
-        self.eng = Engine(prepare(cfg, bundle))
-        self.cfg = self.eng.cfg
+        p = prepare(cfg, bundle)
+        configure(threads=p.cfg.threads, device=p.device)  # as a run's process (bench is an entry point)
+        self.cfg, self.device = p.cfg, p.device
+        self.eng = Engine(p)
         self.opt = self.eng.optimizer()
-        self.full = self.eng.steps
+        self.full = self.eng.schedule.steps
         self.epoch = self.done = 0
-        self.total = 1000 * max(self.full, 1)  # a long schedule: the lr stays sane over many short epochs
+        self.total = 1000 * max(self.full, 1)
 
     def run(self, steps: int) -> None:
         while steps > 0:
             k = min(steps, self.full)
-            self.eng.steps = k
-            try:
-                self.eng.train_epoch(self.opt, 0, self.epoch, self.done % self.total, self.total)
-            finally:
-                self.eng.steps = self.full
+            self.eng.train_steps(self.opt, k, 0, self.epoch, self.done % self.total, self.total)
             self.epoch += 1
             self.done += k
             steps -= k
@@ -128,7 +129,7 @@ def profile_case(case, bundle, device: str = "auto", threads: int | None = None,
     if steps < 1:
         raise ValueError("steps must be >= 1")
     tr = _Trainer(case, bundle, device, threads, batch_size, overrides)
-    eng, dev = tr.eng, tr.eng.p.device
+    eng, dev = tr.eng, tr.device
     tr.run(warmup)  # first-call costs (kernel selection, allocator growth) are not a step's
     _sync(dev)
     t0 = time.perf_counter()

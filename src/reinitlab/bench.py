@@ -556,6 +556,8 @@ def add_parser(subparsers) -> None:
                         "eval_batch_size=256 (repeatable)")
     b.add_argument("--case", action="append", metavar="ARCH:WIDTH:PX:CHANNELS",
                    help="a case instead of the default set, e.g. cnn:0.25:28:1 (repeatable)")
+    b.add_argument("--profile", metavar="ARCH:WIDTH:PX:CHANNELS",
+                   help="instead of benchmarking: where a training step of this case spends its time (torch.profiler)")
     b.set_defaults(func=cmd_bench)
 
 
@@ -593,6 +595,11 @@ def cmd_bench(args) -> int:
         raise UserError("--repeats: expected an integer >= 1")
     if args.threads is not None and args.threads < 1:
         raise UserError("--threads: expected an integer >= 1")
+    if args.profile:
+        from .profile_step import format_profile, profile_case
+        case = parse_case(args.profile)
+        print(format_profile(profile_case(case, bench_bundle(case.resolution, case.channels), args.device, args.threads)))
+        return 0
     cases = [parse_case(c) for c in args.case] if args.case else None
     variants = [parse_variant(v) for v in args.variant or []]
     run_bench(quick=args.quick, device=args.device, cases=cases, repeats=args.repeats, threads=args.threads,

@@ -270,7 +270,7 @@ def test_few_channel_batchnorm_trains_in_nchw_with_the_same_result():
     y = torch.arange(32) % 4
     for model in (plain, hooked):
         F.cross_entropy(model(x), y).backward()
-    for (n, a), (_, b) in zip(plain.named_parameters(), hooked.named_parameters()):
+    for (n, a), (_, b) in zip(plain.named_parameters(), hooked.named_parameters(), strict=True):
         assert torch.allclose(a.grad, b.grad, rtol=1e-4, atol=1e-6), n
     out = hooked.stem(x)
     plain.stem(x)  # the same update of the running statistics

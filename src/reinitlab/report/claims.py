@@ -21,6 +21,10 @@ Each test is at the 5% level without a multiplicity correction; a claim needs al
 tests at once (an intersection-union test), which needs none. "Not higher" verdicts rest on the
 absence of a significant increase, which is weak evidence with few seeds: the interval says how
 large an increase the data still allow.
+
+Which runs a verdict reads is the study's regime (regime.py), named after every claim: a tuned
+study's runs picked by validation accuracy; over budgets, a seed's values averaged over the budgets
+before pooling (one pair per seed and combination); otherwise the study's fixed budget.
 """
 from __future__ import annotations
 

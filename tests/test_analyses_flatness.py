@@ -83,7 +83,7 @@ def test_weights_are_restored_when_the_loss_fails_midway():
 
     with pytest.raises(RuntimeError):
         loss_increase(model, x, y, [0.1], samples=5, loss_fn=failing)
-    assert all(torch.equal(a, b) for a, b in zip(before, model.parameters()))
+    assert all(torch.equal(a, b) for a, b in zip(before, model.parameters(), strict=True))
 
 
 def test_absolute_noise_differs_from_relative_and_is_seeded():

@@ -88,8 +88,8 @@ def test_both_loops_train_the_same_data():
     schedule = eng.schedule
     assert ours.train(2) == 2 * 128 and ref.train(2) == 2 * 128
     assert eng.schedule == schedule and eng.schedule.steps == ours.full_steps
-    assert any(not torch.equal(a, p) for a, p in zip(before, eng.model.parameters()))
-    assert any(not torch.equal(a, p) for a, p in zip(ref_before, ref.model.parameters()))
+    assert any(not torch.equal(a, p) for a, p in zip(before, eng.model.parameters(), strict=True))
+    assert any(not torch.equal(a, p) for a, p in zip(ref_before, ref.model.parameters(), strict=True))
     assert ours.evaluate(300) == 300 and ref.evaluate(300) == 300
 
 

@@ -63,9 +63,9 @@ def test_claim1_supported_by_hand_and_claim2_not_supported_when_the_gain_grows(t
     fc_gap = {S500: [0.01, 0.02, 0.01], S2000: [0.02, 0.01, 0.02]}
     accs = {}
     for c in (S500, S2000):
-        lw = [b + g for b, g in zip(base, gain[c])]
+        lw = [b + g for b, g in zip(base, gain[c], strict=True)]
         accs.update({(c, "baseline"): base, (c, "long"): [x + 0.01 for x in lw], (c, "lw"): lw,
-                     (c, "fc"): [x - g for x, g in zip(lw, fc_gap[c])]})
+                     (c, "fc"): [x - g for x, g in zip(lw, fc_gap[c], strict=True)]})
     claims = claims_of(build(tmp_path, accs))
     t1 = claims[1].tests[0]
     # pooled pairs: 0.01 ... 0.06: mean 0.035, sd sqrt(0.00035), t(5) interval
@@ -75,7 +75,7 @@ def test_claim1_supported_by_hand_and_claim2_not_supported_when_the_gain_grows(t
     assert (t1.ref, t1.diff.n, t1.combos, t1.positive) == ("baseline", 6, 2, 2)
     assert t1.diff.mean == pytest.approx(0.035)
     assert (t1.diff.lo, t1.diff.hi) == (pytest.approx(0.035 - half), pytest.approx(0.035 + half))
-    assert t1.diff.p == pytest.approx(sps.ttest_rel([b + x for b, x in zip(base * 2, d)], base * 2).pvalue)
+    assert t1.diff.p == pytest.approx(sps.ttest_rel([b + x for b, x in zip(base * 2, d, strict=True)], base * 2).pvalue)
     assert t1.verdict == SUPPORTED
     t_fc = next(t for t in claims[1].tests if t.ref == "fc")
     assert t_fc.verdict == SUPPORTED and t_fc.diff.mean == pytest.approx(0.015)
@@ -98,7 +98,7 @@ def test_claim2_shrinks_then_vanishes_on_large_sets(tmp_path):
     gain = {S500: [0.04, 0.05, 0.06], S2000: [0.01, 0.01, 0.02]}
     accs = {}
     for c, g in gain.items():
-        accs.update({(c, "baseline"): base, (c, "lw"): [b + x for b, x in zip(base, g)]})
+        accs.update({(c, "baseline"): base, (c, "lw"): [b + x for b, x in zip(base, g, strict=True)]})
     claims = claims_of(build(tmp_path / "a", accs))
     shrink, vanish = claims[2].tests
     # per seed: gain at 2000 minus gain at 500 = -0.03, -0.04, -0.04
@@ -107,7 +107,7 @@ def test_claim2_shrinks_then_vanishes_on_large_sets(tmp_path):
     assert vanish.verdict == NOT_TESTABLE and "35,000" in vanish.note
     assert claims[2].verdict.startswith("supported where testable (1 of 2 tests")
 
-    accs.update({(BIG, "baseline"): base, (BIG, "lw"): [b + x for b, x in zip(base, [0.0, 0.01, -0.01])]})
+    accs.update({(BIG, "baseline"): base, (BIG, "lw"): [b + x for b, x in zip(base, [0.0, 0.01, -0.01], strict=True)]})
     claims = claims_of(build(tmp_path / "b", accs))
     shrink, vanish = claims[2].tests
     assert "40000 vs 500" in shrink.text and shrink.verdict == SUPPORTED
@@ -123,7 +123,7 @@ def test_claim1_needs_lw_ahead_in_most_combinations(tmp_path):
         c = ("toy", "cnn", size, 0.0)
         base = [0.5 + 0.01 * s for s in range(10)]
         gap = [0.10 + 0.001 * s for s in range(10)] if i == 0 else [-0.001 - 0.0001 * s for s in range(10)]
-        accs.update({(c, "baseline"): base, (c, "lw"): [b + g for b, g in zip(base, gap)]})
+        accs.update({(c, "baseline"): base, (c, "lw"): [b + g for b, g in zip(base, gap, strict=True)]})
     t1 = claims_of(build(tmp_path, accs))[1].tests[0]
     assert t1.diff.lo > 0 and (t1.positive, t1.combos) == (1, 3)
     assert t1.verdict == NOT_SUPPORTED and "only 1 of 3" in t1.note
@@ -191,7 +191,7 @@ def test_verdict_table_ends_the_report(tmp_path):
     base = [0.70, 0.71, 0.72]
     accs = {}
     for c, g in {S500: [0.04, 0.05, 0.06], S2000: [0.01, 0.01, 0.02]}.items():
-        accs.update({(c, "baseline"): base, (c, "lw"): [b + x for b, x in zip(base, g)]})
+        accs.update({(c, "baseline"): base, (c, "lw"): [b + x for b, x in zip(base, g, strict=True)]})
     root = build(tmp_path, accs)
     rep = make_report(root)
     md = (root / "summary.md").read_text()

@@ -4,10 +4,9 @@ import math
 
 import pytest
 import torch
-import torch.nn as nn
 import torch.nn.functional as F
 
-from reinitlab import Reinitializer, make_method
+from reinitlab import Reinitializer
 from reinitlab.models import build_model
 from reinitlab.reset import fresh_state, standardization_of
 from reinitlab.seeding import derive

@@ -62,7 +62,7 @@ def test_cuda_run_is_reproducible_and_its_weights_load_on_the_cpu(tmp_path):
     assert len(rows_a) == 4
     # cuDNN picks kernels per call; without deterministic algorithms the last bits can differ, so
     # compare to a TF32 tolerance rather than bit for bit (CPU runs are compared bit for bit).
-    for ra, rb in zip(strip(rows_a), strip(rows_b)):
+    for ra, rb in zip(strip(rows_a), strip(rows_b), strict=True):
         assert ra["round"] == rb["round"] and ra["epoch"] == rb["epoch"]
         assert abs(ra["train_loss"] - rb["train_loss"]) < 0.05
     assert a["status"] == b["status"] == "finished"

@@ -90,7 +90,7 @@ def test_noise_flips_exactly_the_fraction_to_other_classes(n, C, p, seed):
     m = s.manifest(b)
     assert m["noisy"] == s.noisy.tolist()
     assert m["true_labels_of_noisy"] == true[s.noisy].tolist()
-    assert all(a != t for a, t in zip(m["noisy_labels"], m["true_labels_of_noisy"]))
+    assert all(a != t for a, t in zip(m["noisy_labels"], m["true_labels_of_noisy"], strict=True))
 
 
 def test_noise_targets_are_uniform_over_other_classes():

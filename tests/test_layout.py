@@ -124,7 +124,7 @@ LAYERS = {
     5: ["measure"],
     6: ["runtime", "probe"],
     7: ["resolve", "engine", "hooks", "trackers", "train"],
-    8: ["analyses", "throughput", "bench", "preview"],
+    8: ["analyses", "throughput", "bench", "preview", "profile_step"],
     9: ["study"],
     10: ["report"],
     11: ["cli"],

@@ -6,7 +6,6 @@ dataset cached, nothing trained. Run in-process through `reinitlab.cli.main` for
 subprocess checks confirm the real exit code."""
 from __future__ import annotations
 
-import dataclasses
 import gzip
 import io
 import json

@@ -91,7 +91,7 @@ def table(markdown: str, title: str) -> list[dict]:
     section = markdown.split(f"## {title}\n")[1].split("\n## ")[0]
     lines = [line for line in section.splitlines() if line.startswith("|")]
     split = lambda line: [c.strip() for c in line.strip().strip("|").split("|")]  # noqa: E731
-    return [dict(zip(split(lines[0]), split(line))) for line in lines[2:]]
+    return [dict(zip(split(lines[0]), split(line), strict=True)) for line in lines[2:]]
 
 
 @pytest.mark.slow

@@ -191,7 +191,7 @@ def test_disk_full_in_a_study_then_resume(tmp_path, tmp_path_factory):
         failed = {rid: json.loads((d / "error.json").read_text()) for rid, d in rc.run_dirs(out).items()
                   if (d / "error.json").exists()}
         assert failed, log[-3000:]
-        for rid, err in failed.items():  # the file that did not fit is named: a checkpoint, mostly
+        for err in failed.values():  # the file that did not fit is named: a checkpoint, mostly
             assert "No space left on device: '" + str(out) in err["reason"], err["reason"]
         assert any("ckpt.pt" in err["reason"] for err in failed.values())
         checkpoints = [d / "ckpt.pt" for d in rc.run_dirs(out).values() if (d / "ckpt.pt").exists()]

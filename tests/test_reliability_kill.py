@@ -2,6 +2,7 @@
 moments, the same command is started again each time, and at the end every run exists once, no
 finished run was trained again, and results.csv equals that of an uninterrupted study (timing
 columns aside; every metric bit-identical on the CPU)."""
+import json
 import random
 import signal
 import time
@@ -89,3 +90,48 @@ def test_sigkill_anywhere_then_rerun_loses_nothing(tmp_path, tmp_path_factory):
     starts = [r for r in rc.journal(out) if r["event"] == "start"]
     assert any(r["how"] == "resume" for r in starts)
     assert any(r["recovered_from"] for r in starts), "no claim of a killed worker was taken over"
+
+
+class Crash(BaseException):
+    pass
+
+
+@pytest.mark.slow
+def test_a_restart_with_one_run_left_resumes_it_as_the_uninterrupted_study_would(tmp_path, tmp_path_factory,
+                                                                                   monkeypatch):
+    """The kill test's rare case made certain: every run finished but one, which stopped after 3 of
+    its 4 epochs. The restart starts one worker for it, with the threads the study had (it once got
+    every core, and the resumed epoch came out a few ulps off), and ends with the reference's numbers."""
+    import shutil
+    from reinitlab import TrainConfig, run
+    from reinitlab.study.runner import cores
+    from reinitlab.train import Engine
+    ref_out, _, ref_runs = rc.reference(tmp_path_factory)
+    base = rc.shared(tmp_path_factory)
+    toml = rc.study_file(tmp_path, rc.small_npz(base))
+    out = tmp_path / "out"
+    shutil.copytree(ref_out, out)
+    rid = next(r for r in ref_runs if r.endswith("/lw/seed0"))
+    d = out / "runs" / rid
+    cfg = TrainConfig.from_dict(json.loads((d / "config.json").read_text()))
+    shutil.rmtree(d)
+    real, calls = Engine.train_epoch, {"n": 0}
+
+    def stop(self, *a, **k):
+        if calls["n"] == 3:
+            raise Crash
+        calls["n"] += 1
+        return real(self, *a, **k)
+
+    monkeypatch.setattr(Engine, "train_epoch", stop)
+    monkeypatch.setenv("REINITLAB_DATA", str(base / "cache"))
+    with pytest.raises(Crash):
+        run(cfg, d, progress=False)
+    assert (d / "ckpt.pt").exists() and len(rc.results(out)) == 5
+
+    proc = rc.start(toml, out, base / "cache")
+    log = rc.wait_group_gone(proc, out)
+    assert proc.returncode == 0, log[-3000:]
+    assert f"on 1 local worker process x {max(1, cores() // 2)} torch thread" in log, log[-3000:]
+    assert "1 trained now" in log
+    assert rc.fingerprint(out) == ref_runs

@@ -29,7 +29,7 @@ def test_paired_diff_matches_scipy_ttest_rel():
     ref = sps.ttest_rel(a, b)
     ci = ref.confidence_interval(0.95)
     assert d.n == 5
-    assert d.mean == pytest.approx(sum(x - y for x, y in zip(a, b)) / 5)
+    assert d.mean == pytest.approx(sum(x - y for x, y in zip(a, b, strict=True)) / 5)
     assert d.lo == pytest.approx(ci.low)
     assert d.hi == pytest.approx(ci.high)
     assert d.p == pytest.approx(ref.pvalue)
@@ -103,6 +103,6 @@ def test_holm_caps_at_one_and_keeps_order():
 def test_holm_is_never_below_bonferroni_free_and_monotone():
     ps = [0.001, 0.2, 0.013, 0.04, 0.5, 0.0101]
     adj = holm(ps)
-    assert all(a >= p for a, p in zip(adj, ps))
+    assert all(a >= p for a, p in zip(adj, ps, strict=True))
     ranked = sorted(range(len(ps)), key=lambda i: ps[i])
     assert all(adj[ranked[i]] <= adj[ranked[i + 1]] for i in range(len(ps) - 1))

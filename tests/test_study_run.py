@@ -193,6 +193,22 @@ def start_study(env, toml, out, *extra):
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
 
 
+@pytest.mark.parametrize("machine_cores", [2, 4])
+def test_the_thread_count_does_not_depend_on_the_runs_left(monkeypatch, machine_cores):
+    """A restarted study with fewer runs left than workers starts fewer workers, but each keeps the
+    threads of the workers asked for: on the CPU the thread count changes a run's last bits, and a
+    restarted study must give the numbers of an uninterrupted one (one run left once got every core)."""
+    from reinitlab.config import TrainConfig
+    from reinitlab.study import runner
+    monkeypatch.setattr(runner, "cores", lambda: machine_cores)
+    settings = TrainConfig(device="cpu")
+    for workers, expected in ((2, machine_cores // 2), (None, 1)):
+        threads = {runner._resources("local", None, workers, settings, n_todo, dry_run=True).speed["threads"]
+                   for n_todo in (0, 1, 2, 6)}
+        assert threads == {expected}, workers
+    assert runner._resources("local", None, 2, settings, 1, dry_run=True).slots == 1
+
+
 @pytest.mark.slow
 def test_sigkill_midway_then_rerun_finishes_every_run_once(tiny_small, tmp_path, subprocess_env):
     out = tmp_path / "out"

@@ -357,21 +357,21 @@ class CaseResult:
             "case": self.case.name, "arch": self.case.arch, "width": self.case.width,
             "resolution": self.case.resolution, "channels": self.case.channels,
             "train_img_s": ours, "reference_img_s": ref,
-            "speedup_vs_reference": med([o / r for o, r in zip(self.ours, self.ref)]),
+            "speedup_vs_reference": med([o / r for o, r in zip(self.ours, self.ref, strict=True)]),
             "gflop_per_image": self.flops_per_image / 1e9,
             "achieved_gflop_s": ours * self.flops_per_image / 1e9,
-            "peak_utilization": med([o * self.flops_per_image / p for o, p in zip(self.ours, self.peak)]),
-            "reference_peak_utilization": med([r * self.flops_per_image / p for r, p in zip(self.ref, self.peak)]),
+            "peak_utilization": med([o * self.flops_per_image / p for o, p in zip(self.ours, self.peak, strict=True)]),
+            "reference_peak_utilization": med([r * self.flops_per_image / p for r, p in zip(self.ref, self.peak, strict=True)]),
             "eval_img_s": med(self.ours_eval), "reference_eval_img_s": med(self.ref_eval),
-            "eval_speedup_vs_reference": med([o / r for o, r in zip(self.ours_eval, self.ref_eval)]),
+            "eval_speedup_vs_reference": med([o / r for o, r in zip(self.ours_eval, self.ref_eval, strict=True)]),
             "torchvision_style_img_s": med(self.tv), "torchvision_style_eval_img_s": med(self.tv_eval),
-            "speedup_vs_torchvision_style": med([o / r for o, r in zip(self.ours, self.tv)]),
-            "eval_speedup_vs_torchvision_style": med([o / r for o, r in zip(self.ours_eval, self.tv_eval)]),
+            "speedup_vs_torchvision_style": med([o / r for o, r in zip(self.ours, self.tv, strict=True)]),
+            "eval_speedup_vs_torchvision_style": med([o / r for o, r in zip(self.ours_eval, self.tv_eval, strict=True)]),
             "lw_round_s": self.lw_round_s, "reset_s": self.reset_s,
             "train_steps_per_repeat": self.train_steps, "repeats": len(self.ours),
             "variants": [{"variant": label, "train_img_s": med(v["train"]), "eval_img_s": med(v["eval"]),
-                          "train_vs_default": med([a / o for a, o in zip(v["train"], self.ours)]),
-                          "eval_vs_default": med([a / o for a, o in zip(v["eval"], self.ours_eval)])}
+                          "train_vs_default": med([a / o for a, o in zip(v["train"], self.ours, strict=True)]),
+                          "eval_vs_default": med([a / o for a, o in zip(v["eval"], self.ours_eval, strict=True)])}
                          for label, v in self.variants.items()],
         }
 
@@ -459,7 +459,7 @@ def run_bench(quick: bool = False, device: str = "auto", cases: list[Case] | Non
     clock.shares.clear()  # the share while measuring, not while preparing
     for rep in range(repeats):
         p = peak.measure()
-        for res, (ours, ref, tv, others) in zip(results, loops):
+        for res, (ours, ref, tv, others) in zip(results, loops, strict=True):
             order = [("ours", ours), ("ref", ref), ("tv", tv), *others.items()]
             if rep % 2:
                 order.reverse()  # drift within a repeat cancels over repeats
@@ -476,7 +476,7 @@ def run_bench(quick: bool = False, device: str = "auto", cases: list[Case] | Non
                 res.variants[label]["eval"].append(got[label + "_eval"])
             res.peak.append(p)
         say(f"  repeat {rep + 1}/{repeats} done ({time.perf_counter() - t_start:.0f} s)")
-    for res, (ours, *_) in zip(results, loops):
+    for res, (ours, *_) in zip(results, loops, strict=True):
         res.reset_s = _measure_reset(ours)
         res.lw_round_s = _lw_round_seconds(res, ours)
 
@@ -556,6 +556,8 @@ def add_parser(subparsers) -> None:
                         "eval_batch_size=256 (repeatable)")
     b.add_argument("--case", action="append", metavar="ARCH:WIDTH:PX:CHANNELS",
                    help="a case instead of the default set, e.g. cnn:0.25:28:1 (repeatable)")
+    b.add_argument("--profile", metavar="ARCH:WIDTH:PX:CHANNELS",
+                   help="instead of benchmarking: where a training step of this case spends its time (torch.profiler)")
     b.set_defaults(func=cmd_bench)
 
 
@@ -593,6 +595,11 @@ def cmd_bench(args) -> int:
         raise UserError("--repeats: expected an integer >= 1")
     if args.threads is not None and args.threads < 1:
         raise UserError("--threads: expected an integer >= 1")
+    if args.profile:
+        from .profile_step import format_profile, profile_case
+        case = parse_case(args.profile)
+        print(format_profile(profile_case(case, bench_bundle(case.resolution, case.channels), args.device, args.threads)))
+        return 0
     cases = [parse_case(c) for c in args.case] if args.case else None
     variants = [parse_variant(v) for v in args.variant or []]
     run_bench(quick=args.quick, device=args.device, cases=cases, repeats=args.repeats, threads=args.threads,

@@ -29,7 +29,7 @@ from .data import DataBundle
 from .data.split import Split
 from .errors import ReinitlabWarning, UserError
 from .groups import groups_of
-from .hostmem import cpu_eval_memory_format
+from .hostmem import cpu_eval_memory_format, nchw_batchnorm_for_few_channels
 from .models import build_model
 from .reinit import Reinitializer
 from .resolve import Prepared, prepare
@@ -103,6 +103,8 @@ class Engine:
             self.x_val = self.y_val = None
         self.x_test, self.y_test = self._prep(b.x_test.float()), b.y_test.to(dev)
         self.model = initial_model(cfg, b).to(dev, memory_format=self.memory_format)
+        if dev.type == "cpu" and cfg.channels_last:
+            nchw_batchnorm_for_few_channels(self.model)
         self.groups = groups_of(self.model)
         self._schedule = Schedule.of(p)
         self.reinit = Reinitializer(self.model, p.method, cfg.rounds, self.groups, seed=cfg.seed,

@@ -170,7 +170,10 @@ def write_environment(out: Path, device: torch.device) -> None:
 
 
 # ---- the life of a run folder ------------------------------------------------------------------
-# Settings that may differ when a run is resumed: they change speed, not results...
+# Settings in which the command that resumes a run may differ from the one that started it: those
+# chosen for speed, which the run keeps at its own values, because each changes the last bits (on the
+# CPU intra-op reductions are split by thread, evaluation sums its loss batch by batch, compiled
+# kernels round differently) and a resumed run must end bit-identical to an uninterrupted one...
 SPEED_SETTINGS = {"threads", "compile", "eval_batch_size"}
 # ...or who watches the run: the trackers mirror a run's numbers and never change them, so a run
 # (and a study) started without a tracker may be resumed with one, and the other way round.
@@ -188,7 +191,8 @@ def same_setting(key: str, old, new) -> bool:
 
 
 def open_run(out: Path, cfg: "TrainConfig") -> str:
-    """'new', 'resume' or 'finished'. Refuses a folder that holds something else."""
+    """'new', 'resume' or 'finished'. Refuses a folder that holds something else. To resume, `cfg`
+    takes the run's own values of SPEED_SETTINGS."""
     out = Path(out)
     if out.exists() and not out.is_dir():
         raise UserError(f"--out {out}: exists and is not a folder")
@@ -210,6 +214,8 @@ def open_run(out: Path, cfg: "TrainConfig") -> str:
         raise UserError(f"--out {out} holds a run with {k}={old.get(k)!r}, not {new[k]!r}; use another "
                         "folder or the same settings to resume")
     if not (out / "result.json").exists():
+        for k in SPEED_SETTINGS & old.keys():
+            cfg.set(k, old[k])
         return "resume"
     try:
         result = read_json(out / "result.json")

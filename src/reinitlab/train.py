@@ -57,7 +57,8 @@ def _train(p: Prepared, out: str | Path | None, progress: bool = True, label: st
     # the tracker last: it mirrors the rows as the other hooks left them
     call = Hooks([Diagnostics(), ProgressBar(progress), *hooks, *tracker_hooks(eng.config.tracker)])
     call("on_run_start", ctx)
-    diverged_at = train_rounds(ctx, opt, call)
+    with runtime.threads(p.cfg.threads):  # a resumed run trains on the threads it started with
+        diverged_at = train_rounds(ctx, opt, call)
     result = result_of(ctx, diverged_at)
     if out:
         write_result(out, eng, result)

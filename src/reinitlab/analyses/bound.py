@@ -65,7 +65,7 @@ class Bound(Analysis):
             "correction": cx["correction"], "x_frobenius": x_norm, "n": n, "W": width,
             **{f"normalized_{k}": v for k, v in quantiles(normalized).items()}}
         gammas = quantiles(m, LEVELS)
-        for q, (key, gamma) in zip(LEVELS, gammas.items()):
+        for q, (key, gamma) in zip(LEVELS, gammas.items(), strict=True):
             numbers[f"gamma_{key}"] = gamma
             if gamma is None or gamma <= 0:
                 numbers[f"bound_{key}"] = None

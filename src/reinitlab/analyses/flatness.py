@@ -51,17 +51,17 @@ def loss_increase(model: nn.Module, x: torch.Tensor, y: torch.Tensor, sigmas: li
                 for s in range(samples if sigma != 0 else 1):
                     g = generator(seed, "flatness", si, s)
                     with torch.no_grad():
-                        for p, w in zip(params, saved):
+                        for p, w in zip(params, saved, strict=True):
                             eps = torch.randn(w.shape, generator=g, dtype=w.dtype).to(w.device) * sigma
                             p.add_(eps * w.abs() if relative else eps)
                     row.append(mean_loss(model, x, y, loss_fn, batch_size) - base)
                     with torch.no_grad():
-                        for p, w in zip(params, saved):
+                        for p, w in zip(params, saved, strict=True):
                             p.copy_(w)
                 out.append(row * samples if sigma == 0 else row)
         finally:
             with torch.no_grad():
-                for p, w in zip(params, saved):
+                for p, w in zip(params, saved, strict=True):
                     p.copy_(w)
     return base, out
 
@@ -105,7 +105,7 @@ class Flatness(Analysis):
         mean = t.mean(1)
         std = t.std(1) if o.samples > 1 else torch.zeros(len(o.sigmas), dtype=torch.float64)
         numbers: dict[str, float | None] = {"loss": base}
-        for s, mu, sd in zip(o.sigmas, mean.tolist(), std.tolist()):
+        for s, mu, sd in zip(o.sigmas, mean.tolist(), std.tolist(), strict=True):
             numbers[f"increase_sigma_{s:g}"] = mu
             numbers[f"increase_std_sigma_{s:g}"] = sd
         info = {"source": data.source, "n": len(idx), "examples": "training examples", "seed": o.seed,

@@ -19,7 +19,7 @@ from ..seeding import generator
 
 
 def _dot(a: list[torch.Tensor], b: list[torch.Tensor]) -> float:
-    return float(sum((x.double() * y.double()).sum() for x, y in zip(a, b)))
+    return float(sum((x.double() * y.double()).sum() for x, y in zip(a, b, strict=True)))
 
 
 def top_hessian_eigenvalue(loss_fn: Callable[[], torch.Tensor], params: list[torch.Tensor], iters: int = 20,
@@ -35,7 +35,7 @@ def top_hessian_eigenvalue(loss_fn: Callable[[], torch.Tensor], params: list[tor
 
         def hvp(v):
             hv = torch.autograd.grad(grads, params, grad_outputs=v, retain_graph=True, allow_unused=True)
-            return [torch.zeros_like(p) if h is None else h.detach() for p, h in zip(params, hv)]  # loss linear in p
+            return [torch.zeros_like(p) if h is None else h.detach() for p, h in zip(params, hv, strict=True)]  # loss linear in p
 
         v = [torch.randn(p.shape, generator=g, dtype=p.dtype).to(p.device) for p in params]
         norm = _dot(v, v) ** 0.5
@@ -47,7 +47,7 @@ def top_hessian_eigenvalue(loss_fn: Callable[[], torch.Tensor], params: list[tor
         for i in range(1, iters + 1):
             w = hvp(v)
             alpha = _dot(w, v)
-            w = [a - alpha * b - beta * c for a, b, c in zip(w, v, v_prev)]
+            w = [a - alpha * b - beta * c for a, b, c in zip(w, v, v_prev, strict=True)]
             alphas.append(alpha)
             t = torch.diag(torch.tensor(alphas, dtype=torch.float64))
             if betas:

@@ -56,7 +56,7 @@ def quantiles(v: torch.Tensor, qs: tuple[float, ...] = (0.05, 0.25, 0.5)) -> dic
     if v.numel() == 0:
         return {f"q{round(q * 100):02d}": None for q in qs}
     t = torch.quantile(v.double(), torch.tensor(qs, dtype=torch.float64))
-    return {f"q{round(q * 100):02d}": float(x) for q, x in zip(qs, t)}
+    return {f"q{round(q * 100):02d}": float(x) for q, x in zip(qs, t, strict=True)}
 
 
 def histogram(v: torch.Tensor, bins: int = 50) -> dict[str, list[float]]:

@@ -27,4 +27,4 @@ def group_norms(model: nn.Module, groups: Groups, per_tensor: dict[str, float] |
         sq = [torch.stack([params[p].detach().float().pow(2).sum() for p in groups.params[g]]).sum()
               for g in groups.names]
         vals = torch.stack(sq).sqrt().tolist()
-    return dict(zip(groups.names, vals))
+    return dict(zip(groups.names, vals, strict=True))

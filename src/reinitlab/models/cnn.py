@@ -22,6 +22,6 @@ def build(in_channels: int, num_classes: int, width: float = 1.0, resolution: in
         cin = c
     layers.append(classifier(cin, num_classes))
     model = PlainCNN()
-    for n, layer in zip(names, layers):
+    for n, layer in zip(names, layers, strict=True):
         model.add_module(n, layer)
     return finish(model, names)

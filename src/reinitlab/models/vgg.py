@@ -14,7 +14,7 @@ class VGG(nn.Sequential):
 def build(in_channels: int, num_classes: int, width: float = 1.0, resolution: int = 32) -> nn.Module:
     names = ["stem"] + [f"block{i}" for i in range(1, len(_STAGES))] + ["head"]
     model, cin, size = VGG(), in_channels, resolution
-    for name, stage in zip(names, _STAGES):
+    for name, stage in zip(names[:-1], _STAGES, strict=True):  # the head comes after the stages
         layers = []
         for c in stage:
             c = channels(c, width)

@@ -182,7 +182,7 @@ def expand(defn: StudyDefinition, require_data: bool = True) -> tuple[list[RunSp
     for dataset, seed, arch, size, noise, values, method in itertools.product(
             defn.datasets, defn.seeds, defn.archs, defn.train_sizes, defn.label_noise,
             list(itertools.product(*defn.extra_axes.values())), methods):
-        settings = dict(zip(keys, values))
+        settings = dict(zip(keys, values, strict=True))
         config = {**defn.settings, "dataset": dataset, "arch": arch, "method": method, "train_size": size,
                   "label_noise": noise, "seed": seed, "rounds": rounds_of[arch], **settings}
         key = (dataset, arch, size, noise, values, method)

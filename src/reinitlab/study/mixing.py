@@ -20,6 +20,7 @@ from typing import Any
 
 from .. import provenance
 from ..errors import UserError
+from .bundles import bundle_for, release
 from .expand import RunSpec
 from .store import Store
 
@@ -63,7 +64,6 @@ class Expected:
     def of(self, spec: RunSpec) -> dict[str, Any]:
         from ..errors import ReinitlabWarning
         from ..resolve import prepare
-        from .worker import _bundle
         cfg = spec.train_config()
         key = json.dumps({k: v for k, v in spec.config.items() if k not in _SEEDS}, sort_keys=True, default=str)
         if key not in self._configs:
@@ -72,7 +72,7 @@ class Expected:
             # the device itself comes from the target, and nothing else that resolves per device counts
             with warnings.catch_warnings():  # the study warns about a run's budget itself, once
                 warnings.simplefilter("ignore", ReinitlabWarning)
-                p = prepare(cfg.replace(device="cpu"), _bundle(cfg))
+                p = prepare(cfg.replace(device="cpu"), bundle_for(cfg))
             self._configs[key] = p.cfg.to_dict()
         config = dict(self._configs[key])
         config["seed"] = cfg.seed
@@ -153,8 +153,7 @@ def check(store: Store, runs: list[RunSpec], states: dict, target: Target, allow
         if diffs:
             mixing.mismatched.append(Mismatch(spec.id, status, diffs, recorded.get("info") or {}))
     if exp.loaded:  # the workers load their own; the study process need not keep a dataset
-        from .worker import _bundle_cache
-        _bundle_cache.clear()
+        release()
     # in the study's own order, so the first named is the same run at every start
     order = {r.id: i for i, r in enumerate(runs)}
     mixing.mismatched.sort(key=lambda m: order[m.run_id])

@@ -299,8 +299,10 @@ def _resources(backend: str, address: str | None, workers: int | None, settings:
     if backend == "local":
         gpus = _gpu_count(settings)
         n = workers or (gpus if gpus else cores())
-        n = max(1, min(n, n_todo)) if n_todo else n
+        # Threads from the workers asked for, not from the runs left: on the CPU the thread count
+        # changes a run's last bits, so a restarted study with one run left must not give it every core.
         threads = settings.threads or max(1, cores() // n)
+        n = max(1, min(n, n_todo)) if n_todo else n
         text = (f"{n} local worker process{'es' if n != 1 else ''} x {threads} torch thread{'s' if threads != 1 else ''}"
                 + (f", GPUs used round-robin: {gpus}" if gpus else ""))
 

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..errors import ReinitlabWarning, UserError
+from .bundles import bundle_for
 from .expand import RunSpec
 from .store import Store
 
@@ -45,21 +46,6 @@ class Outcome:
     worker: str = ""
     analysis: str = ""  # what the analyses did: "analysed a,b" and/or "ANALYSIS FAILED c: reason"
     analysis_failed: bool = False
-
-
-_bundle_cache: dict = {}
-
-
-def _bundle(cfg):
-    """Workers train many runs of one dataset: load it once per process (one dataset kept, so a
-    study over many datasets does not pile them up in memory)."""
-    from ..data import check_dataset, load_dataset
-    res = cfg.resolution or check_dataset(cfg.dataset).resolution
-    key = (cfg.dataset, cfg.data_dir, res)
-    if key not in _bundle_cache:
-        _bundle_cache.clear()
-        _bundle_cache[key] = load_dataset(cfg.dataset, cfg.data_dir, res)
-    return _bundle_cache[key]
 
 
 def execute(task: Task) -> Outcome:
@@ -99,7 +85,7 @@ def execute(task: Task) -> Outcome:
             configure(device=cfg.device)  # the allocator on a CPU, TF32 on CUDA; threads: the worker's
             with warnings.catch_warnings():  # the study warned once at its start; a run repeats it
                 warnings.simplefilter("ignore", ReinitlabWarning)
-                bundle = _bundle(cfg)
+                bundle = bundle_for(cfg)
                 how, discarded = _check_provenance(store, spec.id, cfg, bundle, how, task, me)
                 store.log("start", spec.id, how=how, attempt=attempt,
                           recovered_from=lock.recovered.get("pid") if lock.recovered else None,

@@ -21,6 +21,7 @@ from typing import Any
 
 from ..errors import UserError
 from .collect import RunRecord, settings_of
+from .part import Part
 from .stats import MeanSE, PairedDiff, mean_se, paired_diff
 
 BUDGET_AXES = ("rounds", "epochs")
@@ -243,7 +244,7 @@ def plot(frames: list[Frame], path: Path, colors: dict[str, Any] | None = None) 
     seeds = str(n_seeds[0]) if len(n_seeds) == 1 else f"{n_seeds[0]}-{n_seeds[-1]}"
     fig.suptitle(f"Budget frontier: error bars are ± SE over {seeds} seeds (left), 95% intervals of the "
                  "seed-paired difference (right)", fontsize="medium")
-    for (ax, dx), f in zip(axes, frames):
+    for (ax, dx), f in zip(axes, frames, strict=True):
         for m, points in f.series.items():
             xs = [p.epochs_trained for p in points]
             ys = [100 * p.stat.mean for p in points]
@@ -261,7 +262,7 @@ def plot(frames: list[Frame], path: Path, colors: dict[str, Any] | None = None) 
         hi = [0.0 if math.isnan(f.diffs[b].hi) else 100 * (f.diffs[b].hi - f.diffs[b].mean) for b in bs]
         dx.axhline(0.0, color="0.6", lw=1)
         dx.errorbar(xs, ys, yerr=[lo, hi], marker="o", capsize=3, color=colors.get(f.method), ls="none")
-        for x, y, b in zip(xs, ys, bs):
+        for x, y, b in zip(xs, ys, bs, strict=True):
             dx.annotate(f"R={b[0]}", (x, y), textcoords="offset points", xytext=(5, 4), fontsize="x-small")
         dx.set_title(f"{f.method} − {f.reference} at matching compute", fontsize="small")
         dx.set_xlabel("epochs trained")
@@ -271,3 +272,42 @@ def plot(frames: list[Frame], path: Path, colors: dict[str, Any] | None = None) 
     fig.savefig(path, dpi=90)
     plt.close(fig)
     return path
+
+
+def _colors(methods: Sequence[str]) -> dict[str, Any]:
+    """The colours the report's other plots give the same methods (tab10 in the study's order)."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    cmap = plt.get_cmap("tab10" if len(methods) <= 10 else "tab20")
+    return {m: cmap(i % cmap.N) for i, m in enumerate(methods)}
+
+
+def _file_name(f: Frame) -> str:
+    text = "_".join(str(x) for x in (f.dataset, f.arch, f.train_size, f"noise{f.label_noise:g}",
+                                     *(f"{k}={v}" for k, v in f.settings)))
+    return "budget_" + "".join(c if c.isalnum() or c in "=.-_" else "-" for c in text) + ".png"
+
+
+def budget_part(col, plots: Path) -> Part | None:
+    """The report's Budget frontier, for a study with more than one budget in some frame (None
+    otherwise): per frame the one-sentence verdict, the table and a plot written into `plots`."""
+    frames = [f for f in frontier(col.runs, col.extra_axes, col.methods) if len(f.budgets) > 1]
+    if not frames:
+        return None
+    colors = _colors(col.methods)
+    figures, tables = [], []
+    for f in frames:
+        path = plot([f], plots / _file_name(f), colors)
+        if path is not None:
+            figures.append((path, f"Budget frontier: {f.title}"))
+        tables.append((f.title, "", *table(f)))
+    intro = ("At the budget (R, E) every reinit method and long train (R+1)·E epochs (R reset rounds after round 0, "
+             "E epochs each), baseline E: each budget is compute-matched. Test accuracy is mean ± SE (seeds); "
+             "lw − long is the seed-paired difference in points with its 95% t-interval: lw beats long where the "
+             "interval lies above 0, loses where it lies below, ties where it holds 0. baseline and long runs that "
+             "repeat the same schedule at two budgets are one computation and count once.")
+    patience = [f for f in frames for ps in f.series.values() for p in ps if p.actual_epochs < p.epochs_trained - 1e-9]
+    notes = ["With patience, rounds end early: a point's epochs are its schedule, the runs trained fewer."] \
+        if patience else []
+    return Part("Budget frontier", intro, tables, figures, lines=[f.sentence for f in frames] + notes)

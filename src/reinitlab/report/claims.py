@@ -21,9 +21,14 @@ Each test is at the 5% level without a multiplicity correction; a claim needs al
 tests at once (an intersection-union test), which needs none. "Not higher" verdicts rest on the
 absence of a significant increase, which is weak evidence with few seeds: the interval says how
 large an increase the data still allow.
+
+Which runs a verdict reads is the study's regime (regime.py), named after every claim: a tuned
+study's runs picked by validation accuracy; over budgets, a seed's values averaged over the budgets
+before pooling (one pair per seed and combination); otherwise the study's fixed budget.
 """
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass, field
 from typing import Callable
@@ -32,6 +37,7 @@ from ..analyses.metrics import Metric
 from .catalog import TEST_ACC, Catalog, build_catalog, fmt, members
 from .collect import Collected, Combo, combo_order
 from .part import Part
+from .regime import FIXED, Regime, verdict_runs
 from .stats import PairedDiff, paired_diff
 from .tables import fmt_p
 from .values import DIAGNOSTICS, RunData, load, value_table
@@ -94,6 +100,7 @@ class Test:
     required: bool = True
     context: "Test | None" = None  # the same test against long
     sources: set[str] = field(default_factory=set)
+    regime: str = ""  # which runs the test read (regime.py): fixed budget, over budgets, tuned
 
 
 @dataclass
@@ -102,6 +109,7 @@ class Claim:
     statement: str
     tests: list[Test]
     verdict: str
+    regime: str = ""
 
 
 def decide(diff: PairedDiff | None, direction: str) -> tuple[str, str]:
@@ -137,17 +145,21 @@ DIRECTIONS = {"higher": HIGHER, "lower": LOWER}
 
 
 def pooled_test(col: Collected, data: dict[str, RunData], claim: int, text: str, metric: Metric, ref: str,
-                direction: str | None, scope: Scope, required: bool = True, with_long: bool = True) -> Test:
-    """`direction` None: the one the metric declares better (a metric declared `better="none"` needs one)."""
+                direction: str | None, scope: Scope, required: bool = True, with_long: bool = True,
+                regime: Regime | None = None) -> Test:
+    """`direction` None: the one the metric declares better (a metric declared `better="none"` needs one).
+    `regime`: which axes are averaged per seed before pooling (regime.py); none by default."""
     if direction is None:
         if metric.better not in DIRECTIONS:
             raise ValueError(f"{metric.key}: declares no better direction; pass one of {HIGHER!r}, {LOWER!r}, "
                              f"{NOT_HIGHER!r}")
         direction = DIRECTIONS[metric.better]
+    regime = regime or FIXED
     values = value_table(col.runs, metric, data)
     vals, src = values.by_combo, values.sources
-    t = Test(claim, f"{text} ({scope.text})", ref, direction, metric, required=required)
-    a, b = [], []
+    t = Test(claim, f"{text} ({scope.text})", ref, direction, metric, required=required, regime=regime.text)
+    # (merged combination, seed) -> (lw, ref) per budget: one pair per seed however many budgets
+    pairs: dict[Combo, dict[int, list[tuple[float, float]]]] = {}
     for combo in sorted(vals, key=combo_order):
         if not scope.keep(combo):
             continue
@@ -155,35 +167,47 @@ def pooled_test(col: Collected, data: dict[str, RunData], claim: int, text: str,
         if LW not in by or ref not in by:
             continue
         common = sorted(set(by[LW]) & set(by[ref]))
-        if not common:
-            continue
-        d = [by[LW][s] - by[ref][s] for s in common]
-        a += [by[LW][s] for s in common]
-        b += [by[ref][s] for s in common]
-        t.combos += 1
-        t.positive += sum(d) / len(d) > 0
+        group = pairs.setdefault(regime.merge(combo), {})
+        for s in common:
+            group.setdefault(s, []).append((by[LW][s], by[ref][s]))
         t.sources |= {src[(combo, m, s)] for m in (LW, ref) for s in common}
+    a, b = [], []
+    for group in pairs.values():
+        if not group:
+            continue
+        la = [sum(x for x, _ in ps) / len(ps) for _, ps in sorted(group.items())]
+        lb = [sum(y for _, y in ps) / len(ps) for _, ps in sorted(group.items())]
+        a += la
+        b += lb
+        t.combos += 1
+        t.positive += sum(la) - sum(lb) > 0
     t.diff = paired_diff(a, b) if a else None
     t.verdict, t.note = decide(t.diff, direction)
     if t.diff is None:
         t.note = _why_missing(col, ref, scope, metric, vals)
     if with_long and ref == BASELINE:
-        t.context = pooled_test(col, data, claim, text, metric, LONG, direction, scope, required=False, with_long=False)
+        t.context = pooled_test(col, data, claim, text, metric, LONG, direction, scope, required=False, with_long=False,
+                                regime=regime)
     return t
 
 
-def shrink_test(col: Collected, data: dict[str, RunData], ref: str, with_long: bool = True) -> Test:
+def shrink_test(col: Collected, data: dict[str, RunData], ref: str, with_long: bool = True,
+                regime: Regime | None = None) -> Test:
     """Claim 2: per (dataset, arch), LW's gain over `ref` at the largest size minus at the smallest,
-    paired by seed, pooled; negative = the gain shrinks."""
+    paired by seed, pooled; negative = the gain shrinks. A seed's gain at a size is its mean over
+    the axes the regime averages (the budgets)."""
+    regime = regime or FIXED
     metric = TEST_ACC
     vals = value_table(col.runs, metric, data).by_combo
-    groups: dict[Combo, dict] = {}  # keyed by every axis but the size
+    per: dict[Combo, dict] = {}  # keyed by every axis but the size: size -> seed -> gains
     for combo, by in vals.items():
         if combo.label_noise != 0 or _size(combo) is None or LW not in by or ref not in by:
             continue
-        gains = {s: by[LW][s] - by[ref][s] for s in set(by[LW]) & set(by[ref])}
-        if gains:
-            groups.setdefault(combo._replace(train_size=None), {})[_size(combo)] = gains
+        for s in set(by[LW]) & set(by[ref]):
+            key = regime.merge(combo)._replace(train_size=None)
+            per.setdefault(key, {}).setdefault(_size(combo), {}).setdefault(s, []).append(by[LW][s] - by[ref][s])
+    groups = {k: {n: {s: sum(g) / len(g) for s, g in seeds.items()} for n, seeds in by_size.items()}
+              for k, by_size in per.items()}
     a, b, spans = [], [], []
     for _, by_size in sorted(groups.items(), key=lambda kv: combo_order(kv[0])):
         if len(by_size) < 2:
@@ -207,8 +231,9 @@ def shrink_test(col: Collected, data: dict[str, RunData], ref: str, with_long: b
                   f"needs at least 2 training sizes with lw and {ref} on common seeds (found {sizes or 'none'}; "
                   "e.g. train_sizes = [500, 2000])")
     t.sources = {"result.json"} if a else set()
+    t.regime = regime.text
     if with_long and ref == BASELINE:
-        t.context = shrink_test(col, data, LONG, with_long=False)
+        t.context = shrink_test(col, data, LONG, with_long=False, regime=regime)
         t.context.required = False
     return t
 
@@ -237,6 +262,8 @@ def lower_probe_metric(groups: list[str]) -> Metric:
 
 def evaluate(col: Collected, data: dict[str, RunData] | None = None, catalog: Catalog | None = None) -> list[Claim]:
     data = load(col) if data is None else data
+    col, regime = verdict_runs(col)  # a tuned study's picked runs; budgets averaged per seed
+    pooled = functools.partial(pooled_test, col, data, regime=regime)
     cat = catalog or build_catalog()
     numbers = [d.numbers for d in data.values()]
     acc = TEST_ACC
@@ -244,50 +271,52 @@ def evaluate(col: Collected, data: dict[str, RunData] | None = None, catalog: Ca
                                                                  for r in col.runs)]
     tests: list[Test] = []
     # 1: accuracy on small sets, vs baseline (most combinations) and vs every other reinit method
-    t1 = pooled_test(col, data, 1, "test accuracy", acc, BASELINE, HIGHER, SMALL)
+    t1 = pooled(1, "test accuracy", acc, BASELINE, HIGHER, SMALL)
     if t1.verdict == SUPPORTED and not t1.positive * 2 > t1.combos:
         t1.verdict, t1.note = NOT_SUPPORTED, f"interval above 0 but LW ahead in only {t1.positive} of {t1.combos} combinations"
     tests.append(t1)
     for m in others:
-        tests.append(pooled_test(col, data, 1, "test accuracy", acc, m, HIGHER, SMALL, with_long=False))
+        tests.append(pooled(1, "test accuracy", acc, m, HIGHER, SMALL, with_long=False))
     if not others:
         tests.append(Test(1, "test accuracy vs the other reinit methods", "other reinit methods", HIGHER, acc,
                           note="no other reinit method in the study (e.g. methods = [..., \"fc\", \"ke\", \"llf\"])"))
     # 2: the gain shrinks with the training-set size, and vanishes on large sets
-    tests.append(shrink_test(col, data, BASELINE))
-    tests.append(pooled_test(col, data, 2, "no gain on large training sets: test accuracy", acc, BASELINE, NOT_HIGHER, BIG))
+    tests.append(shrink_test(col, data, BASELINE, regime=regime))
+    tests.append(pooled(2, "no gain on large training sets: test accuracy", acc, BASELINE, NOT_HIGHER, BIG))
     # 3: margins up, norms not up, normalized margin up
     get = cat.metric
     tests += [
-        pooled_test(col, data, 3, "median training margin", get("margins.q50"), BASELINE, HIGHER, CLEAN),
-        pooled_test(col, data, 3, "Frobenius norm of all parameters", get("norms.frobenius_total"), BASELINE,
+        pooled(3, "median training margin", get("margins.q50"), BASELINE, HIGHER, CLEAN),
+        pooled(3, "Frobenius norm of all parameters", get("norms.frobenius_total"), BASELINE,
                     NOT_HIGHER, CLEAN),
-        pooled_test(col, data, 3, "log10 spectral complexity R", get("bound.log10_R"), BASELINE, NOT_HIGHER, CLEAN),
-        pooled_test(col, data, 3, "median normalized margin (margin / R)", get("margins.spectral_normalized_q50"),
+        pooled(3, "log10 spectral complexity R", get("bound.log10_R"), BASELINE, NOT_HIGHER, CLEAN),
+        pooled(3, "median normalized margin (margin / R)", get("margins.spectral_normalized_q50"),
                     BASELINE, HIGHER, CLEAN),
     ]
     # 4: flatter at every sigma; the Hessian as context
     found = members(get("flatness.increase_sigma_{sigma}"), numbers)
     for metric in found:
         sigma = metric.key[len("flatness.increase_sigma_"):]
-        tests.append(pooled_test(col, data, 4, f"training-loss increase at sigma {sigma}", metric, BASELINE, LOWER,
+        tests.append(pooled(4, f"training-loss increase at sigma {sigma}", metric, BASELINE, LOWER,
                                  CLEAN))
     if not found:
-        tests.append(pooled_test(col, data, 4, "training-loss increase under weight noise",
+        tests.append(pooled(4, "training-loss increase under weight noise",
                                  get("flatness.increase_sigma_0.05"), BASELINE, LOWER, CLEAN))
-    tests.append(pooled_test(col, data, 4, "context: top Hessian eigenvalue", get("flatness.hessian_top_eigenvalue"),
+    tests.append(pooled(4, "context: top Hessian eigenvalue", get("flatness.hessian_top_eigenvalue"),
                              BASELINE, LOWER, CLEAN, required=False))
     # 5: memorizes less under label noise; lower layers' features more general
-    tests.append(pooled_test(col, data, 5, "memorized fraction of the noisy examples",
+    tests.append(pooled(5, "memorized fraction of the noisy examples",
                              get("memorization.memorized_fraction"), BASELINE, LOWER, NOISY))
     groups = [g.key[len(PROBE):] for g in members(get(PROBE + "{group}"), numbers)]
-    tests.append(pooled_test(col, data, 5, "linear-probe accuracy of the lower groups' features "
+    tests.append(pooled(5, "linear-probe accuracy of the lower groups' features "
                              f"({', '.join(lower_groups(groups)) if groups else 'lower half below the head'})",
                              lower_probe_metric(groups), BASELINE, HIGHER, ALL))
-    tests.append(pooled_test(col, data, 5, "context: true-label accuracy of the noisy examples",
+    tests.append(pooled(5, "context: true-label accuracy of the noisy examples",
                              get("memorization.noisy_true_label_acc"), BASELINE, HIGHER, NOISY, required=False))
-    return [Claim(n, STATEMENTS[n], [t for t in tests if t.claim == n], claim_verdict([t for t in tests if t.claim == n]))
-            for n in sorted(STATEMENTS)]
+    for t in tests:
+        t.regime = regime.text
+    return [Claim(n, STATEMENTS[n], [t for t in tests if t.claim == n], claim_verdict([t for t in tests if t.claim == n]),
+                  regime.text) for n in sorted(STATEMENTS)]
 
 
 def claim_verdict(tests: list[Test]) -> str:
@@ -342,11 +371,15 @@ def verdict_part(claims: list[Claim], has_long: bool = True) -> Part:
                 row.append("" if ctx is None else f"{fmt_effect(ctx)}, p {_p(ctx)}, {ctx.verdict}"
                            + (f": {ctx.note}" if ctx.note else ""))
             rows.append(row)
-    lines = [f"**Claim {c.number}: {c.verdict}.** {c.statement}" for c in claims]
+    lines = [f"**Claim {c.number}: {c.verdict}.** {c.statement}" + (f" (Regime: {c.regime}.)" if c.regime else "")
+             for c in claims]
     intro = ("Each test pools the seed-paired differences LW − reference over the combinations in its scope "
              "(effect in the measure's unit, accuracies in points; n = pairs, comb. = combinations) with a 95% "
              "t-interval and the two-sided paired-t p. A claim is supported when all its tests are; rows in "
              "parentheses are context and do not enter the verdict, nor does the comparison with long. "
-             "† from the final-round diagnostics (no analysis.json), ‡ partly so.")
+             "† from the final-round diagnostics (no analysis.json), ‡ partly so. The regime says which runs a "
+             "verdict reads: a study's fixed budget; over budgets (a seed's differences averaged over the budgets "
+             "before pooling, so a baseline that ignores R counts once); tuned (per method and seed the run picked "
+             "by validation accuracy).")
     return Part("Verdict on the paper's claims (SPEC section 5)", intro,
                 [("Tests", "", header, rows)], lines=lines)

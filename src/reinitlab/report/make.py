@@ -2,7 +2,8 @@
 self-contained report.html into the study folder, and return the Markdown for the terminal.
 
 After the summary tables and plots come the "why" parts (why.py: one per topic the analyses declare,
-where the runs have its numbers) and, last, the verdict on the paper's claims (claims.py) when the
+where the runs have its numbers), the budget frontier, tuned comparison and decision tree (budget.py,
+tuned.py, tree.py: each where the study has what it needs) and, last, the verdict on the paper's claims (claims.py) when the
 study has lw runs. The provenance of the runs (provenance.py) comes right after the tables, and a
 warning under the title when the runs were made by different code or machines."""
 from __future__ import annotations
@@ -11,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..rundir import atomic_write_bytes
+from .budget import budget_part
 from .catalog import build_catalog
 from .claims import LW, evaluate, verdict_part
 from .collect import collect
@@ -20,6 +22,8 @@ from .plots import make_plots
 from .provenance import StudyProvenance, provenance_part, summarize as summarize_provenance
 from .results_csv import results_csv
 from .tables import Tables, compute, to_markdown
+from .tree import tree_part
+from .tuned import tuned_part
 from .values import load as load_values
 from .why import Why, compute as compute_why, why_parts
 
@@ -53,6 +57,9 @@ def make_report(root: str | Path) -> Report:
         figs = make_why_plots(why, col.runs, root / "plots")
         why_plots = [p for fs in figs.values() for p, _ in fs]
         parts += why_parts(why, figs)
+    # issue 11: budget frontier, tuned comparison and decision tree, each where the study has what it needs
+    regime_parts = [p for p in (budget_part(col, root / "plots"), tuned_part(col), tree_part(col, root / "plots")) if p]
+    parts += regime_parts
     claims = evaluate(col, data, catalog) if any(r.method == LW for r in col.runs) else None
     if claims is not None:
         parts.append(verdict_part(claims, has_long=any(r.method == "long" and r.status == "finished"
@@ -77,4 +84,5 @@ def make_report(root: str | Path) -> Report:
     atomic_write_bytes(files[1], md.encode())
     atomic_write_bytes(files[2], render(tables, title, plots, meta, parts, warnings=[prov.warning()] if prov.mixed
                                         else []).encode())
-    return Report(md, tables, files + [p for p, _ in plots] + why_plots, why, claims, prov)
+    regime_plots = [p for part in regime_parts for p, _ in part.plots]
+    return Report(md, tables, files + [p for p, _ in plots] + why_plots + regime_plots, why, claims, prov)

@@ -22,6 +22,7 @@ from typing import Any
 
 from ..errors import UserError
 from .collect import RunRecord, settings_of
+from .part import Part
 from .stats import paired_diff
 
 MIN_COMBINATIONS = 8
@@ -157,7 +158,7 @@ def _columns(samples: list[Sample]) -> tuple[list[str], list[list[float]], dict[
             cols.append((f"{k} = {level}", [1.0 if str(v) == level else 0.0 for v in vals]))
     if not cols:
         return [], [], {}
-    return [c for c, _ in cols], [list(row) for row in zip(*(v for _, v in cols))], other
+    return [c for c, _ in cols], [list(row) for row in zip(*(v for _, v in cols), strict=True)], other
 
 
 def fit(samples: list[Sample], method: str = "lw", reference: str = "baseline",
@@ -269,3 +270,36 @@ def plot(tree: Tree, path: Path) -> Path | None:
     fig.savefig(path, dpi=90)
     plt.close(fig)
     return path
+
+
+def leaf_text(conditions: list[str], n: int, mean: float) -> str:
+    where = " and ".join(conditions) if conditions else "all combinations"
+    return f"{where}: n={n} combination{'s' if n != 1 else ''}, mean gain {mean:+.2f} points"
+
+
+def tree_part(col, plots: Path, method: str = "lw", references: Sequence[str] = ("baseline", "long"),
+              min_combinations: int = MIN_COMBINATIONS) -> Part | None:
+    """The report's Decision tree: one tree per reference the study has finished runs of (None
+    without the method's runs); drawn with n and mean gain per leaf, or the reason it is not fitted."""
+    finished = {r.method for r in col.runs if r.status == "finished"}
+    refs = [ref for ref in references if ref in finished]
+    if method not in finished or not refs:
+        return None
+    lines, figures = [], []
+    for ref in refs:
+        t = fit(samples(col.runs, col.extra_axes, method, ref), method, ref, min_combinations)
+        if not t.fitted:
+            lines.append(f"**{t.target}**: {t.reason}.")
+            continue
+        lines.append(f"**{t.target}** ({len(t.samples)} combinations): {t.first_split}")
+        lines += [f"{t.target} leaf: " + leaf_text(*leaf) for leaf in t.leaves()]
+        path = plot(t, plots / f"tree_{method}_vs_{ref}.png")
+        if path is not None:
+            figures.append((path, f"Decision tree of the gain {t.target} per combination"))
+    intro = (f"As the paper's Figure 3 did (it split the results at about 35K training examples), a shallow "
+             f"regression tree (scikit-learn CART, depth 2, 3 from 30 combinations on, at least 2 per leaf) is "
+             f"fitted to the gain of {method} over each reference per combination (mean over common seeds, "
+             "test-accuracy points), on the features the study varies: log10 training size, architecture, dataset, "
+             "classes, resolution, label noise, the budget and every other extra axis. With fewer than "
+             f"{min_combinations} combinations no tree is fitted.")
+    return Part("Decision tree", intro, plots=figures, lines=lines)

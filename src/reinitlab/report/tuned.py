@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .collect import RunRecord, settings_of
+from .part import Part
 from .stats import PairedDiff, mean_se, paired_vs
 
 NO_VALIDATION = "no validation split (val_acc missing): cannot be tuned"
@@ -40,6 +41,7 @@ class Pick:
     test_acc: float
     candidates: int  # grid settings with a finished, validated run on this seed
     grid: int  # grid settings the method has in this combination
+    run: str = ""  # the picked run's id (its folder under runs/)
 
 
 @dataclass(frozen=True)
@@ -123,7 +125,7 @@ def tune(runs: Iterable[RunRecord], tune_axes: Sequence[str], extra_axes: Sequen
                 continue
             best_val = max(r.result["val_acc"] for _, r in cands)
             s, r = min(((s, r) for s, r in cands if r.result["val_acc"] == best_val), key=lambda sr: rank(sr[0]))
-            p = Pick(method, combo, seed, s, r.result["val_acc"], r.test_acc, len(cands), len(grid))
+            p = Pick(method, combo, seed, s, r.result["val_acc"], r.test_acc, len(cands), len(grid), r.id)
             picks.append(p)
             if p.candidates < p.grid:
                 incomplete.append(p)
@@ -227,3 +229,68 @@ def _diff(d: PairedDiff | None) -> str:
     if d.n < 2:
         return f"{100 * d.mean:+.2f} (1 seed)"
     return f"{100 * d.mean:+.2f} [{100 * d.lo:+.2f}, {100 * d.hi:+.2f}] ({d.n})"
+
+
+def accuracy_table(t: Tuned) -> tuple[list[str], list[list[str]]]:
+    """(header, rows): per combination, each method's test accuracy of its picked runs, mean ± SE (n)."""
+    rows = []
+    for combo in t.combos:
+        by = t.by_method(combo)
+        if not by:
+            continue
+        cells = []
+        for m in t.methods:
+            s = mean_se(list(by[m].values())) if m in by else None
+            cells.append("" if s is None else f"{100 * s.mean:.2f} (1)" if s.n < 2
+                         else f"{100 * s.mean:.2f} ± {100 * s.se:.2f} ({s.n})")
+        rows.append([combo_text(combo)] + cells)
+    return ["combination"] + [f"tuned {m}" for m in t.methods], rows
+
+
+def _spread_line(t: Tuned) -> str:
+    """Zaidi et al.'s reading in one sentence: each method's spread over the grid, averaged over
+    the combinations that have more than one setting."""
+    means = []
+    for m in t.methods:
+        spreads = [s.spread for s in t.sensitivity if s.method == m and s.settings > 1]
+        if spreads:
+            means.append(f"{m} {100 * sum(spreads) / len(spreads):.2f}")
+    if not means:
+        return ""
+    return ("Sensitivity to the tuned settings, max − min of test accuracy over the grid (points, mean over "
+            f"combinations): {', '.join(means)}; smaller is less sensitive.")
+
+
+def _compare_lines(t: Tuned, method: str = "lw") -> list[str]:
+    out = []
+    for ref in ("baseline", "long"):
+        for combo, row in (t.diffs.get(ref) or {}).items():
+            if method in row:
+                out.append(f"**tuned {method} − tuned {ref}**: {_diff(row[method])} points at {combo_text(combo)}.")
+    return out
+
+
+def tuned_part(col) -> Part | None:
+    """The report's Tuned comparison, for a study with `tune` (None without): the picks' test
+    accuracies, the tuned differences vs tuned baseline and long, sensitivity, and what was picked."""
+    tune_axes, order = study_tuning(col.study)
+    if not tune_axes:
+        return None
+    t = tune(col.runs, tune_axes, col.extra_axes, col.methods, order=order)
+    title = "Tuned comparison"
+    if not t.picks:
+        why = ("no run could be tuned: " + NO_VALIDATION if t.untunable
+               else "no finished runs with every tune axis yet")
+        return Part(title, f"The study tunes over {' × '.join(tune_axes)}, but {why}.", lines=lines(t)[1:])
+    intro = lines(t)[0] + (" Differences are tuned method − tuned reference in test-accuracy points with the "
+                           "seed-paired 95% t-interval (n seeds).")
+    tables = [("Test accuracy of the picked runs (%)", "mean ± SE (seeds)", *accuracy_table(t))]
+    for ref in ("baseline", "long"):
+        if ref in t.diffs:
+            tables.append((f"Tuned methods vs tuned {ref} (points)", "", *diff_table(t, ref)))
+    tables.append(("Sensitivity over the grid", "per method and combination: the mean test accuracy over seeds at "
+                   "each setting, then its max − min and SD across settings (points); best and worst by test "
+                   "accuracy, for reading only: the picks use validation", *sensitivity_table(t)))
+    tables.append(("Settings picked by validation accuracy", "", *picks_table(t)))
+    body = _compare_lines(t) + [x for x in [_spread_line(t)] if x] + lines(t)[1:]
+    return Part(title, intro, tables, lines=body)

@@ -11,11 +11,9 @@ import math
 from dataclasses import dataclass
 
 from .catalog import TEST_ACC
-from .collect import Collected, Combo, RunRecord, combo_order
+from .collect import REFERENCES, Collected, Combo, RunRecord, combo_order
 from .stats import MeanSE, PairedDiff, SignTest, holm, mean_se, paired_vs, sign_test
 from .values import value_table
-
-REFERENCES = ("baseline", "long")
 
 
 @dataclass
@@ -159,37 +157,6 @@ def combo_text(combo: Combo, columns: list[str] = COMBO_HEAD) -> list[str]:
             + [_setting_text(settings[k]) if k in settings else "" for k in columns[len(COMBO_HEAD):]])
 
 
-def headline(t: Tables) -> list[str]:
-    """The answer first: how each method compares with both references, in words."""
-    lines = []
-    for ref in REFERENCES:
-        per = t.diffs.get(ref)
-        if not per:
-            continue
-        for m in t.methods:
-            if m in REFERENCES and REFERENCES.index(m) < REFERENCES.index(ref):
-                continue  # "baseline vs long" mirrors "long vs baseline", said once
-            ds = [row[m] for row in per.values() if m in row]
-            if not ds:
-                continue
-            up = sum(d.excludes_zero and d.mean > 0 for d in ds)
-            down = sum(d.excludes_zero and d.mean < 0 for d in ds)
-            avg = 100 * sum(d.mean for d in ds) / len(ds)
-            lines.append(f"- **{m} vs {ref}**: {avg:+.2f} points on average over {len(ds)} combination"
-                         f"{'s' if len(ds) != 1 else ''}; 95% interval above 0 in {up}, below 0 in {down}.")
-    for row in t.pairs:
-        if row.p_holm <= 0.05:
-            better = row.a if row.test.wins > row.test.losses else row.b
-            lines.append(f"- Sign test: **{better}** wins significantly in {row.a} vs {row.b} "
-                         f"({row.test.wins}-{row.test.losses}, Holm p = {fmt_p(row.p_holm)}).")
-    if t.pairs and not any(r.p_holm <= 0.05 for r in t.pairs):
-        n_max = max(r.test.n for r in t.pairs)
-        lines.append(f"- No method pair differs significantly by the sign test after Holm correction "
-                     f"(at most {n_max} untied combination{'s' if n_max != 1 else ''} per pair; the smallest "
-                     f"possible two-sided p with n={n_max} is {fmt_p(min(1.0, 2 * 0.5 ** n_max))}).")
-    return lines
-
-
 def markdown_table(header: list[str], rows: list[list[str]]) -> str:
     out = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
     out += ["| " + " | ".join(c.replace("|", "\\|") for c in row) + " |" for row in rows]
@@ -242,14 +209,14 @@ def status_line(t: Tables) -> str:
     return f"{sum(t.status_counts.values())} runs: " + ", ".join(parts)
 
 
-def to_markdown(t: Tables, title: str, plots: list[tuple[str, str]] = ()) -> str:
+def to_markdown(t: Tables, title: str, plots: list[tuple[str, str]] = (), head: list[str] = ()) -> str:
+    """summary.md up to the parts: the status, `head` (the answer and the settings, as Markdown
+    lines), every table and the plots."""
     lines = [f"# {title}", "", status_line(t) + ".", ""]
     if t.unfinished:
         lines += [f"{len(t.unfinished)} run(s) are not finished yet (running, interrupted or not started); "
                   "re-run the study command to complete them.", ""]
-    hl = headline(t)
-    if hl:
-        lines += ["## Answer", ""] + hl + [""]
+    lines += list(head)
     for title_, expl, header, rows in sections(t):
         lines += [f"## {title_}", "", expl, "", markdown_table(header, rows), ""]
     if plots:

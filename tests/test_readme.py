@@ -103,3 +103,15 @@ def test_readme_cli_commands_parse(capsys):
         except SystemExit as e:  # --help, --version
             assert e.code == 0, cmd
     capsys.readouterr()
+
+
+def test_every_relative_link_of_the_readme_exists_in_the_repository():
+    """A clone has only the repository: a link out of it (the specification once pointed to
+    ../shared/SPEC.md) is a dead link for every user."""
+    root = Path(__file__).resolve().parents[1]
+    text = (root / "README.md").read_text()
+    links = [t for t in re.findall(r"\]\(([^)#\s]+)", text) if "://" not in t]
+    assert links, "the README links no file"
+    for target in links:
+        path = (root / target).resolve()
+        assert path.is_relative_to(root) and path.exists(), target

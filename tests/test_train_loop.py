@@ -129,7 +129,7 @@ def test_run_folder_contract(tmp_path, bundle):
     cfg = TrainConfig(method="lw", label_noise=0.25, **TINY)
     result = run(cfg, out, progress=False, bundle=bundle)
     assert {p.name for p in out.iterdir()} == {"config.json", "metrics.jsonl", "result.json", "env.json",
-                                               "split.json", "model.pt"}
+                                               "split.json", "model.pt", "provenance.json"}
     config = json.loads((out / "config.json").read_text())
     assert config["method_options"] == {"rescale": True, "normalize": True, "order": "bottom_up", "schedule": "ceil",
                                         "redraw": "fresh", "rewind_epoch": None}

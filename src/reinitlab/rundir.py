@@ -3,6 +3,7 @@
 config.json   the resolved config            split.json    train/val indices, noisy labels, hash
 metrics.jsonl one line per epoch             result.json   final numbers; its presence = finished
 env.json      versions, commit, device       ckpt.pt       last epoch's state (deleted at the end)
+provenance.json  what determined the numbers (provenance.py), written with env.json
 model.pt      final weights + reinit state
 
 The folder's life (`open_run`, `begin_run`, `write_checkpoint`, `write_result`) is here too; it is
@@ -267,6 +268,8 @@ def begin_run(out: Path, eng: "Engine", state: str) -> tuple[torch.optim.Optimiz
     atomic_write_json(out / "split.json", {**eng.split.manifest(eng.bundle),
                                            "normalization": {"mean": eng.mean.tolist(), "std": eng.std.tolist()}})
     write_environment(out, eng.device)
+    from .provenance import write as write_provenance  # provenance builds on this module's writers
+    write_provenance(out, eng.config.to_dict(), eng.device)
     return None, RunState()
 
 

@@ -14,6 +14,8 @@ REINITLAB_FAULTS holds a JSON object with any of:
   "nolock":  true           run claims never exclude anyone (to show the tests notice double training)
   "witness": "/path/log.jsonl"  one line per training epoch begun and ended: pid, run folder, round,
              epoch, times (an independent record of who trained what, and when)
+  "epoch_sleep": 0.5   with "witness": sleep this long before every training epoch of a run folder
+             (slows the runs of one process, e.g. one Ray node, so a test catches them midway)
 
 Nothing here edits the project's files: it wraps functions at import time in the test processes.
 """
@@ -102,6 +104,7 @@ def _patch_train(mod) -> None:
                 return real_epoch(self, opt, round_, epoch, *a, **k)
             row = {"pid": os.getpid(), "run": run, "round": round_, "epoch": epoch}
             log({**row, "event": "begin", "t": time.time()})
+            time.sleep(float(_SPEC.get("epoch_sleep", 0)))
             out = real_epoch(self, opt, round_, epoch, *a, **k)
             log({**row, "event": "end", "t": time.time()})
             return out

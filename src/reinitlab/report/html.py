@@ -20,6 +20,7 @@ th, td { border: 1px solid #ccc; padding: 0.25em 0.55em; text-align: right; whit
 th { background: #f3f3f3; } td:first-child, th:first-child { text-align: left; }
 td.l { text-align: left; white-space: normal; }
 p.note { color: #555; font-size: 0.9em; } .meta { color: #666; font-size: 0.85em; }
+p.warn { background: #fff3cd; border: 1px solid #e0b100; padding: 0.5em 0.8em; }
 .scroll { overflow-x: auto; } figure { margin: 1em 0; } figure img { max-width: 100%; border: 1px solid #eee; }
 figcaption { color: #555; font-size: 0.9em; }
 """
@@ -60,13 +61,15 @@ def part_html(part: Part) -> list[str]:
     return out
 
 
-def render(t: Tables, title: str, plots: list[tuple[Path, str]], meta: list[str] = (), parts: list[Part] = ()) -> str:
+def render(t: Tables, title: str, plots: list[tuple[Path, str]], meta: list[str] = (), parts: list[Part] = (),
+           warnings: list[str] = ()) -> str:
     out = ["<!DOCTYPE html>", '<html lang="en"><head><meta charset="utf-8">',
            '<meta name="viewport" content="width=device-width, initial-scale=1">',
            f"<title>{html.escape(title)}</title><style>{CSS}</style></head><body>",
            f"<h1>{html.escape(title)}</h1>",
            f'<p class="meta">{html.escape(status_line(t))}. Generated {time.strftime("%Y-%m-%d %H:%M")}'
            + "".join(f"<br>{html.escape(m)}" for m in meta) + "</p>"]
+    out += [f'<p class="warn">{_md_inline(w)}</p>' for w in warnings]  # e.g. runs of mixed provenance
     if t.unfinished:
         out.append(f'<p class="note">{len(t.unfinished)} run(s) are not finished yet; re-run the study command '
                    "to complete them.</p>")

@@ -3,7 +3,8 @@ self-contained report.html into the study folder, and return the Markdown for th
 
 After the summary tables and plots come the "why" parts (why.py: one per topic the analyses declare,
 where the runs have its numbers) and, last, the verdict on the paper's claims (claims.py) when the
-study has lw runs."""
+study has lw runs. The provenance of the runs (provenance.py) comes right after the tables, and a
+warning under the title when the runs were made by different code or machines."""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -16,6 +17,7 @@ from .collect import collect
 from .html import render
 from .part import Part, part_markdown
 from .plots import make_plots
+from .provenance import StudyProvenance, provenance_part, summarize as summarize_provenance
 from .results_csv import results_csv
 from .tables import Tables, compute, to_markdown
 from .values import load as load_values
@@ -29,6 +31,7 @@ class Report:
     files: list[Path]
     why: Why | None = None
     claims: list | None = None  # claims.Claim, when the study has lw runs
+    provenance: StudyProvenance | None = None
 
 
 def make_report(root: str | Path) -> Report:
@@ -54,7 +57,14 @@ def make_report(root: str | Path) -> Report:
     if claims is not None:
         parts.append(verdict_part(claims, has_long=any(r.method == "long" and r.status == "finished"
                                                        for r in col.runs)))
+    prov = summarize_provenance(col)
+    prov_part = provenance_part(prov)
+    if prov_part is not None:  # after the summary tables, before the why parts: the verdict stays last
+        parts.insert(0, prov_part)
     md = md.rstrip("\n") + "\n\n" + "\n".join(part_markdown(p, root) for p in parts) if parts else md
+    if prov.mixed:  # and on top, right under the title
+        head, _, rest = md.partition("\n")
+        md = f"{head}\n\n> **{prov.warning()}**\n{rest}"
     meta = []
     defn = (col.study or {}).get("definition") or {}
     if defn.get("description"):
@@ -65,5 +75,6 @@ def make_report(root: str | Path) -> Report:
     files = [root / "results.csv", root / "summary.md", root / "report.html"]
     atomic_write_bytes(files[0], results_csv(col).encode())
     atomic_write_bytes(files[1], md.encode())
-    atomic_write_bytes(files[2], render(tables, title, plots, meta, parts).encode())
-    return Report(md, tables, files + [p for p, _ in plots] + why_plots, why, claims)
+    atomic_write_bytes(files[2], render(tables, title, plots, meta, parts, warnings=[prov.warning()] if prov.mixed
+                                        else []).encode())
+    return Report(md, tables, files + [p for p, _ in plots] + why_plots, why, claims, prov)

@@ -35,6 +35,9 @@ def add_parser(sub) -> None:
                         "weight_decay=[5e-4,5e-3] makes it an axis); repeatable")
     p.add_argument("--dry-run", action="store_true", help="print the plan and exit; write nothing")
     p.add_argument("--keep-failed", action="store_true", help="do not retry runs that failed in an earlier start")
+    p.add_argument("--allow-mixed", action="store_true",
+                   help="go on although runs in DIR were made by other code or on another kind of machine "
+                        "(the report flags them); without it such a start is refused")
     p.add_argument("--presets", action="store_true", help="list the presets with what they cost and exit")
     p.set_defaults(func=cmd_study)
 
@@ -53,7 +56,8 @@ def cmd_study(args) -> int:
         raise UserError("study: --out DIR is required")
     defn = load_definition(args.study, args.set)
     result = run_study(defn, args.out, workers=args.workers, backend=args.backend, address=args.address,
-                       retry_failed=not args.keep_failed, dry_run=args.dry_run, command=sys.argv)
+                       retry_failed=not args.keep_failed, dry_run=args.dry_run, command=sys.argv,
+                       allow_mixed=args.allow_mixed)
     if result.failed:
         print(f"reinitlab: {len(result.failed)} run(s) failed; each has error.json in its folder under "
               f"{args.out}/runs; run the same command again to retry them", file=sys.stderr)

@@ -68,7 +68,11 @@ class FileLock:
                 continue
             previous = _read_owner(fd)
             self.recovered = previous or None  # a leftover owner record means its holder died
-            _write_owner(fd, self.purpose)
+            try:
+                _write_owner(fd, self.purpose)
+            except OSError as e:  # a full disk: no claim, and no flock left held by a lost descriptor
+                os.close(fd)
+                raise OSError(e.errno, e.strerror or str(e), str(self.path)) from e
             self.fd = fd
             return True
         raise RuntimeError(f"{self.path}: could not lock after 100 tries (the file keeps being replaced)")

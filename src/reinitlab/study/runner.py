@@ -8,6 +8,12 @@ definition, a finished run is done once its analysis.json holds them; one that l
 after result.json, an analysis that raised, analyses added later) is analysed without training. A second study process on
 the same DIR cooperates: runs are claimed one by one under a lock, a run held by the other process
 is left to it and waited for, so both return when the study is complete.
+
+Before anything is written, every existing run's provenance.json is compared with what this study
+and this code would make of it (mixing.py): a run made by other code or on another kind of machine
+refuses the start in one line unless `allow_mixed`. A task lost with its node (Ray) is recorded in
+the journal and submitted again, up to MAX_LOST times per run and start; the run resumes from its
+checkpoint wherever it lands.
 """
 from __future__ import annotations
 
@@ -18,21 +24,23 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..version import __version__
+from .. import provenance
 from ..config import TrainConfig
 from ..errors import UserError
 from ..rundir import atomic_write_json
-from ..rundir import RESUMABLE_DIFFERENCES
+from ..version import __version__
+from . import mixing
 from .definition import StudyDefinition, axes_changed
 from .display import Counts, Display
 from .expand import RunSpec, expand, missing_datasets
 from .lock import acquire_blocking
 from .plan import PARALLEL_SLOWDOWN, Plan, estimate_runs, fmt_duration, simulate_wall
 from .store import Store
-from .worker import Task, study_dir_of
+from .worker import Task, record_lost, study_dir_of
 
-SPEED_ONLY = set(RESUMABLE_DIFFERENCES) | {"threads"}
+SPEED_ONLY = provenance.NOT_COMPARED  # never refused between starts: speed settings, trackers
 RECHECK_HELD_S = 5.0  # how often to look again at a run another process is training
+MAX_LOST = 2  # resubmissions of a run whose task was lost (node died); then it is recorded as failed
 
 
 @dataclass
@@ -46,6 +54,9 @@ class StudyResult:
     ran: int = 0  # runs trained (or resumed) by this process
     analysed: int = 0  # finished earlier, analysed now without training
     analysis_failed: list[tuple[str, str]] = field(default_factory=list)  # (run id, what failed); runs stay finished
+    lost: list[tuple[str, str]] = field(default_factory=list)  # (run id, reason) per task lost with its node
+    retried: int = 0  # lost tasks submitted again
+    mix: mixing.Mixing | None = None  # the provenance check of this start
 
     @property
     def ok(self) -> bool:
@@ -61,7 +72,7 @@ def cores() -> int:
 
 def run_study(defn: StudyDefinition, out: str | Path, workers: int | None = None, backend: str = "local",
               address: str | None = None, retry_failed: bool = True, dry_run: bool = False,
-              stream=None, command: list[str] | None = None) -> StudyResult:
+              stream=None, command: list[str] | None = None, allow_mixed: bool = False) -> StudyResult:
     stream = stream or sys.stderr
     runs, budgets = expand(defn, require_data=not dry_run)
     store = Store(Path(out).expanduser())
@@ -88,7 +99,15 @@ def run_study(defn: StudyDefinition, out: str | Path, workers: int | None = None
     settings = TrainConfig.from_dict(defn.settings)
     res = _resources(backend, address, workers, settings, len(todo), dry_run)
     try:
-        return _run(defn, store, runs, budgets, states, todo, failed_kept, res, dry_run, stream, command, heal)
+        target = res.target()
+        if target.machine.get("source_hash") != provenance.source_hash() and not allow_mixed:
+            raise UserError(f"{res.where} runs reinitlab source_hash={target.machine.get('source_hash')} "
+                            f"(commit {target.info.get('commit')}), this command source_hash={provenance.source_hash()} "
+                            f"(commit {provenance.code_version()['commit']}); install the same code on every node, "
+                            "or --allow-mixed")
+        mix = mixing.check(store, runs, states, target, allow_mixed)
+        return _run(defn, store, runs, budgets, states, todo, failed_kept, res, dry_run, stream, command, heal,
+                    mix, Context(target.expect(), allow_mixed))
     finally:
         if res.ray_started and res.backend_obj is None:
             _shutdown_ray()  # started for this study but no backend took it over
@@ -113,8 +132,15 @@ def check_data(todo: list[RunSpec]) -> None:
                 raise UserError(f"train_sizes: {e}") from None
 
 
+@dataclass
+class Context:
+    """What every task of this start carries besides its run: the machine its worker must match."""
+    expect: dict
+    allow_mixed: bool = False
+
+
 def _run(defn, store, runs, budgets, states, todo, failed_kept, res, dry_run, stream, command,
-         heal: set[str] = frozenset()) -> StudyResult:
+         heal: set[str] = frozenset(), mix: mixing.Mixing | None = None, ctx: Context | None = None) -> StudyResult:
     analysis_s: dict[str, float] = {}
     estimates, note = (estimate_runs(todo, res.speed, defn.analyses, frozenset(heal), analysis_s) if todo
                        else ({}, ""))
@@ -135,10 +161,12 @@ def _run(defn, store, runs, budgets, states, todo, failed_kept, res, dry_run, st
         display.line(f"  analyses per finished run: {', '.join(defn.analyses)} ({cost})"
                      + (f"; {len(heal)} finished run(s) lack them and are analysed now without training"
                         if heal else ""))
+    for line in mix.plan_lines() if mix else []:
+        display.line(line)
     if dry_run:
         for m in missing_datasets(defn):
             display.line(f"  not found here (a real start would refuse): {m}")
-    result = StudyResult(total=len(runs), estimate_s=plan.wall_s)
+    result = StudyResult(total=len(runs), estimate_s=plan.wall_s, mix=mix)
     if dry_run:
         return result
 
@@ -149,7 +177,7 @@ def _run(defn, store, runs, budgets, states, todo, failed_kept, res, dry_run, st
         be = res.make()
         try:
             _schedule(store, be, order, res.speed, states, estimates, result, display, res.cpu_parallel,
-                      list(defn.analyses), set(heal))
+                      list(defn.analyses), set(heal), ctx or Context({}))
         except BaseException:
             display.close()
             be.close(force=True)
@@ -168,6 +196,9 @@ def _run(defn, store, runs, budgets, states, todo, failed_kept, res, dry_run, st
         display.line(f"  failed: {rid}: {reason}")
     if len(result.failed) > 10:
         display.line(f"  ... and {len(result.failed) - 10} more (reinitlab report {store.root} lists them all)")
+    if result.lost:
+        display.line(f"  {len(result.lost)} task(s) lost with their node or worker process, {result.retried} "
+                     "submitted again (the journal has a 'lost' line for each)")
     if result.analysed:
         display.line(f"  {result.analysed} run(s) finished before were analysed now")
     for rid, what in result.analysis_failed[:10]:
@@ -250,6 +281,8 @@ class _Resources:
     text: str
     cpu_parallel: bool
     make: object
+    target: object  # () -> mixing.Target: where the runs of this start train
+    where: str = "this machine"
     ray_started: bool = False
     backend_obj: object = None
 
@@ -274,9 +307,10 @@ def _resources(backend: str, address: str | None, workers: int | None, settings:
         def make():
             from .local import LocalBackend
             return LocalBackend(n, threads, gpus)
-        return _Resources(n, {"threads": threads}, text, cpu_parallel=not gpus, make=make)
+        return _Resources(n, {"threads": threads}, text, cpu_parallel=not gpus, make=make,
+                          target=lambda: mixing.local_target(settings.device))
 
-    from .ray_backend import RayBackend, connect
+    from .ray_backend import RayBackend, connect, probe_target
     resources, started = connect(address)
     cpus, gpus = int(resources.get("CPU", 1)), int(resources.get("GPU", 0))
     use_gpu = gpus > 0 and settings.device in ("auto", "cuda")
@@ -289,10 +323,12 @@ def _resources(backend: str, address: str | None, workers: int | None, settings:
     where = f"the Ray cluster at {address}" if address else "a local Ray instance"
     text = (f"{where} ({cpus} CPUs, {gpus} GPUs): up to {n} runs at a time x {threads} CPU"
             + (" + 1 GPU" if use_gpu else "") + " each")
-    res = _Resources(n, {"threads": threads}, text, cpu_parallel=not use_gpu, make=None, ray_started=started)
+    res = _Resources(n, {"threads": threads}, text, cpu_parallel=not use_gpu, make=None, ray_started=started,
+                     target=lambda: probe_target(settings.device, threads, 1.0 if use_gpu else 0.0),
+                     where=f"the Ray cluster at {address}" if address else "the local Ray instance")
 
     def make_ray():
-        be = RayBackend(n, threads, 1.0 if use_gpu else 0.0, started)
+        be = RayBackend(n, threads, 1.0 if use_gpu else 0.0, started, address)
         res.backend_obj = be  # it shuts Ray down itself when it closes
         return be
     res.make = make_ray
@@ -307,7 +343,8 @@ def _shutdown_ray() -> None:
 # ---- the scheduler ------------------------------------------------------------------------
 def _schedule(store: Store, be, order: list[RunSpec], speed: dict, states: dict, estimates: dict[str, float],
               result: StudyResult, display: Display, parallel: bool, analyses: list[str] = (),
-              heal: set[str] = frozenset()) -> None:
+              heal: set[str] = frozenset(), ctx: Context | None = None) -> None:
+    ctx = ctx or Context({})
     study_dir = study_dir_of(store.root)
     queue = collections.deque(order)
     held: dict[str, tuple[RunSpec, float]] = {}  # run id -> (spec, when to look again)
@@ -320,6 +357,7 @@ def _schedule(store: Store, be, order: list[RunSpec], speed: dict, states: dict,
     done_here: list[tuple[float, float]] = []  # (actual seconds, estimate) of runs finished now
     slow = PARALLEL_SLOWDOWN if parallel and be.slots > 1 else 1.0
     spec_by_id = {s.id: s for s in order}
+    lost: collections.Counter = collections.Counter()  # run id -> tasks of it lost in this start
 
     def eta() -> float | None:
         pending = list(queue) + [s for s, _ in held.values()]
@@ -358,7 +396,7 @@ def _schedule(store: Store, be, order: list[RunSpec], speed: dict, states: dict,
             if store.is_running(spec.id):
                 mark_held(spec)
                 continue
-            be.submit(Task(study_dir, spec.to_dict(), dict(speed), list(analyses)))
+            be.submit(Task(study_dir, spec.to_dict(), dict(speed), list(analyses), dict(ctx.expect), ctx.allow_mixed))
             running[spec.id] = time.time()
         counts.running, counts.waiting = len(running), len(held)
         if not running and held and not queue:
@@ -373,6 +411,21 @@ def _schedule(store: Store, be, order: list[RunSpec], speed: dict, states: dict,
             running.pop(o.run_id, None)
             if o.status == "busy":
                 mark_held(spec_by_id[o.run_id])
+            elif o.status == "lost":
+                lost[o.run_id] += 1
+                result.lost.append((o.run_id, o.reason))
+                again = lost[o.run_id] <= MAX_LOST
+                store.log("lost", o.run_id, reason=o.reason, worker=o.worker, lost=lost[o.run_id], again=again)
+                if again:  # its checkpoint is in the study folder: it resumes wherever it lands next
+                    result.retried += 1
+                    queue.appendleft(spec_by_id[o.run_id])
+                    display.event(f"lost {o.run_id}: {o.reason}; submitted again", counts, eta())
+                else:
+                    reason = f"{o.reason} ({lost[o.run_id]} times in this start)"
+                    record_lost(study_dir, o.run_id, reason)
+                    counts.failed += 1
+                    result.failed.append((o.run_id, reason))
+                    display.event(f"FAILED {o.run_id}: {reason}", counts, eta())
             elif o.status == "done_before":
                 counts.done += 1
                 display.event(f"finished elsewhere {o.run_id}", counts, eta())

@@ -119,6 +119,14 @@ class Store:
             return "new"
         return "resume" if (d / "ckpt.pt").exists() else "restart"
 
+    def discard_partial(self, run_id: str) -> None:
+        """Empty a partial run's folder (`--allow-mixed` with a run begun by other code or on another
+        kind of machine): it is trained again from the start. The caller holds the run's lock."""
+        d = self.run_dir(run_id)
+        for f in d.iterdir() if d.is_dir() else []:
+            if f.is_file():
+                f.unlink()
+
     def record_failure(self, run_id: str, exc: BaseException | str, attempt: int) -> dict:
         """error.json for a run that raised. The caller holds the run's lock."""
         if isinstance(exc, BaseException):

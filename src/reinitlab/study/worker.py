@@ -15,7 +15,7 @@ import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..errors import ReinitlabWarning
+from ..errors import ReinitlabWarning, UserError
 from .expand import RunSpec
 from .store import Store
 
@@ -26,6 +26,8 @@ class Task:
     spec: dict  # RunSpec.to_dict()
     speed: dict = field(default_factory=dict)  # settings that change speed only: threads
     analyses: list = field(default_factory=list)  # names, run on the run once it finished
+    expect: dict | None = None  # the machine fields the study's runs are made with (mixing.Target.expect)
+    allow_mixed: bool = False  # --allow-mixed: train anyway; a partial run made differently starts over
 
     @property
     def run_id(self) -> str:
@@ -35,7 +37,7 @@ class Task:
 @dataclass
 class Outcome:
     run_id: str
-    status: str  # finished | diverged | failed | busy (claimed elsewhere) | done_before | analysed
+    status: str  # finished | diverged | failed | busy (claimed elsewhere) | done_before | analysed | lost
     seconds: float = 0.0
     test_acc: float | None = None
     reason: str = ""
@@ -73,7 +75,10 @@ def execute(task: Task) -> Outcome:
         # create a second, invisible store.
         return Outcome(spec.id, "failed", reason=f"{task.study_dir} is not visible from {me}; put the study "
                        "folder on a filesystem every node shares", worker=me)
-    lock = store.claim(spec.id)
+    try:
+        lock = store.claim(spec.id)
+    except OSError as e:  # the claim file cannot be written (a full disk): this worker lives on
+        return Outcome(spec.id, "failed", reason=f"{type(e).__name__}: {e}", worker=me)
     if lock is None:
         return Outcome(spec.id, "busy", worker=me)
     try:
@@ -90,13 +95,16 @@ def execute(task: Task) -> Outcome:
         t0, how = time.time(), ""
         try:
             how = store.clean_for_attempt(spec.id)  # raises where the run folder cannot be written
-            store.log("start", spec.id, how=how, attempt=attempt,
-                      recovered_from=lock.recovered.get("pid") if lock.recovered else None)
             cfg = spec.train_config(**task.speed)
             configure(device=cfg.device)  # the allocator on a CPU, TF32 on CUDA; threads: the worker's
             with warnings.catch_warnings():  # the study warned once at its start; a run repeats it
                 warnings.simplefilter("ignore", ReinitlabWarning)
-                result, eng = train_execute(cfg, store.run_dir(spec.id), progress=False, bundle=_bundle(cfg),
+                bundle = _bundle(cfg)
+                how, discarded = _check_provenance(store, spec.id, cfg, bundle, how, task, me)
+                store.log("start", spec.id, how=how, attempt=attempt,
+                          recovered_from=lock.recovered.get("pid") if lock.recovered else None,
+                          **({"discarded": discarded} if discarded else {}))
+                result, eng = train_execute(cfg, store.run_dir(spec.id), progress=False, bundle=bundle,
                                             label=spec.id)
         except Exception as e:  # a run's own failure: recorded, the study goes on
             return _failed(store, spec.id, e, attempt, t0, how, me)
@@ -108,6 +116,37 @@ def execute(task: Task) -> Outcome:
                        how=how, worker=me, analysis=a.text if a else "", analysis_failed=bool(a and a.failed))
     finally:
         lock.release()
+
+
+def _check_provenance(store: Store, run_id: str, cfg, bundle, how: str, task: Task, me: str) -> tuple[str, str]:
+    """Before training: this worker's machine must be of the kind the study's runs are made on, and a
+    partial run must have been begun by the same code on the same kind of machine (else it would
+    be finished by another). Raises UserError (recorded as the run's failure) on a difference; with
+    --allow-mixed a differing partial run is discarded and trained from the start. Returns (how,
+    what was discarded)."""
+    from .. import provenance
+    from ..resolve import prepare
+    from ..runtime import resolve_device
+    from .mixing import node_problem
+    device = resolve_device(cfg.device)
+    problem = node_problem({"device": device.type, **provenance.machine(device)}, task.expect, f"worker {me}")
+    if problem and not task.allow_mixed:
+        raise UserError(problem)
+    if how == "new":
+        return how, ""
+    recorded = provenance.read(store.run_dir(run_id))
+    if recorded is None:  # begun before reinitlab recorded provenance: resumed as before
+        return how, ""
+    mine = provenance.fingerprint(prepare(cfg, bundle).cfg.to_dict(), device)
+    diffs = provenance.differences(recorded["result"], mine["result"])
+    if not diffs:
+        return how, ""
+    was, now = provenance.describe(diffs[0], recorded.get("info"), mine["info"])
+    if not task.allow_mixed:
+        raise UserError(f"{run_id} was begun with {was}, {provenance.verb(diffs[0].field)} {now}; "
+                        "delete its folder to train it again, or --allow-mixed")
+    store.discard_partial(run_id)
+    return "new", f"{was} (now {now})"
 
 
 def _failed(store: Store, run_id: str, exc: Exception, attempt: int, t0: float, how: str, me: str) -> Outcome:
@@ -126,7 +165,10 @@ def record_lost(study_dir: str, run_id: str, reason: str) -> bool:
     """A worker died mid-run (killed, out of memory): write error.json if nobody holds the run now.
     Returns whether it was recorded."""
     store = Store(study_dir)
-    lock = store.claim(run_id)
+    try:
+        lock = store.claim(run_id)
+    except OSError:  # a full disk: the study still reports the loss
+        return False
     if lock is None:
         return False
     try:
@@ -147,6 +189,15 @@ def ray_execute(task: Task) -> Outcome:
     from ..runtime import configure
     configure(threads=task.speed.get("threads") or None)
     return execute(task)
+
+
+def ray_probe(device: str) -> dict:
+    """Entry point of the Ray task that tells the study where its runs will train (mixing.Target)."""
+    from .. import provenance
+    from ..runtime import resolve_device
+    dev = resolve_device(device)
+    return {"device": dev.type, "machine": provenance.machine(dev),
+            "info": {**provenance.code_version(), "host": socket.gethostname()}}
 
 
 def study_dir_of(path: str | Path) -> str:

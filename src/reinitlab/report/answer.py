@@ -19,8 +19,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from .collect import FOCUS, REFERENCES, Combo
+from .part import Part
 from .stats import PairedDiff
-from .tables import Tables, fmt_p, pct
+from .tables import Tables, fmt_p, labels, pct
 
 LONG_TEXT = "the compute-matched long"
 
@@ -73,7 +74,7 @@ def _focus_sentence(focus: str, vs: list[tuple[str, PairedDiff]]) -> str:
     ns = {d.n for _, d in vs}
     tail = f" ({_seeds(ns.pop())})" if len(ns) == 1 and min(d.n for _, d in vs) >= 2 else ""
     if not tail and any(d.n >= 2 for _, d in vs):  # different seed counts: each clause says its own
-        texts = [t + (f" ({_seeds(d.n)})" if d.n >= 2 else "") for t, (_, d) in zip(texts, vs)]
+        texts = [t + (f" ({_seeds(d.n)})" if d.n >= 2 else "") for t, (_, d) in zip(texts, vs, strict=True)]
     return f"{focus} " + " and ".join(texts) + tail + "."
 
 
@@ -145,32 +146,6 @@ def combo_sentences(t: Tables, combo: Combo, focus: str | None) -> str:
     return text
 
 
-def _size_text(n) -> str:
-    return f"{n:,} examples" if isinstance(n, (int, float)) else "the full training set"
-
-
-def _noise_text(p: float) -> str:
-    return f"label noise {p:g}" if p else "no label noise"
-
-
-def _setting_text(k: str, v) -> str:
-    return f"{k}={v:g}" if isinstance(v, float) else f"{k}={v}"
-
-
-def labels(combos: list[Combo]) -> tuple[str, list[str]]:
-    """(what every combination shares, each combination's label by what differs)."""
-    fields = [lambda c: str(c.dataset), lambda c: str(c.arch), lambda c: _size_text(c.train_size),
-              lambda c: _noise_text(c.label_noise)]
-    keys = sorted({k for c in combos for k, _ in c.settings})
-    fields += [lambda c, k=k: _setting_text(k, dict(c.settings).get(k)) for k in keys]
-    shared, varying = [], []
-    for f in fields:
-        values = {f(c) for c in combos}
-        (shared if len(values) == 1 else varying).append(f)
-    scope = ", ".join(f(combos[0]) for f in shared) if combos else ""
-    return scope, [", ".join(f(c) for f in varying) for c in combos]
-
-
 def sign_lines(t: Tables) -> list[str]:
     """The sign test across combinations, in words (Markdown **bold**)."""
     lines = []
@@ -190,7 +165,7 @@ def sign_lines(t: Tables) -> list[str]:
 def answer(t: Tables) -> Answer:
     focus = focus_of(t.methods)
     scope, names = labels(t.combos)
-    items = [(name, combo_sentences(t, c, focus)) for name, c in zip(names, t.combos)]
+    items = [(name, combo_sentences(t, c, focus)) for name, c in zip(names, t.combos, strict=True)]
     return Answer(focus, scope, items, sign_lines(t))
 
 
@@ -199,10 +174,9 @@ def intro(a: Answer) -> str:
     return what + (f"; {a.scope}" if a.scope else "") + (f"; method of interest {a.focus}" if a.focus else "") + "."
 
 
-def answer_markdown(a: Answer) -> list[str]:
+def answer_part(a: Answer) -> Part | None:
+    """The answer as the report's first part: the sentences of each combination, then the sign test."""
     if not a.items:
-        return []
-    out = ["## Answer", "", intro(a), ""]
-    out += [f"- **{name}**: {text}" if name else f"- {text}" for name, text in a.items]
-    out += [""] + ([*a.closing, ""] if a.closing else [])
-    return out
+        return None
+    lines = [f"**{name}**: {text}" if name else text for name, text in a.items]
+    return Part("Answer", intro(a), [], [], lines + a.closing)

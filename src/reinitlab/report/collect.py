@@ -203,16 +203,25 @@ def collect_runs(folders: Sequence[str | Path], root: str | Path) -> Collected:
     configs = [read_json_dict(f / "config.json") or {} for f in folders]
     settings = varying_settings(configs)
     records = []
-    for f, config in zip(folders, configs):
+    for f, config in zip(folders, configs, strict=True):
         state = folder_state(f)
         rel = Path(os.path.relpath(os.path.abspath(f), parent)).as_posix()
         rid = rel if rel != "." else f.resolve().name
         axes = _axes(config, None, state.result, settings)
+        axes["method"] = _canonical(str(axes["method"]))  # "lw: rescale=False" and "lw:rescale=false" are one method
         for k in settings:  # a setting this run's config lacks (older code) is a value of its own
             axes.setdefault(k, None)
         records.append(RunRecord(rid, state.status, config, state.result, state.error, axes, folder=f))
     records.sort(key=lambda r: (combo_order(r.combo), r.method, value_order(r.seed), r.id))
     return Collected(Path(root), records, None, _method_order(records, None), settings, loose=True)
+
+
+def _canonical(spec: str) -> str:
+    from ..study.expand import canonical_method
+    try:
+        return canonical_method(spec)
+    except UserError:  # a method this code no longer knows: its runs are still results
+        return spec
 
 
 def settings_of(r: RunRecord, names: Iterable[str]) -> tuple[tuple[str, Any], ...]:

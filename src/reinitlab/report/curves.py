@@ -40,7 +40,7 @@ def read_curve(folder: Path) -> list[dict]:
 
 def resets(rows: list[dict]) -> list[float]:
     """Epochs trained when each reset happened: where the round number goes up."""
-    return [prev["epoch_total"] for prev, row in zip(rows, rows[1:]) if row.get("round") != prev.get("round")]
+    return [prev["epoch_total"] for prev, row in zip(rows, rows[1:], strict=False) if row.get("round") != prev.get("round")]
 
 
 def _value(row: dict, key: str, percent: bool) -> float | None:
@@ -89,7 +89,7 @@ def curves_plot(col: Collected, out: Path, dataset: str, colors) -> Path | None:
                 if not xs:
                     continue
                 ax.plot(xs, mu, color=colors[m], lw=1.3, label=m)
-                ax.fill_between(xs, [a - b for a, b in zip(mu, se)], [a + b for a, b in zip(mu, se)],
+                ax.fill_between(xs, [a - b for a, b in zip(mu, se, strict=True)], [a + b for a, b in zip(mu, se, strict=True)],
                                 color=colors[m], alpha=0.2, lw=0)
             _reset_lines(ax, [x for r in sel for x in resets(curves[r.id])])
             if key.endswith("loss") and _spread(ax) > 20:
@@ -139,13 +139,13 @@ def run_labels(configs: list[dict], folders: list[Path]) -> tuple[list[str], str
     differ += varying_settings(configs)
     seeds_differ = len({repr(c.get("seed")) for c in configs}) > 1
     labels = []
-    for c, f in zip(configs, folders):
+    for c, f in zip(configs, folders, strict=True):
         parts = [str(c.get("method")) if k == "method" else f"{k}={_text(c.get(k))}" for k in differ]
         if seeds_differ:
             parts.append(f"seed {c.get('seed')}")
         labels.append(", ".join(parts) or f.name)
     if len(set(labels)) < len(labels):  # the same settings twice: the folders tell them apart
-        labels = [f"{lab} ({f.name})" if labels.count(lab) > 1 else lab for lab, f in zip(labels, folders)]
+        labels = [f"{lab} ({f.name})" if labels.count(lab) > 1 else lab for lab, f in zip(labels, folders, strict=True)]
     shared = [_text(configs[0].get(k)) if k in ("dataset", "arch") else
               f"{configs[0].get(k):,} examples" if k == "train_size" and isinstance(configs[0].get(k), int) else
               f"label noise {configs[0].get(k):g}" if k == "label_noise" and configs[0].get(k) else ""
@@ -168,7 +168,7 @@ def plot_runs(paths: Sequence[str | Path], out: str | Path | None = None) -> Pat
         raise UserError(f"--out {out}: is a folder; give a file name such as {out / 'curves.png'}")
     folders = find_run_folders(paths)
     curves = [read_curve(f) for f in folders]
-    empty = [f for f, c in zip(folders, curves) if not c]
+    empty = [f for f, c in zip(folders, curves, strict=True) if not c]
     if empty:
         raise UserError(f"{empty[0]}: no epoch in its metrics.jsonl yet (nothing to plot)")
     configs = [read_json_dict(f / "config.json") or {} for f in folders]
@@ -176,9 +176,9 @@ def plot_runs(paths: Sequence[str | Path], out: str | Path | None = None) -> Pat
     colors = _colors(labels)
     fig, axes = _grid(1, 2, (f"{shared}: " if shared else "") + "per-epoch curves; solid: training, dashed: "
                       "validation, dotted: resets", size=(5.2, 3.6))
-    for ax, (what, keys) in zip(axes[0], (("loss", SERIES[:2]), ("accuracy (%)", SERIES[2:]))):
-        for label, rows in zip(labels, curves):
-            for (key, _, percent), style in zip(keys, ("-", "--")):
+    for ax, (what, keys) in zip(axes[0], (("loss", SERIES[:2]), ("accuracy (%)", SERIES[2:])), strict=True):
+        for label, rows in zip(labels, curves, strict=True):
+            for (key, _, percent), style in zip(keys, ("-", "--"), strict=True):
                 xs, ys, _se = mean_curve([rows], key, percent)
                 if xs:
                     ax.plot(xs, ys, ls=style, lw=1.3, color=colors[label], label=label if style == "-" else None)

@@ -88,7 +88,7 @@ def ylabel(ax, text: str, fontsize="medium") -> None:
 def _save(fig, path: Path) -> None:
     handles, labels = [], []
     for ax in fig.axes:
-        for h, lab in zip(*ax.get_legend_handles_labels()):
+        for h, lab in zip(*ax.get_legend_handles_labels(), strict=True):
             if lab not in labels:
                 handles.append(h)
                 labels.append(lab)
@@ -221,8 +221,9 @@ def acc_vs_epochs(col: Collected, out: Path, dataset: str, colors) -> Path | Non
     if not any(len((r.result or {}).get("per_round", [])) > 1 for r in runs):
         return None  # no run trained more than one round: the table has every point
     fig = None
-    for fig, ax, m, ms in _method_panels(col, runs, f"{dataset}: test accuracy after each round vs epochs trained "
-                                         f"({se_text(runs)})", "epochs trained"):
+    for panel_fig, ax, m, ms in _method_panels(col, runs, f"{dataset}: test accuracy after each round vs epochs "
+                                               f"trained ({se_text(runs)})", "epochs trained"):
+        fig = panel_fig
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         x, y, e = _round_curve(ms, lambda row: row["epochs_total"])
         if not x:  # a result without per-round rows: its final numbers

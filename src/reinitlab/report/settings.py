@@ -10,6 +10,7 @@ from typing import Any
 
 from ..config import TrainConfig
 from .collect import Collected, hashable
+from .part import Part
 
 # Keys that differ by design; said once instead of listing their values.
 PER_RUN = {"method": "per method", "method_options": "per method", "seed": "per seed"}
@@ -34,8 +35,13 @@ def value_text(v: Any) -> str:
     return str(v)
 
 
+# What a reader compares first between studies; the rest follow in TrainConfig's field order.
+FIRST = ("epochs", "rounds", "batch_size", "width", "lr", "weight_decay", "momentum", "augment", "precision",
+         "label_smoothing", "warmup", "patience", "device")
+
+
 def _order(keys) -> list[str]:
-    fields = TrainConfig.field_names()
+    fields = [*FIRST, *(f for f in TrainConfig.field_names() if f not in FIRST)]
     return sorted(keys, key=lambda k: (fields.index(k) if k in fields else len(fields), k))
 
 
@@ -78,11 +84,20 @@ def settings_of(col: Collected) -> Settings:
     return Settings(shared, varying, budget)
 
 
-def settings_markdown(s: Settings) -> list[str]:
-    out = ["## Settings", ""]
-    if s.shared:
-        out += ["Shared by every run: " + ", ".join(f"{k}={v}" for k, v in s.shared) + ".", ""]
-    if s.varying:
-        out += ["Differ between runs: " + "; ".join(f"{k} ({why})" for k, why in s.varying) + ".", ""]
-    out += [f"- budget {line}" for line in s.budget] + ([""] if s.budget else [])
-    return out
+PAIRS_PER_ROW = 3  # (setting, value) pairs side by side: a short, screen-wide table
+
+
+def settings_part(s: Settings) -> Part:
+    """The settings as a report part: the shared ones as a table of (setting, value) pairs, the
+    ones that differ and the budget as lines."""
+    rows = []
+    for i in range(0, len(s.shared), PAIRS_PER_ROW):
+        pairs = s.shared[i:i + PAIRS_PER_ROW]
+        rows.append([x for k, v in pairs for x in (k, v)] + ["", ""] * (PAIRS_PER_ROW - len(pairs)))
+    tables = [("Shared by every run", "from the runs' resolved config.json (defaults included)",
+               ["setting", "value"] * PAIRS_PER_ROW, rows)] if rows else []
+    by_design = [k for k, why in s.varying if why in ("per method", "per seed", "= seed")]
+    other = [f"**{k}** ({why})" for k, why in s.varying if k not in by_design]
+    lines = (["Differ between runs: " + ", ".join(other) + "." if other else "No setting differs between the "
+              "runs besides the method and the seed."] + [f"Budget {line}." for line in s.budget])
+    return Part("Settings", "", tables, [], lines)

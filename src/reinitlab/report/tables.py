@@ -85,9 +85,9 @@ def compute(col: Collected) -> Tables:
                     xb.append(sum(seeds[b][s] for s in common) / len(common))
         if xa:
             t = sign_test(xa, xb)
-            md = 100 * sum(x - y for x, y in zip(xa, xb)) / len(xa)
+            md = 100 * sum(x - y for x, y in zip(xa, xb, strict=True)) / len(xa)
             pairs.append(PairRow(a, b, t, math.nan, md))
-    for row, adj in zip(pairs, holm([p.test.p for p in pairs])):
+    for row, adj in zip(pairs, holm([p.test.p for p in pairs]), strict=True):
         row.p_holm = adj
 
     counts: dict[str, int] = {}
@@ -163,25 +163,67 @@ def markdown_table(header: list[str], rows: list[list[str]]) -> str:
     return "\n".join(out)
 
 
-def sections(t: Tables) -> list[tuple[str, str, list[str], list[list[str]]]]:
-    """(title, explanation, header, rows) of every table, shared by Markdown and HTML."""
+def _size_text(n) -> str:
+    return f"{n:,} examples" if isinstance(n, (int, float)) and not isinstance(n, bool) else "the full training set"
+
+
+def _noise_text(p: float) -> str:
+    return f"label noise {p:g}" if p else "no label noise"
+
+
+def labels(combos: list[Combo]) -> tuple[str, list[str]]:
+    """(what every combination shares, each combination's label by what differs): "fashion-mnist-small,
+    cnn, no label noise" and ["100 examples", "200 examples"]. A single combination's label is ""."""
+    fields = [lambda c: str(c.dataset), lambda c: str(c.arch), lambda c: _size_text(c.train_size),
+              lambda c: _noise_text(c.label_noise)]
+    keys = sorted({k for c in combos for k, _ in c.settings})
+    fields += [lambda c, k=k: f"{k}={_setting_text(dict(c.settings).get(k))}" for k in keys]
+    shared, varying = [], []
+    for f in fields:
+        (shared if len({f(c) for c in combos}) == 1 else varying).append(f)
+    scope = ", ".join(f(combos[0]) for f in shared) if combos else ""
+    return scope, [", ".join(f(c) for f in varying) for c in combos]
+
+
+# At most this many combinations side by side: more go into further tables of the same kind, so a
+# table stays about as wide as a screen however many combinations a study has.
+MAX_COMBO_COLUMNS = 5
+
+
+def _by_method(title: str, expl: str, combos: list[Combo], names: dict[Combo, str], methods: list[str],
+               cell) -> list[tuple[str, str, list[str], list[list[str]]]]:
+    """Methods as rows, combinations as columns (in chunks of MAX_COMBO_COLUMNS)."""
     out = []
-    cols = combo_columns(t.combos)
-    head = list(cols)
-    out.append(("Test accuracy (%)", "mean ± standard error (n seeds) over finished runs; diverged, failed and "
-                "unfinished runs are counted in brackets, not averaged.",
-                head + t.methods,
-                [combo_text(c, cols) + [fmt_cell(t.cells[c].get(m)) for m in t.methods] for c in t.combos]))
+    chunks = [combos[i:i + MAX_COMBO_COLUMNS] for i in range(0, len(combos), MAX_COMBO_COLUMNS)]
+    for i, chunk in enumerate(chunks):
+        rows = [[m] + [cell(c, m) for c in chunk] for m in methods]
+        rows = [row for row in rows if any(row[1:])]
+        if not rows:
+            continue
+        part = f" ({i + 1} of {len(chunks)})" if len(chunks) > 1 else ""
+        out.append((title + part, expl, ["method"] + [names[c] or "all runs" for c in chunk], rows))
+    return out
+
+
+def sections(t: Tables) -> list[tuple[str, str, list[str], list[list[str]]]]:
+    """(title, explanation, header, rows) of every table, shared by Markdown and HTML: one row per
+    method (the references first, then the method of interest), one column per combination."""
+    out = []
+    scope, texts = labels(t.combos)
+    names = dict(zip(t.combos, texts, strict=True))
+    where = f" Every run: {scope}." if scope else ""
+    out += _by_method("Test accuracy (%)", "mean ± standard error (n seeds) over finished runs; diverged, failed "
+                      "and unfinished runs are counted in brackets, not averaged." + where, t.combos, names, t.methods,
+                      lambda c, m: fmt_cell(t.cells[c].get(m)))
     for ref in REFERENCES:
         per = t.diffs.get(ref)
         if not per:
             continue
-        others = [m for m in t.methods if m != ref]
-        out.append((f"Paired difference vs {ref} (points)",
-                    f"mean of (method − {ref}) over the seeds where both finished, 95% t-interval, (n); "
-                    "* = the interval excludes 0.",
-                    head + others,
-                    [combo_text(c, cols) + [fmt_diff(per[c].get(m)) for m in others] for c in t.combos if c in per]))
+        others = [m for m in t.methods if m != ref and not (ref == "long" and m == "baseline")]
+        out += _by_method(f"Paired difference vs {ref} (points)",
+                          f"mean of (method − {ref}) over the seeds where both finished, 95% t-interval, (n); "
+                          "* = the interval excludes 0." + where, [c for c in t.combos if c in per], names, others,
+                          lambda c, m, per=per: fmt_diff(per[c].get(m)))
     if t.pairs:
         out.append(("Sign test across combinations",
                     "per combination the seed-paired mean accuracies of A and B are compared; exact two-sided "

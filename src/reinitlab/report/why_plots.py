@@ -147,7 +147,7 @@ def flatness_plot(why: Why, topic: TopicRows, runs, out: Path, dataset: str, col
                 mu = [s.mean for s in stats]
                 se = [_se(s) for s in stats]
                 ax.plot(sig, mu, "o-", ms=3, color=colors[m], label=m)
-                ax.fill_between(sig, [a - b for a, b in zip(mu, se)], [a + b for a, b in zip(mu, se)],
+                ax.fill_between(sig, [a - b for a, b in zip(mu, se, strict=True)], [a + b for a, b in zip(mu, se, strict=True)],
                                 color=colors[m], alpha=0.2, lw=0)
             ax.set_xlabel("sigma (relative weight noise)")
             ax.set_ylabel("training-loss increase")

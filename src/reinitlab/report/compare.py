@@ -30,7 +30,8 @@ def _row(r: RunRecord, keys: list[str]) -> list[str]:
 
 def runs_part(col: Collected) -> Part:
     keys = differing(col)
-    header = ["run", *keys, "status", "test acc (%)", "val acc (%)", "train acc (%)", "rounds", "epochs", "seconds"]
+    header = ["run", *keys, "status", "test acc (%)", "val acc (%)", "train acc (%)", "rounds trained",
+              "epochs trained", "seconds"]
     intro = ("Each run folder given, with the settings that differ between them" if keys else
              "Each run folder given; their settings are the same") + " (the Settings section has the shared ones) " \
         "and its final numbers from result.json. Runs that differ in anything but the method and the seed are " \

@@ -22,7 +22,7 @@ h3 { font-size: 1.05em; margin-top: 1.4em; }
 table { border-collapse: collapse; font-size: 0.85em; margin: 0.5em 0 1em; }
 th, td { border: 1px solid #ccc; padding: 0.25em 0.55em; text-align: right; white-space: nowrap; }
 th { background: #f3f3f3; white-space: normal; max-width: 16em; } td:first-child, th:first-child { text-align: left; }
-td.l { text-align: left; white-space: normal; }
+td.l { text-align: left; white-space: normal; } td.t { text-align: left; }
 p.note { color: #555; font-size: 0.9em; } .meta { color: #666; font-size: 0.85em; }
 p.warn { background: #fff3cd; border: 1px solid #e0b100; padding: 0.5em 0.8em; }
 .scroll { overflow-x: auto; } figure { margin: 1em 0; } figure img { max-width: 100%; border: 1px solid #eee; }
@@ -37,13 +37,19 @@ def _md_inline(text: str) -> str:
     return "".join(f"<b>{p}</b>" if i % 2 else p for i, p in enumerate(parts))
 
 
+def _align(cell: str) -> str:
+    """Numbers right-aligned (the default), words left, long text left and wrapped."""
+    if len(cell) > 40:
+        return " class=l"
+    return "" if not cell or re.match(r"[-+−]?[\d.]", cell) else " class=t"
+
+
 def table_html(title: str, expl: str, header: list[str], rows: list[list[str]], level: int = 2) -> list[str]:
     out = [f"<h{level}>{html.escape(title)}</h{level}>" + (f'<p class="note">{html.escape(expl)}</p>' if expl else "")]
     out.append('<div class="scroll"><table><thead><tr>' + "".join(f"<th>{html.escape(h)}</th>" for h in header)
                + "</tr></thead><tbody>")
     for row in rows:
-        out.append("<tr>" + "".join(f'<td{" class=l" if len(c) > 40 else ""}>{html.escape(c)}</td>' for c in row)
-                   + "</tr>")
+        out.append("<tr>" + "".join(f'<td{_align(c)}>{html.escape(c)}</td>' for c in row) + "</tr>")
     out.append("</tbody></table></div>")
     return out
 
@@ -75,7 +81,7 @@ def _toc(body: list[str]) -> tuple[list[str], str]:
         return f'<h2 id="{links[-1][0]}">{m.group(1)}</h2>'
 
     body = [re.sub(r"<h2>(.*?)</h2>", number, line) for line in body]
-    toc = '<nav class="toc"><b>Contents:</b> ' + "".join(f'<a href="#{i}">{t}</a>' for i, t in links) + "</nav>"
+    toc = '<nav class="toc"><b>Contents:</b> ' + " ".join(f'<a href="#{i}">{t}</a>' for i, t in links) + "</nav>"
     return body, toc
 
 

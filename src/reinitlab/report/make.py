@@ -48,7 +48,7 @@ def gather(paths: str | Path | list, out: str | Path | None = None) -> tuple[Col
     Anything else: the run folders found (collect.find_run_folders), the report into `out`,
     by default a `report` folder next to them (in their common parent)."""
     paths = [paths] if isinstance(paths, (str, Path)) else list(paths)
-    if len(paths) == 1 and is_study_folder(paths[0]) and out is None:
+    if len(paths) == 1 and is_study_folder(paths[0]) and (out is None or Path(out) == Path(paths[0])):
         return collect(paths[0]), Path(paths[0])
     folders = find_run_folders(paths)
     if out is None:

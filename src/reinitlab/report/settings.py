@@ -51,7 +51,8 @@ def _epochs_text(values: list[int]) -> str:
 
 
 def settings_of(col: Collected) -> Settings:
-    configs = [r.config for r in col.runs if r.config]
+    # the runs that trained (finished or diverged) wrote a resolved config; a pending run's is a plan
+    configs = [r.config for r in col.runs if r.config and r.result] or [r.config for r in col.runs if r.config]
     keys = _order({k for c in configs for k in c})
     shared, varying = [], []
     axes = set(col.extra_axes)

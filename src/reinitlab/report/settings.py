@@ -68,7 +68,8 @@ def settings_of(col: Collected) -> Settings:
         else:
             texts = sorted({value_text(v) for v in values.values()}, key=lambda t: (len(t), t))
             shown = ", ".join(texts[:6]) + (", ..." if len(texts) > 6 else "")
-            why = ("an axis: " if k in axes or k in ("dataset", "arch", "train_size", "label_noise") else "") + shown
+            is_axis = not col.loose and (k in axes or k in ("dataset", "arch", "train_size", "label_noise"))
+            why = ("an axis: " if is_axis else "") + shown
         varying.append((k, why))
     budget = []
     for arch, b in ((col.study or {}).get("budgets") or {}).items():

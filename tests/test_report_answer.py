@@ -144,3 +144,28 @@ def test_a_pending_run_id_is_not_in_the_answer(answer_study):
                                                     "train_size": 500, "label_noise": 0.0, "seed": 9}))
     a = answer(compute(collect(answer_study)))
     assert "(3 seeds)" in dict(a.items)["500 examples"]
+
+
+@pytest.mark.slow
+def test_why_figures_labels_do_not_overlap_their_neighbours(tmp_path, monkeypatch):
+    """Every panel's y label stays clear of every other panel (constrained layout)."""
+    from reinitlab.report import why_plots
+    from why_common import make_why_study
+    checked = []
+    real_save = why_plots._save
+
+    def save(fig, path):
+        fig.canvas.draw()
+        renderer = fig.canvas.get_renderer()
+        axes = [ax for ax in fig.axes if ax.get_visible() and ax.has_data()]
+        for ax in axes:
+            label = ax.yaxis.label.get_window_extent(renderer)
+            for other in axes:
+                if other is not ax:
+                    assert not label.overlaps(other.get_window_extent(renderer)), (path.name, ax.get_ylabel())
+        checked.append(path.name)
+        real_save(fig, path)
+
+    monkeypatch.setattr(why_plots, "_save", save)
+    make_report(make_why_study(tmp_path / "why"))
+    assert "why_norms_toy.png" in checked and len(checked) == 5

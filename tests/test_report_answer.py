@@ -96,7 +96,7 @@ def test_tables_have_methods_as_rows_and_stay_narrow(tmp_path):
     t = compute(collect(root))
     acc_tables = [s for s in sections(t) if s[0].startswith("Test accuracy")]
     assert [s[0] for s in acc_tables] == ["Test accuracy (%) (1 of 2)", "Test accuracy (%) (2 of 2)"]
-    for title, expl, header, rows in acc_tables:
+    for _title, expl, header, rows in acc_tables:
         assert len(header) <= 1 + MAX_COMBO_COLUMNS  # wide as the combinations shown, not the methods
         assert [r[0] for r in rows][:3] == ["baseline", "long", "lw"]  # references, then the method of interest
         assert "npz:/a/very/long/path" in expl  # what every column shares is said once

@@ -169,3 +169,9 @@ def test_why_figures_labels_do_not_overlap_their_neighbours(tmp_path, monkeypatc
     monkeypatch.setattr(why_plots, "_save", save)
     make_report(make_why_study(tmp_path / "why"))
     assert "why_norms_toy.png" in checked and len(checked) == 5
+
+
+def test_one_combination_has_no_sign_test_sentence(tmp_path):
+    root = write_study(tmp_path, {S: ACCS[S]}, ["baseline", "long", "fc", "lw"])
+    a = answer(compute(collect(root)))
+    assert a.closing == [] and len(a.items) == 1 and a.items[0][0] == ""

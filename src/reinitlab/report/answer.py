@@ -148,7 +148,9 @@ def combo_sentences(t: Tables, combo: Combo, focus: str | None) -> str:
 
 def sign_lines(t: Tables) -> list[str]:
     """The sign test across combinations, in words (Markdown **bold**)."""
-    lines = []
+    lines: list[str] = []
+    if len(t.combos) < 2:  # one combination: a sign test across combinations says nothing
+        return lines
     for row in t.pairs:
         if row.p_holm <= 0.05:
             better = row.a if row.test.wins > row.test.losses else row.b

@@ -56,3 +56,48 @@ def test_module_entry_point_exit_code():
     proc = subprocess.run([sys.executable, "-m", "reinitlab", "train", "--method", "nope", "--out", "/tmp/x-never"],
                           capture_output=True, text=True)
     assert proc.returncode == 2 and proc.stderr.startswith("reinitlab: unknown method 'nope'")
+
+
+LOUD = [a for a in BASE if a != "--quiet"]
+
+
+def test_train_prints_a_header_then_says_already_finished(tmp_path, capsys):
+    out = tmp_path / "run"
+    assert main(LOUD + ["--out", str(out)]) == 0
+    text = capsys.readouterr().out
+    head = text.splitlines()
+    assert head[0] == f"run     {out}"
+    keys = [line.split()[0] for line in head[1:7]]
+    assert keys == ["data", "split", "model", "method", "device", "groups"]
+    assert "100 train (of a pool of 4,500)" in head[2] and "parameters in 5 groups" in head[3]
+    assert "fp32" in head[5] and head[6].startswith("groups  stem (")
+    assert "resume" not in text
+    # the same command again: nothing trained, and it says so and where
+    assert main(LOUD + ["--out", str(out)]) == 0
+    again = capsys.readouterr().out
+    assert again.startswith(f"already finished: {out} holds this run (test_acc ")
+    assert "data    " not in again
+
+
+class StopAtRound:
+    def __init__(self, r):
+        self.r = r
+
+    def on_round_start(self, ctx, reset):
+        if ctx.state.round == self.r:
+            raise KeyboardInterrupt
+
+
+def test_a_resumed_run_says_from_where(tmp_path, capsys):
+    from reinitlab.cli import _train_config, build_parser
+    from reinitlab.train import run
+    out = tmp_path / "run"
+    args = build_parser().parse_args(BASE + ["--out", str(out)])
+    with pytest.raises(KeyboardInterrupt):
+        run(_train_config(args), out, progress=False, hooks=[StopAtRound(1)])
+    assert not (out / "result.json").exists()
+    capsys.readouterr()
+    assert main(LOUD + ["--out", str(out)]) == 0
+    text = capsys.readouterr().out
+    line = next(ln for ln in text.splitlines() if ln.startswith("resume"))
+    assert line.startswith("resume  from round 1 epoch 0 of 1 (1 of 2 epochs done earlier")

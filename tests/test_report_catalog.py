@@ -97,6 +97,7 @@ def test_extra_axes_are_combinations_of_their_own_and_extra_columns(tmp_path):
     assert t.cells[one]["lw"].stat.mean == pytest.approx(0.655) and t.cells[two]["lw"].stat.mean == pytest.approx(0.955)
     make_report(tmp_path)
     md = (tmp_path / "summary.md").read_text()
-    assert "| dataset | arch | train size | noise | rounds | baseline | lw |" in md
-    assert "| toy | cnn | 100 | 0 | 1 | 60.50 ± 0.50 (2) | 65.50 ± 0.50 (2) |" in md
-    assert "| toy | cnn | 100 | 0 | 2 | margin median | 2 ± 0 (2) | 2 ± 0 (2) |" in md  # the why section too
+    # methods as rows, a column per value of the extra axis
+    assert "| method | rounds=1 | rounds=2 |" in md
+    assert "| lw | 65.50 ± 0.50 (2) | 95.50 ± 0.50 (2) |" in md
+    assert "| rounds=2 | margin median | 2 ± 0 (2) | 2 ± 0 (2) |" in md  # the why section too

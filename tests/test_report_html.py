@@ -72,9 +72,9 @@ def test_report_html_renders_in_chromium(study, tmp_path):  # noqa: F811
     probed = html.replace("<head>", "<head>" + PROBE_HEAD, 1).replace("</body>", PROBE_TAIL + "</body>", 1)
     found = probe(probed, tmp_path)
     assert found["errors"] == []
-    # accuracy, vs baseline, vs long, sign test, failed/diverged runs, and the claims verdict (the study has lw)
-    assert found["tables"] == 6
-    assert len(found["images"]) == 3
+    # settings, accuracy, vs baseline, vs long, sign test, failed/diverged runs, and the claims verdict
+    assert found["tables"] == 7
+    assert len(found["images"]) == 2
     assert all(i["complete"] and i["w"] > 0 and i["h"] > 0 for i in found["images"]), found["images"]
     assert found["title"].startswith("Study toy-study")
 
@@ -101,11 +101,11 @@ def test_report_html_with_the_why_section_renders_in_chromium(tmp_path):
     probed = html.replace("<head>", "<head>" + PROBE_HEAD, 1).replace("</body>", PROBE_TAIL + "</body>", 1)
     found = probe(probed, tmp_path)
     assert found["errors"] == []
-    # summary: accuracy, vs baseline, vs long, sign test; why: margins, norms, flatness, memorization and
+    # settings; summary: accuracy, vs baseline, vs long, sign test; why: margins, norms, flatness, memorization and
     # probes each mean ± SE, vs baseline, vs long, plus the per-round norms table; the verdict table
-    assert found["tables"] == 4 + 5 * 3 + 1 + 1
+    assert found["tables"] == 1 + 4 + 5 * 3 + 1 + 1
     pngs = [p for p in rep.files if p.suffix == ".png"]
-    assert len(found["images"]) == len(pngs) == 3 + 5
+    assert len(found["images"]) == len(pngs) == 2 + 5
     assert all(i["complete"] and i["w"] > 0 and i["h"] > 0 for i in found["images"]), found["images"]
     # the last figure is a "why" figure: a garbled one is caught there too
     broken = re.sub(r"(data:image/png;base64,)[A-Za-z0-9+/]{64}", r"\1" + "A" * 64, probed)

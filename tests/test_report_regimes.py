@@ -4,6 +4,7 @@ budgets averaged per seed, tuned by validation). Synthetic run folders with numb
 and one tiny real study end to end."""
 import csv
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -77,7 +78,7 @@ def test_the_decision_tree_is_drawn_and_names_the_first_split(tmp_path):
         png = root / "plots" / f"tree_lw_vs_{ref}.png"
         assert png.is_file() and png in rep.files
         assert f"Decision tree of the gain lw − {ref} per combination" in html
-    assert "<h2>Decision tree</h2>" in html and "The first split is on the training-set size at about 2,000" in html
+    assert re.search(r"<h2 id=\"[^\"]+\">Decision tree</h2>", html) and "The first split is on the training-set size at about 2,000" in html
     # the verdict stays the last section and names its regime
     assert md.rindex("\n## ") == md.index("\n## Verdict on the paper's claims")
     assert "(Regime: fixed budget R=2, E=2.)" in md
@@ -228,10 +229,10 @@ def test_a_tiny_study_over_budgets_and_tuned_weight_decay_end_to_end(tmp_path, c
     html = (out / "report.html").read_text()
     # the budget frontier: one frame per weight decay (the untuned axis splits frames), each with a plot
     assert md.count("lw beats long at") + md.count("with one seed per budget") == 2
-    assert len(list((out / "plots").glob("budget_*.png"))) == 2 and "<h2>Budget frontier</h2>" in html
+    assert len(list((out / "plots").glob("budget_*.png"))) == 2 and re.search(r"<h2 id=\"[^\"]+\">Budget frontier</h2>", html)
     # the tuned table, picked by validation per (method, seed)
     assert "## Tuned comparison" in md and "| combination | tuned long − tuned baseline | tuned lw − tuned baseline |" in md
-    assert "### Settings picked by validation accuracy" in md and "<h2>Tuned comparison</h2>" in html
+    assert "### Settings picked by validation accuracy" in md and re.search(r"<h2 id=\"[^\"]+\">Tuned comparison</h2>", html)
     # 2 budgets x 2 weight decays = 4 combinations: too few for a tree
     assert "**lw − baseline**: not fitted: 4 combinations" in md
     assert "(Regime: tuned over weight_decay (picked by validation accuracy per method and seed); over budgets R=1, " \

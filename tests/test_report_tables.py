@@ -131,9 +131,19 @@ def test_make_report_writes_every_file(study):
     md = (study / "summary.md").read_text()
     assert md == rep.markdown
     assert "20 runs: 16 finished, 1 diverged, 1 failed, 1 partial, 1 pending" in md
-    assert "| toy | cnn | 100 | 0 | 52.00 ± 1.15 (3) [1 unfinished] | 56.00 ± 1.00 (3) | 62.00 ± 1.53 (3) [1 unfinished] |" in md
+    # methods as rows, one column per combination, named by what differs between them
+    assert "| method | 100 examples | 200 examples |" in md
+    assert "| baseline | 52.00 ± 1.15 (3) [1 unfinished] | 70.00 ± 0.00 (3) |" in md
+    assert "| lw | 62.00 ± 1.53 (3) [1 unfinished] | 71.00 (1) [1 diverged, 1 failed] |" in md
+    assert "Every run: toy, cnn, no label noise." in md
     assert "RuntimeError: boom" in md and "round 1, epoch 1" in md
-    assert "- **lw vs baseline**: +5.50 points on average over 2 combinations; 95% interval above 0 in 1, below 0 in 0." in md
+    # the answer in sentences, computed from the paired differences; no template bullets
+    assert ("- **100 examples**: lw beats the compute-matched long by 6.00 points [" in md
+            and "and beats baseline by 10.00 points [7.52, 12.48] (3 seeds)." in md)
+    assert "- **200 examples**: lw is 1.00 points below the compute-matched long (1 seed, no interval)" in md
+    assert "points on average over" not in md and "95% interval above 0 in" not in md
+    assert md.index("## Answer") < md.index("## Settings") < md.index("## Test accuracy (%)")
+    assert "| epochs | 2 | rounds | 2 | width | 0.5 |" in md  # the shared settings
 
     rows = list(csv.DictReader(io.StringIO((study / "results.csv").read_text())))
     assert len(rows) == 20
@@ -146,12 +156,13 @@ def test_make_report_writes_every_file(study):
     assert by_id[run_id(A, "baseline", 3)]["status"] == "pending"
 
     pngs = sorted(p.name for p in (study / "plots").glob("*.png"))
-    assert pngs == ["acc_vs_compute_toy.png", "acc_vs_size_toy.png", "per_round_toy.png"]
+    # one accuracy-per-round-vs-epochs figure (no near-duplicate per-round one); no metrics.jsonl: no curves
+    assert pngs == ["acc_vs_epochs_toy.png", "acc_vs_size_toy.png"]
     for p in (study / "plots").glob("*.png"):
         assert p.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     html = (study / "report.html").read_text()
     embedded = re.findall(r'src="data:image/png;base64,([A-Za-z0-9+/=]+)"', html)
-    assert len(embedded) == 3
+    assert len(embedded) == 2
     for data in embedded:  # each decodes completely to the plot written to plots/
         img = Image.open(io.BytesIO(base64.b64decode(data)))
         img.load()

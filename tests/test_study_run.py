@@ -157,7 +157,9 @@ def test_tiny_study_end_to_end_then_nothing_is_redone(tiny, tmp_path, capsys):
     assert result_files(out) == before and len(journal(out)) == n_events
 
     assert main(["report", str(out)]) == 0
-    assert "| fashion-mnist-small | cnn | 100 | 0 |" in (out / "summary.md").read_text()
+    summary = (out / "summary.md").read_text()
+    assert "| method | all runs |" in summary and "Every run: fashion-mnist-small, cnn, 100 examples" in summary
+    assert "## Answer" in summary and "(2 seeds)" in summary
 
 
 @pytest.mark.slow

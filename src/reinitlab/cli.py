@@ -120,8 +120,12 @@ def cmd_train(args) -> int:
         return 0
     if not args.out:
         raise UserError("train: --out DIR is required (or --dry-run to see the run without training)")
+    from .preview import RunHeader, finished_line
     from .train import run
-    result = run(cfg, Path(args.out), progress=not args.quiet)
+    header = RunHeader(Path(args.out))
+    result = run(cfg, Path(args.out), progress=not args.quiet, hooks=[header] if not args.quiet else [])
+    if not args.quiet and not header.started:
+        print(finished_line(Path(args.out), result))
     if result["status"] != "finished":
         print(f"{result['status']} at {result.get('diverged_at')}; see {args.out}/metrics.jsonl", file=sys.stderr)
         return 1

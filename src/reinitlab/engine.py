@@ -122,6 +122,11 @@ class Engine:
         return self._p.cfg
 
     @property
+    def prepared(self) -> Prepared:
+        """What `resolve.prepare` made of the config: the run's data, split, method and device."""
+        return self._p
+
+    @property
     def split(self) -> Split:
         return self._p.split
 

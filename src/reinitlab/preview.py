@@ -70,3 +70,34 @@ def dry_run(cfg: TrainConfig, out: str | Path | None = None) -> str:
     lines += ["", "groups:", *("  " + line for line in groups.table().splitlines())]
     return "\n".join(lines)
 
+
+
+class RunHeader:
+    """A hook for `reinitlab train`: before the first epoch trained now, the run in a few lines
+    (run_lines) and, when the folder held an unfinished run, where it resumes. `started` stays
+    False when the folder was finished already (then the loop never starts)."""
+
+    def __init__(self, out: Path | None = None, file=None):
+        self.out, self.file, self.started = out, file, False
+
+    def on_run_start(self, ctx) -> None:
+        import sys
+        self.started = True
+        eng, st = ctx.engine, ctx.state
+        lines = [f"run     {self.out}" if self.out is not None else "run     (nothing written)",
+                 *run_lines(eng.prepared, eng.groups),
+                 "groups  " + ", ".join(f"{g} ({eng.groups.parameter_count(g):,})" for g in eng.groups.names)]
+        if st.epochs_total or st.round or st.round_done:
+            plan = eng.schedule.epochs
+            r, e = (st.round + 1, 0) if st.round_done else (st.round, st.epoch)
+            lines.append(f"resume  from round {r} epoch {e} of {plan[min(r, len(plan) - 1)]} ({st.epochs_total} of "
+                         f"{sum(plan)} epochs done earlier, kept in metrics.jsonl and ckpt.pt)")
+        print("\n".join(lines), file=self.file or sys.stdout, flush=True)
+
+
+def finished_line(out: Path, result: dict) -> str:
+    """What `train` says about a folder whose run had finished before this start."""
+    acc = result.get("test_acc")
+    what = f"test_acc {acc:.4f}" if isinstance(acc, (int, float)) else result.get("status", "finished")
+    return (f"already finished: {out} holds this run ({what}, {result.get('epochs_total')} epochs); nothing "
+            "trained. Use another --out (or remove the folder) to train it again")

@@ -1,25 +1,36 @@
-"""Read a study folder into one record per run, from the run folders alone (nothing is retrained).
+"""Read a study folder, or any set of run folders, into one record per run, from the run folders
+alone (nothing is retrained).
 
 A run folder's state: result.json (finished or diverged), error.json (failed), config.json only
 (partial: interrupted; `running` if a worker holds its lock now). Runs listed in runs.json without a
 folder are pending. Folders of earlier definitions of the study are included: they are results too.
+
+Loose run folders (several `train` outputs, the runs of several studies, a folder holding run
+folders; `collect_runs`) have no study.json: a run's combination and method come from its
+config.json, and every setting that differs between the runs besides the method and the seed
+becomes part of the combination (`Combo.settings`), so runs that differ in, say, lr are never
+averaged or paired.
 """
 from __future__ import annotations
 
-from collections.abc import Iterable
+import glob
+import os
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
 from typing import Any, NamedTuple
 
 from ..errors import UserError
-from ..rundir import read_json_dict
+from ..rundir import RESUMABLE_DIFFERENCES, read_json_dict
 from ..study.definition import FULL
-from ..study.store import Store
+from ..study.store import Store, folder_state
 
 MARKERS = ("config.json", "result.json", "error.json")
 # The axes every study has; any other axis of a run (issue 11: rounds, epochs, lr, ...) is a setting.
 STANDARD_AXES = ("dataset", "arch", "train_size", "label_noise", "method", "seed")
+REFERENCES = ("baseline", "long")
+FOCUS = "lw"  # the method of interest: shown right after the references, named in the answer
 
 
 class Combo(NamedTuple):
@@ -45,11 +56,11 @@ def combo_order(c: Combo) -> tuple:
             tuple((k, value_order(v)) for k, v in c.settings))
 
 
-def _hashable(v: Any) -> Any:
+def hashable(v: Any) -> Any:
     if isinstance(v, list):
-        return tuple(_hashable(x) for x in v)
+        return tuple(hashable(x) for x in v)
     if isinstance(v, dict):
-        return tuple(sorted((k, _hashable(x)) for k, x in v.items()))
+        return tuple(sorted((k, hashable(x)) for k, x in v.items()))
     return v
 
 
@@ -61,11 +72,12 @@ class RunRecord:
     result: dict[str, Any] | None = None
     error: dict[str, Any] | None = None
     axes: dict[str, Any] = field(default_factory=dict)  # the six axes and the study's extra axes
+    folder: Path | None = None  # where the run folder is (None: <study>/runs/<id>)
 
     @cached_property  # read for every cell of every table
     def combo(self) -> Combo:
         a = self.axes
-        settings = tuple(sorted((k, _hashable(v)) for k, v in a.items() if k not in STANDARD_AXES))
+        settings = tuple(sorted((k, hashable(v)) for k, v in a.items() if k not in STANDARD_AXES))
         return Combo(a["dataset"], a["arch"], a["train_size"], a["label_noise"], settings)
 
     @property
@@ -88,9 +100,13 @@ class Collected:
     study: dict | None  # study.json, if the folder was made by `reinitlab study`
     methods: list[str]  # display order
     extra_axes: list[str] = field(default_factory=list)  # sorted names of the study's extra axes
+    loose: bool = False  # run folders without a study (collect_runs): `root` is where the report goes
 
     def by_status(self, status: str) -> list[RunRecord]:
         return [r for r in self.runs if r.status == status]
+
+    def run_dir(self, r: RunRecord) -> Path:
+        return r.folder if r.folder is not None else self.root / "runs" / r.id
 
 
 def collect(root: str | Path) -> Collected:
@@ -116,6 +132,98 @@ def collect(root: str | Path) -> Collected:
     return Collected(root, records, study, _method_order(records, study), extra)
 
 
+def is_study_folder(path: str | Path) -> bool:
+    """A folder `reinitlab study` wrote (or one laid out like it): study.json, runs.json or runs/,
+    and not itself a run folder."""
+    p = Path(path)
+    return (p.is_dir() and not (p / "config.json").exists()
+            and any((p / name).exists() for name in ("study.json", "runs.json", "runs")))
+
+
+def find_run_folders(paths: Sequence[str | Path]) -> list[Path]:
+    """The run folders that `paths` name: run folders themselves (they hold config.json), glob
+    patterns (quoted, so the shell left them), and folders holding run folders at any depth (a
+    study folder, a folder of `train` outputs). In the order given, each once. Raises UserError
+    naming a path that is missing or holds no run folder."""
+    found: list[Path] = []
+    for p in paths:
+        text = str(p)
+        matches = sorted(glob.glob(text)) if any(c in text for c in "*?[") else [text]
+        if not matches:
+            raise UserError(f"{text}: matches no file or folder")
+        for m in map(Path, matches):
+            if not m.is_dir():
+                raise UserError(f"{m}: no such folder" if not m.exists() else
+                                f"{m}: not a folder; give run folders (reinitlab train ... --out DIR) or a "
+                                "folder holding them")
+            if (m / "config.json").is_file():
+                found.append(m)
+                continue
+            inner = sorted({f.parent for f in m.rglob("config.json")})
+            inner = [d for d in inner if not any(o != d and o in d.parents for o in inner)]  # a run's own files
+            if not inner:
+                raise UserError(f"{m}: no run folders in it (a run folder holds config.json, as "
+                                "`reinitlab train ... --out DIR` or a study writes it)")
+            found += inner
+    out, seen = [], set()
+    for d in found:
+        key = os.path.realpath(d)
+        if key not in seen:
+            seen.add(key)
+            out.append(d)
+    return out
+
+
+def varying_settings(configs: Sequence[dict]) -> list[str]:
+    """The run settings whose values differ between `configs`, besides the method (and its
+    options), the seed, the standard axes (they are the combination's own fields) and the settings
+    that change no number (threads, compile, eval batch, trackers). `data_seed` counts only where
+    it does not simply follow the seed. Sorted."""
+    keys = sorted({k for c in configs for k in c})
+    skip = set(STANDARD_AXES) | {"method_options"} | RESUMABLE_DIFFERENCES
+    if all(c.get("data_seed", c.get("seed")) == c.get("seed") for c in configs):
+        skip.add("data_seed")
+    out = []
+    for k in keys:
+        if k in skip:
+            continue
+        values = {repr(hashable(c.get(k))) for c in configs}
+        if len(values) > 1:
+            out.append(k)
+    return out
+
+
+def collect_runs(folders: Sequence[str | Path], root: str | Path) -> Collected:
+    """Loose run folders as one collection; `root`: where the report is written. A run's id is its
+    path relative to the folders' common parent."""
+    folders = [Path(f) for f in folders]
+    if not folders:
+        raise UserError("no run folders given")
+    parent = Path(os.path.commonpath([os.path.abspath(f) for f in folders]))
+    configs = [read_json_dict(f / "config.json") or {} for f in folders]
+    settings = varying_settings(configs)
+    records = []
+    for f, config in zip(folders, configs, strict=True):
+        state = folder_state(f)
+        rel = Path(os.path.relpath(os.path.abspath(f), parent)).as_posix()
+        rid = rel if rel != "." else f.resolve().name
+        axes = _axes(config, None, state.result, settings)
+        axes["method"] = _canonical(str(axes["method"]))  # "lw: rescale=False" and "lw:rescale=false" are one method
+        for k in settings:  # a setting this run's config lacks (older code) is a value of its own
+            axes.setdefault(k, None)
+        records.append(RunRecord(rid, state.status, config, state.result, state.error, axes, folder=f))
+    records.sort(key=lambda r: (combo_order(r.combo), r.method, value_order(r.seed), r.id))
+    return Collected(Path(root), records, None, _method_order(records, None), settings, loose=True)
+
+
+def _canonical(spec: str) -> str:
+    from ..study.expand import canonical_method
+    try:
+        return canonical_method(spec)
+    except UserError:  # a method this code no longer knows: its runs are still results
+        return spec
+
+
 def settings_of(r: RunRecord, names: Iterable[str]) -> tuple[tuple[str, Any], ...]:
     """The (key, value) pairs of the run's extra axes among `names`, sorted by key: the `settings`
     part of its combination."""
@@ -135,7 +243,7 @@ def _record(store: Store, rid: str, listed: dict | None, extra: list[str] = ()) 
     if status in ("partial", "pending") and store.is_running(rid):
         status = "running"
     axes = _axes(config, (listed or {}).get("axes"), state.result, extra)
-    return RunRecord(rid, status, config, state.result, state.error, axes)
+    return RunRecord(rid, status, config, state.result, state.error, axes, folder=d)
 
 
 def _axes(config: dict, listed_axes: dict | None, result: dict | None, extra: list[str] = ()) -> dict:
@@ -152,8 +260,14 @@ def _axes(config: dict, listed_axes: dict | None, result: dict | None, extra: li
     return a
 
 
+def is_focus(method: str) -> bool:
+    """The method of interest or one of its variants (lw, lw:rescale=false)."""
+    return method == FOCUS or method.startswith(FOCUS + ":")
+
+
 def _method_order(records: list[RunRecord], study: dict | None) -> list[str]:
-    """The study's order (baseline, long, then the rest as written), then any others found."""
+    """baseline, long, the method of interest (lw, then its variants), then the rest in the
+    study's order as written, then any others found."""
     declared = ((study or {}).get("definition") or {}).get("methods", [])
     from ..study.expand import canonical_method
     order = []
@@ -164,5 +278,10 @@ def _method_order(records: list[RunRecord], study: dict | None) -> list[str]:
             pass
         if m not in order:
             order.append(m)
-    found = sorted({r.method for r in records}, key=lambda m: (m not in ("baseline", "long"), m != "baseline", m))
-    return [m for m in order if m in {r.method for r in records}] + [m for m in found if m not in order]
+    have = {r.method for r in records}
+    listed = [m for m in order if m in have] + sorted(m for m in have if m not in order)
+
+    def rank(m: str) -> int:
+        return REFERENCES.index(m) if m in REFERENCES else 2 if m == FOCUS else 3 if is_focus(m) else 4
+
+    return sorted(listed, key=rank)  # stable: the study's order within each rank

@@ -1,24 +1,28 @@
 """The report's PNG plots, one figure per dataset and kind, one panel per (arch, size/noise, extra
-settings of the study's other axes):
+settings of the study's other axes), each drawn only where it shows something the tables do not:
 
   acc_vs_size_<dataset>.png    mean test accuracy ± SE against the training-set size, per method
-  per_round_<dataset>.png      test accuracy after each round (reinit methods), with the single-round
-                               baseline and long as horizontal reference lines
-  acc_vs_compute_<dataset>.png test accuracy against epochs trained so far: every round of a reinit
-                               method is a point on its curve; baseline and long are single points
+                               (only where a panel has at least two sizes)
+  acc_vs_epochs_<dataset>.png  test accuracy after each round against the epochs trained so far:
+                               every round of a reinit method is a point on its curve; baseline and
+                               long are single points with a dashed line across the panel (only
+                               where some run trained more than one round)
 
-Means are over finished seeds only, like the tables.
+Means are over finished seeds only, like the tables; every title says over how many seeds its error
+bars are (standard errors). Titles wrap, so long names (npz:/a/long/path) are never cut; the layout
+is matplotlib's constrained layout, so labels do not overlap their neighbours.
 """
 from __future__ import annotations
 
 import math
+import re
 from pathlib import Path
 
 import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
-from matplotlib.ticker import MaxNLocator  # noqa: E402
+from matplotlib.ticker import MaxNLocator, NullLocator  # noqa: E402
 
 from .collect import Collected, RunRecord, value_order  # noqa: E402
 from .stats import mean_se  # noqa: E402
@@ -35,24 +39,81 @@ def _finished(col: Collected) -> list[RunRecord]:
     return [r for r in col.runs if r.status == "finished" and r.test_acc is not None]
 
 
-def _grid(n_rows: int, n_cols: int, title: str):
-    fig, axes = plt.subplots(n_rows, n_cols, figsize=(4.2 * n_cols + 1.6, 3.2 * n_rows + 0.6), squeeze=False)
-    fig.suptitle(title)
+def wrap(text: str, width: int) -> str:
+    """Lines of at most `width` characters, broken after spaces and slashes (paths), and inside a
+    word only where one is longer than a line."""
+    lines, cur = [], ""
+    for chunk in re.split(r"(?<=[ /])", text):
+        while len(chunk) > width:
+            if cur:
+                lines.append(cur.rstrip())
+                cur = ""
+            lines.append(chunk[:width])
+            chunk = chunk[width:]
+        if cur and len(cur) + len(chunk.rstrip()) > width:
+            lines.append(cur.rstrip())
+            cur = ""
+        cur += chunk
+    if cur.strip():
+        lines.append(cur.rstrip())
+    return "\n".join(lines)
+
+
+def _chars(inches: float, points: float = 10.0) -> int:
+    """About how many characters of a `points` font fit in `inches`."""
+    return max(12, int(inches * 72 / (0.6 * points)))
+
+
+def _grid(n_rows: int, n_cols: int, title: str, size: tuple[float, float] = (4.2, 3.2)):
+    w, h = size
+    fig, axes = plt.subplots(n_rows, n_cols, figsize=(w * n_cols + 1.6, h * n_rows + 0.6), squeeze=False,
+                             layout="constrained")
+    fig.suptitle(wrap(title, _chars(w * n_cols + 1.6, 12)))
     return fig, axes
+
+
+def panel_title(ax, text: str) -> None:
+    ax.set_title(wrap(text, _chars(ax.figure.get_size_inches()[0] / max(1, _n_cols(ax)), 10)), fontsize="medium")
+
+
+def _n_cols(ax) -> int:
+    spec = ax.get_subplotspec()
+    return spec.get_gridspec().ncols if spec is not None else 1
+
+
+def ylabel(ax, text: str, fontsize="medium") -> None:
+    ax.set_ylabel(wrap(text, 34), fontsize=fontsize)
 
 
 def _save(fig, path: Path) -> None:
     handles, labels = [], []
     for ax in fig.axes:
-        for h, lab in zip(*ax.get_legend_handles_labels()):
+        for h, lab in zip(*ax.get_legend_handles_labels(), strict=True):
             if lab not in labels:
                 handles.append(h)
                 labels.append(lab)
     if handles:
-        fig.legend(handles, labels, loc="center right", fontsize="small", frameon=False)
-    fig.tight_layout(rect=(0, 0, 1 - 1.5 / fig.get_size_inches()[0], 0.95))
+        fig.legend(handles, labels, loc="outside right center", fontsize="small", frameon=False)
     fig.savefig(path, dpi=90)
     plt.close(fig)
+
+
+def seeds_text(runs: list[RunRecord]) -> str:
+    """"3 seeds" (or "2-3 seeds"): how many seeds each (combination, method) point averages."""
+    counts: dict[tuple, int] = {}
+    for r in runs:
+        counts[(r.combo, r.method)] = counts.get((r.combo, r.method), 0) + 1
+    if not counts:
+        return "0 seeds"
+    lo, hi = min(counts.values()), max(counts.values())
+    n = str(lo) if lo == hi else f"{lo}-{hi}"
+    return f"{n} seed{'s' if hi != 1 else ''}"
+
+
+def se_text(runs: list[RunRecord]) -> str:
+    """What the error bars are: "mean ± SE over 3 seeds"."""
+    n = seeds_text(runs)
+    return f"mean ± SE over {n}" + ("; one seed: no error bars" if n == "1 seed" else "")
 
 
 def _settings_text(settings) -> str:
@@ -73,7 +134,11 @@ def acc_vs_size(col: Collected, out: Path, dataset: str, colors) -> Path | None:
         return None
     archs = sorted({r.axes["arch"] for r in runs})
     noises = sorted({(r.combo.label_noise, r.combo.settings) for r in runs}, key=lambda c: (c[0], _settings_order(c[1])))
-    fig, axes = _grid(len(archs), len(noises), f"{dataset}: test accuracy vs training-set size")
+    panels = [[r for r in runs if r.axes["arch"] == arch and (r.combo.label_noise, r.combo.settings) == ns]
+              for arch in archs for ns in noises]
+    if not any(len({r.axes["train_size"] for r in sel}) >= 2 for sel in panels):
+        return None  # one size per panel: the accuracy table says it all
+    fig, axes = _grid(len(archs), len(noises), f"{dataset}: test accuracy vs training-set size ({se_text(runs)})")
     for i, arch in enumerate(archs):
         for j, (noise, settings) in enumerate(noises):
             ax = axes[i][j]
@@ -91,7 +156,10 @@ def acc_vs_size(col: Collected, out: Path, dataset: str, colors) -> Path | None:
                     ax.errorbar(xs, ys, yerr=es, marker="o", ms=4, capsize=3, label=m, color=colors[m])
             if len(sizes) > 1 and sizes[-1] / sizes[0] >= 4:
                 ax.set_xscale("log")
-            ax.set_title(f"{arch}, label noise {noise:g}{_settings_text(settings)}", fontsize="medium")
+            if sizes:  # the sizes trained, as plain numbers (a log axis would say 6x10^2)
+                ax.set_xticks(sizes, [f"{n:,}" for n in sizes])
+                ax.xaxis.set_minor_locator(NullLocator())
+            panel_title(ax, f"{arch}, label noise {noise:g}{_settings_text(settings)}")
             ax.set_xlabel("training examples")
             ax.set_ylabel("test accuracy (%)")
             ax.grid(alpha=0.3)
@@ -135,7 +203,7 @@ def _method_panels(col: Collected, runs: list[RunRecord], title: str, xlabel: st
         for j, panel in enumerate(cols):
             size, noise, settings = panel
             ax = axes[i][j]
-            ax.set_title(f"{arch}, n={size}, noise {noise:g}{_settings_text(settings)}", fontsize="medium")
+            panel_title(ax, f"{arch}, n={size}, noise {noise:g}{_settings_text(settings)}")
             ax.set_xlabel(xlabel)
             ax.set_ylabel("test accuracy (%)")
             ax.grid(alpha=0.3)
@@ -146,38 +214,28 @@ def _method_panels(col: Collected, runs: list[RunRecord], title: str, xlabel: st
                     yield fig, ax, m, ms
 
 
-def per_round(col: Collected, out: Path, dataset: str, colors) -> Path | None:
+def acc_vs_epochs(col: Collected, out: Path, dataset: str, colors) -> Path | None:
+    """Accuracy after each round against the epochs trained: the course over rounds and the
+    compute it cost, in one figure."""
     runs = [r for r in _finished(col) if r.axes["dataset"] == dataset]
     if not any(len((r.result or {}).get("per_round", [])) > 1 for r in runs):
-        return None
+        return None  # no run trained more than one round: the table has every point
     fig = None
-    for fig, ax, m, ms in _method_panels(col, runs, f"{dataset}: test accuracy after each round",
-                                         "round (0 = before any reset)"):
+    for panel_fig, ax, m, ms in _method_panels(col, runs, f"{dataset}: test accuracy after each round vs epochs "
+                                               f"trained ({se_text(runs)})", "epochs trained"):
+        fig = panel_fig
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-        x, y, e = _round_curve(ms, lambda row: row["round"])
-        if m in SINGLE_ROUND:
-            ax.axhline(y[-1], ls="--", lw=1.2, color=colors[m], label=m)
-        else:
-            ax.errorbar(x, y, yerr=e, marker="o", ms=4, capsize=3, label=m, color=colors[m])
-    path = out / f"per_round_{_safe(dataset)}.png"
-    _save(fig, path)
-    return path
-
-
-def acc_vs_compute(col: Collected, out: Path, dataset: str, colors) -> Path | None:
-    runs = [r for r in _finished(col) if r.axes["dataset"] == dataset]
-    if not runs:
-        return None
-    fig = None
-    for fig, ax, m, ms in _method_panels(col, runs, f"{dataset}: test accuracy vs compute (epochs trained)",
-                                         "epochs trained"):
         x, y, e = _round_curve(ms, lambda row: row["epochs_total"])
         if not x:  # a result without per-round rows: its final numbers
             s = mean_se([r.test_acc for r in ms])
-            x, y, e = [sum(r.result["epochs_total"] for r in ms) / len(ms)], [100 * s.mean], [0.0]
-        style = {"marker": "s", "ms": 7} if m in SINGLE_ROUND else {"marker": "o", "ms": 4}
-        ax.errorbar(x, y, yerr=e, capsize=3, label=m, color=colors[m], **style)
-    path = out / f"acc_vs_compute_{_safe(dataset)}.png"
+            x = [sum(r.result.get("epochs_total") or 0 for r in ms) / len(ms)]
+            y, e = [100 * s.mean], [0.0 if math.isnan(s.se) else 100 * s.se]
+        if m in SINGLE_ROUND or len(x) == 1:
+            ax.axhline(y[-1], ls="--", lw=1.0, color=colors[m], alpha=0.8)
+            ax.errorbar(x[-1:], y[-1:], yerr=e[-1:], marker="s", ms=7, capsize=3, label=m, color=colors[m], ls="none")
+        else:
+            ax.errorbar(x, y, yerr=e, marker="o", ms=4, capsize=3, label=m, color=colors[m])
+    path = out / f"acc_vs_epochs_{_safe(dataset)}.png"
     _save(fig, path)
     return path
 
@@ -188,12 +246,13 @@ def make_plots(col: Collected, out: Path) -> list[tuple[Path, str]]:
     colors = _colors(col.methods)
     made = []
     for dataset in sorted({r.axes["dataset"] for r in col.runs}):
+        runs = [r for r in _finished(col) if r.axes["dataset"] == dataset]
         for fn, caption in ((acc_vs_size, "test accuracy vs training-set size"),
-                            (per_round, "test accuracy per round"),
-                            (acc_vs_compute, "test accuracy vs compute")):
+                            (acc_vs_epochs, "test accuracy after each round vs epochs trained; baseline and "
+                                            "long (one round) are squares with a dashed line across the panel")):
             path = fn(col, out, dataset, colors)
             if path is not None:
-                made.append((path, f"{dataset}: {caption}"))
+                made.append((path, f"{dataset}: {caption}; error bars: standard error over {seeds_text(runs)}"))
     return made
 
 

@@ -75,7 +75,7 @@ def summarize(col: Collected) -> StudyProvenance:
     groups: dict[str, Group] = {}
     legacy = []
     for r in col.runs:
-        doc = provenance.read(col.root / "runs" / r.id)
+        doc = provenance.read(col.run_dir(r))
         if doc is None:
             if r.status not in ("pending",):
                 legacy.append(r.id)

@@ -61,7 +61,7 @@ def paired_diff(a: Sequence[float], b: Sequence[float], confidence: float = 0.95
     """a[i] and b[i] belong to the same seed (same data, same init stream)."""
     if len(a) != len(b):
         raise ValueError(f"paired samples differ in length: {len(a)} vs {len(b)}")
-    d = [x - y for x, y in zip(a, b)]
+    d = [x - y for x, y in zip(a, b, strict=True)]
     ms = mean_se(d)
     if ms.n < 2:
         return PairedDiff(ms.mean, math.nan, math.nan, ms.n, math.nan)
@@ -89,8 +89,8 @@ def sign_test(a: Sequence[float], b: Sequence[float]) -> SignTest:
     """Exact two-sided sign test of paired values (one pair per combination)."""
     if len(a) != len(b):
         raise ValueError(f"paired samples differ in length: {len(a)} vs {len(b)}")
-    wins = sum(x > y for x, y in zip(a, b))
-    losses = sum(x < y for x, y in zip(a, b))
+    wins = sum(x > y for x, y in zip(a, b, strict=True))
+    losses = sum(x < y for x, y in zip(a, b, strict=True))
     ties = len(a) - wins - losses
     n = wins + losses
     p = 1.0 if n == 0 else float(sps.binomtest(wins, n, 0.5, alternative="two-sided").pvalue)

@@ -11,11 +11,9 @@ import math
 from dataclasses import dataclass
 
 from .catalog import TEST_ACC
-from .collect import Collected, Combo, RunRecord, combo_order
+from .collect import REFERENCES, Collected, Combo, RunRecord, combo_order
 from .stats import MeanSE, PairedDiff, SignTest, holm, mean_se, paired_vs, sign_test
 from .values import value_table
-
-REFERENCES = ("baseline", "long")
 
 
 @dataclass
@@ -87,9 +85,9 @@ def compute(col: Collected) -> Tables:
                     xb.append(sum(seeds[b][s] for s in common) / len(common))
         if xa:
             t = sign_test(xa, xb)
-            md = 100 * sum(x - y for x, y in zip(xa, xb)) / len(xa)
+            md = 100 * sum(x - y for x, y in zip(xa, xb, strict=True)) / len(xa)
             pairs.append(PairRow(a, b, t, math.nan, md))
-    for row, adj in zip(pairs, holm([p.test.p for p in pairs])):
+    for row, adj in zip(pairs, holm([p.test.p for p in pairs]), strict=True):
         row.p_holm = adj
 
     counts: dict[str, int] = {}
@@ -159,62 +157,73 @@ def combo_text(combo: Combo, columns: list[str] = COMBO_HEAD) -> list[str]:
             + [_setting_text(settings[k]) if k in settings else "" for k in columns[len(COMBO_HEAD):]])
 
 
-def headline(t: Tables) -> list[str]:
-    """The answer first: how each method compares with both references, in words."""
-    lines = []
-    for ref in REFERENCES:
-        per = t.diffs.get(ref)
-        if not per:
-            continue
-        for m in t.methods:
-            if m in REFERENCES and REFERENCES.index(m) < REFERENCES.index(ref):
-                continue  # "baseline vs long" mirrors "long vs baseline", said once
-            ds = [row[m] for row in per.values() if m in row]
-            if not ds:
-                continue
-            up = sum(d.excludes_zero and d.mean > 0 for d in ds)
-            down = sum(d.excludes_zero and d.mean < 0 for d in ds)
-            avg = 100 * sum(d.mean for d in ds) / len(ds)
-            lines.append(f"- **{m} vs {ref}**: {avg:+.2f} points on average over {len(ds)} combination"
-                         f"{'s' if len(ds) != 1 else ''}; 95% interval above 0 in {up}, below 0 in {down}.")
-    for row in t.pairs:
-        if row.p_holm <= 0.05:
-            better = row.a if row.test.wins > row.test.losses else row.b
-            lines.append(f"- Sign test: **{better}** wins significantly in {row.a} vs {row.b} "
-                         f"({row.test.wins}-{row.test.losses}, Holm p = {fmt_p(row.p_holm)}).")
-    if t.pairs and not any(r.p_holm <= 0.05 for r in t.pairs):
-        n_max = max(r.test.n for r in t.pairs)
-        lines.append(f"- No method pair differs significantly by the sign test after Holm correction "
-                     f"(at most {n_max} untied combination{'s' if n_max != 1 else ''} per pair; the smallest "
-                     f"possible two-sided p with n={n_max} is {fmt_p(min(1.0, 2 * 0.5 ** n_max))}).")
-    return lines
-
-
 def markdown_table(header: list[str], rows: list[list[str]]) -> str:
     out = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
     out += ["| " + " | ".join(c.replace("|", "\\|") for c in row) + " |" for row in rows]
     return "\n".join(out)
 
 
-def sections(t: Tables) -> list[tuple[str, str, list[str], list[list[str]]]]:
-    """(title, explanation, header, rows) of every table, shared by Markdown and HTML."""
+def _size_text(n) -> str:
+    return f"{n:,} examples" if isinstance(n, (int, float)) and not isinstance(n, bool) else "the full training set"
+
+
+def _noise_text(p: float) -> str:
+    return f"label noise {p:g}" if p else "no label noise"
+
+
+def labels(combos: list[Combo]) -> tuple[str, list[str]]:
+    """(what every combination shares, each combination's label by what differs): "fashion-mnist-small,
+    cnn, no label noise" and ["100 examples", "200 examples"]. A single combination's label is ""."""
+    fields = [lambda c: str(c.dataset), lambda c: str(c.arch), lambda c: _size_text(c.train_size),
+              lambda c: _noise_text(c.label_noise)]
+    keys = sorted({k for c in combos for k, _ in c.settings})
+    fields += [lambda c, k=k: f"{k}={_setting_text(dict(c.settings).get(k))}" for k in keys]
+    shared, varying = [], []
+    for f in fields:
+        (shared if len({f(c) for c in combos}) == 1 else varying).append(f)
+    scope = ", ".join(f(combos[0]) for f in shared) if combos else ""
+    return scope, [", ".join(f(c) for f in varying) for c in combos]
+
+
+# At most this many combinations side by side: more go into further tables of the same kind, so a
+# table stays about as wide as a screen however many combinations a study has.
+MAX_COMBO_COLUMNS = 5
+
+
+def _by_method(title: str, expl: str, combos: list[Combo], names: dict[Combo, str], methods: list[str],
+               cell) -> list[tuple[str, str, list[str], list[list[str]]]]:
+    """Methods as rows, combinations as columns (in chunks of MAX_COMBO_COLUMNS)."""
     out = []
-    cols = combo_columns(t.combos)
-    head = list(cols)
-    out.append(("Test accuracy (%)", "mean ± standard error (n seeds) over finished runs; diverged, failed and "
-                "unfinished runs are counted in brackets, not averaged.",
-                head + t.methods,
-                [combo_text(c, cols) + [fmt_cell(t.cells[c].get(m)) for m in t.methods] for c in t.combos]))
+    chunks = [combos[i:i + MAX_COMBO_COLUMNS] for i in range(0, len(combos), MAX_COMBO_COLUMNS)]
+    for i, chunk in enumerate(chunks):
+        rows = [[m] + [cell(c, m) for c in chunk] for m in methods]
+        rows = [row for row in rows if any(row[1:])]
+        if not rows:
+            continue
+        part = f" ({i + 1} of {len(chunks)})" if len(chunks) > 1 else ""
+        out.append((title + part, expl, ["method"] + [names[c] or "all runs" for c in chunk], rows))
+    return out
+
+
+def sections(t: Tables) -> list[tuple[str, str, list[str], list[list[str]]]]:
+    """(title, explanation, header, rows) of every table, shared by Markdown and HTML: one row per
+    method (the references first, then the method of interest), one column per combination."""
+    out = []
+    scope, texts = labels(t.combos)
+    names = dict(zip(t.combos, texts, strict=True))
+    where = f" Every run: {scope}." if scope else ""
+    out += _by_method("Test accuracy (%)", "mean ± standard error (n seeds) over finished runs; diverged, failed "
+                      "and unfinished runs are counted in brackets, not averaged." + where, t.combos, names, t.methods,
+                      lambda c, m: fmt_cell(t.cells[c].get(m)))
     for ref in REFERENCES:
         per = t.diffs.get(ref)
         if not per:
             continue
-        others = [m for m in t.methods if m != ref]
-        out.append((f"Paired difference vs {ref} (points)",
-                    f"mean of (method − {ref}) over the seeds where both finished, 95% t-interval, (n); "
-                    "* = the interval excludes 0.",
-                    head + others,
-                    [combo_text(c, cols) + [fmt_diff(per[c].get(m)) for m in others] for c in t.combos if c in per]))
+        others = [m for m in t.methods if m != ref and not (ref == "long" and m == "baseline")]
+        out += _by_method(f"Paired difference vs {ref} (points)",
+                          f"mean of (method − {ref}) over the seeds where both finished, 95% t-interval, (n); "
+                          "* = the interval excludes 0." + where, [c for c in t.combos if c in per], names, others,
+                          lambda c, m, per=per: fmt_diff(per[c].get(m)))
     if t.pairs:
         out.append(("Sign test across combinations",
                     "per combination the seed-paired mean accuracies of A and B are compared; exact two-sided "
@@ -242,14 +251,14 @@ def status_line(t: Tables) -> str:
     return f"{sum(t.status_counts.values())} runs: " + ", ".join(parts)
 
 
-def to_markdown(t: Tables, title: str, plots: list[tuple[str, str]] = ()) -> str:
+def to_markdown(t: Tables, title: str, plots: list[tuple[str, str]] = (), head: list[str] = ()) -> str:
+    """summary.md up to the parts: the status, `head` (the answer and the settings, as Markdown
+    lines), every table and the plots."""
     lines = [f"# {title}", "", status_line(t) + ".", ""]
     if t.unfinished:
         lines += [f"{len(t.unfinished)} run(s) are not finished yet (running, interrupted or not started); "
                   "re-run the study command to complete them.", ""]
-    hl = headline(t)
-    if hl:
-        lines += ["## Answer", ""] + hl + [""]
+    lines += list(head)
     for title_, expl, header, rows in sections(t):
         lines += [f"## {title_}", "", expl, "", markdown_table(header, rows), ""]
     if plots:

@@ -45,7 +45,7 @@ def load(col: Collected) -> dict[str, RunData]:
         if r.status != "finished":
             continue
         d = RunData(rounds=[row for row in (r.result or {}).get("per_round", []) if row.get("diagnostics")])
-        doc = read_json_dict(col.root / "runs" / r.id / ANALYSIS)
+        doc = read_json_dict(col.run_dir(r) / ANALYSIS)
         if doc:
             d.numbers = dict(doc.get("numbers") or {})
             d.arrays = {n: (e.get("arrays") or {}) for n, e in (doc.get("analyses") or {}).items() if isinstance(e, dict)}

@@ -21,7 +21,7 @@ from .catalog import Catalog, build_catalog, fmt
 from .collect import Collected, Combo, RunRecord, combo_order
 from .part import Part
 from .stats import MeanSE, PairedDiff, mean_se, paired_vs
-from .tables import REFERENCES, combo_columns, combo_text
+from .tables import REFERENCES, labels
 from .values import DIAGNOSTICS, RunData, load, round_table, value_table
 
 
@@ -140,15 +140,22 @@ def _label(row: MetricRow) -> str:
 
 def topic_tables(topic: TopicRows, methods: list[str]) -> list[tuple[str, str, list[str], list[list[str]]]]:
     out = []
-    cols = combo_columns([r.combo for r in topic.rows + topic.round_rows])
-    head = cols + ["measure"]
+    # one column naming what differs between the combinations (the summary tables say what they share)
+    combos = list(dict.fromkeys(r.combo for r in topic.rows + topic.round_rows))
+    names = dict(zip(combos, labels(combos)[1], strict=True))
+    varying = any(names.values())
+    head = (["combination"] if varying else []) + ["measure"]
+
+    def prefix(combo) -> list[str]:
+        return [names[combo]] if varying else []
+
     if topic.rows:
         used = [m for m in methods if any(m in r.cells for r in topic.rows)]
         note = ("mean ± standard error (n seeds) over finished runs"
                 + ("; † from the final-round diagnostics (no analysis.json), ‡ partly so"
                    if any(DIAGNOSTICS in r.sources for r in topic.rows) else "") + ".")
         out.append((f"{topic.title.split(': ', 1)[-1].capitalize()}: mean ± SE", note, head + used,
-                    [combo_text(r.combo, cols) + [_label(r)] + [fmt_stat(r.metric, r.cells.get(m)) for m in used]
+                    [prefix(r.combo) + [_label(r)] + [fmt_stat(r.metric, r.cells.get(m)) for m in used]
                      for r in topic.rows]))
         for ref in REFERENCES:
             rows = [r for r in topic.rows if ref in r.diffs]
@@ -159,14 +166,14 @@ def topic_tables(topic: TopicRows, methods: list[str]) -> list[tuple[str, str, l
                         f"mean of (method − {ref}) over the seeds where both finished, 95% t-interval, (n); "
                         "* = the interval excludes 0; accuracies in points.",
                         head + others,
-                        [combo_text(r.combo, cols) + [_label(r)] + [fmt_paired(r.metric, r.diffs[ref].get(m)) for m in others]
+                        [prefix(r.combo) + [_label(r)] + [fmt_paired(r.metric, r.diffs[ref].get(m)) for m in others]
                          for r in rows]))
     if topic.round_rows:
         used = [m for m in methods if any(m in r.cells for r in topic.round_rows)]
         out.append(("Per round (diagnostics at the end of each round): mean ± SE",
                     "round 0 is before any reset; baseline and long have only round 0.",
                     head + ["round"] + used,
-                    [combo_text(r.combo, cols) + [r.metric.label, str(r.round)] + [fmt_stat(r.metric, r.cells.get(m))
+                    [prefix(r.combo) + [r.metric.label, str(r.round)] + [fmt_stat(r.metric, r.cells.get(m))
                                                                               for m in used]
                      for r in topic.round_rows]))
     return out

@@ -25,7 +25,8 @@ from matplotlib.ticker import MaxNLocator
 
 from ..analyses.metrics import Metric
 from .catalog import family_label, member_values
-from .plots import SINGLE_ROUND, _col, _colors, _grid, _panels, _safe, _save, _settings_text  # Agg backend
+from .plots import (SINGLE_ROUND, _col, _colors, _grid, _panels, _safe, _save, _settings_text,  # Agg backend
+                    panel_title, se_text, seeds_text, ylabel)
 from .stats import mean_se
 from .values import RunData, value_of
 from .why import TopicRows, Why
@@ -51,8 +52,7 @@ def _quantile(values: list[float], q: float) -> float:
 
 
 def _title(ax, arch, col, what=""):
-    ax.set_title(f"{arch}, n={col[0]}, noise {col[1]:g}{_settings_text(col[2])}" + (f": {what}" if what else ""),
-                 fontsize="medium")
+    panel_title(ax, f"{arch}, n={col[0]}, noise {col[1]:g}{_settings_text(col[2])}" + (f": {what}" if what else ""))
 
 
 def margins_plot(why: Why, topic: TopicRows, runs, out: Path, dataset: str, colors) -> Path | None:
@@ -61,7 +61,7 @@ def margins_plot(why: Why, topic: TopicRows, runs, out: Path, dataset: str, colo
         return None
     archs, cols = _panels(have)
     fig, axes = _grid(2 * len(archs), len(cols), f"{dataset}: training-margin distributions (CDF, quantiles averaged "
-                      "over seeds)")
+                      f"over {seeds_text(have)})")
     for i, arch in enumerate(archs):
         for j, col in enumerate(cols):
             sel = _sel(have, arch, col)
@@ -92,7 +92,7 @@ def norms_plot(why: Why, topic: TopicRows, runs, out: Path, dataset: str, colors
     archs, cols = _panels(have)
     per_round = topic.round_metrics
     fig, axes = _grid(len(per_round) * len(archs), len(cols), f"{dataset}: weight norms after each round "
-                      "(per-round diagnostics, mean ± SE over seeds)")
+                      f"(per-round diagnostics, {se_text(have)})")
     for i, arch in enumerate(archs):
         for j, col in enumerate(cols):
             sel = _sel(have, arch, col)
@@ -118,7 +118,7 @@ def norms_plot(why: Why, topic: TopicRows, runs, out: Path, dataset: str, colors
                                     capsize=3, color=colors[m], label=m)
                 ax.set_xlabel("round (0 = before any reset)")
                 ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-                ax.set_ylabel(metric.label, fontsize="small")
+                ylabel(ax, metric.label, "small")
                 _title(ax, arch, col)
                 ax.grid(alpha=0.3)
     path = out / f"why_norms_{_safe(dataset)}.png"
@@ -132,7 +132,7 @@ def flatness_plot(why: Why, topic: TopicRows, runs, out: Path, dataset: str, col
         return None
     archs, cols = _panels(have)
     fig, axes = _grid(len(archs), len(cols), f"{dataset}: training-loss increase under weight noise "
-                      "(mean ± SE over seeds)")
+                      f"({se_text(have)})")
     for i, arch in enumerate(archs):
         for j, col in enumerate(cols):
             ax = axes[i][j]
@@ -147,7 +147,7 @@ def flatness_plot(why: Why, topic: TopicRows, runs, out: Path, dataset: str, col
                 mu = [s.mean for s in stats]
                 se = [_se(s) for s in stats]
                 ax.plot(sig, mu, "o-", ms=3, color=colors[m], label=m)
-                ax.fill_between(sig, [a - b for a, b in zip(mu, se)], [a + b for a, b in zip(mu, se)],
+                ax.fill_between(sig, [a - b for a, b in zip(mu, se, strict=True)], [a + b for a, b in zip(mu, se, strict=True)],
                                 color=colors[m], alpha=0.2, lw=0)
             ax.set_xlabel("sigma (relative weight noise)")
             ax.set_ylabel("training-loss increase")
@@ -165,7 +165,7 @@ def memorization_plot(why: Why, topic: TopicRows, runs, out: Path, dataset: str,
     if not have:
         return None
     archs, cols = _panels(have)
-    fig, axes = _grid(len(archs), len(cols), f"{dataset}: memorization under label noise (mean ± SE over seeds)")
+    fig, axes = _grid(len(archs), len(cols), f"{dataset}: memorization under label noise ({se_text(have)})")
     for i, arch in enumerate(archs):
         for j, col in enumerate(cols):
             ax = axes[i][j]
@@ -205,7 +205,7 @@ def topic_plot(why: Why, topic: TopicRows, runs, out: Path, dataset: str, colors
         return None
     archs, cols = _panels(have)
     rows = len(topic.declared)
-    fig, axes = _grid(rows * len(archs), len(cols), f"{dataset}: {topic.title.split(': ', 1)[-1]} (mean ± SE over seeds)")
+    fig, axes = _grid(rows * len(archs), len(cols), f"{dataset}: {topic.title.split(': ', 1)[-1]} ({se_text(have)})")
     for i, arch in enumerate(archs):
         for j, col in enumerate(cols):
             sel = _sel(have, arch, col)
@@ -223,14 +223,14 @@ def topic_plot(why: Why, topic: TopicRows, runs, out: Path, dataset: str, colors
                                     label=m)
                     ax.set_xticks(range(len(found)), [v for v, _ in found], rotation=45, fontsize="small")
                     ax.set_xlabel(declared.placeholder)
-                    ax.set_ylabel(family_label(declared), fontsize="small")
+                    ylabel(ax, family_label(declared), "small")
                 else:
                     methods = [m for m in why.methods if _stats(why, sel, m, declared).n]
                     stats = [_stats(why, sel, m, declared) for m in methods]
                     ax.bar(range(len(methods)), [scale * s.mean for s in stats], yerr=[scale * _se(s) for s in stats],
                            capsize=3, color=[colors[m] for m in methods])
                     ax.set_xticks(range(len(methods)), methods, rotation=45, fontsize="small")
-                    ax.set_ylabel(declared.label, fontsize="small")
+                    ylabel(ax, declared.label, "small")
                 _title(ax, arch, col)
                 ax.grid(alpha=0.3)
     path = out / f"why_{_safe(topic.key)}_{_safe(dataset)}.png"

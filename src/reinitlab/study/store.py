@@ -43,6 +43,19 @@ class RunState:
         return self.status in FINISHED
 
 
+def folder_state(d: Path) -> RunState:
+    """A run folder's state from its files alone (a study's or any `train` output)."""
+    result = read_json_dict(d / "result.json")
+    if result is not None and result.get("status") in FINISHED:
+        return RunState(result["status"], result=result)
+    error = read_json_dict(d / "error.json")
+    if error is not None:
+        return RunState("failed", error=error)
+    if (d / "config.json").exists():
+        return RunState("partial")
+    return RunState("pending")
+
+
 class Store:
     def __init__(self, root: str | Path):
         self.root = Path(root)
@@ -68,16 +81,7 @@ class Store:
 
     # ---- run states ----------------------------------------------------------------------
     def state(self, run_id: str) -> RunState:
-        d = self.run_dir(run_id)
-        result = read_json_dict(d / "result.json")
-        if result is not None and result.get("status") in FINISHED:
-            return RunState(result["status"], result=result)
-        error = read_json_dict(d / "error.json")
-        if error is not None:
-            return RunState("failed", error=error)
-        if (d / "config.json").exists():
-            return RunState("partial")
-        return RunState("pending")
+        return folder_state(self.run_dir(run_id))
 
     def is_running(self, run_id: str) -> bool:
         return is_held(self.lock_path(run_id))

@@ -1,0 +1,177 @@
+"""The report answers first: sentences computed from the paired differences (which methods beat
+baseline, whether any beats the compute-matched long, the focus method's difference with its 95%
+interval and n), a table of contents, the shared settings, methods-as-rows tables that stay narrow,
+and plots that say what their bars are and are drawn only where they carry information."""
+import json
+import re
+from pathlib import Path
+
+import pytest
+
+from reinitlab.report import make_report
+from reinitlab.report.answer import answer, clause
+from reinitlab.report.collect import Combo, collect
+from reinitlab.report.plots import wrap
+from reinitlab.report.stats import PairedDiff
+from reinitlab.report.tables import MAX_COMBO_COLUMNS, compute, sections
+
+from test_report_tables import run_id, write_run
+
+
+def write_study(root: Path, accs: dict, methods: list[str], name: str = "answer-study") -> Path:
+    for combo, per in accs.items():
+        for method, values in per.items():
+            for seed, acc in enumerate(values):
+                write_run(root, combo, method, seed, acc)
+    (root / "study.json").write_text(json.dumps({"definition": {"name": name, "methods": methods}}))
+    return root
+
+
+S = Combo("toy", "cnn", 500, 0.0)
+L = Combo("toy", "cnn", 2000, 0.0)
+# at 500: lw trails long (differences -1, -2, -1.5 points), every method beats baseline;
+# at 2000: nothing beats long, fc level with it, lw and baseline trail it
+ACCS = {
+    S: {"baseline": [0.50, 0.51, 0.52], "long": [0.60, 0.62, 0.61], "lw": [0.59, 0.60, 0.595],
+        "fc": [0.55, 0.57, 0.56]},
+    L: {"baseline": [0.70, 0.70, 0.71], "long": [0.80, 0.81, 0.80], "lw": [0.75, 0.76, 0.75],
+        "fc": [0.80, 0.79, 0.82]},
+}
+
+
+@pytest.fixture
+def answer_study(tmp_path):
+    return write_study(tmp_path, ACCS, ["baseline", "long", "fc", "lw"])
+
+
+def test_the_answer_states_the_conclusion_per_combination(answer_study):
+    a = answer(compute(collect(answer_study)))
+    assert a.focus == "lw" and a.scope == "toy, cnn, no label noise"
+    items = dict(a.items)
+    small, large = items["500 examples"], items["2,000 examples"]
+    # the focus method's difference to long with its interval (points) and the number of seeds
+    d = compute(collect(answer_study)).diffs["long"][S]["lw"]
+    assert small.startswith(f"lw trails the compute-matched long by {-100 * d.mean:.2f} points "
+                            f"[{-100 * d.hi:.2f}, {-100 * d.lo:.2f}] and beats baseline by ")
+    assert "(3 seeds)." in small
+    assert "Nothing beats long: fc trails it." in small
+    assert "Every method beats baseline." in small
+    assert "Nothing beats long: fc is level with it." in large
+    assert "Every method beats baseline." in large
+
+
+def test_clause_words_each_case():
+    beats = PairedDiff(0.0248, 0.0085, 0.0412, 3, 0.02)
+    level = PairedDiff(-0.01, -0.03, 0.01, 3, 0.3)
+    single = PairedDiff(-0.012, float("nan"), float("nan"), 1, float("nan"))
+    assert clause(beats, "baseline") == "beats baseline by 2.48 points [0.85, 4.12]"
+    assert clause(PairedDiff(-0.0123, -0.0228, -0.0018, 3, 0.04), "long") == "trails long by 1.23 points [0.18, 2.28]"
+    assert clause(level, "long") == "is level with long (-1.00 [-3.00, +1.00])"
+    assert clause(single, "long") == "is 1.20 points below long (1 seed, no interval)"
+
+
+def test_report_html_answers_first_with_contents_and_settings(answer_study):
+    make_report(answer_study)
+    html = (answer_study / "report.html").read_text()
+    heads = re.findall(r'<h2 id="(s\d+)">(.*?)</h2>', html)
+    titles = [t for _, t in heads]
+    assert titles[:3] == ["Answer", "Settings", "Test accuracy (%)"]
+    toc = re.search(r'<nav class="toc">(.*?)</nav>', html).group(1)
+    assert re.findall(r'<a href="#(s\d+)">(.*?)</a>', toc) == heads  # every section, linked
+    assert html.index('<nav class="toc">') < html.index(">Answer</h2>")
+    assert "<b>500 examples</b>: lw trails the compute-matched long by" in html
+    # the settings a reader compares: batch, width, lr, weight decay, augment, epochs, rounds, precision
+    settings = html[html.index(">Settings</h2>"):html.index(">Test accuracy (%)</h2>")]
+    for key in ("epochs", "rounds", "width"):
+        assert f"<td class=t>{key}</td>" in settings
+    assert "points on average over" not in html  # the old template bullets are gone
+
+
+def test_tables_have_methods_as_rows_and_stay_narrow(tmp_path):
+    sizes = [100 * (i + 1) for i in range(MAX_COMBO_COLUMNS + 2)]
+    methods = ["baseline", "long", "lw", "fc", "ke", "llf", "dsd", "sp", "welsr", "fire"]
+    accs = {Combo("npz:/a/very/long/path/to/some/dataset.npz", "cnn", n, 0.0): {m: [0.5, 0.6] for m in methods}
+            for n in sizes}
+    root = write_study(tmp_path, accs, methods)
+    t = compute(collect(root))
+    acc_tables = [s for s in sections(t) if s[0].startswith("Test accuracy")]
+    assert [s[0] for s in acc_tables] == ["Test accuracy (%) (1 of 2)", "Test accuracy (%) (2 of 2)"]
+    for _title, expl, header, rows in acc_tables:
+        assert len(header) <= 1 + MAX_COMBO_COLUMNS  # wide as the combinations shown, not the methods
+        assert [r[0] for r in rows][:3] == ["baseline", "long", "lw"]  # references, then the method of interest
+        assert "npz:/a/very/long/path" in expl  # what every column shares is said once
+    assert acc_tables[0][2][1] == "100 examples"
+
+
+def test_plots_say_their_error_bars_and_only_where_informative(answer_study, tmp_path):
+    rep = make_report(answer_study)
+    html = (answer_study / "report.html").read_text()
+    caps = re.findall(r"<figcaption>(.*?)</figcaption>", html)
+    assert caps and all("standard error over 3 seeds" in c or "SE over 3 seeds" in c for c in caps), caps
+    names = sorted(p.name for p in rep.files if p.suffix == ".png")
+    assert names == ["acc_vs_epochs_toy.png", "acc_vs_size_toy.png"]
+    # one size: no accuracy-vs-size plot (the table says it all)
+    one = write_study(tmp_path / "one", {S: ACCS[S]}, ["baseline", "long", "fc", "lw"])
+    names = sorted(p.name for p in make_report(one).files if p.suffix == ".png")
+    assert names == ["acc_vs_epochs_toy.png"]
+
+
+def test_size_ticks_are_plain_numbers(answer_study, monkeypatch):
+    from reinitlab.report import plots
+    seen = {}
+    monkeypatch.setattr(plots, "_save", lambda fig, path: seen.setdefault(path.name, fig))
+    col = collect(answer_study)
+    plots.acc_vs_size(col, answer_study, "toy", plots._colors(col.methods))
+    ax = seen["acc_vs_size_toy.png"].axes[0]
+    assert ax.get_xscale() == "log"  # 500 to 2,000
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["500", "2,000"]
+    assert ax.xaxis.get_minorticklocs().size == 0
+
+
+def test_wrap_keeps_every_character_and_the_width():
+    title = "npz:/home/someone/projects/data/a_rather_long_dataset_file_name_without_spaces.npz: test accuracy"
+    text = wrap(title, 30)
+    assert all(len(line) <= 30 for line in text.splitlines())
+    assert "".join(text.split()) == "".join(title.split())
+    assert len(text.splitlines()) > 1
+
+
+def test_a_pending_run_id_is_not_in_the_answer(answer_study):
+    # an unfinished run is counted, never averaged into a sentence
+    folder = answer_study / "runs" / run_id(S, "lw", 9)
+    folder.mkdir(parents=True)
+    (folder / "config.json").write_text(json.dumps({"dataset": "toy", "arch": "cnn", "method": "lw",
+                                                    "train_size": 500, "label_noise": 0.0, "seed": 9}))
+    a = answer(compute(collect(answer_study)))
+    assert "(3 seeds)" in dict(a.items)["500 examples"]
+
+
+@pytest.mark.slow
+def test_why_figures_labels_do_not_overlap_their_neighbours(tmp_path, monkeypatch):
+    """Every panel's y label stays clear of every other panel (constrained layout)."""
+    from reinitlab.report import why_plots
+    from why_common import make_why_study
+    checked = []
+    real_save = why_plots._save
+
+    def save(fig, path):
+        fig.canvas.draw()
+        renderer = fig.canvas.get_renderer()
+        axes = [ax for ax in fig.axes if ax.get_visible() and ax.has_data()]
+        for ax in axes:
+            label = ax.yaxis.label.get_window_extent(renderer)
+            for other in axes:
+                if other is not ax:
+                    assert not label.overlaps(other.get_window_extent(renderer)), (path.name, ax.get_ylabel())
+        checked.append(path.name)
+        real_save(fig, path)
+
+    monkeypatch.setattr(why_plots, "_save", save)
+    make_report(make_why_study(tmp_path / "why"))
+    assert "why_norms_toy.png" in checked and len(checked) == 5
+
+
+def test_one_combination_has_no_sign_test_sentence(tmp_path):
+    root = write_study(tmp_path, {S: ACCS[S]}, ["baseline", "long", "fc", "lw"])
+    a = answer(compute(collect(root)))
+    assert a.closing == [] and len(a.items) == 1 and a.items[0][0] == ""

@@ -16,6 +16,7 @@ from reinitlab.cli import main
 from reinitlab.engine import Engine
 from reinitlab.precision import Shape
 from reinitlab.precision import measure_speedup as real_measure_speedup
+from reinitlab.precision import speedup as cached_speedup
 from reinitlab.resolve import prepare
 from reinitlab.rundir import read_jsonl
 
@@ -32,6 +33,7 @@ def machine(monkeypatch, tmp_path):
         state["measured"].append(shape)
         return state["speedup"]
     monkeypatch.setattr(precision, "cpu_bf16_units", lambda: list(state["units"]))
+    monkeypatch.setattr(precision, "speedup", cached_speedup)
     monkeypatch.setattr(precision, "measure_speedup", measure)
     return state
 

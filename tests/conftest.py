@@ -10,6 +10,18 @@ torch.set_num_threads(1)
 os.environ.setdefault("REINITLAB_DATA", "/nonexistent-reinitlab-cache")
 
 
+@pytest.fixture(autouse=True)
+def _no_timed_precision_choice(monkeypatch):
+    """precision=auto measures bf16 against fp32 (precision.py); a test's outcome must not hang on a
+    timing, nor on what a subprocess measured into the probe cache, so in this process every shape
+    reads as "bf16 no faster" (auto stays fp32) unless a test says otherwise. Tests of the choice
+    itself put the cached measurement back, with a fixed ratio (test_precision.py)."""
+    from reinitlab import precision
+    monkeypatch.setattr(precision, "speedup", lambda shape: 1.0)
+    monkeypatch.setattr(precision, "measure_speedup", lambda shape, *a, **k: 1.0)
+    monkeypatch.setattr(precision, "_memo", {})
+
+
 def synthetic_bundle(n_train=64, n_test=32, classes=4, channels=1, size=16, seed=0) -> DataBundle:
     """Class-dependent blobs plus noise: learnable in a few steps, cheap to build."""
     g = torch.Generator().manual_seed(seed)

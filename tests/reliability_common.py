@@ -13,6 +13,8 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
+
 from reinitlab.rundir import read_jsonl
 from reinitlab.study import Store
 from reinitlab.study.lock import is_held  # noqa: F401 (used by the tests through this module)
@@ -34,6 +36,7 @@ width = 0.25
 epochs = 2
 rounds = 1
 batch_size = 16
+precision = "{precision}"
 """
 WORKERS = ["--workers", "2"]  # the thread count follows from it: the same in every start and the reference
 TIMING = {"seconds", "train_images_per_second", "diagnostics_seconds"}
@@ -63,10 +66,21 @@ def shared(tmp_path_factory) -> Path:
     return d
 
 
-def study_file(folder: Path, dataset: str, text: str = STUDY) -> Path:
+def study_file(folder: Path, dataset: str, text: str = STUDY, precision: str = "fp32") -> Path:
     p = folder / "study.toml"
-    p.write_text(text.replace("{dataset}", dataset))
+    p.write_text(text.replace("{dataset}", dataset).replace("{precision}", precision))
     return p
+
+
+def bf16_native() -> bool:
+    """Whether this CPU computes bf16 natively (where it does not, bf16 runs are emulated: slow)."""
+    from reinitlab.precision import cpu_bf16_units
+    return bool(cpu_bf16_units())
+
+
+# the kill tests run in both precisions where bf16 is native; resume is bit-identical within each
+PRECISIONS = ["fp32", pytest.param("bf16", marks=pytest.mark.skipif(not bf16_native(),
+                                                                     reason="no native bf16 on this CPU"))]
 
 
 def env(cache: Path, faults: dict | None = None) -> dict:
@@ -164,15 +178,18 @@ def journal(out: Path) -> list[dict]:
     return Store(out).read_journal()
 
 
-def reference(tmp_path_factory) -> tuple[Path, list[dict], dict]:
-    """The uninterrupted study: its folder, results.csv rows and per-run fingerprints. Computed once
-    per session and shared by the kill and concurrency tests."""
+def reference(tmp_path_factory, precision: str = "fp32") -> tuple[Path, list[dict], dict]:
+    """The uninterrupted study in `precision`: its folder, results.csv rows and per-run fingerprints.
+    Computed once per session and precision, and shared by the kill and concurrency tests."""
     base = shared(tmp_path_factory)
-    out = base / "reference"
-    if not (base / "reference.ok").exists():
-        toml = study_file(base, small_npz(base))
+    name = "reference" if precision == "fp32" else f"reference-{precision}"
+    out = base / name
+    if not (base / f"{name}.ok").exists():
+        folder = base / f"{name}-toml"
+        folder.mkdir(exist_ok=True)
+        toml = study_file(folder, small_npz(base), precision=precision)
         proc = start(toml, out, base / "cache")
         log = proc.communicate(timeout=300)[0]
         assert proc.returncode == 0, log[-3000:]
-        (base / "reference.ok").touch()
+        (base / f"{name}.ok").touch()
     return out, results_csv(out), fingerprint(out)

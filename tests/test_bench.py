@@ -156,3 +156,29 @@ def test_default_cases_cover_the_issue():
             assert {f"{arch}-w{w}-28px-grey", f"{arch}-w{w}-32px-colour"} <= names
     assert {c.name for c in bench.QUICK_CASES} <= names
     assert any(c.arch == "resnet18" and c.width == 1.0 for c in bench.QUICK_CASES)
+
+
+def test_every_precision_used_gets_its_peak_and_each_utilization_is_against_its_own():
+    out = io.StringIO()
+    s = run_bench(cases=[TINY_CASES[0]], repeats=1, chunk_s=0.02, threads=1, peak_size=128, stream=out,
+                  variants=[{"precision": "bf16"}])
+    assert set(s["peaks_gflop_s"]) == {"fp32", "bf16"} and all(g > 0 for g in s["peaks_gflop_s"].values())
+    (c,) = s["cases"]
+    (v,) = c["variants"]
+    assert c["precision"] == s["precision"] == "fp32" and v["precision"] == "bf16"
+    # one repeat: each median is that repeat's value, so utilization = achieved / the own precision's peak
+    assert c["peak_utilization"] == pytest.approx(c["achieved_gflop_s"] / s["peaks_gflop_s"]["fp32"])
+    assert v["peak_utilization"] == pytest.approx(v["train_img_s"] * c["gflop_per_image"] / s["peaks_gflop_s"]["bf16"])
+    assert c["reference_peak_utilization"] == pytest.approx(
+        c["reference_img_s"] * c["gflop_per_image"] / s["peaks_gflop_s"]["fp32"])
+    text = out.getvalue()
+    assert "matmul peak bf16 " in text and ", fp32 " in text
+    assert any(line.startswith("cnn-w0.125-12px-grey precision=bf16") and " bf16 " in line for line in text.splitlines())
+
+
+def test_the_loop_computes_in_the_precision_auto_chooses(monkeypatch):
+    from reinitlab import precision
+    monkeypatch.setattr(precision, "cpu_bf16_units", lambda: ["avx512_bf16"])
+    for ratio, chosen in ((1.6, "bf16"), (1.0, "fp32")):
+        monkeypatch.setattr(precision, "speedup", lambda shape, r=ratio: r)
+        assert Ours(TINY_CASES[0], bench_bundle(12, 1), "cpu", 1).p.cfg.precision == chosen

@@ -27,10 +27,11 @@ CYCLES = [
 
 
 @pytest.mark.slow
-def test_sigkill_anywhere_then_rerun_loses_nothing(tmp_path, tmp_path_factory):
-    ref_out, ref_rows, ref_runs = rc.reference(tmp_path_factory)
+@pytest.mark.parametrize("precision", rc.PRECISIONS)
+def test_sigkill_anywhere_then_rerun_loses_nothing(tmp_path, tmp_path_factory, precision):
+    ref_out, ref_rows, ref_runs = rc.reference(tmp_path_factory, precision)
     base = rc.shared(tmp_path_factory)
-    toml = rc.study_file(tmp_path, rc.small_npz(base))
+    toml = rc.study_file(tmp_path, rc.small_npz(base), precision=precision)
     out, wit = tmp_path / "out", tmp_path / "witness.jsonl"
     rng = random.Random(6)
     first_seen: dict[str, tuple[int, int]] = {}
@@ -71,6 +72,7 @@ def test_sigkill_anywhere_then_rerun_loses_nothing(tmp_path, tmp_path_factory):
     # every run exists once, nothing half-written is left, finished runs kept their first result
     dirs = rc.run_dirs(out)
     assert set(dirs) == set(ref_runs) and len(dirs) == 6
+    assert {json.loads((d / "config.json").read_text())["precision"] for d in dirs.values()} == {precision}
     final = rc.results(out)
     assert set(final) == set(dirs)
     assert {rid: final[rid] for rid in first_seen} == first_seen
@@ -97,23 +99,30 @@ class Crash(BaseException):
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize("precision", rc.PRECISIONS)
 def test_a_restart_with_one_run_left_resumes_it_as_the_uninterrupted_study_would(tmp_path, tmp_path_factory,
-                                                                                   monkeypatch):
+                                                                                   monkeypatch, precision):
     """The kill test's rare case made certain: every run finished but one, which stopped after 3 of
     its 4 epochs. The restart starts one worker for it, with the threads the study had (it once got
-    every core, and the resumed epoch came out a few ulps off), and ends with the reference's numbers."""
+    every core, and the resumed epoch came out a few ulps off), and ends with the reference's numbers.
+    The run is a few-channel cnn in channels-last on the CPU: its BatchNorm trains on NCHW copies."""
     import shutil
     from reinitlab import TrainConfig, run
+    from reinitlab.hostmem import nchw_batchnorm_for_few_channels
     from reinitlab.study.runner import cores
+    from reinitlab.engine import initial_model
     from reinitlab.train import Engine
-    ref_out, _, ref_runs = rc.reference(tmp_path_factory)
+    ref_out, _, ref_runs = rc.reference(tmp_path_factory, precision)
     base = rc.shared(tmp_path_factory)
-    toml = rc.study_file(tmp_path, rc.small_npz(base))
+    toml = rc.study_file(tmp_path, rc.small_npz(base), precision=precision)
     out = tmp_path / "out"
     shutil.copytree(ref_out, out)
     rid = next(r for r in ref_runs if r.endswith("/lw/seed0"))
     d = out / "runs" / rid
     cfg = TrainConfig.from_dict(json.loads((d / "config.json").read_text()))
+    assert cfg.precision == precision and cfg.channels_last and cfg.device == "cpu"
+    from reinitlab.data import load_dataset
+    assert nchw_batchnorm_for_few_channels(initial_model(cfg, load_dataset(cfg.dataset))) > 0  # the path is on
     shutil.rmtree(d)
     real, calls = Engine.train_epoch, {"n": 0}
 

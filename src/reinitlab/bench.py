@@ -29,10 +29,15 @@ The 32 px colour cases train on fashion-mnist-small resized to 32 px and tinted 
 channels: no colour dataset ships with the package, and the speed of dense fp32 kernels does not
 depend on pixel content.
 
-On CUDA, ours runs as a real run would (data on the device, fp32 with TF32 tensor cores from
-precision=auto; `--variant precision=bf16` for autocast) and the peak is the TF32 matmul rate;
-the reference keeps the textbook fp32 model and moves each batch from pinned memory with
-non_blocking copies. Every timer synchronizes the device.
+Ours computes in the precision a run of the case would: `precision=auto` resolves per case as in a
+run (precision.py: bf16 autocast where the device has native bf16 and it measures >= 1.2x fp32 on
+the case's shape, else fp32, with TF32 tensor cores on CUDA); `--variant precision=bf16` (or fp32)
+measures the other one beside it. The matmul peak is measured in every precision the cases and
+variants use (fp32 -- TF32 on CUDA -- and bf16), chunk by chunk in the same repeats, and each
+utilization is against the peak of the precision that loop computed in: ours and each variant
+against their own, the fp32 references against the fp32 peak. On CUDA the reference keeps the
+textbook fp32 model and moves each batch from pinned memory with non_blocking copies. Every timer
+synchronizes the device.
 
 "LW round" is derived, not run: one measured LW reset (on a copy of the model) plus E epochs of
 training and validation and the closing test and train evaluation of the default run on this data,
@@ -307,8 +312,16 @@ def train_flops_per_image(case: Case, num_classes: int = 10, batch: int = 8) -> 
     return counter.get_total_flops() / batch
 
 
+PEAK_DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16}  # precision -> the matmul dtype of its peak
+
+
+def precision_label(precision: str, device: torch.device) -> str:
+    """What a precision computes in on `device`: fp32 matmuls run on TF32 tensor cores on CUDA."""
+    return "tf32" if precision == "fp32" and device.type == "cuda" else precision
+
+
 class Peak:
-    """Matmul FLOP/s in the dtype training computes in (fp32 on CPU; TF32 on CUDA, as fp32 runs there)."""
+    """Matmul FLOP/s in one dtype (fp32 -- TF32 on CUDA, as fp32 runs there -- or bf16)."""
 
     def __init__(self, clock: Clock, dtype: torch.dtype = torch.float32, n: int | None = None):
         device = clock.device
@@ -342,7 +355,8 @@ class CaseResult:
     ours: list[float] = field(default_factory=list)  # img/s per repeat
     ref: list[float] = field(default_factory=list)
     tv: list[float] = field(default_factory=list)  # the torchvision-style reference
-    peak: list[float] = field(default_factory=list)  # the repeat's matmul FLOP/s
+    precision: str = "fp32"  # what ours computed in (precision=auto resolved for the case)
+    peaks: dict = field(default_factory=dict)  # precision -> the repeats' matmul FLOP/s
     ours_eval: list[float] = field(default_factory=list)
     ref_eval: list[float] = field(default_factory=list)
     tv_eval: list[float] = field(default_factory=list)
@@ -360,8 +374,9 @@ class CaseResult:
             "speedup_vs_reference": med([o / r for o, r in zip(self.ours, self.ref, strict=True)]),
             "gflop_per_image": self.flops_per_image / 1e9,
             "achieved_gflop_s": ours * self.flops_per_image / 1e9,
-            "peak_utilization": med([o * self.flops_per_image / p for o, p in zip(self.ours, self.peak, strict=True)]),
-            "reference_peak_utilization": med([r * self.flops_per_image / p for r, p in zip(self.ref, self.peak, strict=True)]),
+            "precision": self.precision,
+            "peak_utilization": self._util(self.ours, self.precision),
+            "reference_peak_utilization": self._util(self.ref, "fp32"),
             "eval_img_s": med(self.ours_eval), "reference_eval_img_s": med(self.ref_eval),
             "eval_speedup_vs_reference": med([o / r for o, r in zip(self.ours_eval, self.ref_eval, strict=True)]),
             "torchvision_style_img_s": med(self.tv), "torchvision_style_eval_img_s": med(self.tv_eval),
@@ -371,9 +386,15 @@ class CaseResult:
             "train_steps_per_repeat": self.train_steps, "repeats": len(self.ours),
             "variants": [{"variant": label, "train_img_s": med(v["train"]), "eval_img_s": med(v["eval"]),
                           "train_vs_default": med([a / o for a, o in zip(v["train"], self.ours, strict=True)]),
-                          "eval_vs_default": med([a / o for a, o in zip(v["eval"], self.ours_eval, strict=True)])}
+                          "eval_vs_default": med([a / o for a, o in zip(v["eval"], self.ours_eval, strict=True)]),
+                          "precision": v["precision"], "peak_utilization": self._util(v["train"], v["precision"])}
                          for label, v in self.variants.items()],
         }
+
+    def _util(self, rates: list[float], precision: str) -> float:
+        """Median over repeats of achieved FLOP/s over the same repeat's peak in `precision`."""
+        peaks = self.peaks[precision]
+        return statistics.median([r * self.flops_per_image / p for r, p in zip(rates, peaks, strict=True)])
 
 
 def _measure_reset(ours: Ours) -> float:
@@ -415,7 +436,6 @@ def run_bench(quick: bool = False, device: str = "auto", cases: list[Case] | Non
     chunk_s = chunk_s or (0.5 if quick else 1.5)
     dev = resolve_device(device)
     configure(threads=threads or None, device=dev)  # as a run's process: the allocator, TF32 on CUDA
-    precision = "tf32" if dev.type == "cuda" else "fp32"  # what precision=auto computes in
     clock = Clock(timer, dev)
     t_start = time.perf_counter()
 
@@ -423,7 +443,7 @@ def run_bench(quick: bool = False, device: str = "auto", cases: list[Case] | Non
         print(msg, file=stream, flush=True)
 
     say(f"reinitlab bench: {len(cases)} cases x {repeats} repeats on {dev.type} "
-        f"({torch.get_num_threads()} threads), batch {BATCH}, {precision}, {timer} time")
+        f"({torch.get_num_threads()} threads), batch {BATCH}, precision=auto per case, {timer} time")
     bundles: dict[tuple[int, int], DataBundle] = {}
     loops, results = [], []
     for case in cases:
@@ -449,16 +469,21 @@ def run_bench(quick: bool = False, device: str = "auto", cases: list[Case] | Non
         ours.evaluate(n_eval), ref.evaluate(n_eval), tv.evaluate(n_eval)
         for o in others.values():
             o.evaluate(n_eval)
-        res = CaseResult(case, train_flops_per_image(case, bundles[key].num_classes), steps, n_eval)
-        res.variants = {label: {"train": [], "eval": []} for label in others}
+        res = CaseResult(case, train_flops_per_image(case, bundles[key].num_classes), steps, n_eval,
+                         precision=ours.p.cfg.precision)
+        res.variants = {label: {"train": [], "eval": [], "precision": o.p.cfg.precision} for label, o in others.items()}
         results.append(res)
         loops.append((ours, ref, tv, others))
-        say(f"  prepared {case.name}: {steps} steps and {n_eval} eval images per chunk")
+        say(f"  prepared {case.name}: {steps} steps and {n_eval} eval images per chunk, "
+            f"{precision_label(res.precision, dev)}")
 
-    peak = Peak(clock, torch.float32, peak_size)
+    # the peak of every precision a loop computes in; the references are fp32
+    used = sorted({"fp32", *(r.precision for r in results),
+                   *(v["precision"] for r in results for v in r.variants.values())})
+    peaks = {p: Peak(clock, PEAK_DTYPES[p], peak_size) for p in used}
     clock.shares.clear()  # the share while measuring, not while preparing
     for rep in range(repeats):
-        p = peak.measure()
+        measured = {name: pk.measure() for name, pk in peaks.items()}
         for res, (ours, ref, tv, others) in zip(results, loops, strict=True):
             order = [("ours", ours), ("ref", ref), ("tv", tv), *others.items()]
             if rep % 2:
@@ -474,19 +499,26 @@ def run_bench(quick: bool = False, device: str = "auto", cases: list[Case] | Non
             for label in others:
                 res.variants[label]["train"].append(got[label])
                 res.variants[label]["eval"].append(got[label + "_eval"])
-            res.peak.append(p)
+            for name, p in measured.items():
+                res.peaks.setdefault(name, []).append(p)
         say(f"  repeat {rep + 1}/{repeats} done ({time.perf_counter() - t_start:.0f} s)")
     for res, (ours, *_) in zip(results, loops, strict=True):
         res.reset_s = _measure_reset(ours)
         res.lw_round_s = _lw_round_seconds(res, ours)
 
+    chosen = sorted({r.precision for r in results})
     summary = {
         "device": dev.type if dev.type != "cuda" else f"cuda:{torch.cuda.get_device_name(dev)}",
-        "threads": torch.get_num_threads(), "precision": precision, "batch": BATCH, "quick": quick,
+        # what ours computed in: precision=auto's choice (one value, or "mixed" where cases differ)
+        "threads": torch.get_num_threads(), "precision": chosen[0] if len(chosen) == 1 else "mixed",
+        "batch": BATCH, "quick": quick,
         "compile": compile, "timer": timer, "torch": torch.__version__, "repeats": repeats,
         "cpu_share": statistics.median(clock.shares) if clock.shares else None,
-        # one peak chunk per repeat, recorded with every case of that repeat
-        "peak_gflop_s": statistics.median(results[0].peak) / 1e9, "peak_gflop_s_max": max(results[0].peak) / 1e9,
+        # one peak chunk per precision and repeat, recorded with every case of that repeat
+        "peak_gflop_s": statistics.median(results[0].peaks["fp32"]) / 1e9,
+        "peak_gflop_s_max": max(results[0].peaks["fp32"]) / 1e9,
+        "peaks_gflop_s": {p: statistics.median(v) / 1e9 for p, v in results[0].peaks.items()},
+        "peak_device": dev.type,
         "seconds": time.perf_counter() - t_start,
         "cases": [r.summary() for r in results],
     }
@@ -501,15 +533,18 @@ def variant_label(v: dict) -> str:
 
 
 def format_table(summary: dict) -> str:
-    head = (f"{'case':28s} {'ours img/s':>10s} {'ref img/s':>9s} {'speedup':>7s} {'tv img/s':>8s} {'vs tv':>6s} "
-            f"{'MFLOP/img':>9s} {'GFLOP/s':>8s} {'util':>6s} {'ref util':>8s} {'eval img/s':>10s} {'ref eval':>8s} "
-            f"{'tv eval':>7s} {'LW round':>9s}")
-    lines = [f"fp32 matmul peak {summary['peak_gflop_s']:.0f} GFLOP/s (median; max {summary['peak_gflop_s_max']:.0f}) "
-             f"on {summary['device']}, {summary['threads']} threads, {summary['precision']}", head, "-" * len(head)]
-    if summary["precision"] != "fp32":
-        lines[0] = lines[0].replace("fp32 matmul", f"{summary['precision']} matmul")
+    dev = torch.device(summary.get("peak_device", "cpu"))
+    head = (f"{'case':28s} {'prec':>4s} {'ours img/s':>10s} {'ref img/s':>9s} {'speedup':>7s} {'tv img/s':>8s} "
+            f"{'vs tv':>6s} {'MFLOP/img':>9s} {'GFLOP/s':>8s} {'util':>6s} {'ref util':>8s} {'eval img/s':>10s} "
+            f"{'ref eval':>8s} {'tv eval':>7s} {'LW round':>9s}")
+    peaks = summary.get("peaks_gflop_s") or {"fp32": summary["peak_gflop_s"]}
+    peak_text = ", ".join(f"{precision_label(p, dev)} {g:.0f}" for p, g in sorted(peaks.items()))
+    lines = [f"matmul peak {peak_text} GFLOP/s (medians; fp32 max {summary['peak_gflop_s_max']:.0f}) on "
+             f"{summary['device']}, {summary['threads']} threads; util: against the peak of the loop's own "
+             "precision (ref: fp32)", head, "-" * len(head)]
     for c in summary["cases"]:
-        lines.append(f"{c['case']:28s} {c['train_img_s']:10.0f} {c['reference_img_s']:9.0f} "
+        lines.append(f"{c['case']:28s} {precision_label(c.get('precision', 'fp32'), dev):>4s} "
+                     f"{c['train_img_s']:10.0f} {c['reference_img_s']:9.0f} "
                      f"{c['speedup_vs_reference']:6.2f}x {c['torchvision_style_img_s']:8.0f} "
                      f"{c['speedup_vs_torchvision_style']:5.2f}x {c['gflop_per_image'] * 1e3:9.1f} "
                      f"{c['achieved_gflop_s']:8.1f} {100 * c['peak_utilization']:5.1f}% "
@@ -518,11 +553,13 @@ def format_table(summary: dict) -> str:
                      f"{_dur(c['lw_round_s']):>9s}")
     rows = [(c["case"], v) for c in summary["cases"] for v in c.get("variants", [])]
     if rows:
-        lines += ["", f"{'variant of reinitlab loop':44s} {'train img/s':>11s} {'vs default':>10s} {'eval img/s':>10s} "
-                      f"{'vs default':>10s}"]
+        lines += ["", f"{'variant of reinitlab loop':44s} {'prec':>4s} {'train img/s':>11s} {'vs default':>10s} "
+                      f"{'util':>6s} {'eval img/s':>10s} {'vs default':>10s}"]
         for case, v in rows:
-            lines.append(f"{case + ' ' + v['variant']:44s} {v['train_img_s']:11.0f} {v['train_vs_default']:9.2f}x "
-                         f"{v['eval_img_s']:10.0f} {v['eval_vs_default']:9.2f}x")
+            lines.append(f"{case + ' ' + v['variant']:44s} {precision_label(v.get('precision', 'fp32'), dev):>4s} "
+                         f"{v['train_img_s']:11.0f} {v['train_vs_default']:9.2f}x "
+                         f"{100 * v.get('peak_utilization', 0.0):5.1f}% {v['eval_img_s']:10.0f} "
+                         f"{v['eval_vs_default']:9.2f}x")
     lines.append(f"({summary['repeats']} interleaved repeats, medians of within-repeat ratios; {summary['timer']} time; "
                  f"{summary['seconds']:.0f} s in all)")
     lines.append("ref: a Dataset of uint8 tensors normalized per sample, DataLoader, the standard loop; tv: the same loop "

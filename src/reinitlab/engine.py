@@ -109,6 +109,7 @@ class Engine:
         self._schedule = Schedule.of(p)
         self.reinit = Reinitializer(self.model, p.method, cfg.rounds, self.groups, seed=cfg.seed,
                                     stat_batches=STAT_BATCHES)
+        # bf16 autocasts the training forward pass only (precision.py says what stays in fp32)
         self.autocast = (torch.autocast(dev.type, dtype=torch.bfloat16) if cfg.precision == "bf16"
                          else nullcontext())
         self._forward = self.model
@@ -206,10 +207,10 @@ class Engine:
             lr = lr_at(step0 + i, total_steps, cfg.lr, cfg.warmup)
             for group in opt.param_groups:
                 group["lr"] = lr
-            with self.autocast:
-                out = self._forward(x)
-                loss = self.loss_fn(out.float(), y)
-                extra = self.reinit.loss_term(round_)  # a method's penalty (l2init); None for most
+            with self.autocast:  # the forward pass alone: the loss and a method's penalty stay in fp32
+                out = self._forward(x).float()
+            loss = self.loss_fn(out, y)
+            extra = self.reinit.loss_term(round_)  # a method's penalty (l2init); None for most
             opt.zero_grad(set_to_none=True)
             (loss if extra is None else loss + extra).backward()
             opt.step()
@@ -255,9 +256,8 @@ class Engine:
             xb, yb = x[i:i + bs], y[i:i + bs]
             if flip:
                 xb = xb.contiguous(memory_format=self.eval_format)
-            with self.autocast:
-                out = self.model(xb)
-            loss += F.cross_entropy(out.float(), yb, reduction="sum")
+            out = self.model(xb)  # in fp32 under any precision: accuracies and losses are the results
+            loss += F.cross_entropy(out, yb, reduction="sum")
             correct += (out.argmax(1) == yb).sum()
         return correct.item() / len(x), loss.item() / len(x)
 

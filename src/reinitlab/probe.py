@@ -6,7 +6,8 @@ in `<cache>/probes.json` (`~/.cache/reinitlab`, or `$REINITLAB_DATA`) under a ke
 
 - the kind of probe and its version (bumped when a probe changes what it measures),
 - the setting measured (arch, width, shape, batch, threads, ...),
-- the machine: host name, CPU model, whether the CPU has bf16 (avx512_bf16) and AMX units, cores,
+- the machine: host name, CPU model, whether the CPU has bf16 (avx512_bf16, Arm's bf16) and AMX
+  units, cores,
 - the torch version and a hash of the source files that decide the cost,
 
 so a changed loop, another torch or another machine is measured again, and a repeated estimate
@@ -30,7 +31,7 @@ from .rundir import atomic_write_json
 
 CACHE_FILE = "probes.json"
 SOURCE_ROOT = Path(__file__).resolve().parent
-_CPU_UNITS = ("avx512_bf16", "amx_bf16", "amx_tile")
+_CPU_UNITS = ("avx512_bf16", "amx_bf16", "amx_tile", "bf16")  # bf16: Arm's name for its units
 
 
 def cache_path() -> Path:
@@ -45,7 +46,7 @@ def _cpu() -> tuple[str, list[str]]:
             for line in f:
                 if line.startswith("model name") and not model:
                     model = line.split(":", 1)[1].strip()
-                elif line.startswith("flags") and not flags:
+                elif line.startswith(("flags", "Features")) and not flags:  # x86, Arm
                     flags = set(line.split(":", 1)[1].split())
     except OSError:
         pass

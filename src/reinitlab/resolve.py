@@ -19,6 +19,7 @@ from .errors import UserError
 from .groups import groups_of
 from .methods import METHODS, Method, parse_spec, warn_budget
 from .models import build_model, check_arch
+from .precision import Shape, choose
 from .runtime import resolve_device
 
 
@@ -70,6 +71,11 @@ def resolve(cfg: TrainConfig, method: Method, bundle: DataBundle, split: Split, 
     """The complete config of a run, a new value with every None filled in from what `prepare`
     found: the method's options, the dataset's name and resolution, the data seed, the device, the
     precision, threads, evaluation batch, rounds and the number of training examples."""
+    threads = torch.get_num_threads() if cfg.threads is None else cfg.threads
+    precision = cfg.precision
+    if precision == "auto":  # measured on this run's shape (precision.py); a study passes its own choice
+        shape = Shape.of(cfg.replace(threads=threads), bundle.channels, bundle.resolution, device.type, len(split.train))
+        precision = choose([shape], device).precision
     return dataclasses.replace(
         cfg,
         method_options=method.options_dict(),
@@ -77,11 +83,8 @@ def resolve(cfg: TrainConfig, method: Method, bundle: DataBundle, split: Split, 
         resolution=bundle.resolution,
         data_seed=split.data_seed,
         device=device.type,
-        # auto is fp32 everywhere. On an H200 at batch 128 bf16 autocast trained 1.07-1.25x slower than
-        # fp32 with TF32 tensor cores (the casts cost more than the narrower math saves on 28-32 px
-        # images); on CPUs without bf16 units it is 13-25x slower.
-        precision="fp32" if cfg.precision == "auto" else cfg.precision,
-        threads=torch.get_num_threads() if cfg.threads is None else cfg.threads,
+        precision=precision,
+        threads=threads,
         eval_batch_size=(1024 if device.type == "cuda" else 256) if cfg.eval_batch_size is None
         else cfg.eval_batch_size,
         rounds=_full_lw_budget(cfg, bundle) if cfg.rounds is None else cfg.rounds,

@@ -32,9 +32,21 @@ def run(cfg: TrainConfig, out: str | Path | None = None, progress: bool = True, 
     returns the finished result without training. `hooks`: observers besides the diagnostics, the
     progress bar and the tracker of `cfg.tracker` (see hooks.py, trackers/). Sets this process's
     threads and device settings for the run (runtime.configure)."""
-    p = prepare(cfg, bundle)
+    p = prepare(kept_precision(cfg, out), bundle)
     runtime.configure(threads=p.cfg.threads, device=p.device)
     return _train(p, out, progress, label, hooks)[0]
+
+
+def kept_precision(cfg: TrainConfig, out: str | Path | None) -> TrainConfig:
+    """`cfg`, with precision=auto replaced by the precision of the run in `out`, if one was started
+    there: a resumed run computes as it began, whatever a new measurement would choose now."""
+    if cfg.precision != "auto" or out is None or not (Path(out) / "config.json").is_file():
+        return cfg
+    try:
+        stored = read_json(Path(out) / "config.json").get("precision")
+    except (OSError, ValueError, AttributeError):
+        return cfg  # open_run says what is wrong with the folder
+    return cfg.replace(precision=stored) if stored in ("fp32", "bf16") else cfg
 
 
 def execute(cfg: TrainConfig, out: str | Path | None = None, progress: bool = True,
@@ -42,7 +54,7 @@ def execute(cfg: TrainConfig, out: str | Path | None = None, progress: bool = Tr
             ) -> tuple[dict, Engine | None]:
     """`run` for a caller that has set the process up itself (a study worker), also returning the
     engine (model, groups, tensors) for analyses; None when the folder was finished already."""
-    return _train(prepare(cfg, bundle), out, progress, label, hooks)
+    return _train(prepare(kept_precision(cfg, out), bundle), out, progress, label, hooks)
 
 
 def _train(p: Prepared, out: str | Path | None, progress: bool = True, label: str = "",

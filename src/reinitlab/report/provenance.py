@@ -40,6 +40,7 @@ class StudyProvenance:
     groups: list[Group]  # the largest first
     legacy: list[str]  # run ids without provenance.json
     varying: list[str]  # fields whose value differs between groups
+    precision: dict | None = None  # study.json's one choice for all runs: precision, why
 
     @property
     def mixed(self) -> bool:
@@ -98,7 +99,8 @@ def summarize(col: Collected) -> StudyProvenance:
         for k in g.fields:
             if k not in varying and any(o.fields.get(k) != g.fields.get(k) for o in ordered):
                 varying.append(k)
-    return StudyProvenance(ordered, legacy, varying)
+    chosen = (col.study or {}).get("precision")
+    return StudyProvenance(ordered, legacy, varying, chosen if isinstance(chosen, dict) else None)
 
 
 def _value(k: str, v: Any) -> str:
@@ -123,6 +125,9 @@ def provenance_part(p: StudyProvenance) -> Part | None:
     if not p.groups and not p.legacy:
         return None
     lines = []
+    if p.precision:
+        lines.append(f"precision {p.precision.get('precision')} for every run, chosen once by the study: "
+                     f"{p.precision.get('why')}")
     threads = sorted({t for g in p.groups for t in g.threads if t is not None})
     if len(threads) > 1:
         lines.append(f"the runs used different torch thread counts ({', '.join(map(str, threads))}): a speed setting, "

@@ -35,6 +35,7 @@ from .display import Counts, Display
 from .expand import RunSpec, expand, missing_datasets
 from .lock import acquire_blocking
 from .plan import PARALLEL_SLOWDOWN, Plan, estimate_runs, fmt_duration, simulate_wall
+from .precision import Choice, begun_precisions, plan_line, record as precision_record, study_precision, with_precision
 from .store import Store
 from .worker import Task, record_lost, study_dir_of
 
@@ -105,9 +106,15 @@ def run_study(defn: StudyDefinition, out: str | Path, workers: int | None = None
                             f"(commit {target.info.get('commit')}), this command source_hash={provenance.source_hash()} "
                             f"(commit {provenance.code_version()['commit']}); install the same code on every node, "
                             "or --allow-mixed")
+        # auto is resolved once, here, for every run: the runs (and their fingerprints) carry the value
+        choice = study_precision(defn.settings, runs, res.speed["threads"], target.device,
+                                 (store.read_study() or {}).get("precision"),
+                                 begun_precisions(store.run_dir(r.id) for r in runs if states[r.id].status != "pending"))
+        runs = with_precision(runs, choice.precision)
+        todo = with_precision(todo, choice.precision)
         mix = mixing.check(store, runs, states, target, allow_mixed)
         return _run(defn, store, runs, budgets, states, todo, failed_kept, res, dry_run, stream, command, heal,
-                    mix, Context(target.expect(), allow_mixed))
+                    mix, Context(target.expect(), allow_mixed), choice)
     finally:
         if res.ray_started and res.backend_obj is None:
             _shutdown_ray()  # started for this study but no backend took it over
@@ -140,7 +147,8 @@ class Context:
 
 
 def _run(defn, store, runs, budgets, states, todo, failed_kept, res, dry_run, stream, command,
-         heal: set[str] = frozenset(), mix: mixing.Mixing | None = None, ctx: Context | None = None) -> StudyResult:
+         heal: set[str] = frozenset(), mix: mixing.Mixing | None = None, ctx: Context | None = None,
+         choice: Choice | None = None) -> StudyResult:
     analysis_s: dict[str, float] = {}
     estimates, note = (estimate_runs(todo, res.speed, defn.analyses, frozenset(heal), analysis_s) if todo
                        else ({}, ""))
@@ -153,6 +161,8 @@ def _run(defn, store, runs, budgets, states, todo, failed_kept, res, dry_run, st
     display = Display(stream)
     for line in plan.lines(defn.name, defn.axis_sizes(), budgets, str(store.root)):
         display.line(line)
+    if choice is not None:
+        display.line(plan_line(choice))
     if defn.analyses:
         per_run = sum(analysis_s.values()) / len(analysis_s) if analysis_s else None
         cost = ("every finished run has them" if not todo else "not estimated" if per_run is None else
@@ -171,7 +181,7 @@ def _run(defn, store, runs, budgets, states, todo, failed_kept, res, dry_run, st
         return result
 
     store.check_writable()
-    write_definition(store, defn, runs, budgets, command)
+    write_definition(store, defn, runs, budgets, command, choice)
     t_start = time.time()
     if order:
         be = res.make()
@@ -256,7 +266,8 @@ def _comparable(settings: dict) -> dict:
     return {k: v for k, v in d.items() if k not in SPEED_ONLY}
 
 
-def write_definition(store: Store, defn: StudyDefinition, runs: list[RunSpec], budgets: dict, command) -> None:
+def write_definition(store: Store, defn: StudyDefinition, runs: list[RunSpec], budgets: dict, command,
+                     choice: Choice | None = None) -> None:
     """study.json and runs.json, under a short lock so two starts never interleave their writes."""
     with acquire_blocking(store.root / ".study.lock", purpose="write study.json"):
         check_compatible(store, defn)  # again, under the lock: another start may have just written
@@ -269,6 +280,7 @@ def write_definition(store: Store, defn: StudyDefinition, runs: list[RunSpec], b
             "updated": time.time(),
             "command": command if command is not None else sys.argv,
             "reinitlab": __version__,
+            **({"precision": precision_record(choice)} if choice is not None else {}),
         })
         atomic_write_json(store.runs_file, {"runs": [r.to_dict() for r in runs]})
 

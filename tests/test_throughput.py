@@ -92,19 +92,22 @@ if sys.argv[1] == "configured":
     runtime.configure(device="cpu")
     assert hostmem.keep_freed_memory() is True
 n = 16 * 2**20  # 64 MiB of float32
-for _ in range(8):  # allocated and freed: the heap settles on holding it (2-5 rounds, by what was imported)
+faults = []
+for _ in range(12):
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
     torch.ones(n)
-before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
-torch.ones(n)
-print(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before)
+    faults.append(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before)
+print(*faults)
 """
 
 
 def test_a_cpu_run_keeps_freed_memory_so_big_activations_do_not_fault_again():
     """glibc maps blocks over 32 MiB afresh on every allocation; a run's process switches that off
-    (runtime.configure), so the second 64 MiB activation of a step reuses the first one's pages
-    (counted in page faults). Measured in a fresh process, as a run starts: inside the test process
-    the heap depends on what earlier tests allocated (CI once saw 16387 faults there)."""
+    (runtime.configure), so a 64 MiB activation allocated again reuses pages freed before (counted in
+    page faults). Measured in fresh processes, as a run starts: inside the test process the heap
+    depends on what earlier tests allocated. The heap does not hold the block on every round (in 6
+    fresh processes here, Zen 4, 3-4 of 12 allocations faulted nothing, the last two always), so the
+    test counts rounds without faults: none without the setting, several with it."""
     import platform
     import subprocess
     import sys
@@ -112,13 +115,15 @@ def test_a_cpu_run_keeps_freed_memory_so_big_activations_do_not_fault_again():
     if platform.system() != "Linux" or platform.libc_ver()[0] != "glibc":
         pytest.skip("the malloc setting exists on glibc only")
 
-    def faults(mode):
+    def free_rounds(mode):
         out = subprocess.run([sys.executable, "-c", _FAULTS, mode], capture_output=True, text=True, check=True)
-        return int(out.stdout.split()[-1])
+        faults = [int(f) for f in out.stdout.split()]
+        return sum(f < 1000 for f in faults), faults
 
-    assert faults("default") > 8000, "without the setting glibc maps a 64 MiB block anew (else this test shows nothing)"
-    got = faults("configured")
-    assert got < 1000, f"{got} page faults for a 64 MiB block that was just freed (16384 when mapped anew)"
+    default, faults = free_rounds("default")
+    assert default == 0, f"without the setting every 64 MiB block is mapped anew, got {faults}"
+    configured, faults = free_rounds("configured")
+    assert configured >= 2, f"page faults per 64 MiB allocation with the setting: {faults} (16384 when mapped anew)"
 
 
 def test_one_probe_cache_keyed_by_machine_torch_and_sources(cache, monkeypatch, tmp_path):

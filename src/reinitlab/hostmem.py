@@ -6,7 +6,8 @@ PyTorch's CPU tensors come straight from malloc. glibc serves blocks above its m
 the kernel, so every training step of a wide network touches its activations' pages anew: about
 240,000 page faults (1 GB zeroed by the kernel) per step of a full-width ResNet-18 at batch 128,
 and 80,000 per evaluation batch of 256. Serving everything from the heap and keeping freed
-memory in the process removes them: measured 1.10x training and 1.15x evaluation images/s for
+memory in the process removes most of them (a 64 MiB block allocated again in a loop still
+faults on some rounds: tests/test_throughput.py counts the rounds that do not): measured 1.10x training and 1.15x evaluation images/s for
 resnet18 width 1 (1 thread, CPU time, allocator switched back and forth in one process; the
 textbook loop gains the same). The price is that the process keeps its peak memory until it
 exits, which a training process does anyway.

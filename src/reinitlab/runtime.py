@@ -2,8 +2,8 @@
 `train.run` when a library caller trains a run.
 
 - torch's intra-op thread count (a run's `threads`);
-- on the CPU, glibc's allocator keeps freed memory (hostmem.keep_freed_memory: no page faults on
-  every step's activations);
+- on the CPU, glibc's allocator keeps freed memory (hostmem.keep_freed_memory: most steps' activations
+  reuse pages instead of faulting them in anew);
 - on CUDA, fp32 matmuls on TF32 tensor cores (cuDNN's convs use them by default), which is what
   `precision=auto` (fp32) means there.
 

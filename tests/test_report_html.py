@@ -63,12 +63,56 @@ def probe(page_html: str, tmp_path) -> dict:
     return json.loads(m.group(1).replace("&quot;", '"').replace("&amp;", "&"))
 
 
+def assert_only_the_sorting_script(html: str) -> None:
+    """The report's one script is its own inline table sorter: nothing loaded from anywhere."""
+    scripts = re.findall(r"<script([^>]*)>(.*?)</script>", html, re.S)
+    assert len(scripts) == 1 and scripts[0][0] == "", scripts
+    assert "http" not in scripts[0][1] and "import" not in scripts[0][1]
+
+
+SORT_TAIL = """<script>
+window.addEventListener('load', function () {
+  var table = Array.prototype.slice.call(document.querySelectorAll('table')).filter(function (t) {
+    return t.tHead && t.tHead.rows[0].cells[0].textContent === 'method';
+  })[0];
+  var column = function (c) {
+    return Array.prototype.map.call(table.tBodies[0].rows, function (r) { return r.cells[c].textContent; });
+  };
+  var out = {before: column(0)};
+  var th = table.tHead.rows[0].cells[1];
+  th.click(); out.asc = column(1); out.asc_methods = column(0);
+  th.click(); out.desc = column(1);
+  table.tHead.rows[0].cells[0].click(); out.by_name = column(0);
+  var pre = document.createElement('pre');
+  pre.id = 'probe-result';
+  pre.textContent = JSON.stringify(out);
+  document.body.appendChild(pre);
+});
+</script>"""
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(CHROMIUM is None, reason="chromium not installed (apt-get install -y chromium; .ci/run does it)")
+def test_a_click_on_a_column_head_sorts_its_table(study, tmp_path):  # noqa: F811
+    """In the browser: the accuracy table sorted by its first combination's column, ascending then
+    descending by the number each cell starts with, then by method name; rows move whole."""
+    make_report(study)
+    html = (study / "report.html").read_text()
+    found = probe(html.replace("</body>", SORT_TAIL + "</body>", 1), tmp_path)
+    def numbers(col):
+        return [float(v.split()[0].replace("\u2212", "-")) for v in col if v[:1].isdigit()]
+    assert len(numbers(found["asc"])) >= 3 and numbers(found["asc"]) == sorted(numbers(found["asc"])), found
+    assert numbers(found["desc"]) == sorted(numbers(found["asc"]), reverse=True), found
+    assert sorted(found["asc_methods"]) == sorted(found["before"])  # whole rows moved
+    assert found["by_name"] == sorted(found["before"], key=str.lower), found
+
+
 @pytest.mark.slow
 @pytest.mark.skipif(CHROMIUM is None, reason="chromium not installed (apt-get install -y chromium; .ci/run does it)")
 def test_report_html_renders_in_chromium(study, tmp_path):  # noqa: F811
     make_report(study)
     html = (study / "report.html").read_text()
-    assert "<script" not in html  # the report needs no scripts; the probe below is the test's
+    assert_only_the_sorting_script(html)  # the probe below is the test's
     probed = html.replace("<head>", "<head>" + PROBE_HEAD, 1).replace("</body>", PROBE_TAIL + "</body>", 1)
     found = probe(probed, tmp_path)
     assert found["errors"] == []
@@ -97,7 +141,7 @@ def test_report_html_with_the_why_section_renders_in_chromium(tmp_path):
     root = make_why_study(tmp_path / "study")
     rep = make_report(root)
     html = (root / "report.html").read_text()
-    assert "<script" not in html
+    assert_only_the_sorting_script(html)
     probed = html.replace("<head>", "<head>" + PROBE_HEAD, 1).replace("</body>", PROBE_TAIL + "</body>", 1)
     found = probe(probed, tmp_path)
     assert found["errors"] == []

@@ -1,5 +1,6 @@
-"""report.html: one self-contained file (inline CSS, plots as base64 PNG data URIs, no scripts, no
-network), so it can be mailed, archived or opened from any folder and still show everything.
+"""report.html: one self-contained file (inline CSS, plots as base64 PNG data URIs, one inline script
+that sorts tables, nothing from the network), so it can be mailed, archived or opened from any
+folder and still show everything; without JavaScript only the sorting is lost.
 
 The answer comes first, right under the title and a one-line table of contents (a link to every
 section), then the settings, the tables, the plots and the other parts."""
@@ -28,6 +29,38 @@ p.warn { background: #fff3cd; border: 1px solid #e0b100; padding: 0.5em 0.8em; }
 .scroll { overflow-x: auto; } figure { margin: 1em 0; } figure img { max-width: 100%; border: 1px solid #eee; }
 figcaption { color: #555; font-size: 0.9em; }
 nav.toc { font-size: 0.9em; margin: 0.6em 0 1em; } nav.toc a { margin-right: 0.9em; white-space: nowrap; }
+"""
+
+# Click a column head to sort its table by that column, again to reverse. Cells that start with a
+# number ("+2.48 [+0.85, +4.12] (3)", "76.74 ± 0.25 (3)", "−1.23", "2,000") sort by it, before cells
+# of text, which sort alphabetically; the sort is stable, so ties keep the report's order.
+SORT_JS = r"""
+function reinitlabKey(text) {
+  var m = text.replace(/\u2212/g, '-').match(/^\s*([+-]?\d[\d,]*(?:\.\d+)?(?:e[+-]?\d+)?)/i);
+  return m ? [0, parseFloat(m[1].replace(/,/g, ''))] : [1, text.trim().toLowerCase()];
+}
+function reinitlabCompare(a, b) {
+  if (a[0] !== b[0]) return a[0] - b[0];
+  return a[1] < b[1] ? -1 : (a[1] > b[1] ? 1 : 0);
+}
+Array.prototype.forEach.call(document.querySelectorAll('table'), function (table) {
+  if (!table.tHead || !table.tBodies.length) return;
+  var heads = table.tHead.rows[0].cells;
+  Array.prototype.forEach.call(heads, function (th, col) {
+    th.style.cursor = 'pointer';
+    th.title = 'click to sort';
+    th.addEventListener('click', function () {
+      var dir = th.getAttribute('data-sort') === 'asc' ? -1 : 1;
+      Array.prototype.forEach.call(heads, function (h) { h.removeAttribute('data-sort'); });
+      th.setAttribute('data-sort', dir === 1 ? 'asc' : 'desc');
+      var body = table.tBodies[0];
+      var rows = Array.prototype.slice.call(body.rows);
+      var key = function (r) { return reinitlabKey(r.cells[col] ? r.cells[col].textContent : ''); };
+      rows.sort(function (r, q) { return dir * reinitlabCompare(key(r), key(q)); });
+      rows.forEach(function (r) { body.appendChild(r); });
+    });
+  });
+});
 """
 
 
@@ -110,5 +143,5 @@ def render(t: Tables, title: str, plots: list[tuple[Path, str]], meta: list[str]
     for part in parts:
         body += part_html(part)
     body, toc = _toc(body)
-    out += [toc, *body, "</body></html>"]
+    out += [toc, *body, f"<script>{SORT_JS}</script>", "</body></html>"]
     return "\n".join(out)

@@ -209,15 +209,10 @@ class Kill(Exception):
     pass
 
 
-@needs_tb
-@pytest.mark.parametrize("first", ["tensorboard", "none"])
-def test_a_resumed_run_shows_every_epoch_once(tmp_path, monkeypatch, first):
-    """Killed after epoch 3 was mirrored but before its checkpoint (so the resumed run trains it
-    again), or first trained without a tracker: the tracker's run is rebuilt from the folder and
-    equals the uninterrupted run's curve, each epoch once."""
+def killed_at_third_checkpoint(cfg, out, bundle, monkeypatch):
+    """Train `cfg` into `out` until its third checkpoint would be written: the run dies there, after
+    epoch 3 was recorded (and mirrored) but before it is checkpointed."""
     import reinitlab.train as train_mod
-    bundle = synthetic_bundle()
-    ref = run(TrainConfig(**TINY), tmp_path / "ref", progress=False, bundle=bundle)
     original, calls = train_mod.write_checkpoint, {"n": 0}
 
     def dying(*a, **k):
@@ -228,8 +223,19 @@ def test_a_resumed_run_shows_every_epoch_once(tmp_path, monkeypatch, first):
 
     monkeypatch.setattr(train_mod, "write_checkpoint", dying)
     with pytest.raises(Kill):
-        run(TrainConfig(**TINY, tracker=first), tmp_path / "lw", progress=False, bundle=bundle)
+        run(cfg, out, progress=False, bundle=bundle)
     monkeypatch.setattr(train_mod, "write_checkpoint", original)
+
+
+@needs_tb
+@pytest.mark.parametrize("first", ["tensorboard", "none"])
+def test_a_resumed_run_shows_every_epoch_once(tmp_path, monkeypatch, first):
+    """Killed after epoch 3 was mirrored but before its checkpoint (so the resumed run trains it
+    again), or first trained without a tracker: the tracker's run is rebuilt from the folder and
+    equals the uninterrupted run's curve, each epoch once."""
+    bundle = synthetic_bundle()
+    ref = run(TrainConfig(**TINY), tmp_path / "ref", progress=False, bundle=bundle)
+    killed_at_third_checkpoint(TrainConfig(**TINY, tracker=first), tmp_path / "lw", bundle, monkeypatch)
     if first == "tensorboard":
         assert [s for s, _ in tb_scalars(tb_run(tmp_path / "tensorboard/lw"), "train/loss")] == [1, 2, 3]
     resumed = run(TrainConfig(**TINY, tracker="tensorboard"), tmp_path / "lw", progress=False, bundle=bundle)
@@ -303,22 +309,10 @@ def test_without_a_run_folder_the_tracker_needs_tracker_dir(tmp_path):
 @needs_mlflow
 @pytest.mark.slow  # importing mlflow and creating its SQLite tables: ~30 s on this machine
 def test_mlflow_mirrors_the_run_and_a_resume_replaces_it(tmp_path, monkeypatch):
-    import reinitlab.train as train_mod
     bundle = synthetic_bundle()
-    original, calls = train_mod.write_checkpoint, {"n": 0}
-
-    def dying(*a, **k):
-        calls["n"] += 1
-        if calls["n"] == 3:
-            raise Kill
-        return original(*a, **k)
-
     plain = run(TrainConfig(**TINY), tmp_path / "plain", progress=False, bundle=bundle)
-    monkeypatch.setattr(train_mod, "write_checkpoint", dying)
     cfg = TrainConfig(**TINY, tracker="mlflow")
-    with pytest.raises(Kill):
-        run(cfg, tmp_path / "lw", progress=False, bundle=bundle)
-    monkeypatch.setattr(train_mod, "write_checkpoint", original)
+    killed_at_third_checkpoint(cfg, tmp_path / "lw", bundle, monkeypatch)
     result = run(cfg, tmp_path / "lw", progress=False, bundle=bundle)
     rows = read_jsonl(tmp_path / "lw/metrics.jsonl")
     assert numbers(result) == numbers(plain) and timeless(rows) == timeless(read_jsonl(tmp_path / "plain/metrics.jsonl"))

@@ -1,6 +1,7 @@
 """Studies end to end through the real command: a tiny study runs, is not redone, records a failing
 run and goes on, survives SIGKILL of the study process, cooperates with a second study process on
 the same folder, runs on a local Ray instance, and prints its plan with an estimate."""
+import collections
 import json
 import os
 import signal
@@ -257,9 +258,22 @@ def test_sigkill_midway_then_rerun_finishes_every_run_once(tiny_small, tmp_path,
 
 @pytest.mark.slow
 def test_two_study_processes_on_one_folder_never_train_a_run_twice(tiny_small, tmp_path, subprocess_env):
+    """Both processes train, deterministically: the first is paused inside its first run (its claim
+    held) while the second starts, trains the other three and waits on the held one; then the first
+    goes on, and each finds the other's runs finished. Racing two free processes could let the
+    first train all four before the second had imported torch (CI once saw exactly that)."""
     out = tmp_path / "out"
     args = ["--workers", "1", "--set", "epochs=2"]
-    a, b = start_study(subprocess_env, tiny_small, out, *args), start_study(subprocess_env, tiny_small, out, *args)
+    a = start_study(subprocess_env, tiny_small, out, *args)
+    first = wait_for(lambda: next((r for r in journal(out) if r["event"] == "start"), None) if (out / "runs").exists()
+                     else None, a, "the first study process never started a run")
+    os.kill(first["pid"], signal.SIGSTOP)  # the worker training it; its claim stays held
+    try:
+        b = start_study(subprocess_env, tiny_small, out, *args)
+        wait_for(lambda: len(result_files(out)) == 3 or None, b, "the second process did not train the other three")
+        assert first["run"] not in {r["run"] for r in journal(out) if r["pid"] != first["pid"]}
+    finally:
+        os.kill(first["pid"], signal.SIGCONT)
     logs = [p.communicate(timeout=300)[0] for p in (a, b)]
     assert a.returncode == 0 and b.returncode == 0, logs
     rows = journal(out)
@@ -268,8 +282,22 @@ def test_two_study_processes_on_one_folder_never_train_a_run_twice(tiny_small, t
     for run in runs:
         events = [r for r in rows if r["run"] == run]
         assert [e["event"] for e in events] == ["start", "end"], events  # one claim, one training
-    assert len({r["pid"] for r in rows}) == 2, "both study processes trained runs"
-    assert any("finished elsewhere" in log or "held elsewhere" in log for log in logs)
+    trained_by = collections.Counter(r["pid"] for r in rows if r["event"] == "end")
+    assert trained_by[first["pid"]] == 1 and sum(trained_by.values()) == 4 and len(trained_by) == 2
+    assert "held elsewhere" in logs[1] and "finished elsewhere" in logs[0], logs
+
+
+def wait_for(probe, proc, why, timeout=240):
+    """Poll until probe() gives something; fail with the process's output if it ends first."""
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        got = probe()
+        if got:
+            return got
+        if proc.poll() is not None:
+            pytest.fail(why + ": " + (proc.communicate()[0] or "")[-2000:])
+        time.sleep(0.05)
+    pytest.fail(why + f" within {timeout} s")
 
 
 @pytest.mark.slow

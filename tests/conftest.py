@@ -42,3 +42,30 @@ def synthetic_bundle(n_train=64, n_test=32, classes=4, channels=1, size=16, seed
 @pytest.fixture
 def bundle():
     return synthetic_bundle()
+
+
+class Killed(BaseException):
+    """A kill in the middle of training: not an Exception, so no `except Exception` in the code under
+    test (a study worker records a run's own failures) can take it for a failure of the run."""
+
+
+def train_killed_after(epochs, cfg, out, monkeypatch, **run_kw):
+    """Train `cfg` into `out` as a process killed after `epochs` epochs (counted over all rounds)
+    leaves it: the checkpoint of the last finished epoch, no result. Engine.train_epoch is the real
+    one again afterwards, whatever happened."""
+    from reinitlab import run
+    from reinitlab.engine import Engine
+    real, calls = Engine.train_epoch, {"n": 0}
+
+    def dies(self, *a, **k):
+        if calls["n"] == epochs:
+            raise Killed
+        calls["n"] += 1
+        return real(self, *a, **k)
+
+    monkeypatch.setattr(Engine, "train_epoch", dies)
+    try:
+        with pytest.raises(Killed):
+            run(cfg, out, progress=False, **run_kw)
+    finally:
+        monkeypatch.setattr(Engine, "train_epoch", real)

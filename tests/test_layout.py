@@ -122,7 +122,7 @@ LAYERS = {
     3: ["models", "groups"],
     4: ["reset", "methods", "reinit"],
     5: ["measure"],
-    6: ["runtime", "probe", "precision"],
+    6: ["runtime", "probe", "step", "precision"],
     7: ["resolve", "engine", "hooks", "trackers", "train"],
     8: ["analyses", "throughput", "bench", "preview", "profile_step"],
     9: ["study"],

@@ -9,6 +9,7 @@ import time
 import pytest
 import torch
 
+from conftest import train_killed_after
 from reinitlab import TrainConfig, run
 from reinitlab.reinit import Reinitializer
 from reinitlab.rundir import read_jsonl
@@ -79,19 +80,8 @@ def test_crash_mid_epoch_resumes_to_the_same_metrics(tmp_path, bundle, monkeypat
 def test_crash_at_a_round_boundary_resumes_to_the_same_metrics(tmp_path, bundle, monkeypatch, spec):
     cfg = TrainConfig(method=spec, **TINY)
     ref = run(cfg, tmp_path / "ref", progress=False, bundle=bundle)
-    original = Engine.train_epoch
-    calls = {"n": 0}
-
-    def crashing(self, *a, **k):
-        if calls["n"] == cfg.epochs:  # round 0 done and checkpointed; round 1 not started
-            raise Crash
-        calls["n"] += 1
-        return original(self, *a, **k)
-
-    monkeypatch.setattr(Engine, "train_epoch", crashing)
-    with pytest.raises(Crash):
-        run(cfg, tmp_path / "run", progress=False, bundle=bundle)
-    monkeypatch.setattr(Engine, "train_epoch", original)
+    # killed with round 0 done and checkpointed, round 1 not started
+    train_killed_after(cfg.epochs, cfg, tmp_path / "run", monkeypatch, bundle=bundle)
     resumed = run(cfg, tmp_path / "run", progress=False, bundle=bundle)
     assert timeless(read_jsonl(tmp_path / "run/metrics.jsonl")) == timeless(read_jsonl(tmp_path / "ref/metrics.jsonl"))
     assert resumed["test_acc"] == ref["test_acc"]

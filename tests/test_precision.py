@@ -8,7 +8,7 @@ import math
 import pytest
 import torch
 
-from conftest import synthetic_bundle
+from conftest import synthetic_bundle, train_killed_after
 from reinitlab import TrainConfig, UserError, run
 from reinitlab import precision
 from reinitlab import probe as probes
@@ -82,26 +82,12 @@ def test_the_measurement_is_cached_per_shape_and_written_into_config_json(machin
     assert len(machine["measured"]) == 2
 
 
-class Crash(BaseException):
-    pass
-
-
 def test_a_resumed_run_keeps_its_precision_and_ends_bit_identical(machine, tmp_path, monkeypatch):
     bundle = synthetic_bundle()
     cfg = TrainConfig(method="lw", round_log=False, **TINY)
     whole = run(cfg, tmp_path / "whole", progress=False, bundle=bundle)
     assert json.loads((tmp_path / "whole/config.json").read_text())["precision"] == "bf16"
-    real, calls = Engine.train_epoch, {"n": 0}
-
-    def stop(self, *a, **k):
-        if calls["n"] == 2:
-            raise Crash
-        calls["n"] += 1
-        return real(self, *a, **k)
-    monkeypatch.setattr(Engine, "train_epoch", stop)
-    with pytest.raises(Crash):
-        run(cfg, tmp_path / "cut", progress=False, bundle=bundle)
-    monkeypatch.setattr(Engine, "train_epoch", real)
+    train_killed_after(2, cfg, tmp_path / "cut", monkeypatch, bundle=bundle)
     machine["speedup"] = 1.0  # this machine would now choose fp32: the resume must not
     precision._memo.clear()
     probes.cache_path().unlink()

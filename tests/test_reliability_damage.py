@@ -8,7 +8,8 @@ import os
 import pytest
 
 import reliability_common as rc
-from reinitlab import TrainConfig, run
+from conftest import train_killed_after
+from reinitlab import TrainConfig
 from reinitlab.cli import main
 from reinitlab.report.collect import collect
 from reinitlab.rundir import read_jsonl
@@ -16,11 +17,6 @@ from reinitlab.study import expand, load_definition
 from reinitlab.study.runner import write_definition
 from reinitlab.study.store import Store
 from reinitlab.study.worker import Task, execute
-from reinitlab.engine import Engine
-
-
-class Crash(BaseException):
-    pass
 
 
 @pytest.fixture(scope="module")
@@ -50,18 +46,8 @@ def reference(tmp_path_factory, dataset):
 
 def interrupted(store, task, monkeypatch, after_epochs=2):
     """A run stopped after `after_epochs` epochs (of 4), as a kill leaves it: ckpt.pt, no result."""
-    real, calls = Engine.train_epoch, {"n": 0}
-
-    def stop(self, *a, **k):
-        if calls["n"] == after_epochs:
-            raise Crash
-        calls["n"] += 1
-        return real(self, *a, **k)
-    monkeypatch.setattr(Engine, "train_epoch", stop)
     cfg = TrainConfig.from_dict({**task.spec["config"], **task.speed})
-    with pytest.raises(Crash):
-        run(cfg, store.run_dir(task.run_id), progress=False)
-    monkeypatch.setattr(Engine, "train_epoch", real)
+    train_killed_after(after_epochs, cfg, store.run_dir(task.run_id), monkeypatch)
     d = store.run_dir(task.run_id)
     assert (d / "ckpt.pt").exists() and not (d / "result.json").exists()
     return d

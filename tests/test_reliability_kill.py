@@ -10,6 +10,7 @@ import time
 import pytest
 
 import reliability_common as rc
+from conftest import train_killed_after
 
 # Each start is killed (with all its workers) at one of these moments: after a seeded random delay
 # (seconds; the first one short, so the study cannot be over before the chosen moments below), or
@@ -94,10 +95,6 @@ def test_sigkill_anywhere_then_rerun_loses_nothing(tmp_path, tmp_path_factory, p
     assert any(r["recovered_from"] for r in starts), "no claim of a killed worker was taken over"
 
 
-class Crash(BaseException):
-    pass
-
-
 @pytest.mark.slow
 @pytest.mark.parametrize("precision", rc.PRECISIONS)
 def test_a_restart_with_one_run_left_resumes_it_as_the_uninterrupted_study_would(tmp_path, tmp_path_factory,
@@ -107,11 +104,10 @@ def test_a_restart_with_one_run_left_resumes_it_as_the_uninterrupted_study_would
     every core, and the resumed epoch came out a few ulps off), and ends with the reference's numbers.
     The run is a few-channel cnn in channels-last on the CPU: its BatchNorm trains on NCHW copies."""
     import shutil
-    from reinitlab import TrainConfig, run
+    from reinitlab import TrainConfig
     from reinitlab.hostmem import nchw_batchnorm_for_few_channels
     from reinitlab.study.runner import cores
     from reinitlab.engine import initial_model
-    from reinitlab.train import Engine
     ref_out, _, ref_runs = rc.reference(tmp_path_factory, precision)
     base = rc.shared(tmp_path_factory)
     toml = rc.study_file(tmp_path, rc.small_npz(base), precision=precision)
@@ -124,18 +120,8 @@ def test_a_restart_with_one_run_left_resumes_it_as_the_uninterrupted_study_would
     from reinitlab.data import load_dataset
     assert nchw_batchnorm_for_few_channels(initial_model(cfg, load_dataset(cfg.dataset))) > 0  # the path is on
     shutil.rmtree(d)
-    real, calls = Engine.train_epoch, {"n": 0}
-
-    def stop(self, *a, **k):
-        if calls["n"] == 3:
-            raise Crash
-        calls["n"] += 1
-        return real(self, *a, **k)
-
-    monkeypatch.setattr(Engine, "train_epoch", stop)
     monkeypatch.setenv("REINITLAB_DATA", str(base / "cache"))
-    with pytest.raises(Crash):
-        run(cfg, d, progress=False)
+    train_killed_after(3, cfg, d, monkeypatch)
     assert (d / "ckpt.pt").exists() and len(rc.results(out)) == 5
 
     proc = rc.start(toml, out, base / "cache")

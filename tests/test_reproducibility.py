@@ -6,9 +6,9 @@ import json
 import pytest
 import torch
 
+from conftest import train_killed_after
 from reinitlab import TrainConfig, run
 from reinitlab.rundir import read_jsonl
-from reinitlab.train import Engine
 
 TIMING = {"seconds", "train_images_per_second", "diagnostics_seconds"}
 
@@ -32,27 +32,13 @@ def tensors_equal(a, b) -> bool:
     return a == b
 
 
-class Killed(Exception):
-    pass
-
-
 @pytest.mark.parametrize("method,killed_after", [("lw", 1), ("lw", 2), ("dnr", 3)])
 def test_a_resumed_run_is_bit_identical_to_the_uninterrupted_run(tmp_path, bundle, monkeypatch, method, killed_after):
     cfg = TrainConfig(method=method, augment="flip+crop", width=0.25, epochs=2, rounds=1, batch_size=16,
                       eval_batch_size=64, threads=1)
     run(cfg, tmp_path / "whole", progress=False, bundle=bundle)
-    real, calls = Engine.train_epoch, {"n": 0}
-
-    def dies(self, *a, **k):  # the process dies after `killed_after` epochs (mid-round or at a round's end)
-        if calls["n"] == killed_after:
-            raise Killed
-        calls["n"] += 1
-        return real(self, *a, **k)
-
-    monkeypatch.setattr(Engine, "train_epoch", dies)
-    with pytest.raises(Killed):
-        run(cfg, tmp_path / "resumed", progress=False, bundle=bundle)
-    monkeypatch.setattr(Engine, "train_epoch", real)
+    # the process dies after `killed_after` epochs (mid-round or at a round's end)
+    train_killed_after(killed_after, cfg, tmp_path / "resumed", monkeypatch, bundle=bundle)
     run(cfg, tmp_path / "resumed", progress=False, bundle=bundle)
 
     whole, resumed = tmp_path / "whole", tmp_path / "resumed"

@@ -88,6 +88,16 @@ def test_toml_file_and_overrides(tmp_path):
     assert runs[0].train_config(threads=1).method == "lw:rescale=false"
 
 
+def test_a_preset_description_says_which_keys_set_changed():
+    """The quick preset's text counts six methods; with other methods the report must not claim six."""
+    plain = load_definition("quick").description
+    assert "6 methods" in plain and "--set" not in plain
+    assert load_definition("quick", ["seeds=[0, 1, 2]"]).description == plain  # the preset's own value
+    changed = load_definition("quick", ['methods=["lw","fire"]', "seeds=[0]", "seeds=[1]"]).description
+    assert changed == plain + " (before --set methods, seeds)"
+    assert load_definition("quick", ["methods=[lw]", "description=mine"]).description == "mine"
+
+
 def test_method_specs_are_canonical():
     assert canonical_method("lw: rescale=False ,order=top_down") == "lw:rescale=false,order=top_down"
     assert canonical_method("baseline") == "baseline"

@@ -8,7 +8,7 @@ import time
 import pytest
 import torch
 
-from conftest import synthetic_bundle
+from conftest import synthetic_bundle, train_killed_after
 from reinitlab import TrainConfig, run
 from reinitlab.methods import METHODS
 from reinitlab.models import ARCHS
@@ -55,29 +55,13 @@ def test_same_seed_gives_bit_identical_metrics(tmp_path, bundle):
     assert other["status"] == "finished"
 
 
-class Crash(Exception):
-    pass
-
-
 @pytest.mark.parametrize("method,crash_after", [("lw", 1), ("lw", 2), ("ke", 3), ("dnr", 2)])
 def test_crash_after_an_epoch_resumes_to_the_same_result(tmp_path, bundle, monkeypatch, method, crash_after):
     """Kill after epoch k (mid-round and at a round boundary), resume, compare with an uninterrupted run."""
     cfg = TrainConfig(method=method, augment="crop", **{**TINY, "epochs": 2})
     ref = run(cfg, tmp_path / "ref", progress=False, bundle=bundle)
-    original = Engine.train_epoch
-    calls = {"n": 0}
-
-    def crashing(self, *a, **k):
-        if calls["n"] == crash_after:
-            raise Crash
-        calls["n"] += 1
-        return original(self, *a, **k)
-
-    monkeypatch.setattr(Engine, "train_epoch", crashing)
-    with pytest.raises(Crash):
-        run(cfg, tmp_path / "run", progress=False, bundle=bundle)
+    train_killed_after(crash_after, cfg, tmp_path / "run", monkeypatch, bundle=bundle)
     assert (tmp_path / "run/ckpt.pt").exists() and not (tmp_path / "run/result.json").exists()
-    monkeypatch.setattr(Engine, "train_epoch", original)
     resumed = run(cfg, tmp_path / "run", progress=False, bundle=bundle)
     assert timeless(read_jsonl(tmp_path / "run/metrics.jsonl")) == timeless(read_jsonl(tmp_path / "ref/metrics.jsonl"))
     for key in ("test_acc", "val_acc", "train_acc", "epochs_total"):
@@ -93,18 +77,8 @@ def test_a_resume_keeps_the_settings_the_run_started_with(tmp_path, bundle, monk
     evaluation sums its loss batch by batch."""
     cfg = TrainConfig(method="lw", **{**TINY, "epochs": 2, "batch_size": 8})
     ref = run(cfg, tmp_path / "ref", progress=False, bundle=bundle)
+    train_killed_after(1, cfg, tmp_path / "run", monkeypatch, bundle=bundle)
     original = Engine.train_epoch
-    calls = {"n": 0}
-
-    def crashing(self, *a, **k):
-        if calls["n"] == 1:
-            raise Crash
-        calls["n"] += 1
-        return original(self, *a, **k)
-
-    monkeypatch.setattr(Engine, "train_epoch", crashing)
-    with pytest.raises(Crash):
-        run(cfg, tmp_path / "run", progress=False, bundle=bundle)
     seen = []
     monkeypatch.setattr(Engine, "train_epoch", lambda self, *a, **k: seen.append(
         (self.config.threads, self.config.eval_batch_size, torch.get_num_threads())) or original(self, *a, **k))

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import math
 import warnings
-from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -35,6 +34,7 @@ from .reinit import Reinitializer
 from .resolve import Prepared, prepare
 from .rundir import read_json
 from .seeding import derive, generator
+from .step import autocast_for, sgd_step
 
 STAT_BATCHES = 4  # training batches a reset may read (DNR's scores, LW's standardization statistics)
 
@@ -110,8 +110,7 @@ class Engine:
         self.reinit = Reinitializer(self.model, p.method, cfg.rounds, self.groups, seed=cfg.seed,
                                     stat_batches=STAT_BATCHES)
         # bf16 autocasts the training forward pass only (precision.py says what stays in fp32)
-        self.autocast = (torch.autocast(dev.type, dtype=torch.bfloat16) if cfg.precision == "bf16"
-                         else nullcontext())
+        self.autocast = autocast_for(cfg.precision, dev)
         self._forward = self.model
         self.eval_format = (cpu_eval_memory_format(self.model) if dev.type == "cpu" and cfg.channels_last
                             else self.memory_format)
@@ -207,13 +206,9 @@ class Engine:
             lr = lr_at(step0 + i, total_steps, cfg.lr, cfg.warmup)
             for group in opt.param_groups:
                 group["lr"] = lr
-            with self.autocast:  # the forward pass alone: the loss and a method's penalty stay in fp32
-                out = self._forward(x).float()
-            loss = self.loss_fn(out, y)
-            extra = self.reinit.loss_term(round_)  # a method's penalty (l2init); None for most
-            opt.zero_grad(set_to_none=True)
-            (loss if extra is None else loss + extra).backward()
-            opt.step()
+            # the penalty is a method's own loss term (l2init's); None for most methods
+            loss, out = sgd_step(self._forward, x, y, opt, self.autocast, self.loss_fn,
+                                 lambda: self.reinit.loss_term(round_))
             self.reinit.after_step(round_, step0 + i + 1, opt, data=lambda: self.stat_batches(round_))  # in-round events
             loss_sum += loss.detach() * len(y)
             correct += (out.detach().argmax(1) == y).sum()

@@ -32,11 +32,12 @@ from . import runtime
 from .config import TrainConfig
 from .hostmem import nchw_batchnorm_for_few_channels
 from .models import build_model
+from .step import autocast_for, sgd_step
 
 SPEEDUP_NEEDED = 1.2  # bf16 must train at least this many times fp32's images/s to be chosen
 PROBE_VERSION = 2  # 2: five blocks of three steps (three of two once picked bf16 at a measured 1.09x)
 # The code that decides the ratio: an edit to it measures again.
-SOURCES = probes.sources("precision.py", "hostmem.py", "models/*.py")
+SOURCES = probes.sources("precision.py", "step.py", "hostmem.py", "models/*.py")
 _BF16_UNITS = ("avx512_bf16", "amx_bf16", "bf16")
 _memo: dict[str, float] = {}  # this process's measurements, for an unwritable cache
 
@@ -119,8 +120,8 @@ def speedup(shape: Shape) -> float:
 def measure_speedup(shape: Shape, blocks: int = 5, steps: int = 3) -> float:
     """Train the shape's model on random images in fp32 and in bf16 autocast, blocks of `steps`
     steps alternating between the two (drift of a shared machine hits both alike), after one
-    warm-up step each; the ratio of the median block times. The step is the engine's: forward
-    under autocast, the loss on fp32 logits, backward, SGD with momentum."""
+    warm-up step each; the ratio of the median block times. The step is the engine's (step.py),
+    with SGD with momentum."""
     dev = torch.device(shape.device)
     fmt = torch.channels_last if shape.channels_last else torch.contiguous_format
     bundle = probes.synthetic_bundle(shape.channels, shape.resolution, shape.batch, 0)
@@ -137,17 +138,12 @@ def measure_speedup(shape: Shape, blocks: int = 5, steps: int = 3) -> float:
 
         def block(p: str, n: int) -> float:
             m, opt = models[p]
-            ctx = torch.autocast(dev.type, dtype=torch.bfloat16, enabled=p == "bf16")
+            ctx = autocast_for(p, dev)
             if dev.type == "cuda":
                 torch.cuda.synchronize()
             t0 = time.perf_counter()
             for _ in range(n):
-                with ctx:
-                    out = m(x)
-                loss = F.cross_entropy(out.float(), y)
-                opt.zero_grad(set_to_none=True)
-                loss.backward()
-                opt.step()
+                sgd_step(m, x, y, opt, ctx, F.cross_entropy)
             if dev.type == "cuda":
                 torch.cuda.synchronize()
             return time.perf_counter() - t0

@@ -44,7 +44,7 @@ from .resolve import prepare
 
 PROBE_VERSION = 2  # bump when the probe itself changes what it measures
 # The code that decides the speed: an edit to it re-measures.
-SOURCES = probes.sources("engine.py", "augment.py", "hostmem.py", "runtime.py", "measure/norms.py", "models/*.py")
+SOURCES = probes.sources("engine.py", "step.py", "augment.py", "hostmem.py", "runtime.py", "measure/norms.py", "models/*.py")
 
 
 @dataclass

@@ -86,10 +86,16 @@ class StudyDefinition:
                      default_name: str = "study") -> "StudyDefinition":
         """Build from a study file's or preset's mapping plus `--set key=value` strings."""
         values = dict(values)
+        changed = []
         for text in overrides:
             key, value = parse_assignment(text)
             _check_key(key, f"--set {text!r}")
+            if values.get(key) != value:
+                changed.append(key)
             values[key] = value
+        if values.get("description") and changed and "description" not in changed:
+            # a preset's text counts its methods and sizes: say which of them --set has changed since
+            values["description"] = f"{values['description']} (before --set {', '.join(dict.fromkeys(changed))})"
         for key in values:
             _check_key(key, source)
         for key, default in AXIS_DEFAULTS.items():

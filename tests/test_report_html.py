@@ -155,3 +155,48 @@ def test_report_html_with_the_why_section_renders_in_chromium(tmp_path):
     broken = re.sub(r"(data:image/png;base64,)[A-Za-z0-9+/]{64}", r"\1" + "A" * 64, probed)
     bad = probe(broken, tmp_path)
     assert all(i["w"] == 0 for i in bad["images"]) and bad["errors"]
+
+
+FOLD_TAIL = """<script>
+window.addEventListener('load', function () {
+  var h = Array.prototype.slice.call(document.querySelectorAll('h2')).filter(function (e) {
+    return e.textContent.trim() === 'Answer';
+  })[0];
+  var first = null;  // the first statement: the first list item of the section (the line above it says what is compared)
+  for (var e = h ? h.nextElementSibling : null; e && e.tagName !== 'H2' && !first; e = e.nextElementSibling) {
+    first = e.tagName === 'LI' ? e : e.querySelector('li');
+  }
+  var pre = document.createElement('pre');
+  pre.id = 'probe-result';
+  pre.textContent = JSON.stringify({
+    viewport: window.innerHeight,
+    heading: h ? h.getBoundingClientRect().top : null,
+    first: first ? {bottom: first.getBoundingClientRect().bottom, text: first.textContent.slice(0, 300)} : null,
+    headings: Array.prototype.map.call(document.querySelectorAll('h2'), function (e) { return e.textContent.trim(); })
+  });
+  document.body.appendChild(pre);
+});
+</script>"""
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(CHROMIUM is None, reason="chromium not installed (apt-get install -y chromium; .ci/run does it)")
+@pytest.mark.parametrize("width,height", [(1300, 800), (800, 700)])
+def test_the_answer_is_on_the_first_screen(study, tmp_path, width, height):  # noqa: F811
+    """Opened in a browser window of a laptop's size (and a narrow one), the report's first section
+    is the Answer and its first statement ends above the bottom of the window: nobody scrolls to
+    learn the conclusion."""
+    make_report(study)
+    html = (study / "report.html").read_text()
+    page = tmp_path / "fold.html"
+    page.write_text(html.replace("</body>", FOLD_TAIL + "</body>", 1))
+    r = chromium([f"--window-size={width},{height}", "--virtual-time-budget=10000", "--dump-dom", page.as_uri()],
+                 tmp_path)
+    assert r.returncode == 0, r.stderr[-2000:]
+    m = re.search(r'<pre id="probe-result">(.*?)</pre>', r.stdout, re.S)
+    assert m, r.stdout[:500]
+    found = json.loads(m.group(1).replace("&quot;", '"').replace("&amp;", "&"))
+    assert found["headings"][0] == "Answer", found["headings"]
+    assert found["viewport"] <= height and found["first"] is not None, found
+    assert found["first"]["bottom"] <= found["viewport"], found
+    assert "long" in found["first"]["text"] or "baseline" in found["first"]["text"], found["first"]

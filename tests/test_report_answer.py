@@ -175,3 +175,15 @@ def test_one_combination_has_no_sign_test_sentence(tmp_path):
     root = write_study(tmp_path, {S: ACCS[S]}, ["baseline", "long", "fc", "lw"])
     a = answer(compute(collect(root)))
     assert a.closing == [] and len(a.items) == 1 and a.items[0][0] == ""
+
+
+def test_a_sentence_about_single_seed_runs_starts_with_a_capital():
+    """Two `train` runs compared (one seed each): the sentence on the other methods begins the
+    sentence itself, so it is capitalized; after another clause it is not."""
+    from reinitlab.report.answer import _group_sentence
+    one = PairedDiff(0.0364, float("nan"), float("nan"), 1, float("nan"))
+    level = PairedDiff(0.001, -0.01, 0.012, 3, 0.8)
+    assert _group_sentence("baseline", [("long", one)], "single") == \
+        "Without an interval (1 seed) against baseline: long +3.64."
+    assert _group_sentence("baseline", [("fc", level), ("long", one)], None) == \
+        "Nothing beats baseline: fc is level with it, without an interval (1 seed) against it: long +3.64."

@@ -102,7 +102,8 @@ def _group_sentence(ref: str, others: list[tuple[str, PairedDiff]], focus_kind: 
     if by["trails"]:
         parts.append(f"{_names(by['trails'])} trail{'s' if len(by['trails']) == 1 else ''} {obj()}")
     if by["single"]:
-        parts.append(f"without an interval (1 seed) against {obj()}: " + ", ".join(
+        lead = "without" if parts or nothing else "Without"  # a method name never starts a sentence in capitals
+        parts.append(f"{lead} an interval (1 seed) against {obj()}: " + ", ".join(
             f"{m} {100 * d.mean:+.2f}" for m, d in others if kind(d) == "single"))
     if nothing:
         return f"Nothing beats {ref}" + (": " + ", ".join(parts) if parts else "") + "."

@@ -13,7 +13,7 @@ from .registry import (DATASETS, DatasetInfo, Source, check_dataset, fingerprint
 
 # registration, in the order `data list` shows them
 from . import mnist, fashion_mnist, kmnist, cifar, svhn, stl10, flowers102, dtd, oxford_pets  # noqa: E402,F401,I001
-from . import caltech101, eurosat, embedded, folder, npz  # noqa: E402,F401
+from . import caltech101, eurosat, embedded, digits, folder, npz  # noqa: E402,F401
 
 __all__ = ["DataBundle", "DatasetInfo", "Source", "DATASETS", "check_dataset", "load_dataset", "register",
            "register_prefix", "resize", "fingerprint", "cache_root"]

@@ -71,6 +71,15 @@ def test_paper_and_sizes_presets_expand():
     assert {b.rounds for b in budgets.values()} == {4}
 
 
+def test_the_regimes_preset_has_enough_combinations_for_the_tree_on_two_offline_datasets():
+    from reinitlab.report.tree import MIN_COMBINATIONS
+    runs, budgets = expand(load_definition("regimes"))  # both datasets load here: nothing to download
+    combos = {(r.config["dataset"], r.config["train_size"], r.config["label_noise"]) for r in runs}
+    assert len(runs) == 144 and len(combos) == 12 >= MIN_COMBINATIONS
+    assert {r.config["dataset"] for r in runs} == {"fashion-mnist-small", "digits"}
+    assert {b.rounds for b in budgets.values()} == {2}
+
+
 def test_toml_file_and_overrides(tmp_path):
     defn = load_definition(str(tiny_file(tmp_path)), ["seeds=[3]", "methods=[lw:rescale=false,long]",
                                                       "train_sizes=[50,full]", "epochs=2", "lr=0.1"])

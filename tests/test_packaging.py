@@ -1,0 +1,34 @@
+"""What a fresh machine gets: `make run` installs the package alone (no test extras, no Ray),
+`make test` adds the extras; the license is an SPDX expression (setuptools >= 77 warns on a table)."""
+import shutil
+import subprocess
+import tomllib
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def planned(target: str, tmp_path) -> str:
+    """The commands `make TARGET` would run on a machine without the venv (make -n runs nothing)."""
+    r = subprocess.run(["make", "-n", target, f"VENV={tmp_path / 'venv'}"], cwd=ROOT, capture_output=True,
+                       text=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+    return r.stdout
+
+
+@pytest.mark.skipif(shutil.which("make") is None, reason="make not installed")
+def test_make_run_installs_the_package_alone_and_make_test_adds_the_extras(tmp_path):
+    run = planned("run", tmp_path)
+    assert "pip install -q -e ." in run and "reinitlab study quick" in run
+    assert ".[test]" not in run and "ray" not in run.lower()
+    test = planned("test", tmp_path)
+    assert 'pip install -q -e ".[test]"' in test and "pytest" in test
+
+
+def test_the_license_is_an_spdx_expression():
+    meta = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    assert meta["project"]["license"] == "MIT"
+    assert not any(c.startswith("License ::") for c in meta["project"].get("classifiers", []))
+    assert "setuptools>=77" in meta["build-system"]["requires"]  # the first to read an SPDX string

@@ -69,3 +69,18 @@ def train_killed_after(epochs, cfg, out, monkeypatch, **run_kw):
             run(cfg, out, progress=False, **run_kw)
     finally:
         monkeypatch.setattr(Engine, "train_epoch", real)
+
+
+def wait_for(cond, proc, what: str, timeout: float = 120):
+    """Poll cond() every 50 ms until it gives something and return that; fail, with the end of the
+    process's output, if `proc` (a Popen with piped stdout) ends first or `timeout` s pass."""
+    import time
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        got = cond()
+        if got:
+            return got
+        if proc.poll() is not None:
+            pytest.fail(f"the process ended before {what}:\n{(proc.communicate()[0] or '')[-3000:]}")
+        time.sleep(0.05)
+    pytest.fail(f"timed out after {timeout} s waiting until {what}")

@@ -24,6 +24,7 @@ from pathlib import Path
 import pytest
 
 import reliability_common as rc
+from conftest import wait_for
 
 ray = pytest.importorskip("ray", reason="Ray not installed: pip install 'reinitlab[ray]'")
 
@@ -128,18 +129,6 @@ def start_study(toml: Path, out: Path, env: dict, *extra: str) -> subprocess.Pop
     return subprocess.Popen([sys.executable, "-m", "reinitlab", "study", str(toml), "--out", str(out),
                              "--workers", "2", *extra], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                             env=env, start_new_session=True)
-
-
-def wait_for(cond, proc: subprocess.Popen, what: str, timeout: float = 120):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        got = cond()
-        if got:
-            return got
-        if proc.poll() is not None:
-            raise AssertionError(f"the study ended before {what}:\n{proc.stdout.read()[-3000:]}")
-        time.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def started_in(out: Path, sid: int) -> dict | None:

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from conftest import wait_for
 from reinitlab.cli import main
 from reinitlab.study import Store, load_definition, run_study
 from reinitlab.study.lock import is_held
@@ -266,11 +267,12 @@ def test_two_study_processes_on_one_folder_never_train_a_run_twice(tiny_small, t
     args = ["--workers", "1", "--set", "epochs=2"]
     a = start_study(subprocess_env, tiny_small, out, *args)
     first = wait_for(lambda: next((r for r in journal(out) if r["event"] == "start"), None) if (out / "runs").exists()
-                     else None, a, "the first study process never started a run")
+                     else None, a, "the first study process started a run", timeout=240)
     os.kill(first["pid"], signal.SIGSTOP)  # the worker training it; its claim stays held
     try:
         b = start_study(subprocess_env, tiny_small, out, *args)
-        wait_for(lambda: len(result_files(out)) == 3 or None, b, "the second process did not train the other three")
+        wait_for(lambda: len(result_files(out)) == 3 or None, b, "the second process trained the other three",
+                 timeout=240)
         assert first["run"] not in {r["run"] for r in journal(out) if r["pid"] != first["pid"]}
     finally:
         os.kill(first["pid"], signal.SIGCONT)
@@ -285,19 +287,6 @@ def test_two_study_processes_on_one_folder_never_train_a_run_twice(tiny_small, t
     trained_by = collections.Counter(r["pid"] for r in rows if r["event"] == "end")
     assert trained_by[first["pid"]] == 1 and sum(trained_by.values()) == 4 and len(trained_by) == 2
     assert "held elsewhere" in logs[1] and "finished elsewhere" in logs[0], logs
-
-
-def wait_for(probe, proc, why, timeout=240):
-    """Poll until probe() gives something; fail with the process's output if it ends first."""
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        got = probe()
-        if got:
-            return got
-        if proc.poll() is not None:
-            pytest.fail(why + ": " + (proc.communicate()[0] or "")[-2000:])
-        time.sleep(0.05)
-    pytest.fail(why + f" within {timeout} s")
 
 
 @pytest.mark.slow

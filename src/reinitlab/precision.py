@@ -120,8 +120,8 @@ def speedup(shape: Shape) -> float:
 def measure_speedup(shape: Shape, blocks: int = 5, steps: int = 3) -> float:
     """Train the shape's model on random images in fp32 and in bf16 autocast, blocks of `steps`
     steps alternating between the two (drift of a shared machine hits both alike), after one
-    warm-up step each; the ratio of the median block times. The step is the engine's (step.py),
-    with SGD with momentum."""
+    warm-up step each; the ratio of the median block times. The step is the engine's own (step.py),
+    here with plain SGD and momentum."""
     dev = torch.device(shape.device)
     fmt = torch.channels_last if shape.channels_last else torch.contiguous_format
     bundle = probes.synthetic_bundle(shape.channels, shape.resolution, shape.batch, 0)

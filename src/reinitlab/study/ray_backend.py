@@ -166,6 +166,7 @@ class RayBackend:
             time.sleep(timeout)  # those refs stay ready: without a pause this loop would spin
         if not self._head_alive():
             self.head_lost = True
+            _quiet_ray_error_printer()
             where = self.address or (f"{self.head[0]}:{self.head[1]}" if self.head else "?")
             raise ClusterLost(f"the Ray head at {where} has not answered for {head_grace_s():.0f} s: the cluster is "
                               f"gone; {len(self.inflight)} run(s) in flight resume from their checkpoints when the "
@@ -204,6 +205,18 @@ class RayBackend:
         self.inflight.clear()
         if self.started:
             self.ray.shutdown()
+
+
+def _quiet_ray_error_printer() -> None:
+    """Ray's driver prints the cluster's error messages from a background thread (the dead head's
+    raylet notice, sometimes twice, once after ClusterLost's line had been printed). With the head
+    gone they say nothing that line does not, and the command's last line must be that one, so the
+    thread's printer (a module global it looks up per message) is switched off from here on."""
+    try:
+        import ray._private.worker as ray_worker
+        ray_worker.print_to_stdstream = lambda *args, **kwargs: None
+    except (ImportError, AttributeError):  # another Ray layout: its messages stay
+        pass
 
 
 def _first_line(e: BaseException) -> str:

@@ -102,10 +102,10 @@ def test_a_restart_with_one_run_left_resumes_it_as_the_uninterrupted_study_would
     """The kill test's rare case made certain: every run finished but one, which stopped after 3 of
     its 4 epochs. The restart starts one worker for it, with the threads the study had (it once got
     every core, and the resumed epoch came out a few ulps off), and ends with the reference's numbers.
-    The run is a few-channel cnn in channels-last on the CPU: its BatchNorm trains on NCHW copies."""
+    The run is a few-channel cnn in channels-last on the CPU: its first BatchNorm trains in few_channel_bn.py's arithmetic."""
     import shutil
     from reinitlab import TrainConfig
-    from reinitlab.hostmem import nchw_batchnorm_for_few_channels
+    from reinitlab.few_channel_bn import few_channel_batchnorm
     from reinitlab.study.runner import cores
     from reinitlab.engine import initial_model
     ref_out, _, ref_runs = rc.reference(tmp_path_factory, precision)
@@ -118,7 +118,7 @@ def test_a_restart_with_one_run_left_resumes_it_as_the_uninterrupted_study_would
     cfg = TrainConfig.from_dict(json.loads((d / "config.json").read_text()))
     assert cfg.precision == precision and cfg.channels_last and cfg.device == "cpu"
     from reinitlab.data import load_dataset
-    assert nchw_batchnorm_for_few_channels(initial_model(cfg, load_dataset(cfg.dataset))) > 0  # the path is on
+    assert few_channel_batchnorm(initial_model(cfg, load_dataset(cfg.dataset))) > 0  # the path is on
     shutil.rmtree(d)
     monkeypatch.setenv("REINITLAB_DATA", str(base / "cache"))
     train_killed_after(3, cfg, d, monkeypatch)

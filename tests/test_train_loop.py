@@ -228,26 +228,62 @@ def test_a_run_folder_of_code_with_fewer_method_options_still_resumes(tmp_path, 
         open_run(run_dir, cfg)
 
 
-def test_few_channel_batchnorm_trains_in_nchw_with_the_same_result():
-    """BatchNorm over fewer than 16 channels trains on an NCHW copy in channels-last CPU models
-    (PyTorch's channels-last kernel was ~4x slower there on a Zen 3 CPU); the numbers match the channels-last ones."""
+@pytest.mark.parametrize("channels, side, momentum, track", [(8, 16, 0.1, True), (4, 7, 0.1, True),
+                                                           (12, 5, None, True), (8, 6, 0.1, False), (3, 1, 0.1, True)])
+def test_few_channel_batchnorm_agrees_with_pytorchs(channels, side, momentum, track):
+    """The few-channel training arithmetic (few_channel_bn.py) gives nn.BatchNorm2d's output,
+    gradients and running statistics to rounding, for channel counts whose wide view fits whole
+    (8, 4) or not (12 at an odd number of rows, 3 at 1 px: one row per line), a cumulative average
+    (momentum None) and no running statistics; evaluation and the state dict are untouched."""
+    import copy
+    from reinitlab.few_channel_bn import FewChannelBatchNorm2d, few_channel_batchnorm
+    torch.manual_seed(0)
+    plain = torch.nn.Sequential(torch.nn.BatchNorm2d(channels, momentum=momentum, track_running_stats=track),
+                                torch.nn.ReLU(inplace=True))
+    with torch.no_grad():
+        plain[0].weight.uniform_(0.5, 1.5), plain[0].bias.uniform_(-0.5, 0.5)
+    fast = copy.deepcopy(plain)
+    assert few_channel_batchnorm(fast) == 1 and type(fast[0]) is FewChannelBatchNorm2d
+    assert fast.state_dict().keys() == plain.state_dict().keys()
+    x = (torch.randn(9, channels, side, side) * 3 + 1).contiguous(memory_format=torch.channels_last)
+    g = torch.randn(9, channels, side, side)
+    for step in range(3):  # the running statistics over several steps
+        xs = [x.clone().requires_grad_(True) for _ in range(2)]
+        outs = [model(xi) for model, xi in zip((plain, fast), xs, strict=True)]
+        assert outs[1].is_contiguous(memory_format=torch.channels_last)  # the next conv still gets channels-last
+        for o in outs:
+            o.backward(g)
+        assert torch.allclose(outs[0], outs[1], atol=1e-5), step
+        assert torch.allclose(xs[0].grad, xs[1].grad, rtol=1e-4, atol=1e-5), step
+    for (n, a), (_, b) in zip(plain.named_parameters(), fast.named_parameters(), strict=True):
+        assert torch.allclose(a.grad, b.grad, rtol=1e-4, atol=1e-4), n
+    for (n, a), (_, b) in zip(plain.state_dict().items(), fast.state_dict().items(), strict=True):
+        assert torch.allclose(a.float(), b.float(), rtol=1e-5, atol=1e-6), n
+    fast.load_state_dict(plain.state_dict())
+    plain.eval(), fast.eval()
+    assert torch.equal(plain(x.clone()), fast(x.clone()))  # evaluation is nn.BatchNorm2d's own code
+
+
+def test_few_channel_batchnorm_is_on_only_below_16_channels_and_is_repeatable():
+    """A registry model in channels-last gets the path on its BatchNorms below 16 channels only, and
+    two identical models trained on the same batches give bit-identical weights (what resume needs)."""
     import copy
     import torch.nn.functional as F
-    from reinitlab.hostmem import FEW_CHANNELS, nchw_batchnorm_for_few_channels
+    from reinitlab.few_channel_bn import FEW_CHANNELS, FewChannelBatchNorm2d, few_channel_batchnorm
     from reinitlab.models import build_model
     torch.manual_seed(0)
-    plain = build_model("cnn", 1, 4, width=0.25, resolution=16).to(memory_format=torch.channels_last)
-    hooked = copy.deepcopy(plain)
-    few = [m for m in hooked.modules() if isinstance(m, torch.nn.BatchNorm2d) and m.num_features < FEW_CHANNELS]
-    assert nchw_batchnorm_for_few_channels(hooked) == len(few) == 1
+    base = build_model("cnn", 1, 4, width=0.25, resolution=16).to(memory_format=torch.channels_last)
+    models = [copy.deepcopy(base) for _ in range(2)]
+    few = [m for m in base.modules() if isinstance(m, torch.nn.BatchNorm2d) and m.num_features < FEW_CHANNELS]
+    assert [few_channel_batchnorm(m) for m in models] == [len(few), len(few)] == [1, 1]
+    assert sum(type(m) is FewChannelBatchNorm2d for m in models[0].modules()) == 1
     x = torch.randn(32, 1, 16, 16).contiguous(memory_format=torch.channels_last)
     y = torch.arange(32) % 4
-    for model in (plain, hooked):
-        F.cross_entropy(model(x), y).backward()
-    for (n, a), (_, b) in zip(plain.named_parameters(), hooked.named_parameters(), strict=True):
-        assert torch.allclose(a.grad, b.grad, rtol=1e-4, atol=1e-6), n
-    out = hooked.stem(x)
-    plain.stem(x)  # the same update of the running statistics
-    assert out.is_contiguous(memory_format=torch.channels_last)  # the next conv still gets channels-last
-    hooked.eval(), plain.eval()
-    assert torch.allclose(hooked(x), plain(x), atol=1e-5)  # running statistics agree to rounding
+    for model in models:
+        opt = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
+        for _ in range(3):
+            opt.zero_grad()
+            F.cross_entropy(model(x), y).backward()
+            opt.step()
+    for a, b in zip(models[0].state_dict().values(), models[1].state_dict().values(), strict=True):
+        assert torch.equal(a, b)

@@ -27,8 +27,9 @@ from .config import TrainConfig
 from .data import DataBundle
 from .data.split import Split
 from .errors import ReinitlabWarning, UserError
+from .few_channel_bn import few_channel_batchnorm
 from .groups import groups_of
-from .hostmem import cpu_eval_memory_format, nchw_batchnorm_for_few_channels
+from .hostmem import cpu_eval_memory_format
 from .models import build_model
 from .reinit import Reinitializer
 from .resolve import Prepared, prepare
@@ -104,7 +105,7 @@ class Engine:
         self.x_test, self.y_test = self._prep(b.x_test.float()), b.y_test.to(dev)
         self.model = initial_model(cfg, b).to(dev, memory_format=self.memory_format)
         if dev.type == "cpu" and cfg.channels_last:
-            nchw_batchnorm_for_few_channels(self.model)
+            few_channel_batchnorm(self.model)
         self.groups = groups_of(self.model)
         self._schedule = Schedule.of(p)
         self.reinit = Reinitializer(self.model, p.method, cfg.rounds, self.groups, seed=cfg.seed,

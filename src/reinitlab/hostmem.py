@@ -1,5 +1,5 @@
-"""CPU-only choices: how the C allocator hands memory to training, the memory format of
-evaluation, and of training BatchNorm over few channels.
+"""CPU-only choices: how the C allocator hands memory to training and the memory format of
+evaluation (training BatchNorm over few channels: few_channel_bn.py).
 
 PyTorch's CPU tensors come straight from malloc. glibc serves blocks above its mmap threshold
 (at most 32 MiB) with a fresh mmap and unmaps them on free, and trims the heap's free top back to
@@ -56,36 +56,3 @@ def cpu_eval_memory_format(model: nn.Module) -> torch.memory_format:
     if convs and not pools and min(c.out_channels for c in convs) >= 64:
         return torch.contiguous_format
     return torch.channels_last
-
-
-# Below this many channels a channels-last BatchNorm trained slower than an NCHW one on the AMD Zen 3
-# development CPU: forward+backward, 2 threads, batch 128: 8 channels at 28 px 8.75 ms channels-last
-# vs 2.18 ms NCHW (at 32 px 11.4 vs 2.9 ms); 16 channels at 14 px 0.91 vs 1.47 ms, 32 at 7 px 0.57
-# vs 0.67 ms. Kernels differ between CPUs: the gain has to be measured on each.
-#
-# Resume stays bit-identical with the path on: the copies are exact, the hooks hold no state, and the
-# same layers get them in every process (chosen from the model alone). A kill-and-resume test once
-# ended a resumed epoch a few ulps off with this path; the cause was the thread count (a restarted
-# study with one run left gave it every core), which changes the last bits with or without it.
-FEW_CHANNELS = 16
-
-
-def _to_nchw(module: nn.Module, args):
-    if module.training:
-        return (args[0].contiguous(),) + tuple(args[1:])
-
-
-def _to_channels_last(module: nn.Module, args, out):
-    if module.training:
-        return out.contiguous(memory_format=torch.channels_last)
-
-
-def nchw_batchnorm_for_few_channels(model: nn.Module) -> int:
-    """Let every BatchNorm2d with fewer than FEW_CHANNELS channels train on an NCHW copy of its
-    input in a channels-last model (two copies of a small tensor instead of PyTorch's slow
-    channels-last kernel for few channels). Evaluation is untouched. Returns the number of layers."""
-    layers = [m for m in model.modules() if isinstance(m, nn.BatchNorm2d) and m.num_features < FEW_CHANNELS]
-    for m in layers:
-        m.register_forward_pre_hook(_to_nchw)
-        m.register_forward_hook(_to_channels_last)
-    return len(layers)

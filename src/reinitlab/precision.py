@@ -30,7 +30,7 @@ import torch.nn.functional as F
 from . import probe as probes
 from . import runtime
 from .config import TrainConfig
-from .hostmem import nchw_batchnorm_for_few_channels
+from .few_channel_bn import few_channel_batchnorm
 from .models import build_model
 from .step import autocast_for, sgd_step
 
@@ -133,7 +133,7 @@ def measure_speedup(shape: Shape, blocks: int = 5, steps: int = 3) -> float:
         for p in ("fp32", "bf16"):
             m = build_model(shape.arch, shape.channels, 10, shape.width, shape.resolution).to(dev, memory_format=fmt)
             if dev.type == "cpu" and shape.channels_last:
-                nchw_batchnorm_for_few_channels(m)
+                few_channel_batchnorm(m)
             models[p] = (m, torch.optim.SGD(m.parameters(), lr=1e-3, momentum=0.9))
 
         def block(p: str, n: int) -> float:

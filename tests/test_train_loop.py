@@ -228,13 +228,15 @@ def test_a_run_folder_of_code_with_fewer_method_options_still_resumes(tmp_path, 
         open_run(run_dir, cfg)
 
 
-@pytest.mark.parametrize("channels, side, momentum, track", [(8, 16, 0.1, True), (4, 7, 0.1, True),
-                                                           (12, 5, None, True), (8, 6, 0.1, False), (3, 1, 0.1, True)])
-def test_few_channel_batchnorm_agrees_with_pytorchs(channels, side, momentum, track):
+@pytest.mark.parametrize("channels, side, momentum, track, dtype", [
+    (8, 16, 0.1, True, torch.float32), (4, 7, 0.1, True, torch.float32), (12, 5, None, True, torch.float32),
+    (8, 6, 0.1, False, torch.float32), (3, 1, 0.1, True, torch.float32), (8, 16, 0.1, True, torch.bfloat16)])
+def test_few_channel_batchnorm_agrees_with_pytorchs(channels, side, momentum, track, dtype):
     """The few-channel training arithmetic (few_channel_bn.py) gives nn.BatchNorm2d's output,
     gradients and running statistics to rounding, for channel counts whose wide view fits whole
     (8, 4) or not (12 at an odd number of rows, 3 at 1 px: one row per line), a cumulative average
-    (momentum None) and no running statistics; evaluation and the state dict are untouched."""
+    (momentum None), no running statistics, and bf16 input (what autocast's convolution hands over:
+    output and gradient come back in bf16); evaluation and the state dict are untouched."""
     import copy
     from reinitlab.few_channel_bn import FewChannelBatchNorm2d, few_channel_batchnorm
     torch.manual_seed(0)
@@ -245,18 +247,21 @@ def test_few_channel_batchnorm_agrees_with_pytorchs(channels, side, momentum, tr
     fast = copy.deepcopy(plain)
     assert few_channel_batchnorm(fast) == 1 and type(fast[0]) is FewChannelBatchNorm2d
     assert fast.state_dict().keys() == plain.state_dict().keys()
-    x = (torch.randn(9, channels, side, side) * 3 + 1).contiguous(memory_format=torch.channels_last)
-    g = torch.randn(9, channels, side, side)
+    x = (torch.randn(9, channels, side, side) * 3 + 1).to(dtype).contiguous(memory_format=torch.channels_last)
+    g = torch.randn(9, channels, side, side).to(dtype)
+    tol = 1 if dtype == torch.float32 else 2e3  # bf16 rounds its output to 3 digits
     for step in range(3):  # the running statistics over several steps
         xs = [x.clone().requires_grad_(True) for _ in range(2)]
         outs = [model(xi) for model, xi in zip((plain, fast), xs, strict=True)]
         assert outs[1].is_contiguous(memory_format=torch.channels_last)  # the next conv still gets channels-last
+        assert outs[1].dtype == dtype
         for o in outs:
             o.backward(g)
-        assert torch.allclose(outs[0], outs[1], atol=1e-5), step
-        assert torch.allclose(xs[0].grad, xs[1].grad, rtol=1e-4, atol=1e-5), step
+        assert xs[1].grad.dtype == dtype
+        assert torch.allclose(outs[0].float(), outs[1].float(), atol=1e-5 * tol), step
+        assert torch.allclose(xs[0].grad.float(), xs[1].grad.float(), rtol=1e-4 * tol, atol=1e-5 * tol), step
     for (n, a), (_, b) in zip(plain.named_parameters(), fast.named_parameters(), strict=True):
-        assert torch.allclose(a.grad, b.grad, rtol=1e-4, atol=1e-4), n
+        assert torch.allclose(a.grad, b.grad, rtol=1e-4 * tol, atol=1e-4 * tol), n
     for (n, a), (_, b) in zip(plain.state_dict().items(), fast.state_dict().items(), strict=True):
         assert torch.allclose(a.float(), b.float(), rtol=1e-5, atol=1e-6), n
     fast.load_state_dict(plain.state_dict())

@@ -44,10 +44,14 @@ def _col_sum(v: torch.Tensor, k: int, c: int) -> torch.Tensor:
 
 
 class _BatchNormChannelsLast(torch.autograd.Function):
-    """BatchNorm's training forward and backward on a channels-last fp32 tensor."""
+    """BatchNorm's training forward and backward on a channels-last tensor, in fp32 whatever the
+    input's dtype (under bf16 autocast the convolution before it hands over bf16; the output and the
+    input's gradient go back in that dtype, as PyTorch's kernel does)."""
 
     @staticmethod
     def forward(ctx, x, weight, bias, running_mean, running_var, factor: float, eps: float):
+        ctx.dtype = x.dtype
+        x = x.float()
         n, c, h, w = x.shape
         m = n * h * w
         k = _rows_per_line(m, c)
@@ -63,30 +67,30 @@ class _BatchNormChannelsLast(torch.autograd.Function):
             running_var.mul_(1 - factor).add_(var * (m / max(m - 1, 1)), alpha=factor)
         ctx.save_for_backward(centred, invstd, weight)
         ctx.k = k
-        return y
+        return y.to(ctx.dtype)
 
     @staticmethod
     def backward(ctx, dy):
         centred, invstd, weight = ctx.saved_tensors
         n, c, h, w = dy.shape
         m, k = n * h * w, ctx.k
-        g = dy.contiguous(memory_format=torch.channels_last).permute(0, 2, 3, 1).reshape(m // k, k * c)
+        g = dy.float().contiguous(memory_format=torch.channels_last).permute(0, 2, 3, 1).reshape(m // k, k * c)
         sum_g = _col_sum(g, k, c)
         sum_gc = _col_sum(g * centred, k, c)  # sum of dy * (x - mean)
         a = weight * invstd
         # dx = a * (dy - mean(dy) - xhat * mean(dy * xhat)), with xhat = centred * invstd
         dx = torch.addcmul((-a * sum_g / m).repeat(k), g, a.repeat(k))
         dx.addcmul_(centred, (-a * invstd * invstd * sum_gc / m).repeat(k))
-        return dx.view(n, h, w, c).permute(0, 3, 1, 2), sum_gc * invstd, sum_g, None, None, None, None
+        return dx.view(n, h, w, c).permute(0, 3, 1, 2).to(ctx.dtype), sum_gc * invstd, sum_g, None, None, None, None
 
 
 class FewChannelBatchNorm2d(nn.BatchNorm2d):
-    """nn.BatchNorm2d whose training step on a channels-last fp32 CPU tensor runs in this file's
-    arithmetic; everything else (evaluation, other layouts and dtypes, the state dict) is
+    """nn.BatchNorm2d whose training step on a channels-last CPU tensor runs in this file's
+    arithmetic; everything else (evaluation, other layouts, float64, the state dict) is
     nn.BatchNorm2d's own."""
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if not (self.training and self.affine and x.device.type == "cpu" and x.dtype == torch.float32
+        if not (self.training and self.affine and x.device.type == "cpu" and x.dtype in (torch.float32, torch.bfloat16, torch.float16)
                 and x.dim() == 4 and x.is_contiguous(memory_format=torch.channels_last)
                 and x.shape[0] * x.shape[2] * x.shape[3] > 1):
             return super().forward(x)

@@ -29,6 +29,7 @@ import torch.nn as nn
 
 FEW_CHANNELS = 16
 _WIDE = 256  # columns of the wide view: enough for PyTorch's vectorized column loops
+_DTYPES = (torch.float32, torch.bfloat16, torch.float16)  # normalized in fp32; float64 stays PyTorch's
 
 
 def _rows_per_line(m: int, c: int) -> int:
@@ -61,7 +62,8 @@ class _BatchNormChannelsLast(torch.autograd.Function):
         var = _col_sum(centred * centred, k, c) / m
         invstd = (var + eps).rsqrt()
         y = torch.empty_like(x, memory_format=torch.channels_last)  # not a view: ReLU(inplace) may follow
-        torch.addcmul(bias.repeat(k), centred, (weight * invstd).repeat(k), out=y.permute(0, 2, 3, 1).view(m // k, k * c))
+        torch.addcmul(bias.repeat(k), centred, (weight * invstd).repeat(k),
+                      out=y.permute(0, 2, 3, 1).view(m // k, k * c))
         if running_mean is not None:
             running_mean.mul_(1 - factor).add_(mean, alpha=factor)
             running_var.mul_(1 - factor).add_(var * (m / max(m - 1, 1)), alpha=factor)
@@ -90,9 +92,8 @@ class FewChannelBatchNorm2d(nn.BatchNorm2d):
     nn.BatchNorm2d's own."""
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if not (self.training and self.affine and x.device.type == "cpu" and x.dtype in (torch.float32, torch.bfloat16, torch.float16)
-                and x.dim() == 4 and x.is_contiguous(memory_format=torch.channels_last)
-                and x.shape[0] * x.shape[2] * x.shape[3] > 1):
+        if not (self.training and self.affine and x.device.type == "cpu" and x.dtype in _DTYPES and x.dim() == 4
+                and x.is_contiguous(memory_format=torch.channels_last) and x.shape[0] * x.shape[2] * x.shape[3] > 1):
             return super().forward(x)
         self._check_input_dim(x)
         factor = 0.0 if self.momentum is None else self.momentum

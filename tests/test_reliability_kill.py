@@ -102,7 +102,8 @@ def test_a_restart_with_one_run_left_resumes_it_as_the_uninterrupted_study_would
     """The kill test's rare case made certain: every run finished but one, which stopped after 3 of
     its 4 epochs. The restart starts one worker for it, with the threads the study had (it once got
     every core, and the resumed epoch came out a few ulps off), and ends with the reference's numbers.
-    The run is a few-channel cnn in channels-last on the CPU: its first BatchNorm trains in few_channel_bn.py's arithmetic."""
+    The run is a few-channel cnn in channels-last on the CPU: its first BatchNorm trains in
+    few_channel_bn.py's arithmetic."""
     import shutil
     from reinitlab import TrainConfig
     from reinitlab.few_channel_bn import few_channel_batchnorm

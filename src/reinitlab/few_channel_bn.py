@@ -5,7 +5,7 @@ register holds floats several times over: on the AMD Zen 3 development CPU (2 th
 forward+backward with the ReLU after it) 8 channels at 32 px took 10.5-12.2 ms, against 9.5-11.2
 for the earlier way round it (an NCHW copy in and out of PyTorch's NCHW kernel) and 5.4-5.5 ms for
 this file's. At 16 channels and more PyTorch's kernel is the faster one (16 at 16 px: 1.2-1.9 vs
-1.9-2.9 ms), hence the threshold. Kernels differ between CPUs: the gain has to be measured on each.
+2.3-2.9 ms), hence the threshold. Kernels differ between CPUs: the gain has to be measured on each.
 
 What this file does instead is plain tensor arithmetic on a wide view of the same memory: a
 channels-last (N, C, H, W) tensor is an (N*H*W, C) matrix, and k consecutive rows of it an

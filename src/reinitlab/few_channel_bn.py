@@ -1,19 +1,19 @@
 """Training BatchNorm over few channels in channels-last CPU models.
 
-PyTorch's channels-last BatchNorm kernel is slow when a layer has fewer channels than a vector
-register holds floats several times over: on the AMD Zen 3 development CPU (2 threads, batch 128,
-forward+backward with the ReLU after it) 8 channels at 32 px took 10.5-12.2 ms, against 9.5-11.2
-for the earlier way round it (an NCHW copy in and out of PyTorch's NCHW kernel) and 5.4-5.5 ms for
-this file's. At 16 channels and more PyTorch's kernel is the faster one (16 at 16 px: 1.2-1.9 vs
-2.3-2.9 ms), hence the threshold. Kernels differ between CPUs: the gain has to be measured on each.
+PyTorch's channels-last BatchNorm kernel is slow when a layer has few channels: on the AMD Zen 3
+development CPU (2 threads, batch 128, forward+backward with the ReLU after it) 8 channels at 32 px
+took 10.5-12.2 ms, against 9.5-11.2 for the earlier way round it (an NCHW copy in and out of
+PyTorch's NCHW kernel) and 5.4-5.5 ms for this file's. At 16 channels and more PyTorch's kernel is
+the faster one (16 at 16 px: 1.2-1.9 vs 2.3-2.9 ms), hence the threshold. Kernels differ between
+CPUs: the gain has to be measured on each.
 
 What this file does instead is plain tensor arithmetic on a wide view of the same memory: a
-channels-last (N, C, H, W) tensor is an (N*H*W, C) matrix, and k consecutive rows of it an
-(N*H*W/k, k*C) one with k*C up to 256 columns, on which PyTorch's column sums and broadcast
-multiply-adds run at memory speed (the per-channel vectors are repeated k times). The batch
-statistics are two-pass (mean first, then the mean square of the centred values), as accurate as
-PyTorch's Welford kernel; the numbers agree with it to rounding (tests/test_train_loop.py), not bit
-for bit, so switching the path on or off changes a run's last bits the way `channels_last` does.
+channels-last (N, C, H, W) tensor is an (N*H*W, C) matrix, and k consecutive rows of it an (N*H*W/k,
+k*C) one with k*C up to 256 columns, on which PyTorch's column sums and broadcast multiply-adds run
+at memory speed (the per-channel vectors are repeated k times). The batch statistics are two-pass
+(mean first, then the mean square of the centred values, so no large sum of squares cancels against
+a squared mean); the numbers agree with PyTorch's kernel to rounding (tests/test_train_loop.py), not
+bit for bit, so switching the path on or off changes a run's last bits the way `channels_last` does.
 
 Resume stays bit-identical: every reduction here is a column sum that PyTorch splits over threads
 the same way for the same thread count, nothing depends on where a tensor was allocated, the module

@@ -84,3 +84,22 @@ def wait_for(cond, proc, what: str, timeout: float = 120):
             pytest.fail(f"the process ended before {what}:\n{(proc.communicate()[0] or '')[-3000:]}")
         time.sleep(0.05)
     pytest.fail(f"timed out after {timeout} s waiting until {what}")
+
+
+def killed_at_checkpoint(args: list, out, nth: int):
+    """Run the command line `args` (a `reinitlab` process writing into `out`) and SIGKILL it right
+    after its `nth` checkpoint is written (tests/faultinject): the moment is a point in the run's own
+    writes, never a time, so it holds on a CPU of any speed. The process gets its own session, since
+    the fault kills its whole process group."""
+    import json
+    import subprocess
+    from pathlib import Path
+    here = Path(__file__).resolve().parent
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join([str(here / "faultinject"), str(here.parent / "src")]
+                                        + ([env["PYTHONPATH"]] if env.get("PYTHONPATH") else []))
+    env["REINITLAB_FAULTS"] = json.dumps({"kill": {"file": "ckpt.pt", "nth": nth, "phase": "after"}})
+    proc = subprocess.run([*args, "--out", str(out)], env=env, capture_output=True, text=True, timeout=300,
+                          start_new_session=True)
+    assert proc.returncode == -9, f"not killed at checkpoint {nth}: exit {proc.returncode}\n{proc.stderr[-2000:]}"
+    return proc

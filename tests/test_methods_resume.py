@@ -1,15 +1,13 @@
 """Methods that act inside a round (every N steps, every N epochs, a loss term) or keep state (w0, a
 rewind snapshot, SWR's weight ages) resume to bit-identical metrics after a crash anywhere."""
 import json
-import signal
 import subprocess
 import sys
-import time
 
 import pytest
 import torch
 
-from conftest import train_killed_after
+from conftest import killed_at_checkpoint, train_killed_after
 from reinitlab import TrainConfig, run
 from reinitlab.reinit import Reinitializer
 from reinitlab.rundir import read_jsonl
@@ -93,14 +91,9 @@ def test_sigkill_of_a_run_with_in_round_events_then_same_command_finishes_identi
             "--method", "swr:every=1,rate=0.01,maturity=5", "--train-size", "200", "--epochs", "3",
             "--rounds", "1", "--width", "0.25", "--set", "threads=1", "--quiet"]
     subprocess.run(args + ["--out", str(tmp_path / "ref")], check=True, timeout=300)
-    proc = subprocess.Popen(args + ["--out", str(tmp_path / "run")])
+    killed_at_checkpoint(args, tmp_path / "run", 4)
     metrics = tmp_path / "run/metrics.jsonl"
-    deadline = time.time() + 240
-    while time.time() < deadline and len(read_jsonl(metrics)) < 4:
-        time.sleep(0.02)
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
-    assert not (tmp_path / "run/result.json").exists(), "the run finished before it could be killed"
+    assert len(read_jsonl(metrics)) == 4 and not (tmp_path / "run/result.json").exists()
     subprocess.run(args + ["--out", str(tmp_path / "run")], check=True, timeout=300)
     ref = json.loads((tmp_path / "ref/result.json").read_text())
     got = json.loads((tmp_path / "run/result.json").read_text())

@@ -178,7 +178,12 @@ def test_two_node_cluster_loses_a_node_then_its_head_and_loses_nothing(tmp_path,
     wit = tmp_path / "witness.jsonl"
     # Ray's session folders hold unix sockets: their paths must stay short
     cluster = Cluster(Path(tempfile.mkdtemp(prefix="rl-ray-", dir="/tmp")))
-    driver_env = {**rc.env(cache, {"witness": str(wit)}), **RAY_ENV}
+    # the head's workers pause right after their first checkpoint in the second study (cluster2), so
+    # that the head is killed mid-study however fast this CPU trains
+    paused = tmp_path / "head-paused"
+    driver_env = {**rc.env(cache, {"witness": str(wit), "pause": {"file": "ckpt.pt", "nth": 1, "flag": str(paused),
+                                                                  "run": str(tmp_path / "cluster2") + "/"}}),
+                  **RAY_ENV}
     studies: list[subprocess.Popen] = []
 
     def study(*args, **kw):
@@ -226,7 +231,8 @@ def test_two_node_cluster_loses_a_node_then_its_head_and_loses_nothing(tmp_path,
         # 2. the head dies mid-study; a new head finishes the study
         out2 = tmp_path / "cluster2"
         proc = study(toml, out2, driver_env, "--backend", "ray", "--address", address)
-        wait_for(lambda: started_in(out2, head.pid), proc, "the head trained a run past an epoch")
+        wait_for(paused.exists, proc, "the head trained a run past an epoch")
+        assert os.getsid(int(paused.read_text().split()[0])) == head.pid
         t_kill = cluster.kill(head)
         log = proc.communicate(timeout=120)[0]
         (tmp_path / "head-lost.log").write_text(log)

@@ -1,7 +1,12 @@
 """Kill anywhere, lose nothing: a study and its workers are SIGKILLed together at chosen and at random
 moments, the same command is started again each time, and at the end every run exists once, no
 finished run was trained again, and results.csv equals that of an uninterrupted study (timing
-columns aside; every metric bit-identical on the CPU)."""
+columns aside; every metric bit-identical on the CPU).
+
+Every moment is a point in the study's own sequence of writes, never a time: a kill after a delay
+races the training, and on a fast CPU (bf16 on AMD Zen 5) the study was over before its planned
+kills. The writes are counted across the study and its workers, so each start trains at most a few
+epochs before its kill and the study cannot run out of work before the last planned moment."""
 import json
 import random
 import signal
@@ -12,19 +17,23 @@ import pytest
 import reliability_common as rc
 from conftest import train_killed_after
 
-# Each start is killed (with all its workers) at one of these moments: after a seeded random delay
-# (seconds; the first one short, so the study cannot be over before the chosen moments below), or
-# at a write: before anything of the file is written, with half of it in a temp file (a kill in
-# the middle of the write), or right after the rename.
+# Each start is killed (with all its workers) at the nth write of a file, counted over the whole
+# study: before anything of it is written, with half of it in a temp file (a kill in the middle of
+# the write), or right after the rename. "random" draws the checkpoint and the phase from a seeded
+# stream (the first one early, so that the chosen moments below still find work to interrupt).
 CYCLES = [
-    ("random", (0.5, 4.0)),
+    ("random", (1, 3)),
     ("study.json torn", {"file": "study.json", "nth": 1, "phase": "tmp"}),
     ("checkpoint half written", {"file": "ckpt.pt", "nth": 2, "phase": "tmp"}),
     ("metrics line written, checkpoint not", {"file": "ckpt.pt", "nth": 2, "phase": "before"}),
     ("metrics rewrite at a resume", {"file": "metrics.jsonl", "nth": 1, "phase": "tmp"}),
     ("result.json written, journal not", {"file": "result.json", "nth": 1, "phase": "after"}),
-    ("random", (0.5, 10.0)),
+    ("random", (1, 8)),
 ]
+
+
+def random_kill(rng: random.Random, nth: tuple[int, int]) -> dict:
+    return {"file": "ckpt.pt", "nth": rng.randint(*nth), "phase": rng.choice(["before", "tmp", "after"])}
 
 
 @pytest.mark.slow
@@ -38,22 +47,16 @@ def test_sigkill_anywhere_then_rerun_loses_nothing(tmp_path, tmp_path_factory, p
     first_seen: dict[str, tuple[int, int]] = {}
     done_by: dict[str, float] = {}  # run -> a moment after its result appeared and its writers died
     killed = []
-    for what, kill in CYCLES:
-        faults = {"witness": str(wit)}
-        if what != "random":
-            faults["kill"] = kill
+    for i, (what, kill) in enumerate(CYCLES):
+        kill = random_kill(rng, kill) if what == "random" else kill
+        faults = {"witness": str(wit), "kill": kill, "counters": str(tmp_path / f"counters{i}")}
         proc = rc.start(toml, out, base / "cache", faults)
-        if what == "random":
-            delay = rng.uniform(*kill)
-            try:
-                proc.wait(timeout=delay)
-            except Exception:
-                rc.kill_group(proc)
         log = rc.wait_group_gone(proc, out)
         if proc.returncode == -signal.SIGKILL:
             killed.append(what)
         else:
-            assert what == "random" and proc.returncode == 0, f"{what}: exit {proc.returncode}\n{log[-3000:]}"
+            # only the last draw may come after the study's last checkpoint
+            assert i == len(CYCLES) - 1 and proc.returncode == 0, f"{what}: exit {proc.returncode}\n{log[-3000:]}"
         # never a torn or foreign result; a result, once there, is never replaced (no retraining)
         now = rc.results(out)
         for rid, stamp in first_seen.items():
@@ -63,7 +66,7 @@ def test_sigkill_anywhere_then_rerun_loses_nothing(tmp_path, tmp_path_factory, p
             done_by.setdefault(rid, time.time())
     injected = [w for w, _ in CYCLES if w != "random"]
     assert set(injected) <= set(killed), f"fault points that never fired: {set(injected) - set(killed)}"
-    assert len(killed) >= 6, killed
+    assert len(killed) >= 6, killed  # the first draw always finds a checkpoint to die at
 
     proc = rc.start(toml, out, base / "cache", {"witness": str(wit)})
     log = rc.wait_group_gone(proc, out)

@@ -19,6 +19,8 @@ from reinitlab.study.lock import is_held
 from reinitlab.study.runner import cores
 from reinitlab.throughput import estimate_seconds as real_estimate_seconds
 
+FAULTS = Path(__file__).resolve().parent / "faultinject"
+
 TINY = """
 name = "tiny"
 datasets = ["{dataset}"]
@@ -192,9 +194,23 @@ def test_failed_run_is_recorded_and_the_study_goes_on(tiny, tmp_path, capsys, mo
     assert ends(out) == {"fashion-mnist-small/cnn/n100/noise0/baseline/seed0": 1}
 
 
-def start_study(env, toml, out, *extra):
+def start_study(env, toml, out, *extra, faults=None):
+    """`reinitlab study` as a subprocess; with `faults` (tests/faultinject) in a session of its own,
+    since a fault's kill takes its whole process group."""
+    if faults:
+        env = {**env, "PYTHONPATH": str(FAULTS) + os.pathsep + env.get("PYTHONPATH", ""),
+               "REINITLAB_FAULTS": json.dumps(faults)}
     return subprocess.Popen([sys.executable, "-m", "reinitlab", "study", str(toml), "--out", str(out), *extra],
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env,
+                            start_new_session=bool(faults))
+
+
+def paused_at(flag: Path, proc) -> tuple[int, Path]:
+    """Wait until a "pause" fault fired: the paused process's pid and the file it had just written."""
+    wait_for(flag.exists, proc, f"the pause {flag.name}", timeout=240)
+    time.sleep(0.05)  # the flag is created, then its two lines are written
+    pid, path = flag.read_text().split("\n")
+    return int(pid), Path(path)
 
 
 @pytest.mark.parametrize("machine_cores", [2, 4])
@@ -217,19 +233,17 @@ def test_the_thread_count_does_not_depend_on_the_runs_left(monkeypatch, machine_
 def test_sigkill_midway_then_rerun_finishes_every_run_once(tiny_small, tmp_path, subprocess_env):
     out = tmp_path / "out"
     args = ["--workers", "2", "--set", "epochs=4"]
-    proc = start_study(subprocess_env, tiny_small, out, *args)
-    deadline, killed = time.time() + 240, False
-    while time.time() < deadline and proc.poll() is None:
-        folders = [p.parent for p in (out / "runs").rglob("config.json")] if (out / "runs").exists() else []
-        done = [f for f in folders if (f / "result.json").exists()]
-        midway = [f for f in folders if (f / "ckpt.pt").exists() and not (f / "result.json").exists()]
-        if done and midway:
-            os.kill(proc.pid, signal.SIGKILL)  # the study process only: its workers must follow it
-            proc.wait()
-            killed = True
-            break
-        time.sleep(0.02)
-    assert killed, "the study ended before it could be killed midway: " + (proc.communicate()[0] or "")[-2000:]
+    # one worker pauses right after the study's first result.json, the other right after its next
+    # checkpoint: one run finished and one midway, whatever the speed of this CPU
+    done, midway = tmp_path / "done", tmp_path / "midway"
+    proc = start_study(subprocess_env, tiny_small, out, *args, faults={
+        "counters": str(tmp_path / "counters"),
+        "pause": [{"file": "result.json", "nth": 1, "flag": str(done)},
+                  {"file": "ckpt.pt", "nth": 1, "after": str(done), "flag": str(midway)}]})
+    paused_at(done, proc)
+    paused_at(midway, proc)
+    os.kill(proc.pid, signal.SIGKILL)  # the study process only: its workers must follow it
+    proc.wait()
     finished_before = result_files(out)
     locks = list((out / "runs").rglob("*.lock"))
     assert locks, "a run was midway: its claim file must be left behind"
@@ -265,17 +279,18 @@ def test_two_study_processes_on_one_folder_never_train_a_run_twice(tiny_small, t
     first train all four before the second had imported torch (CI once saw exactly that)."""
     out = tmp_path / "out"
     args = ["--workers", "1", "--set", "epochs=2"]
-    a = start_study(subprocess_env, tiny_small, out, *args)
-    first = wait_for(lambda: next((r for r in journal(out) if r["event"] == "start"), None) if (out / "runs").exists()
-                     else None, a, "the first study process started a run", timeout=240)
-    os.kill(first["pid"], signal.SIGSTOP)  # the worker training it; its claim stays held
+    flag = tmp_path / "paused"
+    a = start_study(subprocess_env, tiny_small, out, *args, faults={"pause": {"file": "ckpt.pt", "nth": 1,
+                                                                              "flag": str(flag)}})
+    paused_at(flag, a)  # the worker training a's first run, right after its first checkpoint; its claim stays held
+    first = next(r for r in journal(out) if r["event"] == "start")
     try:
         b = start_study(subprocess_env, tiny_small, out, *args)
         wait_for(lambda: len(result_files(out)) == 3 or None, b, "the second process trained the other three",
                  timeout=240)
         assert first["run"] not in {r["run"] for r in journal(out) if r["pid"] != first["pid"]}
     finally:
-        os.kill(first["pid"], signal.SIGCONT)
+        Path(str(flag) + ".go").touch()
     logs = [p.communicate(timeout=300)[0] for p in (a, b)]
     assert a.returncode == 0 and b.returncode == 0, logs
     rows = journal(out)
@@ -313,18 +328,12 @@ def test_a_worker_killed_midway_is_recorded_and_replaced(tiny_small, tmp_path, s
     """What the OOM killer does to one worker: its run is recorded as failed with the reason, a new
     worker takes its place, and the other runs still finish."""
     out = tmp_path / "out"
-    proc = start_study(subprocess_env, tiny_small, out, "--workers", "1", "--set", "epochs=3", "--set", "seeds=[0]")
-    deadline, victim = time.time() + 240, None
-    while time.time() < deadline and proc.poll() is None and victim is None:
-        for lock in (out / "runs").rglob("*.lock") if (out / "runs").exists() else []:
-            folder = Path(str(lock)[:-len(".lock")])
-            owner = json.loads(lock.read_text() or "{}") if lock.exists() else {}
-            if owner.get("pid") and (folder / "ckpt.pt").exists():
-                victim = (folder, owner["pid"])
-                os.kill(owner["pid"], signal.SIGKILL)
-                break
-        time.sleep(0.02)
-    assert victim, "no run was caught midway"
+    flag = tmp_path / "paused"
+    proc = start_study(subprocess_env, tiny_small, out, "--workers", "1", "--set", "epochs=3", "--set", "seeds=[0]",
+                       faults={"pause": {"file": "ckpt.pt", "nth": 1, "flag": str(flag)}})
+    pid, ckpt = paused_at(flag, proc)
+    victim = (ckpt.parent, pid)
+    os.kill(pid, signal.SIGKILL)
     log = proc.communicate(timeout=300)[0]
     assert proc.returncode == 1, log[-3000:]
     folder, pid = victim

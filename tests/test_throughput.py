@@ -1,11 +1,10 @@
 """estimate_seconds: the structure of its model, its cache, and a sanity check against a real run."""
 import json
-import time
 
 import pytest
 
 from conftest import synthetic_bundle
-from reinitlab import TrainConfig, UserError, run
+from reinitlab import TrainConfig, UserError
 from reinitlab import throughput
 from reinitlab.throughput import estimate, estimate_seconds
 
@@ -34,9 +33,7 @@ def test_probe_is_cached_per_setting(cache, monkeypatch):
         raise AssertionError("a cached setting was measured again")
 
     monkeypatch.setattr(throughput, "measure", no_probe)
-    t0 = time.perf_counter()
     again = estimate(cfg.replace(epochs=5, seed=3), bundle=bundle)  # schedule and seed are not speed
-    assert time.perf_counter() - t0 < 5  # resolves the config only; no training
     assert again.probe == first.probe
     with pytest.raises(AssertionError, match="measured again"):
         estimate(cfg.replace(width=0.5), bundle=bundle)  # a different network is a new probe
@@ -65,24 +62,6 @@ def test_invalid_config_is_refused_before_probing(cache):
     with pytest.raises(UserError, match="arch"):
         estimate_seconds(TrainConfig(arch="nope"))
     assert not cache.exists()
-
-
-def test_estimate_is_within_a_factor_two_of_a_real_run(cache, tmp_path):
-    """A sanity check of the model, not of speed: probe and run see the same machine moments apart.
-    The machine is shared, so a single disturbed attempt is retried; a model that forgets a cost
-    (the test set pass, the per-epoch checkpoint) is off on every attempt."""
-    cfg = TrainConfig(dataset="fashion-mnist-small", method="lw", train_size=1000, epochs=3, rounds=1,
-                      arch="cnn", width=0.25, threads=1)
-    ratios = []
-    for attempt in range(3):
-        est = estimate(cfg, refresh=True)
-        t0 = time.perf_counter()
-        run(cfg, tmp_path / f"run{attempt}", progress=False)
-        wall = time.perf_counter() - t0
-        ratios.append(est.seconds / wall)
-        if 0.5 <= ratios[-1] <= 2.0:
-            break
-    assert 0.5 <= ratios[-1] <= 2.0, f"estimate / wall time per attempt: {ratios}"
 
 
 _FAULTS = """

@@ -1,14 +1,12 @@
 """The one training loop: every arch x method, reproducibility, resume, the run folder contract."""
 import json
-import signal
 import subprocess
 import sys
-import time
 
 import pytest
 import torch
 
-from conftest import synthetic_bundle, train_killed_after
+from conftest import killed_at_checkpoint, synthetic_bundle, train_killed_after
 from reinitlab import TrainConfig, run
 from reinitlab.methods import METHODS
 from reinitlab.models import ARCHS
@@ -99,14 +97,9 @@ def test_sigkill_mid_run_then_same_command_finishes_identically(tmp_path):
             "--method", "lw", "--train-size", "200", "--epochs", "3", "--rounds", "1", "--width", "0.25",
             "--set", "threads=1", "--quiet"]
     subprocess.run(args + ["--out", str(tmp_path / "ref")], check=True, timeout=300)
-    proc = subprocess.Popen(args + ["--out", str(tmp_path / "run")])
+    killed_at_checkpoint(args, tmp_path / "run", 2)
     metrics = tmp_path / "run/metrics.jsonl"
-    deadline = time.time() + 240
-    while time.time() < deadline and len(read_jsonl(metrics)) < 2:
-        time.sleep(0.05)
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
-    assert not (tmp_path / "run/result.json").exists(), "the run finished before it could be killed"
+    assert len(read_jsonl(metrics)) == 2 and not (tmp_path / "run/result.json").exists()
     subprocess.run(args + ["--out", str(tmp_path / "run")], check=True, timeout=300)
     ref, got = json.loads((tmp_path / "ref/result.json").read_text()), json.loads((tmp_path / "run/result.json").read_text())
     assert (got["test_acc"], got["val_acc"], got["epochs_total"]) == (ref["test_acc"], ref["val_acc"], ref["epochs_total"])

@@ -3,9 +3,18 @@ process and its spawned workers) by putting this folder on PYTHONPATH. Does noth
 REINITLAB_FAULTS holds a JSON object with any of:
 
   "kill":    {"file": "ckpt.pt", "nth": 2, "phase": "before" | "tmp" | "after"}
-             on this process's nth atomic write of a file of that name, SIGKILL the whole process
-             group (the study and all its workers) before anything is written, after a torn temp
-             file (half the bytes) was left, or after the rename
+             on the nth atomic write of a file of that name, SIGKILL the whole process group (the
+             study and all its workers) before anything is written, after a torn temp file (half
+             the bytes) was left, or after the rename
+  "counters": "/path/dir"   count those writes across every process that shares this folder (the
+             study and its workers, which then die at the nth write of the whole study, whichever
+             process makes it); without it each process counts its own
+  "pause":   {"file": "ckpt.pt", "nth": 1, "run": "lw/seed1", "after": "/path/f0", "flag": "/path/f1"}
+             (or a list of them) right after the nth write of that file into a run folder whose
+             path contains `run` (any, if not given), counted only once the file `after` exists (if
+             given), once in all processes: write this process's pid and the path into `flag`, then wait until
+             the file `flag`.go exists (the test decides what happens meanwhile: a kill of this
+             process or of its study, another study starting, ...)
   "enospc":  {"file": "ckpt.pt", "nth": 2}
              that write fails like a full disk after writing half the bytes into the temp file
   "lr":      {"fc": 1e30}   runs of that method get this learning rate (a real divergence)
@@ -36,6 +45,48 @@ def _die() -> None:
     time.sleep(60)
 
 
+def _count(name: str) -> int:
+    """This write's number among the writes of files called `name`: in this process, or in every
+    process sharing the "counters" folder (a counter file per name, incremented under flock)."""
+    folder = _SPEC.get("counters")
+    if not folder:
+        _counts[name] = n = _counts.get(name, 0) + 1
+        return n
+    import fcntl
+    os.makedirs(folder, exist_ok=True)
+    fd = os.open(os.path.join(folder, name), os.O_RDWR | os.O_CREAT, 0o666)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        n = int(os.read(fd, 32) or b"0") + 1
+        os.lseek(fd, 0, os.SEEK_SET)
+        os.ftruncate(fd, 0)
+        os.write(fd, str(n).encode())
+        return n
+    finally:
+        os.close(fd)
+
+
+def _pause(path, name: str) -> None:
+    """The "pause" faults (one spec or a list): each once in all processes, after its nth matching
+    write (counted like the kills), and only once its "after" flag exists, if it names one."""
+    specs = _SPEC.get("pause") or []
+    for i, spec in enumerate([specs] if isinstance(specs, dict) else specs):
+        if spec.get("file") != name or spec.get("run", "") not in str(path):
+            continue
+        if spec.get("after") and not os.path.exists(spec["after"]):
+            continue
+        if _count(f"pause{i}") != spec.get("nth", 1):
+            continue
+        try:
+            fd = os.open(spec["flag"], os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+        except FileExistsError:
+            continue  # another process paused here already
+        os.write(fd, f"{os.getpid()}\n{path}".encode())
+        os.close(fd)
+        while not os.path.exists(spec["flag"] + ".go"):
+            time.sleep(0.02)
+
+
 def _patch_rundir(mod) -> None:
     import errno
     import tempfile
@@ -44,8 +95,8 @@ def _patch_rundir(mod) -> None:
 
     def atomic_write_bytes(path, data):
         name = Path(path).name
-        _counts[name] = n = _counts.get(name, 0) + 1
         kill, full = _SPEC.get("kill") or {}, _SPEC.get("enospc") or {}
+        n = _count(name) if name in (kill.get("file"), full.get("file")) or _SPEC.get("counters") else 0
         if kill.get("file") == name and kill.get("nth") == n:
             if kill["phase"] == "before":
                 _die()
@@ -62,7 +113,8 @@ def _patch_rundir(mod) -> None:
             os.close(fd)
             os.unlink(tmp)  # what atomic_write_bytes does when write() fails
             raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path))
-        return real(path, data)
+        real(path, data)
+        _pause(path, name)
 
     mod.atomic_write_bytes = atomic_write_bytes
 

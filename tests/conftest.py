@@ -16,7 +16,7 @@ def _no_timed_precision_choice(monkeypatch):
     timing, nor on what a subprocess measured into the probe cache, so in this process every shape
     reads as "bf16 no faster" (auto stays fp32) unless a test says otherwise. Tests of the choice
     itself put the cached measurement back, with a fixed ratio (test_precision.py)."""
-    from reinitlab import precision
+    from reinitlab.speed import precision
     monkeypatch.setattr(precision, "speedup", lambda shape: 1.0)
     monkeypatch.setattr(precision, "measure_speedup", lambda shape, *a, **k: 1.0)
     monkeypatch.setattr(precision, "_memo", {})
@@ -54,7 +54,7 @@ def train_killed_after(epochs, cfg, out, monkeypatch, **run_kw):
     leaves it: the checkpoint of the last finished epoch, no result. Engine.train_epoch is the real
     one again afterwards, whatever happened."""
     from reinitlab import run
-    from reinitlab.engine import Engine
+    from reinitlab.train.engine import Engine
     real, calls = Engine.train_epoch, {"n": 0}
 
     def dies(self, *a, **k):

@@ -15,9 +15,9 @@ from pathlib import Path
 
 import pytest
 
-from reinitlab.rundir import read_jsonl
 from reinitlab.study import Store
 from reinitlab.study.lock import is_held  # noqa: F401 (used by the tests through this module)
+from reinitlab.util.files import read_jsonl
 
 HERE = Path(__file__).resolve().parent
 SRC = HERE.parent / "src"
@@ -48,6 +48,7 @@ def small_npz(folder: Path) -> str:
     path = folder / "small.npz"
     if not path.exists():
         import numpy as np
+
         from reinitlab.data import load_dataset
         b = load_dataset("fashion-mnist-small")
         keep_train = np.concatenate([np.nonzero(b.y_train.numpy() == c)[0][:30] for c in range(10)])
@@ -74,7 +75,7 @@ def study_file(folder: Path, dataset: str, text: str = STUDY, precision: str = "
 
 def bf16_native() -> bool:
     """Whether this CPU computes bf16 natively (where it does not, bf16 runs are emulated: slow)."""
-    from reinitlab.precision import cpu_bf16_units
+    from reinitlab.speed.precision import cpu_bf16_units
     return bool(cpu_bf16_units())
 
 

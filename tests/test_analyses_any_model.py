@@ -9,9 +9,9 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from reinitlab.analyses import ANALYSES, AnalysisData, run_analyses
-from reinitlab.errors import UserError
-from reinitlab.groups import groups_of
-from reinitlab.reset import insert_standardize
+from reinitlab.core.groups import groups_of
+from reinitlab.core.reset import insert_standardize
+from reinitlab.util.errors import UserError
 
 
 class Residual(nn.Module):

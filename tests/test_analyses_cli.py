@@ -7,9 +7,9 @@ import torch
 
 from reinitlab.analyses import ANALYSES, AnalysisData, analyze_engine, analyze_run, load_analysis, round_log
 from reinitlab.cli import main
-from reinitlab.config import TrainConfig
-from reinitlab.engine import load_run
-from reinitlab.train import run
+from reinitlab.train.config import TrainConfig
+from reinitlab.train.engine import load_run
+from reinitlab.train.loop import run
 
 PNG = b"\x89PNG\r\n\x1a\n"
 
@@ -103,7 +103,7 @@ def test_round_log_is_flat_finite_and_leaves_the_model_alone(run_dir):
 def test_analyze_engine_on_the_engine_in_memory_matches_the_folder(run_dir):
     from_folder = analyze_run(run_dir, only="margins,norms", plots=False)
     eng = load_run(run_dir)
-    eng.model.train()  # as train.execute hands it back
+    eng.model.train()  # as train.loop.run_keeping_engine hands it back
     in_memory = analyze_engine(eng, run_dir, only="margins,norms", plots=False)
     for name in ("margins", "norms"):
         assert in_memory["analyses"][name]["numbers"] == from_folder["analyses"][name]["numbers"]

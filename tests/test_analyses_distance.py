@@ -7,24 +7,23 @@ import json
 import pytest
 import torch
 import torch.nn as nn
-
-from reinitlab.analyses import ANALYSES, AnalysisData
-from reinitlab.cli import main
-from reinitlab.config import TrainConfig
-from reinitlab.errors import UserError
-from reinitlab.groups import groups_of
-from reinitlab.report import make_report
-from reinitlab.report.catalog import build_catalog
-from reinitlab.report.claims import CLEAN, LOWER, NOT_HIGHER, NOT_SUPPORTED, SUPPORTED, pooled_test
-from reinitlab.report.collect import Combo, collect
-from reinitlab.report.values import load
-from reinitlab.engine import Engine, load_run
-from reinitlab.resolve import prepare
-from reinitlab.train import run
-
 from test_study_analyses import analysis_toml, fake_analysis_cost  # noqa: F401
 from test_study_run import small_npz  # noqa: F401
 from why_common import write_run, write_study
+
+from reinitlab.analyses import ANALYSES, AnalysisData
+from reinitlab.cli import main
+from reinitlab.core.groups import groups_of
+from reinitlab.paper.claims import CLEAN, LOWER, NOT_HIGHER, NOT_SUPPORTED, SUPPORTED, pooled_test
+from reinitlab.report import make_report
+from reinitlab.report.catalog import build_catalog
+from reinitlab.report.collect import Combo, collect
+from reinitlab.report.values import load
+from reinitlab.train.config import TrainConfig
+from reinitlab.train.engine import Engine, load_run
+from reinitlab.train.loop import run
+from reinitlab.train.resolve import prepare
+from reinitlab.util.errors import UserError
 
 
 def linear_model():

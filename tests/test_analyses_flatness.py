@@ -7,7 +7,7 @@ import torch.nn.functional as F
 from reinitlab.analyses import ANALYSES, AnalysisData
 from reinitlab.analyses.flatness import loss_increase
 from reinitlab.analyses.hessian import top_hessian_eigenvalue
-from reinitlab.groups import groups_of
+from reinitlab.core.groups import groups_of
 
 
 def _symmetric(eigs, seed=0):

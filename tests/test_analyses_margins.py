@@ -15,8 +15,8 @@ import torch
 import torch.nn as nn
 
 from reinitlab.analyses import ANALYSES, AnalysisData
+from reinitlab.core.groups import groups_of
 from reinitlab.measure.margins import margins_of
-from reinitlab.groups import groups_of
 
 R = 6 * ((3 / 2) ** (2 / 3) + (5 / 3) ** (2 / 3)) ** 1.5
 

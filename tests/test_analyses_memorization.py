@@ -4,7 +4,7 @@ import torch
 import torch.nn as nn
 
 from reinitlab.analyses import ANALYSES, AnalysisData
-from reinitlab.groups import groups_of
+from reinitlab.core.groups import groups_of
 
 N, C = 20, 4
 

@@ -6,10 +6,10 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from reinitlab.core.groups import groups_of
+from reinitlab.core.reset import insert_standardize
 from reinitlab.measure.operators import Operator, top_singular_value, trace
-from reinitlab.groups import groups_of
 from reinitlab.models import build_model
-from reinitlab.reset import insert_standardize
 
 
 def dense_matrix(fn, in_shape):

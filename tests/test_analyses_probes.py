@@ -4,8 +4,8 @@ import torch.nn as nn
 
 from reinitlab.analyses import ANALYSES, AnalysisData
 from reinitlab.analyses.probes import group_features, knn_accuracy, linear_probe_accuracy
-from reinitlab.groups import groups_of
-from reinitlab.reset import insert_standardize
+from reinitlab.core.groups import groups_of
+from reinitlab.core.reset import insert_standardize
 
 C = 4
 

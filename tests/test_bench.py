@@ -7,9 +7,17 @@ import pytest
 import torch
 
 from reinitlab import UserError, cli
-from reinitlab import bench
-from reinitlab.bench import (Case, Ours, Reference, TorchvisionStyle, bench_bundle, parse_case, run_bench,
-                             train_flops_per_image)
+from reinitlab.bench import benchmark as bench
+from reinitlab.bench.benchmark import (
+    Case,
+    Ours,
+    Reference,
+    TorchvisionStyle,
+    bench_bundle,
+    parse_case,
+    run_bench,
+    train_flops_per_image,
+)
 
 TINY_CASES = [Case("cnn", 0.125, 12, 1), Case("resnet18", 0.125, 12, 3)]
 
@@ -112,7 +120,7 @@ def test_torchvision_style_reference_matches_the_engine_data(channels):
 
 
 def test_ours_runs_the_engines_training_steps(monkeypatch):
-    from reinitlab.engine import Engine
+    from reinitlab.train.engine import Engine
     calls = []
     real = Engine.train_steps
 
@@ -177,7 +185,7 @@ def test_every_precision_used_gets_its_peak_and_each_utilization_is_against_its_
 
 
 def test_the_loop_computes_in_the_precision_auto_chooses(monkeypatch):
-    from reinitlab import precision
+    from reinitlab.speed import precision
     monkeypatch.setattr(precision, "cpu_bf16_units", lambda: ["avx512_bf16"])
     for ratio, chosen in ((1.6, "bf16"), (1.0, "fp32")):
         monkeypatch.setattr(precision, "speedup", lambda shape, r=ratio: r)

@@ -6,14 +6,22 @@ import math
 
 import pytest
 from scipy import stats as sps
+from why_common import write_run, write_study
 
+from reinitlab.paper.claims import (
+    HIGHER,
+    LOWER,
+    NOT_HIGHER,
+    NOT_SUPPORTED,
+    NOT_TESTABLE,
+    SUPPORTED,
+    claim_verdict,
+    decide,
+    evaluate,
+)
 from reinitlab.report import make_report
-from reinitlab.report.claims import (NOT_SUPPORTED, NOT_TESTABLE, SUPPORTED, claim_verdict, decide, evaluate,
-                                     HIGHER, LOWER, NOT_HIGHER)
 from reinitlab.report.collect import Combo, collect
 from reinitlab.report.stats import paired_diff
-
-from why_common import write_run, write_study
 
 S500, S2000, BIG = Combo("toy", "cnn", 500, 0.0), Combo("toy", "cnn", 2000, 0.0), Combo("toy", "cnn", 40000, 0.0)
 NOISY = Combo("toy", "cnn", 500, 0.2)

@@ -8,11 +8,11 @@ import warnings
 import pytest
 
 from reinitlab.cli import build_parser, main
-from reinitlab.config import TrainConfig, setting_help
+from reinitlab.core.groups import groups_of
 from reinitlab.methods import METHODS
 from reinitlab.models import ARCHS, build_model
-from reinitlab.groups import groups_of
 from reinitlab.study.presets import PRESETS
+from reinitlab.train.config import TrainConfig, setting_help
 from reinitlab.version import __version__
 
 RUN = ["train", "--dataset", "fashion-mnist-small", "--arch", "cnn", "--train-size", "200", "--width", "0.25",
@@ -144,9 +144,9 @@ def test_lw_rounds_beyond_its_distinct_steps_warn_once_at_resolve_time(capsys):
 
 
 def test_a_study_warns_once_for_lw_rounds_beyond_its_steps(tmp_path):
-    from reinitlab.errors import ReinitlabWarning
     from reinitlab.study.definition import load_definition
     from reinitlab.study.expand import expand
+    from reinitlab.util.errors import ReinitlabWarning
     defn = load_definition("quick", ["rounds=5", "seeds=[0,1]"])
     with warnings.catch_warnings(record=True) as seen:
         warnings.simplefilter("always")
@@ -163,9 +163,9 @@ def test_every_subcommand_parses_its_help():
 
 
 def test_a_finished_runs_reload_does_not_warn_again(tmp_path):
-    from reinitlab.errors import ReinitlabWarning
-    from reinitlab.engine import load_run
-    from reinitlab.train import run
+    from reinitlab.train.engine import load_run
+    from reinitlab.train.loop import run
+    from reinitlab.util.errors import ReinitlabWarning
     cfg = TrainConfig.from_dict({"method": "lw", "rounds": 4, "epochs": 1, "train_size": 100, "width": 0.25,
                                  "threads": 1, "round_log": False})
     with pytest.warns(ReinitlabWarning, match="rounds=4"):

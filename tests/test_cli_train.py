@@ -90,7 +90,7 @@ class StopAtRound:
 
 def test_a_resumed_run_says_from_where(tmp_path, capsys):
     from reinitlab.cli import _train_config, build_parser
-    from reinitlab.train import run
+    from reinitlab.train.loop import run
     out = tmp_path / "run"
     args = build_parser().parse_args(BASE + ["--out", str(out)])
     with pytest.raises(KeyboardInterrupt):

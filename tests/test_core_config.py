@@ -1,9 +1,9 @@
 import pytest
 
-from reinitlab.config import TrainConfig
-from reinitlab.options import parse_assignment, parse_value
-from reinitlab.errors import UserError
 from reinitlab.methods import make_method, parse_spec
+from reinitlab.train.config import TrainConfig
+from reinitlab.util.errors import UserError
+from reinitlab.util.options import parse_assignment, parse_value
 
 
 def test_parse_value_toml_and_bare():

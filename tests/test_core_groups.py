@@ -2,9 +2,9 @@ import pytest
 import torch
 import torch.nn as nn
 
-from reinitlab.errors import UserError
-from reinitlab.groups import groups_of
+from reinitlab.core.groups import groups_of
 from reinitlab.models import ARCHS, build_model
+from reinitlab.util.errors import UserError
 
 
 class TorchvisionStyle(nn.Module):

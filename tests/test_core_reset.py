@@ -7,9 +7,9 @@ import torch
 import torch.nn.functional as F
 
 from reinitlab import Reinitializer
+from reinitlab.core.reset import fresh_state, standardization_of
 from reinitlab.models import build_model
-from reinitlab.reset import fresh_state, standardization_of
-from reinitlab.seeding import derive
+from reinitlab.util.seeding import derive
 
 SEED = 7
 

@@ -4,13 +4,13 @@ What differs on CUDA: data lives on the device, fp32 runs use TF32 tensor cores 
 on request), fresh draws use CPU generators and are copied over, and checkpoints written there must load anywhere."""
 import pytest
 import torch
-
 from conftest import synthetic_bundle
+
 from reinitlab import Reinitializer, TrainConfig, run
 from reinitlab.methods import METHODS
 from reinitlab.models import build_model
-from reinitlab.rundir import read_jsonl
-from reinitlab.train import execute
+from reinitlab.train.loop import run_keeping_engine
+from reinitlab.util.files import read_jsonl
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")
 
@@ -22,7 +22,7 @@ TINY = dict(width=0.25, epochs=1, rounds=1, batch_size=16, eval_batch_size=64, d
 def test_every_method_trains_two_rounds_on_cuda(arch, precision):
     bundle = synthetic_bundle(n_train=40, n_test=16, channels=3)
     for method in sorted(METHODS):
-        result, eng = execute(TrainConfig(arch=arch, method=method, precision=precision, **TINY), out=None,
+        result, eng = run_keeping_engine(TrainConfig(arch=arch, method=method, precision=precision, **TINY), out=None,
                               progress=False, bundle=bundle)
         assert result["status"] == "finished", (arch, method)
         assert next(eng.model.parameters()).device.type == "cuda"

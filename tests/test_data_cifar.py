@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from reinitlab.data import load_dataset
-from reinitlab.errors import UserError
+from reinitlab.util.errors import UserError
 
 
 @pytest.fixture(autouse=True)

@@ -4,10 +4,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 from PIL import Image
+from test_data_idx import write_idx_set
 
 from reinitlab.cli import main
 from reinitlab.data import DATASETS
-from test_data_idx import write_idx_set
 
 BENCHMARKS = ["mnist", "fashion-mnist", "kmnist", "cifar10", "cifar100", "svhn", "stl10", "flowers102", "dtd",
               "oxford-pets", "caltech101", "eurosat"]

@@ -12,12 +12,12 @@ from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
+from test_data_cifar import write_cifar10
 
 from reinitlab.data import DATASETS, caltech101, load_dataset
 from reinitlab.data.download import Remote, download, extract
 from reinitlab.data.prepare import fetch, prepare
-from reinitlab.errors import UserError
-from test_data_cifar import write_cifar10
+from reinitlab.util.errors import UserError
 
 CLOSED = "http://127.0.0.1:9/"  # the discard port: nothing listens, the connection is refused
 

@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from reinitlab.config import TrainConfig
-from reinitlab.resolve import prepare
-from reinitlab.train import run
+from reinitlab.train.config import TrainConfig
+from reinitlab.train.loop import run
+from reinitlab.train.resolve import prepare
 
 
 @pytest.fixture(autouse=True)

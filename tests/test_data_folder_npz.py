@@ -7,7 +7,7 @@ import torch
 from PIL import Image
 
 from reinitlab.data import check_dataset, load_dataset
-from reinitlab.errors import UserError
+from reinitlab.util.errors import UserError
 
 
 @pytest.fixture(autouse=True)

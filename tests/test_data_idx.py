@@ -12,7 +12,7 @@ import torch
 from reinitlab.data import DATASETS, check_dataset, load_dataset
 from reinitlab.data import idx as idx_module
 from reinitlab.data.fashion_mnist import SYSTEM_DIR
-from reinitlab.errors import UserError
+from reinitlab.util.errors import UserError
 
 
 @pytest.fixture(autouse=True)

@@ -10,7 +10,7 @@ from scipy.io import savemat
 
 from reinitlab.data import caltech101, flowers102, load_dataset, oxford_pets
 from reinitlab.data.eurosat import CLASSES as EUROSAT_CLASSES
-from reinitlab.errors import UserError
+from reinitlab.util.errors import UserError
 
 
 @pytest.fixture(autouse=True)

@@ -7,7 +7,7 @@ from hypothesis import strategies as st
 
 from reinitlab.data import DataBundle
 from reinitlab.data.split import make_split, quotas, stratified_pick
-from reinitlab.errors import UserError
+from reinitlab.util.errors import UserError
 
 
 def bundle(counts, val=None, name="toy"):

@@ -7,7 +7,7 @@ import torch
 from scipy.io import savemat
 
 from reinitlab.data import load_dataset
-from reinitlab.errors import UserError
+from reinitlab.util.errors import UserError
 
 
 @pytest.fixture(autouse=True)

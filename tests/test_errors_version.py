@@ -6,10 +6,10 @@ from pathlib import Path
 
 import pytest
 
-from reinitlab.errors import UserError, did_you_mean, unknown_message
 from reinitlab.data import check_dataset
 from reinitlab.methods import parse_spec
 from reinitlab.models import check_arch
+from reinitlab.util.errors import UserError, did_you_mean, unknown_message
 
 
 def test_did_you_mean_ignores_case_and_stays_quiet_when_nothing_is_close():

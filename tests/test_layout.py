@@ -2,19 +2,20 @@
 settings change only where an entry point sets them, `import reinitlab` stays light, and imports
 only go down the layers."""
 import ast
+import os
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 import torch
-
 from conftest import synthetic_bundle
+
 from reinitlab import TrainConfig, run
-from reinitlab.engine import Engine, Schedule
-from reinitlab.hooks import Hooks
-from reinitlab.resolve import prepare
-from reinitlab.rundir import read_jsonl
+from reinitlab.train.engine import Engine, Schedule
+from reinitlab.train.hooks import Hooks
+from reinitlab.train.resolve import prepare
+from reinitlab.util.files import read_jsonl
 
 TINY = dict(width=0.25, epochs=2, rounds=1, batch_size=16, eval_batch_size=64, threads=1)
 SRC = Path(__file__).resolve().parents[1] / "src" / "reinitlab"
@@ -75,18 +76,34 @@ def test_an_object_without_hook_methods_is_refused():
         Hooks([print])
 
 
-def test_only_entry_points_change_the_thread_count():
+def test_a_library_run_leaves_the_callers_process_as_it_found_it():
+    """`run` trains on the run's own threads but puts the caller's count back, and leaves the C
+    allocator alone (keeping freed memory holds a process's peak memory until it exits: an entry
+    point's choice, not a library call's). A fresh interpreter: other tests' entry points switched
+    the allocator in this one."""
+    code = """
+import torch
+from reinitlab import TrainConfig, run
+from reinitlab.speed import allocator
+from conftest import synthetic_bundle
+torch.set_num_threads(1)
+run(TrainConfig(method="baseline", round_log=False, width=0.25, epochs=1, rounds=1, batch_size=16,
+                eval_batch_size=64, threads=2), progress=False, bundle=synthetic_bundle())
+print(torch.get_num_threads(), allocator._applied)
+"""
+    here = Path(__file__).resolve().parent
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=here,
+                         env={**os.environ, "PYTHONPATH": f"{here}{os.pathsep}{SRC.parent}"})
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.split() == ["1", "None"]
+
+
+def test_building_an_engine_changes_no_process_setting():
     bundle = synthetic_bundle()
     torch.set_num_threads(1)
-    try:
-        eng = Engine(prepare(TrainConfig(method="lw", **{**TINY, "threads": 2}), bundle))
-        assert torch.get_num_threads() == 1  # building an engine is no entry point
-        assert eng.config.threads == 2
-        run(TrainConfig(method="baseline", round_log=False, **{**TINY, "threads": 2, "epochs": 1}), progress=False,
-            bundle=bundle)
-        assert torch.get_num_threads() == 2  # a library caller's `run` is
-    finally:
-        torch.set_num_threads(1)
+    eng = Engine(prepare(TrainConfig(method="lw", **{**TINY, "threads": 2}), bundle))
+    assert torch.get_num_threads() == 1
+    assert eng.config.threads == 2
 
 
 def test_the_schedule_is_what_the_engine_trains():
@@ -109,25 +126,28 @@ def test_import_reinitlab_is_light():
     bare = loaded_modules("import reinitlab")
     assert {m for m in bare if m.startswith("reinitlab")} == {"reinitlab"} and "torch" not in bare
     mods = loaded_modules("from reinitlab import Reinitializer")
-    assert "reinitlab.reinit" in mods
+    assert "reinitlab.core.reinit" in mods
     assert not {m for m in mods if m.startswith(("reinitlab.train", "reinitlab.data", "reinitlab.analyses",
-                                                   "reinitlab.engine"))}
-    assert not {m for m in loaded_modules("import reinitlab.train") if m.startswith("reinitlab.analyses")}
+                                                   "reinitlab.speed"))}
+    assert not {m for m in loaded_modules("import reinitlab.train.loop") if m.startswith("reinitlab.analyses")}
 
 
-# Each module's layer (README "Development"): a module imports only from its own layer or below.
+# Each folder's layer (docs/architecture.md): a module imports only from its own layer or below.
+# Registries find their entries by package name (util/registry.py), which is how a lower layer
+# (the method registry in core/, the tracker registry in train/) meets what registers above it.
 LAYERS = {
-    1: ["errors", "version", "seeding", "registry", "options", "hostmem", "few_channel_bn", "progress", "rundir", "provenance"],
-    2: ["config", "data", "augment"],
-    3: ["models", "groups"],
-    4: ["reset", "methods", "reinit"],
+    1: ["util", "version"],
+    2: ["data", "models"],
+    3: ["core"],
+    4: ["methods"],
     5: ["measure"],
-    6: ["runtime", "probe", "step", "precision"],
-    7: ["resolve", "engine", "hooks", "trackers", "train"],
-    8: ["analyses", "throughput", "bench", "preview", "profile_step"],
+    6: ["speed"],
+    7: ["train"],
+    8: ["trackers", "analyses", "bench"],
     9: ["study"],
     10: ["report"],
-    11: ["cli"],
+    11: ["paper"],
+    12: ["cli", "lightning"],
 }
 LAYER_OF = {name: layer for layer, names in LAYERS.items() for name in names}
 

@@ -6,12 +6,12 @@ import math
 import pytest
 import torch
 import torch.nn.functional as F
+from test_core_reset import SEED, trained_model
 
 from reinitlab import Reinitializer, make_method
-from reinitlab.errors import UserError
-from reinitlab.reset import fresh_state
-from reinitlab.seeding import derive
-from test_core_reset import SEED, trained_model
+from reinitlab.core.reset import fresh_state
+from reinitlab.util.errors import UserError
+from reinitlab.util.seeding import derive
 
 BN_STEM = "stem.1"
 

@@ -8,12 +8,12 @@ import pytest
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+from test_core_groups import TorchvisionStyle
 
 from reinitlab import Reinitializer
+from reinitlab.core.reset import fresh_state
 from reinitlab.models import build_model
-from reinitlab.reset import fresh_state
-from reinitlab.seeding import derive, generator
-from test_core_groups import TorchvisionStyle
+from reinitlab.util.seeding import derive, generator
 
 SEED = 11
 
@@ -161,7 +161,7 @@ def test_llf_peer_matches_the_llf_rule(arch):
 
 
 def test_llf_peer_start_is_the_last_stage_elsewhere_too():
-    from reinitlab.groups import groups_of
+    from reinitlab.core.groups import groups_of
     from reinitlab.methods.llf import last_stage_start
     for arch, first in [("cnn", "block3"), ("vgg", "block3"), ("mobilenetv2", "block18"), ("resnet18", "block7")]:
         m = build_model(arch, 3, 5, width=0.25, resolution=16)

@@ -25,13 +25,13 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from reinitlab.groups import groups_of
+from reinitlab.core.groups import groups_of
+from reinitlab.core.method import RedrawOptions
+from reinitlab.core.reinit import Reinitializer
+from reinitlab.core.reset import Action, apply_event
 from reinitlab.methods import METHODS, ResetContext
-from reinitlab.methods.base import RedrawOptions
 from reinitlab.models import build_model
-from reinitlab.reinit import Reinitializer
-from reinitlab.reset import Action, apply_event
-from reinitlab.seeding import derive
+from reinitlab.util.seeding import derive
 
 SEED = 3
 ARCHS = {"cnn": dict(in_channels=1, resolution=16, width=0.25),  # plain

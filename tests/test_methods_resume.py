@@ -6,14 +6,14 @@ import sys
 
 import pytest
 import torch
-
 from conftest import killed_at_checkpoint, train_killed_after
+
 from reinitlab import TrainConfig, run
-from reinitlab.reinit import Reinitializer
-from reinitlab.rundir import read_jsonl
-from reinitlab.engine import Engine
-from reinitlab.resolve import prepare
-from reinitlab.train import execute
+from reinitlab.core.reinit import Reinitializer
+from reinitlab.train.engine import Engine
+from reinitlab.train.loop import run_keeping_engine
+from reinitlab.train.resolve import prepare
+from reinitlab.util.files import read_jsonl
 
 TINY = dict(width=0.25, epochs=3, rounds=1, batch_size=16, eval_batch_size=64, threads=1)
 IN_ROUND = ["swr:every=1,rate=0.02,maturity=2", "redo:tau=1.0,every=2", "sp:every_epochs=1", "l2init:lam=0.01",
@@ -31,13 +31,13 @@ class Crash(Exception):
 
 def test_in_round_methods_do_act(bundle):
     for spec in IN_ROUND[:3]:
-        result, eng = execute(TrainConfig(method=spec, **TINY), out=None, progress=False, bundle=bundle)
+        result, eng = run_keeping_engine(TrainConfig(method=spec, **TINY), out=None, progress=False, bundle=bundle)
         log = eng.reinit.in_round_log
         assert result["status"] == "finished"
         assert [r["round"] for r in log] == [0, 1], spec
         assert all(r["events"] > 0 and r["replaced_elements"] >= 0 for r in log), spec
-    baseline, _ = execute(TrainConfig(method="l2init:lam=0", **TINY), out=None, progress=False, bundle=bundle)
-    penalized, _ = execute(TrainConfig(method="l2init:lam=0.5", **TINY), out=None, progress=False, bundle=bundle)
+    baseline, _ = run_keeping_engine(TrainConfig(method="l2init:lam=0", **TINY), out=None, progress=False, bundle=bundle)
+    penalized, _ = run_keeping_engine(TrainConfig(method="l2init:lam=0.5", **TINY), out=None, progress=False, bundle=bundle)
     assert baseline["per_round"][0]["train_loss"] != penalized["per_round"][0]["train_loss"]
 
 

@@ -7,7 +7,7 @@ import pytest
 from reinitlab import TrainConfig, UserError
 from reinitlab.analyses.base import Analysis
 from reinitlab.methods import METHODS
-from reinitlab.options import parse_options
+from reinitlab.util.options import parse_options
 
 
 @dataclass

@@ -2,10 +2,10 @@
 `make test` adds the extras; the license is an SPDX expression (setuptools >= 77 warns on a table)."""
 import shutil
 import subprocess
-import tomllib
 from pathlib import Path
 
 import pytest
+import tomllib
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -7,18 +7,18 @@ import math
 
 import pytest
 import torch
-
 from conftest import synthetic_bundle, train_killed_after
+
 from reinitlab import TrainConfig, UserError, run
-from reinitlab import precision
-from reinitlab import probe as probes
 from reinitlab.cli import main
-from reinitlab.engine import Engine
-from reinitlab.precision import Shape
-from reinitlab.precision import measure_speedup as real_measure_speedup
-from reinitlab.precision import speedup as cached_speedup
-from reinitlab.resolve import prepare
-from reinitlab.rundir import read_jsonl
+from reinitlab.speed import precision
+from reinitlab.speed import probe as probes
+from reinitlab.speed.precision import Shape
+from reinitlab.speed.precision import measure_speedup as real_measure_speedup
+from reinitlab.speed.precision import speedup as cached_speedup
+from reinitlab.train.engine import Engine
+from reinitlab.train.resolve import prepare
+from reinitlab.util.files import read_jsonl
 
 TINY = dict(width=0.25, epochs=2, rounds=1, batch_size=16, eval_batch_size=64, threads=1)
 
@@ -105,8 +105,8 @@ def test_a_resumed_run_keeps_its_precision_and_ends_bit_identical(machine, tmp_p
 
 
 def test_a_study_chooses_once_for_every_run_by_its_slowest_shape(machine, tmp_path, monkeypatch):
-    from reinitlab.study.precision import study_precision
     from reinitlab.study import expand, load_definition
+    from reinitlab.study.precision import study_precision
     toml = tmp_path / "s.toml"
     toml.write_text('name = "p"\ndatasets = ["fashion-mnist-small"]\narchs = ["cnn", "resnet18"]\n'
                     'methods = ["baseline", "lw"]\ntrain_sizes = [100]\nseeds = [0, 1]\nwidth = 0.25\n')
@@ -130,7 +130,7 @@ def test_a_study_chooses_once_for_every_run_by_its_slowest_shape(machine, tmp_pa
 
 
 def test_a_study_run_gives_every_run_the_one_choice_and_says_why(machine, tmp_path, capsys, monkeypatch):
-    import reinitlab.throughput as tp
+    import reinitlab.bench.throughput as tp
     from reinitlab.study import load_definition, run_study
     monkeypatch.setattr(tp, "estimate_seconds", lambda cfg: 1.0)
     toml = tmp_path / "s.toml"

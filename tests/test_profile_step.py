@@ -1,11 +1,11 @@
 """`reinitlab bench --profile CASE`: the shares of a training step (behaviour, never timing)."""
 import pytest
-
 from conftest import synthetic_bundle
+
 from reinitlab import cli
-from reinitlab import bench
-from reinitlab.bench import Case
-from reinitlab.profile_step import CATEGORIES, StepProfile, category_of, format_profile, profile_case
+from reinitlab.bench import benchmark as bench
+from reinitlab.bench.benchmark import Case
+from reinitlab.bench.profile import CATEGORIES, StepProfile, category_of, format_profile, profile_case
 
 
 @pytest.fixture(scope="module")
@@ -69,7 +69,7 @@ def test_bench_profile_flag_profiles_that_case(monkeypatch, capsys):
         return StepProfile(case=case.name, steps=3, threads=1, precision="fp32", device="cpu", step_ms=2.0,
                            unprofiled_step_ms=1.9, ms={"convolutions": 1.5, "Python overhead": 0.5})
 
-    import reinitlab.profile_step as ps
+    import reinitlab.bench.profile as ps
     monkeypatch.setattr(ps, "profile_case", fake)
     monkeypatch.setattr(bench, "bench_bundle", lambda res, ch: ("bundle", res, ch))
     assert cli.main(["bench", "--profile", "cnn:0.25:28:1", "--threads", "1", "--device", "cpu"]) == 0

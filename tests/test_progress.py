@@ -1,6 +1,6 @@
 import io
 
-from reinitlab.progress import Progress
+from reinitlab.util.progress import Progress
 
 
 class TTY(io.StringIO):
@@ -30,7 +30,7 @@ def test_pipes_get_plain_lines_only():
 
 
 def test_a_loss_function_is_read_at_most_once_a_second_and_never_off_a_terminal(monkeypatch):
-    from reinitlab import progress
+    from reinitlab.util import progress
     clock = [100.0]
     monkeypatch.setattr(progress.time, "time", lambda: clock[0])
     reads = []

@@ -4,8 +4,9 @@ import shutil
 
 import torch
 
-from reinitlab import TrainConfig, provenance, run
-from reinitlab.provenance import Difference, differences
+from reinitlab import TrainConfig, run
+from reinitlab.train import provenance
+from reinitlab.train.provenance import Difference, differences
 
 TINY = dict(width=0.25, epochs=1, rounds=1, batch_size=16, eval_batch_size=64, threads=1)
 
@@ -57,7 +58,7 @@ def test_source_hash_follows_the_code_not_the_report_and_an_installed_copy_has_n
         assert version["commit"] is None and version["from"] == "installed package"
         (copy / "report" / "tables.py").write_text((copy / "report" / "tables.py").read_text() + "\n# a comment\n")
         assert hashed()[0] == same  # the report cannot change a run's numbers
-        cfg = copy / "config.py"
+        cfg = copy / "train" / "config.py"
         cfg.write_text(cfg.read_text().replace("warmup: float = 0.05", "warmup: float = 0.1"))
         assert hashed()[0] != same
     finally:

@@ -22,7 +22,6 @@ import time
 from pathlib import Path
 
 import pytest
-
 import reliability_common as rc
 from conftest import wait_for
 

@@ -92,7 +92,7 @@ def readme_commands() -> list[str]:
 
 def test_readme_cli_commands_parse(capsys):
     from reinitlab.cli import build_parser
-    from reinitlab.errors import UserError
+    from reinitlab.util.errors import UserError
     commands = readme_commands()
     assert len(commands) > 10 and any(c.startswith("train ") for c in commands)
     for cmd in commands:

@@ -6,12 +6,12 @@ from reinitlab.analyses import ANALYSES
 from reinitlab.analyses.base import register as register_analysis
 from reinitlab.data import DATASETS
 from reinitlab.data.registry import register as register_dataset
-from reinitlab.errors import UserError
 from reinitlab.methods import METHODS
 from reinitlab.methods import register as register_method
 from reinitlab.models import ARCHS
 from reinitlab.models import register as register_arch
-from reinitlab.registry import Registry
+from reinitlab.util.errors import UserError
+from reinitlab.util.registry import Registry
 
 
 def test_lookup_membership_and_order():

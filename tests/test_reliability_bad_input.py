@@ -25,11 +25,11 @@ from hypothesis import HealthCheck, assume, example, given, settings
 from hypothesis import strategies as st
 
 from reinitlab.cli import main
-from reinitlab.config import TrainConfig
 from reinitlab.methods import METHODS
 from reinitlab.models import ARCHS
-from reinitlab.options import tomllib
 from reinitlab.study.definition import AXES, AXIS_DEFAULTS, FIXED, SETTINGS, valid_keys
+from reinitlab.train.config import TrainConfig
+from reinitlab.util.options import tomllib
 
 # RELIABILITY_EXAMPLES=1000 for a longer hunt; the defaults keep the whole file under ~30 s
 EXAMPLES = int(os.environ.get("RELIABILITY_EXAMPLES", "60"))
@@ -43,7 +43,7 @@ FIELDS = TrainConfig.field_names()
 def nothing_trains_or_studies(monkeypatch, tmp_path):
     """Bad input must be refused before anything runs: training or starting a study fails the test."""
     import reinitlab.study.runner as runner
-    from reinitlab.engine import Engine
+    from reinitlab.train.engine import Engine
 
     def trained(*a, **k):
         raise AssertionError("bad input reached training")

@@ -7,10 +7,10 @@ import json
 import time
 
 import pytest
-
 import reliability_common as rc
-from reinitlab.rundir import checkpoint_problem
+
 from reinitlab.study.lock import owner_of
+from reinitlab.util.files import checkpoint_problem
 
 
 @pytest.mark.slow

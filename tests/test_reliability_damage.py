@@ -6,17 +6,17 @@ import json
 import os
 
 import pytest
-
 import reliability_common as rc
 from conftest import train_killed_after
+
 from reinitlab import TrainConfig
 from reinitlab.cli import main
 from reinitlab.report.collect import collect
-from reinitlab.rundir import read_jsonl
 from reinitlab.study import expand, load_definition
 from reinitlab.study.runner import write_definition
 from reinitlab.study.store import Store
-from reinitlab.study.worker import Task, execute
+from reinitlab.study.worker import Task, run_task
+from reinitlab.util.files import read_jsonl
 
 
 @pytest.fixture(scope="module")
@@ -40,7 +40,7 @@ def fingerprint(d):
 @pytest.fixture(scope="module")
 def reference(tmp_path_factory, dataset):
     store, task = make_store(tmp_path_factory.mktemp("damage-ref"), dataset)
-    assert execute(task).status == "finished"
+    assert run_task(task).status == "finished"
     return fingerprint(store.run_dir(task.run_id))
 
 
@@ -88,7 +88,7 @@ def test_damaged_interrupted_run_is_resumed_or_redone_in_a_study(tmp_path, datas
     hurt, how = PARTIAL[damage]
     hurt(d)
     assert not store.state(task.run_id).done
-    outcome = execute(task)
+    outcome = run_task(task)
     assert (outcome.status, outcome.how) == ("finished", how), outcome
     assert fingerprint(d) == reference
     assert not list(d.glob(".*.tmp"))
@@ -108,13 +108,13 @@ RESULTS = {
 @pytest.mark.parametrize("damage", list(RESULTS))
 def test_damaged_result_is_never_read_as_finished(tmp_path, dataset, reference, damage):
     store, task = make_store(tmp_path, dataset)
-    assert execute(task).status == "finished"
+    assert run_task(task).status == "finished"
     d = store.run_dir(task.run_id)
     RESULTS[damage](d / "result.json")
     assert store.state(task.run_id).status == "partial"
     (rec,) = collect(store.root).runs
     assert rec.status == "partial" and rec.test_acc is None  # the report neither counts nor averages it
-    outcome = execute(task)
+    outcome = run_task(task)
     assert outcome.status == "finished" and outcome.how in ("resume", "restart"), outcome
     assert fingerprint(d) == reference
     assert len(list(d.glob("result.json.unreadable-*"))) == 1
@@ -170,7 +170,7 @@ def test_checkpoint_of_another_model_is_a_clear_error(tmp_path, dataset, monkeyp
     assert main(train_args(dataset, d)) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and f"{d / 'ckpt.pt'}: " in err
-    outcome = execute(task)  # in a study: recorded as failed with the same message, the study goes on
+    outcome = run_task(task)  # in a study: recorded as failed with the same message, the study goes on
     assert outcome.status == "failed" and "ckpt.pt" in outcome.reason
     assert json.loads((d / "error.json").read_text())["reason"].startswith("UserError: ")
     assert os.path.exists(d / "ckpt.pt")

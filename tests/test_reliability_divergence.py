@@ -5,13 +5,13 @@ import math
 import re
 
 import pytest
-import torch
-
 import reliability_common as rc
+import torch
 from conftest import synthetic_bundle
+
 from reinitlab import TrainConfig, run
-from reinitlab import rundir
-from reinitlab.engine import Engine
+from reinitlab.util import files
+from reinitlab.train.engine import Engine
 
 TINY = dict(width=0.25, batch_size=16, eval_batch_size=64, threads=1)
 
@@ -21,13 +21,13 @@ class Kill(BaseException):
 
 
 def kill_before(monkeypatch, name):
-    real = rundir.atomic_write_bytes
+    real = files.atomic_write_bytes
 
     def write(path, data):
         if path.name == name:
             raise Kill
         return real(path, data)
-    monkeypatch.setattr(rundir, "atomic_write_bytes", write)
+    monkeypatch.setattr(files, "atomic_write_bytes", write)
 
 
 @pytest.mark.parametrize("method,epochs,rounds", [("fc", 2, 1), ("fc", 1, 1), ("baseline", 1, 1)])
@@ -48,7 +48,7 @@ def test_divergence_survives_a_kill_before_the_result_is_written(tmp_path, monke
     again = run(cfg, tmp_path / "run", progress=False, bundle=bundle)
     assert (again["status"], again.get("diverged_at"), again["epochs_total"]) == \
         (ref["status"], ref["diverged_at"], ref["epochs_total"])
-    rows = rundir.read_jsonl(tmp_path / "run/metrics.jsonl")
+    rows = files.read_jsonl(tmp_path / "run/metrics.jsonl")
     assert [(r["round"], r["epoch"]) for r in rows] == [(0, 1)]
 
 
@@ -81,7 +81,7 @@ def test_inf_in_the_weights_with_a_finite_loss_stops_the_run(tmp_path, monkeypat
     assert [p["round"] for p in r["per_round"]] == [0] and r["epochs_total"] == 4
     assert r["per_round"][0]["test_acc"] is not None
     assert (r["test_acc"], r["val_acc"], r["train_acc"]) == (None, None, None)  # not round 0's
-    rows = rundir.read_jsonl(tmp_path / "run/metrics.jsonl")
+    rows = files.read_jsonl(tmp_path / "run/metrics.jsonl")
     assert math.isfinite(rows[-1]["train_loss"]) and "test_acc" not in rows[-1]
     assert not (tmp_path / "run/ckpt.pt").exists()
 

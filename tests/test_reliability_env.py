@@ -13,15 +13,15 @@ import tempfile
 from pathlib import Path
 
 import pytest
+import reliability_common as rc
 import torch
 
-import reliability_common as rc
-from reinitlab import rundir
-from reinitlab.rundir import checkpoint_problem
+from reinitlab.util import files
 from reinitlab.study import expand, load_definition
 from reinitlab.study.runner import write_definition
 from reinitlab.study.store import Store
-from reinitlab.study.worker import Task, execute, record_lost
+from reinitlab.study.worker import Task, record_lost, run_task
+from reinitlab.util.files import checkpoint_problem
 
 
 def tree(root: Path) -> dict[str, tuple[int, int]]:
@@ -82,7 +82,7 @@ def one_run(tmp_path, tmp_path_factory):
 
 def full_disk(monkeypatch, nth: dict[str, int]):
     """Writes of these files fail like a full disk from their nth write on (after half the bytes)."""
-    real, seen = rundir.atomic_write_bytes, {}
+    real, seen = files.atomic_write_bytes, {}
 
     def write(path, data):
         seen[path.name] = seen.get(path.name, 0) + 1
@@ -93,7 +93,7 @@ def full_disk(monkeypatch, nth: dict[str, int]):
             os.unlink(tmp)
             raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path))
         return real(path, data)
-    monkeypatch.setattr(rundir, "atomic_write_bytes", write)
+    monkeypatch.setattr(files, "atomic_write_bytes", write)
 
 
 @pytest.mark.parametrize("also_error_json", [False, True])
@@ -104,7 +104,7 @@ def test_disk_full_at_a_checkpoint_in_a_study_worker(one_run, monkeypatch, also_
     store, task = one_run
     full_disk(monkeypatch, {"ckpt.pt": 2, "error.json": 1} if also_error_json else {"ckpt.pt": 2})
     d = store.run_dir(task.run_id)
-    outcome = execute(task)
+    outcome = run_task(task)
     assert outcome.status == "failed"
     assert f"No space left on device: '{d / 'ckpt.pt'}'" in outcome.reason
     assert ("not recorded in the study folder" in outcome.reason) == also_error_json
@@ -113,7 +113,7 @@ def test_disk_full_at_a_checkpoint_in_a_study_worker(one_run, monkeypatch, also_
     assert torch.load(d / "ckpt.pt", weights_only=False)["epochs_total"] == 1
     assert not list(d.glob(".*.tmp"))
     monkeypatch.undo()
-    again = execute(task)
+    again = run_task(task)
     assert (again.status, again.how) == ("finished", "resume")
 
 
@@ -128,8 +128,8 @@ def test_disk_full_while_appending_metrics_names_the_file(one_run, monkeypatch):
                 raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
             f.write = write
         return f
-    monkeypatch.setattr(rundir, "open", full, raising=False)
-    outcome = execute(task)
+    monkeypatch.setattr(files, "open", full, raising=False)
+    outcome = run_task(task)
     d = store.run_dir(task.run_id)
     assert outcome.status == "failed" and f"No space left on device: '{d / 'metrics.jsonl'}'" in outcome.reason
 
@@ -159,7 +159,7 @@ def test_run_folder_turned_read_only_fails_that_run_only(one_run, read_only, mon
     d.mkdir(parents=True)
     (d / "error.json").write_text('{"attempt": 1, "reason": "earlier"}')
     read_only(d)
-    outcome = execute(task)  # before: the worker died with a traceback, then the study crashed
+    outcome = run_task(task)  # before: the worker died with a traceback, then the study crashed
     assert outcome.status == "failed" and "Read-only file system" in outcome.reason
     assert "not recorded in the study folder" in outcome.reason
     assert record_lost(task.study_dir, task.run_id, "worker died") is False  # the study process lives on
@@ -213,6 +213,7 @@ def test_disk_full_in_a_study_then_resume(tmp_path, tmp_path_factory):
 
 def test_disk_full_while_writing_the_journal_names_the_file(tmp_path, monkeypatch):
     import types
+
     import reinitlab.study.store as store_module
 
     def write(fd, data):

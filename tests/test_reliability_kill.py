@@ -13,7 +13,6 @@ import signal
 import time
 
 import pytest
-
 import reliability_common as rc
 from conftest import train_killed_after
 
@@ -108,10 +107,11 @@ def test_a_restart_with_one_run_left_resumes_it_as_the_uninterrupted_study_would
     The run is a few-channel cnn in channels-last on the CPU: its first BatchNorm trains in
     few_channel_bn.py's arithmetic."""
     import shutil
+
     from reinitlab import TrainConfig
-    from reinitlab.few_channel_bn import few_channel_batchnorm
+    from reinitlab.speed.few_channel_bn import few_channel_batchnorm
     from reinitlab.study.runner import cores
-    from reinitlab.engine import initial_model
+    from reinitlab.train.engine import initial_model
     ref_out, _, ref_runs = rc.reference(tmp_path_factory, precision)
     base = rc.shared(tmp_path_factory)
     toml = rc.study_file(tmp_path, rc.small_npz(base), precision=precision)

@@ -7,6 +7,7 @@ import re
 from pathlib import Path
 
 import pytest
+from test_report_tables import run_id, write_run
 
 from reinitlab.report import make_report
 from reinitlab.report.answer import answer, clause
@@ -14,8 +15,6 @@ from reinitlab.report.collect import Combo, collect
 from reinitlab.report.plots import wrap
 from reinitlab.report.stats import PairedDiff
 from reinitlab.report.tables import MAX_COMBO_COLUMNS, compute, sections
-
-from test_report_tables import run_id, write_run
 
 
 def write_study(root: Path, accs: dict, methods: list[str], name: str = "answer-study") -> Path:
@@ -149,8 +148,9 @@ def test_a_pending_run_id_is_not_in_the_answer(answer_study):
 @pytest.mark.slow
 def test_why_figures_labels_do_not_overlap_their_neighbours(tmp_path, monkeypatch):
     """Every panel's y label stays clear of every other panel (constrained layout)."""
-    from reinitlab.report import why_plots
     from why_common import make_why_study
+
+    from reinitlab.report import why_plots
     checked = []
     real_save = why_plots._save
 

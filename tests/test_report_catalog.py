@@ -5,6 +5,7 @@ import json
 import shutil
 
 import pytest
+from why_common import write_run, write_study
 
 from reinitlab.analyses import ANALYSES
 from reinitlab.analyses.metrics import Metric, Topic
@@ -13,8 +14,6 @@ from reinitlab.report.catalog import TEST_ACC, build_catalog, member_values
 from reinitlab.report.collect import Combo, collect, combo_order
 from reinitlab.report.tables import compute
 from reinitlab.report.values import DIAGNOSTICS, load, value_table
-
-from why_common import write_run, write_study
 
 
 def test_every_declared_metric_is_in_the_catalog_under_its_topic():

@@ -12,11 +12,10 @@ import shutil
 import subprocess
 
 import pytest
-
-from reinitlab.report import make_report
-
 from test_report_tables import study  # noqa: F401  (fixture: synthetic run folders)
 from why_common import make_why_study
+
+from reinitlab.report import make_report
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 

@@ -8,10 +8,10 @@ from pathlib import Path
 import pytest
 
 from reinitlab.cli import main
-from reinitlab.errors import UserError
 from reinitlab.report import make_report
 from reinitlab.report.collect import collect_runs, find_run_folders
 from reinitlab.report.curves import mean_curve, read_curve, resets
+from reinitlab.util.errors import UserError
 
 
 def train_folder(folder: Path, method: str, seed: int = 0, acc: float = 0.5, rounds: int = 2, epochs: int = 2,

@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 
 from reinitlab.cli import main
+from reinitlab.paper.claims import evaluate
 from reinitlab.report import make_report
-from reinitlab.report.claims import evaluate
 from reinitlab.report.collect import collect
 from reinitlab.report.stats import paired_diff
 

@@ -7,14 +7,13 @@ import math
 
 import pytest
 from PIL import Image
+from why_common import A, B, N, make_why_study
 
+from reinitlab.paper.claims import lower_groups
 from reinitlab.report import make_report
 from reinitlab.report.collect import collect
-from reinitlab.report.claims import lower_groups
 from reinitlab.report.values import DIAGNOSTICS, load
 from reinitlab.report.why import compute, fmt_paired, fmt_stat
-
-from why_common import A, B, N, make_why_study
 
 T2 = 4.302652729911275  # Student t, 2 degrees of freedom, 97.5%
 

@@ -5,10 +5,10 @@ import json
 
 import pytest
 import torch
-
 from conftest import train_killed_after
+
 from reinitlab import TrainConfig, run
-from reinitlab.rundir import read_jsonl
+from reinitlab.util.files import read_jsonl
 
 TIMING = {"seconds", "train_images_per_second", "diagnostics_seconds"}
 

@@ -4,7 +4,7 @@ import re
 import shlex
 from pathlib import Path
 
-from reinitlab.bench import parse_variant
+from reinitlab.bench.benchmark import parse_variant
 from reinitlab.cli import build_parser
 
 ROOT = Path(__file__).resolve().parents[1]

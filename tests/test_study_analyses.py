@@ -8,15 +8,14 @@ import time
 from pathlib import Path
 
 import pytest
+from test_study_run import fake_estimate, journal, result_files, small_npz, start_study, subprocess_env, tiny_toml  # noqa: F401
 
 from reinitlab.cli import main
-from reinitlab.errors import UserError
 from reinitlab.study import Store, expand, load_definition
 from reinitlab.study.lock import is_held
 from reinitlab.study.runner import write_definition
-from reinitlab.study.worker import Task, execute
-
-from test_study_run import fake_estimate, journal, result_files, small_npz, start_study, subprocess_env, tiny_toml  # noqa: F401
+from reinitlab.study.worker import Task, run_task
+from reinitlab.util.errors import UserError
 
 
 def analysis_toml(folder: Path, dataset: str, analyses: list[str]) -> Path:
@@ -57,7 +56,7 @@ def test_plan_includes_the_analyses_cost(tmp_path, capsys, fake_analysis_cost):
 
 def test_analysis_cost_is_measured_then_read_from_the_cache(tmp_path, monkeypatch, small_npz):  # noqa: F811
     import reinitlab.study.analysis_cost as ac
-    from reinitlab.config import TrainConfig
+    from reinitlab.train.config import TrainConfig
     monkeypatch.setenv("REINITLAB_DATA", str(tmp_path))
     monkeypatch.setattr(ac, "_memo", {})
     cfg = TrainConfig.from_dict({"dataset": small_npz, "width": 0.25, "train_size": 100, "threads": 1})
@@ -83,7 +82,7 @@ def test_a_failing_analysis_is_recorded_and_its_run_stays_finished(tmp_path, mon
     def boom(*a, **k):
         raise RuntimeError("norms exploded")
     monkeypatch.setattr(ANALYSES["norms"], "run", boom)
-    out = execute(task)
+    out = run_task(task)
     assert out.status == "finished" and out.analysis_failed and "ANALYSIS FAILED norms: RuntimeError" in out.analysis
     folder = store.run_dir(runs[0].id)
     err = json.loads((folder / "analysis_error.json").read_text())
@@ -94,12 +93,12 @@ def test_a_failing_analysis_is_recorded_and_its_run_stays_finished(tmp_path, mon
     result_mtime = (folder / "result.json").stat().st_mtime_ns
 
     monkeypatch.undo()
-    out = execute(task)  # the next start: the run is not retrained, the missing analysis is added
+    out = run_task(task)  # the next start: the run is not retrained, the missing analysis is added
     assert out.status == "analysed" and not out.analysis_failed and out.analysis == "analyses done: norms"
     assert (folder / "result.json").stat().st_mtime_ns == result_mtime
     assert not (folder / "analysis_error.json").exists()
     assert list(json.loads((folder / "analysis.json").read_text())["analyses"]) == ["margins", "norms"]
-    assert execute(task).status == "done_before"  # complete now: nothing to do
+    assert run_task(task).status == "done_before"  # complete now: nothing to do
 
 
 @pytest.mark.slow

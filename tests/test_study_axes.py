@@ -9,11 +9,11 @@ from pathlib import Path
 import pytest
 
 from reinitlab.cli import main
-from reinitlab.errors import UserError
 from reinitlab.methods import make_method
 from reinitlab.study import Store, StudyDefinition, expand, load_definition
 from reinitlab.study.definition import FIXED, value_text
 from reinitlab.study.runner import check_compatible, write_definition
+from reinitlab.util.errors import UserError
 
 AXES_TOML = """
 name = "axes"
@@ -39,7 +39,7 @@ def axes_file(tmp_path, text=AXES_TOML) -> Path:
 @pytest.fixture(autouse=True)
 def fake_estimate(monkeypatch):
     """Plans without probing this machine: 10 s per epoch of the run's schedule."""
-    import reinitlab.throughput as tp
+    import reinitlab.bench.throughput as tp
 
     def estimate_seconds(cfg):
         return 10.0 * sum(make_method(cfg.method).epochs(cfg.rounds, cfg.epochs))
@@ -131,7 +131,7 @@ def test_bad_axes_fail_in_the_definition(tmp_path, overrides, message):
 
 
 def test_every_fixed_setting_is_a_run_setting():
-    from reinitlab.config import TrainConfig
+    from reinitlab.train.config import TrainConfig
     assert set(FIXED) <= set(TrainConfig.field_names())
 
 

@@ -6,9 +6,9 @@ import pytest
 
 from reinitlab.cli import main
 from reinitlab.data import DATASETS
-from reinitlab.errors import UserError
 from reinitlab.study import PRESETS, StudyDefinition, expand, load_definition
 from reinitlab.study.expand import canonical_method, run_id
+from reinitlab.util.errors import UserError
 
 TINY = """
 name = "tiny"

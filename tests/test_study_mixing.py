@@ -12,17 +12,17 @@ import sys
 from pathlib import Path
 
 import pytest
-
 import reliability_common as rc
+
 from reinitlab.cli import main
-from reinitlab.errors import UserError
-from reinitlab.provenance import source_hash
 from reinitlab.study import Store, load_definition, run_study
 from reinitlab.study.display import Display
 from reinitlab.study.expand import expand
 from reinitlab.study.runner import MAX_LOST, StudyResult, _schedule
 from reinitlab.study.store import RunState
-from reinitlab.study.worker import Outcome, Task, execute
+from reinitlab.study.worker import Outcome, Task, run_task
+from reinitlab.train.provenance import source_hash
+from reinitlab.util.errors import UserError
 
 TINY = """
 name = "mix"
@@ -44,7 +44,7 @@ OLD_COMMIT = "4dddb07" + "0" * 33
 @pytest.fixture(autouse=True)
 def fake_estimate(monkeypatch):
     """The plan's estimate is not what these tests check: no probe of this machine."""
-    import reinitlab.throughput as tp
+    import reinitlab.bench.throughput as tp
     monkeypatch.setattr(tp, "estimate_seconds", lambda cfg: 1.0)
 
 
@@ -148,7 +148,7 @@ def test_a_worker_on_another_kind_of_machine_refuses_the_run(toml, tmp_path):
     spec = expand(defn)[0][0]
     import torch
     mine = torch.backends.cpu.get_cpu_capability()
-    o = execute(Task(str(out), spec.to_dict(), {"threads": 1}, [], {"device": "cpu", "cpu_capability": "X" + mine}))
+    o = run_task(Task(str(out), spec.to_dict(), {"threads": 1}, [], {"device": "cpu", "cpu_capability": "X" + mine}))
     assert o.status == "failed"
     assert f"has cpu_capability={mine}, the study's runs are made with cpu_capability=X{mine}" in o.reason
     assert json.loads((Store(out).run_dir(spec.id) / "error.json").read_text())["reason"] == o.reason
@@ -204,7 +204,7 @@ def test_a_changed_default_in_the_code_is_refused_then_accepted_and_flagged(toml
     src = Path(__file__).resolve().parents[1] / "src"
     alt = tmp_path / "changed" / "src"
     shutil.copytree(src, alt, ignore=shutil.ignore_patterns("__pycache__"))
-    cfg = alt / "reinitlab" / "config.py"
+    cfg = alt / "reinitlab" / "train" / "config.py"
     cfg.write_text(cfg.read_text().replace("warmup: float = 0.05", "warmup: float = 0.1"))
     cache = rc.shared(tmp_path_factory) / "cache"
     out = tmp_path / "out"
@@ -251,7 +251,7 @@ def test_a_claim_that_cannot_be_written_fails_the_run_not_the_worker(toml, tmp_p
     def full(fd, purpose):
         raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
     monkeypatch.setattr(lockmod, "_write_owner", full)
-    o = execute(Task(str(out), spec.to_dict(), {"threads": 1}))
+    o = run_task(Task(str(out), spec.to_dict(), {"threads": 1}))
     assert o.status == "failed"
     assert o.reason == f"OSError: [Errno 28] No space left on device: '{Store(out).lock_path(spec.id)}'"
     assert not is_held(Store(out).lock_path(spec.id))

@@ -11,13 +11,13 @@ import time
 from pathlib import Path
 
 import pytest
-
 from conftest import wait_for
+
+from reinitlab.bench.throughput import estimate_seconds as real_estimate_seconds
 from reinitlab.cli import main
 from reinitlab.study import Store, load_definition, run_study
 from reinitlab.study.lock import is_held
 from reinitlab.study.runner import cores
-from reinitlab.throughput import estimate_seconds as real_estimate_seconds
 
 FAULTS = Path(__file__).resolve().parent / "faultinject"
 
@@ -51,6 +51,7 @@ def small_npz(tmp_path_factory) -> str:
     """300 training and 200 test images of fashion-mnist-small as `npz:PATH`: the subprocess tests
     run many runs, and evaluating the full 10,000-image test set every round would dominate them."""
     import numpy as np
+
     from reinitlab.data import load_dataset
     b = load_dataset("fashion-mnist-small")
     keep_train = np.concatenate([np.nonzero(b.y_train.numpy() == c)[0][:30] for c in range(10)])
@@ -69,7 +70,7 @@ def tiny_small(tmp_path, small_npz):
 @pytest.fixture(autouse=True)
 def fake_estimate(monkeypatch):
     """In-process studies: a known estimate instead of probing this machine (10 s per epoch)."""
-    import reinitlab.throughput as tp
+    import reinitlab.bench.throughput as tp
     seen = []
 
     def estimate_seconds(cfg):
@@ -218,8 +219,8 @@ def test_the_thread_count_does_not_depend_on_the_runs_left(monkeypatch, machine_
     """A restarted study with fewer runs left than workers starts fewer workers, but each keeps the
     threads of the workers asked for: on the CPU the thread count changes a run's last bits, and a
     restarted study must give the numbers of an uninterrupted one (one run left once got every core)."""
-    from reinitlab.config import TrainConfig
     from reinitlab.study import runner
+    from reinitlab.train.config import TrainConfig
     monkeypatch.setattr(runner, "cores", lambda: machine_cores)
     settings = TrainConfig(device="cpu")
     for workers, expected in ((2, machine_cores // 2), (None, 1)):

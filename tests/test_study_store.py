@@ -9,12 +9,12 @@ import time
 
 import pytest
 
-from reinitlab.errors import UserError
 from reinitlab.study import load_definition
+from reinitlab.study.expand import expand
 from reinitlab.study.lock import FileLock, is_held, owner_of
 from reinitlab.study.runner import check_compatible, write_definition
-from reinitlab.study.expand import expand
 from reinitlab.study.store import Store
+from reinitlab.util.errors import UserError
 
 
 def _hold(path, ready, release):

@@ -2,11 +2,11 @@
 import json
 
 import pytest
-
 from conftest import synthetic_bundle
+
 from reinitlab import TrainConfig, UserError
-from reinitlab import throughput
-from reinitlab.throughput import estimate, estimate_seconds
+from reinitlab.bench import throughput
+from reinitlab.bench.throughput import estimate, estimate_seconds
 
 TINY = dict(arch="cnn", width=0.25, batch_size=32, eval_batch_size=128, threads=1)
 
@@ -66,10 +66,10 @@ def test_invalid_config_is_refused_before_probing(cache):
 
 _FAULTS = """
 import resource, sys, torch
-from reinitlab import hostmem, runtime
+from reinitlab.speed import allocator, runtime
 if sys.argv[1] == "configured":
     runtime.configure(device="cpu")
-    assert hostmem.keep_freed_memory() is True
+    assert allocator.keep_freed_memory() is True
 n = 16 * 2**20  # 64 MiB of float32
 faults = []
 for _ in range(12):
@@ -106,7 +106,7 @@ def test_a_cpu_run_keeps_freed_memory_so_big_activations_do_not_fault_again():
 
 
 def test_one_probe_cache_keyed_by_machine_torch_and_sources(cache, monkeypatch, tmp_path):
-    from reinitlab import probe
+    from reinitlab.speed import probe
     m = probe.machine()
     assert m["cpu"] and m["cores"] and isinstance(m["cpu_units"], list)  # avx512_bf16 / AMX where present
     a = probe.key("throughput", 1, {"arch": "cnn"}, ["engine.py"])

@@ -14,16 +14,17 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 from conftest import synthetic_bundle
+
 from reinitlab import TrainConfig, run
 from reinitlab.cli import main
-from reinitlab.config import Tracker
-from reinitlab.errors import UserError
-from reinitlab.rundir import RESUMABLE_DIFFERENCES, open_run, read_json, read_jsonl
-from reinitlab.trackers import TRACKERS, TrackerWarning
+from reinitlab.trackers import TRACKERS, TrackerHook, TrackerWarning
 from reinitlab.trackers.base import TrackedRun, locate, study_of
 from reinitlab.trackers.tensorboard import TensorBoardWriter, run_logdir
+from reinitlab.train.config import Tracker
+from reinitlab.train.rundir import RESUMABLE_DIFFERENCES, open_run
+from reinitlab.util.errors import UserError
+from reinitlab.util.files import read_json, read_jsonl
 
 TINY = dict(method="lw", width=0.25, epochs=2, rounds=1, batch_size=16, eval_batch_size=64, threads=1)
 
@@ -212,7 +213,7 @@ class Kill(Exception):
 def killed_at_third_checkpoint(cfg, out, bundle, monkeypatch):
     """Train `cfg` into `out` until its third checkpoint would be written: the run dies there, after
     epoch 3 was recorded (and mirrored) but before it is checkpointed."""
-    import reinitlab.train as train_mod
+    import reinitlab.train.loop as train_mod
     original, calls = train_mod.write_checkpoint, {"n": 0}
 
     def dying(*a, **k):
@@ -276,7 +277,7 @@ def test_a_failing_tracker_warns_once_and_the_run_goes_on(tmp_path, monkeypatch,
     plain = run(TrainConfig(**TINY), tmp_path / "plain", progress=False, bundle=bundle)
     cfg = TrainConfig(**TINY, tracker="tensorboard")
     if how == "raising":
-        monkeypatch.setitem(TRACKERS, "tensorboard", RaisingWriter)
+        monkeypatch.setattr(TRACKERS["tensorboard"], "hook", classmethod(lambda cls, name: TrackerHook(name, RaisingWriter)))
         expected = "RuntimeError: disk on fire"
     elif how == "not installed":
         monkeypatch.setitem(sys.modules, "torch.utils.tensorboard", None)
@@ -415,7 +416,7 @@ def test_export_without_the_library_is_one_line(tmp_path, monkeypatch, capsys):
 @needs_mlflow
 @pytest.mark.slow
 def test_a_study_tracks_its_runs_may_change_tracker_and_exports_with_its_axes(tmp_path, monkeypatch, capsys):
-    import reinitlab.throughput as tp
+    import reinitlab.bench.throughput as tp
     monkeypatch.setattr(tp, "estimate_seconds", lambda cfg: 1.0)
     b = synthetic_bundle(n_train=64, n_test=32)
     np.savez(tmp_path / "d.npz", x_train=b.x_train.numpy()[:, 0], y_train=b.y_train.numpy(),

@@ -9,12 +9,12 @@ from pathlib import Path
 
 import pytest
 import torch
-
 from conftest import synthetic_bundle
+
 from reinitlab import TrainConfig, run
-from reinitlab import rundir
+from reinitlab.util import files
 from reinitlab.cli import main
-from reinitlab.errors import UserError
+from reinitlab.util.errors import UserError
 
 TINY = dict(width=0.25, epochs=2, rounds=1, batch_size=16, eval_batch_size=64, threads=1, method="fc")
 
@@ -46,7 +46,7 @@ def test_disk_full_during_checkpoint_keeps_the_previous_one(tmp_path, monkeypatc
     ref = run(cfg, tmp_path / "ref", progress=False, bundle=bundle)
     out = tmp_path / "run"
     # writes: config, split, env, provenance, then ckpt after epoch 1 (5th), ckpt after epoch 2 (6th) fails
-    monkeypatch.setattr(rundir.os, "fdopen", FullDisk(os.fdopen, fail_on_call=6))
+    monkeypatch.setattr(files.os, "fdopen", FullDisk(os.fdopen, fail_on_call=6))
     with pytest.raises(OSError) as e:
         run(cfg, out, progress=False, bundle=bundle)
     assert e.value.errno == errno.ENOSPC and e.value.filename == str(out / "ckpt.pt")
@@ -60,7 +60,7 @@ def test_disk_full_during_checkpoint_keeps_the_previous_one(tmp_path, monkeypatc
 
 def test_disk_full_through_the_cli_is_one_line_exit_1(tmp_path, monkeypatch, capsys):
     # config, split, env and provenance are written; the first checkpoint is not
-    monkeypatch.setattr(rundir.os, "fdopen", FullDisk(os.fdopen, fail_on_call=5))
+    monkeypatch.setattr(files.os, "fdopen", FullDisk(os.fdopen, fail_on_call=5))
     code = main(["train", "--train-size", "60", "--epochs", "1", "--rounds", "1", "--width", "0.25",
                  "--method", "fc", "--set", "threads=1", "--quiet", "--out", str(tmp_path / "run")])
     err = capsys.readouterr().err

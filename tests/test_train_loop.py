@@ -1,18 +1,19 @@
 """The one training loop: every arch x method, reproducibility, resume, the run folder contract."""
+import dataclasses
 import json
 import subprocess
 import sys
 
 import pytest
 import torch
-
 from conftest import killed_at_checkpoint, synthetic_bundle, train_killed_after
+
 from reinitlab import TrainConfig, run
 from reinitlab.methods import METHODS
 from reinitlab.models import ARCHS
-from reinitlab.rundir import read_jsonl
-from reinitlab.engine import Engine
-from reinitlab.train import execute
+from reinitlab.train.engine import Engine
+from reinitlab.train.loop import run_keeping_engine
+from reinitlab.util.files import read_jsonl
 
 TINY = dict(width=0.25, epochs=1, rounds=1, batch_size=16, eval_batch_size=64, threads=1)
 
@@ -31,7 +32,7 @@ def test_every_method_trains_two_rounds_on_every_arch(arch):
     bundle = synthetic_bundle(n_train=40, n_test=16, channels=3)
     for method in sorted(METHODS):
         cfg = TrainConfig(arch=arch, method=method, **TINY)
-        result, eng = execute(cfg, out=None, progress=False, bundle=bundle)
+        result, eng = run_keeping_engine(cfg, out=None, progress=False, bundle=bundle)
         expected_rounds = 0 if method in ("baseline", "long") else 1
         assert result["status"] == "finished", (arch, method)
         assert result["rounds"] == expected_rounds
@@ -149,7 +150,7 @@ def test_run_folder_contract(tmp_path, bundle):
 
 
 def test_finished_run_is_not_retrained_and_other_config_is_refused(tmp_path, bundle, monkeypatch):
-    from reinitlab.errors import UserError
+    from reinitlab.util.errors import UserError
     cfg = TrainConfig(method="fc", **TINY)
     first = run(cfg, tmp_path / "r", progress=False, bundle=bundle)
     monkeypatch.setattr(Engine, "train_epoch", lambda *a, **k: pytest.fail("retrained a finished run"))
@@ -177,18 +178,18 @@ def test_divergence_stops_the_run_with_its_position(bundle, tmp_path):
 def test_cpu_evaluation_memory_format_is_per_model_and_training_is_untouched(bundle):
     """Full-width ResNets evaluate in NCHW on the CPU (measured faster there); every other model in
     channels-last. The weights return to channels-last after the pass, with the same values."""
-    from reinitlab.hostmem import cpu_eval_memory_format
     from reinitlab.models import build_model
+    from reinitlab.speed.tune import cpu_eval_memory_format
     assert cpu_eval_memory_format(build_model("resnet18", 3, 10, 1.0, 32)) == torch.contiguous_format
     assert cpu_eval_memory_format(build_model("resnet18", 3, 10, 0.25, 32)) == torch.channels_last
     assert cpu_eval_memory_format(build_model("cnn", 1, 10, 1.0, 28)) == torch.channels_last
     cfg = TrainConfig(arch="resnet18", method="baseline", **{**TINY, "width": 1.0})
-    from reinitlab.resolve import prepare
+    from reinitlab.train.resolve import prepare
     eng = Engine(prepare(cfg, bundle))
-    assert eng.eval_format == torch.contiguous_format
+    assert eng.speed.eval_format == torch.contiguous_format
     before = {k: v.clone() for k, v in eng.model.state_dict().items()}
     flipped = eng.evaluate(eng.x_test, eng.y_test)
-    eng.eval_format = eng.memory_format
+    eng.speed = dataclasses.replace(eng.speed, eval_format=eng.memory_format)
     straight = eng.evaluate(eng.x_test, eng.y_test)
     assert flipped[0] == straight[0] and abs(flipped[1] - straight[1]) < 1e-5
     for k, v in eng.model.state_dict().items():
@@ -196,7 +197,7 @@ def test_cpu_evaluation_memory_format_is_per_model_and_training_is_untouched(bun
         if v.dim() == 4:
             assert v.is_contiguous(memory_format=torch.channels_last), k
     # and the model still trains (weights converted inside inference mode could not)
-    eng.eval_format = torch.contiguous_format
+    eng.speed = dataclasses.replace(eng.speed, eval_format=torch.contiguous_format)
     eng.evaluate(eng.x_test, eng.y_test)
     opt = torch.optim.SGD(eng.model.parameters(), lr=0.01, momentum=0.9)
     loss, _ = eng.train_steps(opt, eng.schedule.steps)
@@ -206,8 +207,9 @@ def test_cpu_evaluation_memory_format_is_per_model_and_training_is_untouched(bun
 def test_a_run_folder_of_code_with_fewer_method_options_still_resumes(tmp_path, bundle):
     """Options added to a method later (e.g. redraw) are at their defaults in a run made before."""
     import json as _json
-    from reinitlab.rundir import open_run
-    from reinitlab.resolve import prepare
+
+    from reinitlab.train.resolve import prepare
+    from reinitlab.train.rundir import open_run
     cfg = prepare(TrainConfig(method="lw", **TINY), bundle).cfg
     run_dir = tmp_path / "run"
     run_dir.mkdir()
@@ -231,7 +233,8 @@ def test_few_channel_batchnorm_agrees_with_pytorchs(channels, side, momentum, tr
     (momentum None), no running statistics, and bf16 input (what autocast's convolution hands over:
     output and gradient come back in bf16); evaluation and the state dict are untouched."""
     import copy
-    from reinitlab.few_channel_bn import FewChannelBatchNorm2d, few_channel_batchnorm
+
+    from reinitlab.speed.few_channel_bn import FewChannelBatchNorm2d, few_channel_batchnorm
     torch.manual_seed(0)
     plain = torch.nn.Sequential(torch.nn.BatchNorm2d(channels, momentum=momentum, track_running_stats=track),
                                 torch.nn.ReLU(inplace=True))
@@ -266,9 +269,11 @@ def test_few_channel_batchnorm_is_on_only_below_16_channels_and_is_repeatable():
     """A registry model in channels-last gets the path on its BatchNorms below 16 channels only, and
     two identical models trained on the same batches give bit-identical weights (what resume needs)."""
     import copy
+
     import torch.nn.functional as F
-    from reinitlab.few_channel_bn import FEW_CHANNELS, FewChannelBatchNorm2d, few_channel_batchnorm
+
     from reinitlab.models import build_model
+    from reinitlab.speed.few_channel_bn import FEW_CHANNELS, FewChannelBatchNorm2d, few_channel_batchnorm
     torch.manual_seed(0)
     base = build_model("cnn", 1, 4, width=0.25, resolution=16).to(memory_format=torch.channels_last)
     models = [copy.deepcopy(base) for _ in range(2)]

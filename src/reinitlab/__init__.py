@@ -8,10 +8,10 @@ from typing import Any
 # nothing else, and `from reinitlab import Reinitializer` loads the reset machinery, not the
 # training loop, the data readers or the analyses.
 _EXPORTS = {
-    "TrainConfig": "config", "UserError": "errors", "Groups": "groups", "groups_of": "groups",
-    "METHODS": "methods", "make_method": "methods", "ARCHS": "models", "build_model": "models",
-    "Reinitializer": "reinit", "Action": "reset", "ResetEvent": "reset", "apply_event": "reset",
-    "fresh_state": "reset", "run": "train", "__version__": "version",
+    "TrainConfig": "train.config", "UserError": "util.errors", "Groups": "core.groups", "groups_of": "core.groups",
+    "METHODS": "core.method", "make_method": "core.method", "ARCHS": "models", "build_model": "models",
+    "Reinitializer": "core.reinit", "Action": "core.reset", "ResetEvent": "core.reset", "apply_event": "core.reset",
+    "fresh_state": "core.reset", "run": "train.loop", "__version__": "version",
 }
 __all__ = list(_EXPORTS)
 

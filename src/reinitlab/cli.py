@@ -11,11 +11,10 @@ import typing
 import warnings
 from pathlib import Path
 
-from .config import TrainConfig, setting_help
-from .options import parse_assignment, type_name
-from .errors import ReinitlabWarning, UserError, unknown_message
+from .train.config import TrainConfig, setting_help
+from .util.errors import ReinitlabWarning, UserError, unknown_message
+from .util.options import parse_assignment, type_name
 from .version import __version__
-
 
 # Each feature owns its subcommand: a module with `add_parser(subparsers)` that sets `func`.
 SUBCOMMANDS = [
@@ -23,7 +22,7 @@ SUBCOMMANDS = [
     "reinitlab.study.cli",  # study
     "reinitlab.report.cli",  # report
     "reinitlab.analyses.cli",  # analyze
-    "reinitlab.bench",  # bench
+    "reinitlab.bench.benchmark",  # bench
     "reinitlab.trackers.cli",  # export
 ]
 
@@ -64,7 +63,7 @@ def _valid_text(key: str, tp) -> str:
         from .models import ARCHS
         return "one of " + ", ".join(ARCHS)
     if key == "method":
-        from .methods import METHODS
+        from .core.method import METHODS
         return "one of " + ", ".join(METHODS) + ", each NAME or NAME:KEY=VALUE,..."
     if typing.get_origin(tp) is typing.Literal:  # bare words, as --set takes them
         return "one of " + ", ".join(str(a) for a in typing.get_args(tp))
@@ -115,13 +114,15 @@ def _train_config(args) -> TrainConfig:
 def cmd_train(args) -> int:
     cfg = _train_config(args)
     if args.dry_run:
-        from .preview import dry_run
+        from .train.preview import dry_run
         print(dry_run(cfg, args.out))
         return 0
     if not args.out:
         raise UserError("train: --out DIR is required (or --dry-run to see the run without training)")
-    from .preview import RunHeader, finished_line
-    from .train import run
+    from .speed.runtime import configure
+    from .train.loop import run
+    from .train.preview import RunHeader, finished_line
+    configure(threads=cfg.threads, device=cfg.device)  # an entry point: the allocator on a CPU, TF32 on CUDA
     header = RunHeader(Path(args.out))
     result = run(cfg, Path(args.out), progress=not args.quiet, hooks=[header] if not args.quiet else [])
     if not args.quiet and not header.started:
@@ -137,7 +138,7 @@ def cmd_train(args) -> int:
 
 def cmd_list(args) -> int:
     if args.what == "methods":
-        from .methods import METHODS
+        from .core.method import METHODS
         for name, cls in METHODS.items():
             opts = cls.options_text()
             print(f"{name:10s} {cls.summary}" + (f"  [{opts}]" if opts else ""))
@@ -157,7 +158,7 @@ def cmd_list(args) -> int:
 
 
 def cmd_groups(args) -> int:
-    from .preview import arch_groups
+    from .train.preview import arch_groups
     model, groups = arch_groups(args.arch, args.dataset, args.width, args.resolution)
     print(f"{args.arch} (width {args.width:g}) as built for {args.dataset}: groups bottom to top; "
           f"LW's full budget is K-1 = {groups.K - 1} rounds")

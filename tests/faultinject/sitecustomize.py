@@ -134,7 +134,7 @@ def _patch_train(mod) -> None:
     witness = _SPEC.get("witness")
     if witness:
         real_epoch = mod.Engine.train_epoch
-        real_execute = mod.execute
+        real_execute = mod.run_keeping_engine
 
         def execute(cfg, out=None, *a, **k):
             mod._witness_out = str(out) if out is not None else None
@@ -160,7 +160,7 @@ def _patch_train(mod) -> None:
             out = real_epoch(self, opt, round_, epoch, *a, **k)
             log({**row, "event": "end", "t": time.time()})
             return out
-        mod.execute = execute
+        mod.run_keeping_engine = execute
         mod.Engine.train_epoch = train_epoch
 
 
@@ -170,7 +170,8 @@ def _patch_lock(mod) -> None:
                                          "LOCK_SH": 0})
 
 
-_PATCHES = {"reinitlab.rundir": _patch_rundir, "reinitlab.train": _patch_train, "reinitlab.study.lock": _patch_lock}
+_PATCHES = {"reinitlab.util.files": _patch_rundir, "reinitlab.train.loop": _patch_train,
+            "reinitlab.study.lock": _patch_lock}
 
 
 class _Finder(importlib.abc.MetaPathFinder):

@@ -7,16 +7,7 @@ options) -> AnalysisResult` (flat named numbers + arrays + how they were obtaine
     from reinitlab.analyses import analyze_run, run_analyses, round_log, ANALYSES
     doc = analyze_run("runs/lw-0", only="margins,norms")        # writes analysis.json + PNGs
 """
-import importlib as _importlib
-import pkgutil as _pkgutil
-
+from ..measure.round_log import round_log  # noqa: F401,E402  (training's per-round diagnostics)
 from .base import ANALYSES, Analysis, AnalysisData, AnalysisResult, register, select  # noqa: F401
 from .metrics import Metric, Topic  # noqa: F401
-from . import margins, norms, bound, flatness, memorization, probes  # noqa: F401,E402  (registration order: SPEC's)
-
-# Every other module of this package, by name: an analysis added as one file registers itself
-# (after the six above, so the report's topics keep their order).
-for _m in sorted(m.name for m in _pkgutil.iter_modules(__path__)):
-    _importlib.import_module(f"{__name__}.{_m}")
-from ..measure.round_log import round_log  # noqa: F401,E402  (training's per-round diagnostics)
 from .runner import analyze_engine, analyze_run, flat_numbers, load_analysis, run_analyses  # noqa: F401,E402

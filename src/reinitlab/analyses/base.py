@@ -18,13 +18,13 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from ..errors import UserError, choices
-from ..groups import Groups
+from ..core.groups import Groups
 # The analyses' shared helpers live below training and analyses both (measure/), used from here.
 from ..measure.common import (accuracy, device_of, eval_mode, histogram, logits_of, one_thread,  # noqa: F401
                               quantiles, subsample)
-from ..options import parse_options
-from ..registry import Registry
+from ..util.errors import UserError, choices
+from ..util.options import parse_options
+from ..util.registry import Registry
 from .metrics import Metric, Topic
 
 
@@ -128,7 +128,9 @@ class Analysis:
         return parse_options(self.Options, values, owner=f"analysis {self.name!r}", prefix=f"{self.name}.")
 
 
-ANALYSES: Registry[Analysis] = Registry("analysis")
+# the report shows the topics of SPEC's six analyses in this order, then any other analysis file's
+ANALYSES: Registry[Analysis] = Registry("analysis", packages=("reinitlab.analyses",),
+                                        first=("margins", "norms", "bound", "flatness", "memorization", "probes"))
 
 
 def register(cls: type[Analysis]) -> type[Analysis]:

@@ -20,12 +20,11 @@ from dataclasses import dataclass
 
 import torch.nn as nn
 
-from ..groups import Groups
+from ..core.groups import Groups
 from ..measure.complexity import normalize, spectral_complexity
 from ..measure.margins import margins_of
 from ..measure.operators import layer_table, trace
-from .base import (Analysis, AnalysisData, AnalysisResult, histogram, logits_of, quantiles, register,
-                   subsample)
+from .base import Analysis, AnalysisData, AnalysisResult, histogram, logits_of, quantiles, register, subsample
 from .metrics import Metric
 from .plotting import figure, operator_axis, save
 

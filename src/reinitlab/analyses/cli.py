@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..options import parse_assignment
+from ..util.options import parse_assignment
 from .metrics import Metric
 
 
@@ -22,8 +22,8 @@ def headline_keys(analysis, numbers: dict) -> list[str]:
 
 
 def cmd_analyze(args) -> int:
-    from ..rundir import read_json_dict
-    from ..runtime import configure
+    from ..speed.runtime import configure
+    from ..util.files import read_json_dict
     from . import ANALYSES, analyze_run
     # As the run trained: on its thread count (the last digits of some numbers, e.g. the Hessian's
     # top eigenvalue, depend on it) and with a run's allocator (CPU) or TF32 (CUDA).

@@ -26,8 +26,8 @@ from dataclasses import dataclass
 import torch
 import torch.nn as nn
 
-from ..errors import UserError
-from ..groups import Groups
+from ..core.groups import Groups
+from ..util.errors import UserError
 from .base import Analysis, AnalysisData, AnalysisResult, register
 from .metrics import Metric, Topic
 from .plotting import figure, save

@@ -18,8 +18,8 @@ from dataclasses import dataclass, field
 import torch
 import torch.nn as nn
 
-from ..groups import Groups
-from ..seeding import generator
+from ..core.groups import Groups
+from ..util.seeding import generator
 from .base import Analysis, AnalysisData, AnalysisResult, eval_mode, register, subsample
 from .hessian import top_hessian_eigenvalue
 from .metrics import Metric, Topic

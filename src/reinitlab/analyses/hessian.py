@@ -15,7 +15,7 @@ from typing import Callable
 
 import torch
 
-from ..seeding import generator
+from ..util.seeding import generator
 
 
 def _dot(a: list[torch.Tensor], b: list[torch.Tensor]) -> float:

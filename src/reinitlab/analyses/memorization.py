@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn as nn
 
-from ..groups import Groups
+from ..core.groups import Groups
 from .base import Analysis, AnalysisData, AnalysisResult, accuracy, logits_of, register, subsample
 from .metrics import Metric, Topic
 from .plotting import figure, save

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 import torch.nn as nn
 
-from ..groups import Groups
+from ..core.groups import Groups
 from ..measure.complexity import log10_product
 from ..measure.norms import group_norms, tensor_norms
 from ..measure.operators import layer_table, trace

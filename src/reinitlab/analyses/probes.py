@@ -20,8 +20,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from ..errors import UserError
-from ..groups import Groups
+from ..core.groups import Groups
+from ..util.errors import UserError
 from .base import Analysis, AnalysisData, AnalysisResult, eval_mode, register, subsample
 from .metrics import Metric, Topic
 from .plotting import figure, save

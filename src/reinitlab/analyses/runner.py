@@ -18,10 +18,10 @@ from typing import Any
 import torch
 import torch.nn as nn
 
-from ..engine import load_run
-from ..errors import UserError
-from ..groups import Groups
-from ..rundir import atomic_write_json, read_json
+from ..core.groups import Groups
+from ..train.engine import load_run
+from ..util.errors import UserError
+from ..util.files import atomic_write_json, read_json
 from .base import ANALYSES, AnalysisData, AnalysisResult, select, split_settings
 
 RUN_KEYS = ("dataset", "arch", "method", "seed", "data_seed", "train_size", "label_noise", "width", "rounds", "epochs")
@@ -80,7 +80,7 @@ def analyze_run(run_dir: str | Path, only: str | list[str] | None = None, settin
 def analyze_engine(eng: Any, run_dir: str | Path, only: str | list[str] | None = None,
                    settings: dict[str, Any] | None = None, plots: bool = True) -> dict:
     """`analyze_run` on an engine already in memory whose weights are the folder's model.pt, e.g. the
-    one `train.execute` returns right after training (no second load of the dataset)."""
+    one `train.loop.run_keeping_engine` returns right after training (no second load of the dataset)."""
     run_dir = Path(run_dir)
     model_hash = _fingerprint(run_dir / "model.pt")
     data = AnalysisData.from_engine(eng, source=str(run_dir))

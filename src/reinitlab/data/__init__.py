@@ -8,12 +8,7 @@ from __future__ import annotations
 
 from .bundle import DataBundle, resize
 from .cache import cache_root
-from .registry import (DATASETS, DatasetInfo, Source, check_dataset, fingerprint, load_dataset, register,
-                       register_prefix)
-
-# registration, in the order `data list` shows them
-from . import mnist, fashion_mnist, kmnist, cifar, svhn, stl10, flowers102, dtd, oxford_pets  # noqa: E402,F401,I001
-from . import caltech101, eurosat, embedded, digits, folder, npz  # noqa: E402,F401
+from .registry import DATASETS, DatasetInfo, Source, check_dataset, fingerprint, load_dataset, register, register_prefix
 
 __all__ = ["DataBundle", "DatasetInfo", "Source", "DATASETS", "check_dataset", "load_dataset", "register",
            "register_prefix", "resize", "fingerprint", "cache_root"]

@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 import torch
 import torch.nn.functional as F
 
-from ..errors import UserError
+from ..util.errors import UserError
 
 
 @dataclass

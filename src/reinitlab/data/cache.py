@@ -18,7 +18,7 @@ from pathlib import Path
 
 import torch
 
-from ..rundir import atomic_write_bytes
+from ..util.files import atomic_write_bytes
 from .bundle import DataBundle
 
 # Bump when a reader's output changes for the same files (e.g. another resize), so old caches are ignored.

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..errors import UserError
+from ..util.errors import UserError
 from .bundle import DataBundle
 from .download import Remote
 from .fixed_split import split_class

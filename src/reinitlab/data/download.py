@@ -21,7 +21,7 @@ import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..errors import UserError
+from ..util.errors import UserError
 
 CHUNK = 1 << 20
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import torch
 
-from ..seeding import generator
+from ..util.seeding import generator
 
 SPLIT_SEED = 0
 

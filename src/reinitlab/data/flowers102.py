@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import UserError
+from ..util.errors import UserError
 from .bundle import DataBundle
 from .download import Remote
 from .images import decode_bundle, image_files

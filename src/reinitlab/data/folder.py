@@ -14,7 +14,7 @@ from __future__ import annotations
 from pathlib import Path
 from urllib.parse import parse_qsl
 
-from ..errors import UserError
+from ..util.errors import UserError
 from .bundle import DataBundle
 from .fixed_split import split_class
 from .images import decode_bundle, first_size, image_files, is_grey

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw
 
-from ..rundir import atomic_write_bytes
+from ..util.files import atomic_write_bytes
 from .bundle import DataBundle
 
 LABEL_WIDTH = 120

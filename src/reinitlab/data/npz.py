@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..errors import UserError
+from ..util.errors import UserError
 from .bundle import DataBundle, resize
 from .registry import DatasetInfo, Source, register_prefix
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..errors import UserError
+from ..util.errors import UserError
 from .bundle import DataBundle
 from .download import Remote
 from .images import decode_bundle, image_files

@@ -7,7 +7,7 @@ import sys
 import time
 from pathlib import Path
 
-from ..errors import UserError
+from ..util.errors import UserError
 from .bundle import DataBundle
 from .cache import cache_root
 from .download import download, extract

@@ -14,8 +14,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterable
 
-from ..errors import UserError
-from ..registry import Registry
+from ..util.errors import UserError
+from ..util.registry import Registry
 from . import cache
 from .bundle import DataBundle
 from .download import Remote
@@ -56,8 +56,12 @@ class DatasetInfo:
         return load_info(self, data_dir, resolution)
 
 
-DATASETS: Registry[DatasetInfo] = Registry("dataset")
-PREFIXES: Registry[Callable[[str], DatasetInfo]] = Registry("dataset prefix")  # "folder" -> (PATH part -> info)
+# each reader module registers its datasets; `data list` shows them in this order, then any other
+_READERS = ("mnist", "fashion_mnist", "kmnist", "cifar", "svhn", "stl10", "flowers102", "dtd", "oxford_pets",
+            "caltech101", "eurosat", "embedded", "digits", "folder", "npz")
+DATASETS: Registry[DatasetInfo] = Registry("dataset", packages=("reinitlab.data",), first=_READERS)
+PREFIXES: Registry[Callable[[str], DatasetInfo]] = Registry("dataset prefix", packages=("reinitlab.data",),
+                                                            first=_READERS)  # "folder" -> (PATH part -> info)
 
 
 def register(info: DatasetInfo) -> DatasetInfo:

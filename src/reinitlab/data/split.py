@@ -20,8 +20,8 @@ from dataclasses import dataclass
 
 import torch
 
-from ..errors import UserError
-from ..seeding import generator
+from ..util.errors import UserError
+from ..util.seeding import generator
 from .bundle import DataBundle
 
 

@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..errors import UserError
+from ..util.errors import UserError
 from .bundle import DataBundle, resize
 from .download import Remote
 from .registry import DatasetInfo, Source, fingerprint, not_found, register, search_dirs

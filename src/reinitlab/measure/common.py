@@ -8,7 +8,8 @@ from typing import Any, Iterator
 import torch
 import torch.nn as nn
 
-from ..seeding import generator
+from ..util.seeding import generator
+
 
 def subsample(n: int, max_examples: int | None, seed: int, *keys: Any) -> torch.Tensor:
     """Sorted positions of at most `max_examples` of n items, fixed by (seed, keys)."""

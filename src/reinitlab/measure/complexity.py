@@ -12,7 +12,7 @@ import math
 
 import torch
 
-from ..errors import UserError
+from ..util.errors import UserError
 
 
 def log10_product(values: list[float]) -> float:

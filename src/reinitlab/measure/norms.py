@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 import torch.nn as nn
 
-from ..groups import Groups
+from ..core.groups import Groups
 
 
 def tensor_norms(model: nn.Module) -> dict[str, float]:

@@ -35,9 +35,9 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from ..groups import Groups
-from ..reset import standardization_of
-from ..seeding import generator
+from ..core.groups import Groups
+from ..core.reset import standardization_of
+from ..util.seeding import generator
 from .common import eval_mode, one_thread
 
 _CONV = {1: (F.conv1d, F.conv_transpose1d), 2: (F.conv2d, F.conv_transpose2d), 3: (F.conv3d, F.conv_transpose3d)}

@@ -9,7 +9,7 @@ from __future__ import annotations
 import torch
 import torch.nn as nn
 
-from ..groups import Groups
+from ..core.groups import Groups
 from .common import logits_of, quantiles, subsample
 from .complexity import normalize, spectral_complexity
 from .margins import margins_of

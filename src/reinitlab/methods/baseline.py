@@ -1,5 +1,4 @@
-from . import register
-from .base import Method
+from ..core.method import Method, register
 
 
 @register

@@ -7,9 +7,9 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from ..reset import Action, ResetEvent
-from . import register
-from .base import Method, ResetContext, in_range, training_gradients, weighted_layers
+from ..core.method import Method, ResetContext, register
+from ..core.reset import Action, ResetEvent
+from .base import in_range, training_gradients, weighted_layers
 
 
 @dataclass

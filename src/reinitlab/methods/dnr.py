@@ -1,8 +1,8 @@
 import torch
 
-from ..reset import Action, ResetEvent, preserve_buffers
-from . import register
-from .base import KeepOptions, Method, ResetContext, top_fraction_mask
+from ..core.method import Method, ResetContext, register
+from ..core.reset import Action, ResetEvent, preserve_buffers
+from .base import KeepOptions, top_fraction_mask
 
 
 @register

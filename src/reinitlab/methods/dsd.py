@@ -1,6 +1,6 @@
-from ..reset import Action, ResetEvent
-from . import register
-from .base import KeepOptions, Method, ResetContext, top_fraction_mask
+from ..core.method import Method, ResetContext, register
+from ..core.reset import Action, ResetEvent
+from .base import KeepOptions, top_fraction_mask
 
 
 @register

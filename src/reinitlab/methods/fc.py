@@ -1,6 +1,6 @@
-from ..reset import ResetEvent
-from . import register
-from .base import Method, ResetContext, reset_groups_from
+from ..core.method import Method, ResetContext, register
+from ..core.reset import ResetEvent
+from .base import reset_groups_from
 
 
 @register

@@ -9,9 +9,9 @@ from dataclasses import dataclass
 
 import torch
 
-from ..reset import Action, ResetEvent
-from . import register
-from .base import Method, ResetContext, in_range, weighted_layers
+from ..core.method import Method, ResetContext, register
+from ..core.reset import Action, ResetEvent
+from .base import in_range, weighted_layers
 
 
 @dataclass

@@ -17,11 +17,11 @@ from typing import Literal
 import torch
 import torch.nn as nn
 
-from ..errors import UserError
-from ..reset import Action, ResetEvent
-from ..seeding import generator
-from . import register
-from .base import Method, ResetContext, in_range, random_mask, weighted_layers
+from ..core.method import Method, ResetContext, register
+from ..core.reset import Action, ResetEvent
+from ..util.errors import UserError
+from ..util.seeding import generator
+from .base import in_range, random_mask, weighted_layers
 
 
 @dataclass

@@ -5,9 +5,9 @@ from dataclasses import dataclass
 
 import torch
 
-from ..reset import ResetEvent
-from . import register
-from .base import Method, ResetContext, in_range
+from ..core.method import Method, ResetContext, register
+from ..core.reset import ResetEvent
+from .base import in_range
 
 
 @dataclass

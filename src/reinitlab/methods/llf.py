@@ -9,10 +9,10 @@ from dataclasses import dataclass, field
 
 import torch.nn as nn
 
-from ..groups import Groups
-from ..reset import Action, ResetEvent
-from . import register
-from .base import Method, ResetContext, reset_groups_from, weighted_layers
+from ..core.groups import Groups
+from ..core.method import Method, ResetContext, register
+from ..core.reset import Action, ResetEvent
+from .base import reset_groups_from, weighted_layers
 
 
 @dataclass

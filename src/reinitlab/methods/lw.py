@@ -6,10 +6,10 @@ spreads the rounds as the LW re-implementation in the Later-Layer Forgetting cod
 from dataclasses import dataclass
 from typing import Literal
 
-from ..errors import UserError
-from ..reset import Action, ResetEvent
-from . import register
-from .base import Method, ResetContext, reset_groups_from
+from ..core.method import Method, ResetContext, register
+from ..core.reset import Action, ResetEvent
+from ..util.errors import UserError
+from .base import reset_groups_from
 
 
 @dataclass

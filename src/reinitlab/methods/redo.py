@@ -13,9 +13,9 @@ from dataclasses import dataclass
 import torch
 import torch.nn as nn
 
-from ..reset import Action, ResetEvent, preserve_buffers
-from . import register
-from .base import Method, ResetContext, in_range
+from ..core.method import Method, ResetContext, register
+from ..core.reset import Action, ResetEvent, preserve_buffers
+from .base import in_range
 
 _NORM = nn.modules.batchnorm._NormBase
 

@@ -2,9 +2,9 @@
 (and BatchNorm statistics) after epoch `rewind_epoch` of round 0."""
 from dataclasses import dataclass
 
-from ..reset import ResetEvent
-from . import register
-from .base import Method, ResetContext, in_range, reset_groups_from
+from ..core.method import Method, ResetContext, register
+from ..core.reset import ResetEvent
+from .base import in_range, reset_groups_from
 
 
 @dataclass

@@ -4,9 +4,9 @@ their code does); `every_epochs=N` also applies it inside each round, after ever
 from dataclasses import dataclass
 from typing import Literal
 
-from ..reset import Action, ResetEvent
-from . import register
-from .base import Method, ResetContext, in_range
+from ..core.method import Method, ResetContext, register
+from ..core.reset import Action, ResetEvent
+from .base import in_range
 
 
 @dataclass

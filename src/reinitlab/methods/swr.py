@@ -13,9 +13,9 @@ from typing import Literal
 
 import torch
 
-from ..reset import Action, ResetEvent
-from . import register
-from .base import Method, ResetContext, in_range, weighted_layers
+from ..core.method import Method, ResetContext, register
+from ..core.reset import Action, ResetEvent
+from .base import in_range, weighted_layers
 
 
 @dataclass

@@ -7,7 +7,7 @@ from typing import Callable
 
 import torch.nn as nn
 
-from ..registry import Registry
+from ..util.registry import Registry
 
 
 @dataclass(frozen=True)
@@ -17,7 +17,7 @@ class ArchInfo:
     build: Callable[..., nn.Module]
 
 
-ARCHS: Registry[ArchInfo] = Registry("arch")
+ARCHS: Registry[ArchInfo] = Registry("arch", packages=("reinitlab.models",))
 
 
 def register(name: str, description: str):
@@ -38,5 +38,3 @@ def build_model(name: str, in_channels: int, num_classes: int, width: float = 1.
     model.arch = name
     return model
 
-
-from . import cnn, mobilenetv2, resnet, vgg  # noqa: E402,F401  (registration)

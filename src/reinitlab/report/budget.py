@@ -19,9 +19,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..errors import UserError
+from ..util.errors import UserError
 from .collect import RunRecord, settings_of
-from .part import Part
+from .part import Part, ReportContext, report_part
 from .stats import MeanSE, PairedDiff, mean_se, paired_diff
 
 BUDGET_AXES = ("rounds", "epochs")
@@ -73,7 +73,7 @@ def budget_of(r: RunRecord) -> tuple[int, int] | None:
 
 def schedule_epochs(method: str, rounds: int, epochs: int) -> int:
     """Epochs a method trains at the budget (R, E), from the method's own schedule."""
-    from ..methods import make_method
+    from ..core.method import make_method
     try:
         return sum(make_method(method).epochs(rounds, epochs))
     except UserError:  # a method this version does not know (an old folder): the reinit schedule
@@ -81,7 +81,7 @@ def schedule_epochs(method: str, rounds: int, epochs: int) -> int:
 
 
 def _resets(method: str) -> bool:
-    from ..methods import make_method
+    from ..core.method import make_method
     try:
         return make_method(method).resets
     except UserError:
@@ -311,3 +311,8 @@ def budget_part(col, plots: Path) -> Part | None:
     notes = ["With patience, rounds end early: a point's epochs are its schedule, the runs trained fewer."] \
         if patience else []
     return Part("Budget frontier", intro, tables, figures, lines=[f.sentence for f in frames] + notes)
+
+
+@report_part("budget", 30)
+def _budget_part(ctx: ReportContext) -> Part | None:
+    return budget_part(ctx.col, ctx.plots)

@@ -21,10 +21,11 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any, NamedTuple
 
-from ..errors import UserError
-from ..rundir import RESUMABLE_DIFFERENCES, read_json_dict
 from ..study.definition import FULL
 from ..study.store import Store, folder_state
+from ..train.rundir import RESUMABLE_DIFFERENCES
+from ..util.errors import UserError
+from ..util.files import read_json_dict
 
 MARKERS = ("config.json", "result.json", "error.json")
 # The axes every study has; any other axis of a run (issue 11: rounds, epochs, lr, ...) is a setting.

@@ -16,11 +16,11 @@ import math
 from pathlib import Path
 from typing import Sequence
 
-from ..errors import UserError
-from ..rundir import read_json_dict, read_jsonl
+from ..util.errors import UserError
+from ..util.files import read_json_dict, read_jsonl
 from .collect import STANDARD_AXES, Collected, find_run_folders, varying_settings
-from .plots import (_col, _colors, _grid, _panels, _safe, _save, _settings_text, panel_title, se_text,  # Agg backend
-                    seeds_text, wrap)
+from .part import Part, ReportContext, report_part
+from .plots import _col, _colors, _grid, _panels, _safe, _save, _settings_text, panel_title, se_text, seeds_text, wrap
 from .stats import mean_se
 
 # (metrics.jsonl key, label, percent)
@@ -193,3 +193,9 @@ def plot_runs(paths: Sequence[str | Path], out: str | Path | None = None) -> Pat
     out.parent.mkdir(parents=True, exist_ok=True)
     _save(fig, out)
     return out
+
+
+@report_part("curves", 10)
+def _curves_part(ctx: ReportContext) -> Part | None:
+    curves = make_curves(ctx.col, ctx.plots)
+    return Part("Training curves", "", plots=curves) if curves else None

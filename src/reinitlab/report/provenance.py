@@ -14,9 +14,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from .. import provenance
+from ..train import provenance
 from .collect import Collected
-from .part import Part
+from .part import Part, ReportContext, report_part
 
 # config fields that differ between a study's runs by design
 AXIS_FIELDS = frozenset({"dataset", "arch", "method", "method_options", "train_size", "label_noise", "seed",
@@ -165,3 +165,10 @@ def provenance_part(p: StudyProvenance) -> Part | None:
                          "study's axes; the columns are the fields that differ between groups.", header, rows),
                         ("Runs outside the largest group", "", ["run", "group", "differs from group 1 in"],
                          diff_rows)])
+
+
+@report_part("provenance", 15)
+def _provenance_part(ctx: ReportContext) -> Part | None:
+    """After the tables and curves, before the why parts (the verdict stays last)."""
+    prov = ctx.found.setdefault("provenance", summarize(ctx.col))
+    return provenance_part(prov)

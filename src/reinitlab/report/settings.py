@@ -8,7 +8,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from ..config import TrainConfig
+from ..train.config import TrainConfig
 from .collect import Collected, hashable
 from .part import Part
 

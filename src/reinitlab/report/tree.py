@@ -20,9 +20,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..errors import UserError
+from ..util.errors import UserError
 from .collect import RunRecord, settings_of
-from .part import Part
+from .part import Part, ReportContext, report_part
 from .stats import paired_diff
 
 MIN_COMBINATIONS = 8
@@ -303,3 +303,8 @@ def tree_part(col, plots: Path, method: str = "lw", references: Sequence[str] = 
              "classes, resolution, label noise, the budget and every other extra axis. With fewer than "
              f"{min_combinations} combinations no tree is fitted.")
     return Part("Decision tree", intro, plots=figures, lines=lines)
+
+
+@report_part("tree", 50)
+def _tree_part(ctx: ReportContext) -> Part | None:
+    return tree_part(ctx.col, ctx.plots)

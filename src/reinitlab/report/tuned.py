@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .collect import RunRecord, settings_of
-from .part import Part
+from .part import Part, ReportContext, report_part
 from .stats import PairedDiff, mean_se, paired_vs
 
 NO_VALIDATION = "no validation split (val_acc missing): cannot be tuned"
@@ -294,3 +294,8 @@ def tuned_part(col) -> Part | None:
     tables.append(("Settings picked by validation accuracy", "", *picks_table(t)))
     body = _compare_lines(t) + [x for x in [_spread_line(t)] if x] + lines(t)[1:]
     return Part(title, intro, tables, lines=body)
+
+
+@report_part("tuned", 40)
+def _tuned_part(ctx: ReportContext) -> Part | None:
+    return tuned_part(ctx.col)

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..analyses.metrics import Metric
-from ..rundir import read_json_dict
+from ..util.files import read_json_dict
 from .collect import Collected, Combo, RunRecord
 
 ANALYSIS = "analysis.json"

@@ -25,11 +25,24 @@ from matplotlib.ticker import MaxNLocator
 
 from ..analyses.metrics import Metric
 from .catalog import family_label, member_values
-from .plots import (SINGLE_ROUND, _col, _colors, _grid, _panels, _safe, _save, _settings_text,  # Agg backend
-                    panel_title, se_text, seeds_text, ylabel)
+from .plots import (
+    SINGLE_ROUND,
+    _col,
+    _colors,
+    _grid,
+    _panels,
+    _safe,
+    _save,
+    _settings_text,
+    panel_title,
+    se_text,
+    seeds_text,
+    ylabel,
+)
 from .stats import mean_se
 from .values import RunData, value_of
-from .why import TopicRows, Why
+from .part import ReportContext, report_part
+from .why import TopicRows, Why, compute, why_parts
 
 QUANTILES = [i / 100 for i in range(1, 100)]
 
@@ -277,3 +290,11 @@ def make_why_plots(why: Why, runs, out: Path) -> dict[str, list[tuple[Path, str]
             if path is not None:
                 made.setdefault(topic.key, []).append((path, f"{dataset}: {caption}"))
     return made
+
+
+@report_part("why", 20)
+def _why_parts(ctx: ReportContext) -> list:
+    """One part per topic the analyses declare, where the runs have its numbers (why.py), each with
+    its figures."""
+    why = ctx.found["why"] = compute(ctx.col, ctx.data, ctx.catalog)
+    return why_parts(why, make_why_plots(why, ctx.col.runs, ctx.plots)) if why.topics else []

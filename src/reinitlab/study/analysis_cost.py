@@ -18,10 +18,10 @@ from __future__ import annotations
 import dataclasses
 import time
 
-from .. import probe as probes
-from .. import runtime
-from ..config import TrainConfig
-from ..resolve import prepare
+from ..speed import probe as probes
+from ..speed import runtime
+from ..train.config import TrainConfig
+from ..train.resolve import prepare
 
 PROBE_VERSION = 2
 SOURCES = probes.sources("analyses/*.py", "measure/*.py")
@@ -53,7 +53,7 @@ def analysis_seconds(cfg: TrainConfig, names: list[str]) -> tuple[dict[str, floa
 def _measure(cfg: TrainConfig, channels: int, classes: int, n_train: int, n_val: int, n_test: int,
              names: list[str]) -> dict[str, float]:
     from ..analyses import AnalysisData, run_analyses
-    from ..engine import Engine
+    from ..train.engine import Engine
 
     bundle = probes.synthetic_bundle(channels, cfg.resolution, n_train, n_test, n_val, classes, name="analysis-probe")
     pcfg = dataclasses.replace(cfg, method="baseline", method_options={}, rounds=0, train_size=None,

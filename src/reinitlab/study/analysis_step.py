@@ -39,7 +39,7 @@ class AnalysisOutcome:
 
 def analyse(store: Store, run_id: str, names: list[str], eng: Any = None) -> AnalysisOutcome:
     """Run the requested analyses that analysis.json does not hold yet. `eng`: the run's engine in
-    memory (train.execute's), whose weights are the folder's model.pt; None loads the folder.
+    memory (train.loop.run_keeping_engine's), whose weights are the folder's model.pt; None loads the folder.
     Never raises: even a failure to record a failure (a full disk) is returned, not raised."""
     missing = store.analyses_missing(run_id, names)
     if not missing:
@@ -52,7 +52,7 @@ def analyse(store: Store, run_id: str, names: list[str], eng: Any = None) -> Ana
 
 def _analyse(store: Store, run_id: str, missing: list[str], eng: Any) -> AnalysisOutcome:
     from ..analyses import analyze_engine
-    from ..engine import load_run
+    from ..train.engine import load_run
 
     run_dir = store.run_dir(run_id)
     t0 = time.time()

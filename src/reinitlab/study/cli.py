@@ -3,13 +3,14 @@ from __future__ import annotations
 
 import sys
 
-from ..errors import UserError
+from ..util.errors import UserError
 
 
 def presets_epilog(width: int = 100) -> str:
     """Each preset with the question it answers (its docstring's first paragraph), from the presets'
     registry, so a new preset is listed without editing this."""
     import textwrap
+
     from .presets import PRESETS
     lines = ["presets (`reinitlab study --presets` adds the command, cost and what to expect):"]
     for name, fn in PRESETS.items():
@@ -20,6 +21,7 @@ def presets_epilog(width: int = 100) -> str:
 
 def add_parser(sub) -> None:
     import argparse
+
     from .presets import PRESETS
     p = sub.add_parser("study", help="run a study: many runs over datasets x archs x sizes x noise x methods x seeds",
                        description="Run every run of a study into DIR; re-run the same command to resume.",

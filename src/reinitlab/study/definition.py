@@ -30,9 +30,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..config import TrainConfig
-from ..options import coerce, parse_assignment, tomllib, unknown_key_message
-from ..errors import UserError, unknown_message
+from ..train.config import TrainConfig
+from ..util.errors import UserError, unknown_message
+from ..util.options import coerce, parse_assignment, tomllib, unknown_key_message
 
 # Run fields that a study sweeps: they are axes here, never shared settings.
 AXIS_OF_FIELD = {"dataset": "datasets", "arch": "archs", "method": "methods", "train_size": "train_sizes",
@@ -266,8 +266,8 @@ def _tune(value: Any, extra: dict[str, list]) -> list[str]:
 def _analyses(value: Any) -> list[str]:
     names = _list(value, "analyses", str, allow_empty=True)
     if names:
-        from ..analyses.base import ANALYSES
         from .. import analyses  # noqa: F401  (registers every analysis)
+        from ..analyses.base import ANALYSES
         bad = [n for n in names if n not in ANALYSES]
         if bad:
             raise UserError("analyses: " + unknown_message("analysis", bad[0], ANALYSES, sort=False))

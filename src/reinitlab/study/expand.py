@@ -15,18 +15,18 @@ from __future__ import annotations
 
 import itertools
 import re
-from pathlib import Path
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import torch
 
-from ..config import TrainConfig
+from ..core.method import METHODS, make_method, parse_spec, warn_budget
 from ..data import check_dataset
 from ..data.split import pool_size
-from ..errors import UserError
-from ..methods import METHODS, make_method, parse_spec, warn_budget
 from ..models import build_model, check_arch
+from ..train.config import TrainConfig
+from ..util.errors import UserError
 from .definition import FULL, StudyDefinition, value_text
 
 
@@ -108,7 +108,7 @@ def full_rounds(defn: StudyDefinition, arch: str) -> int:
 
 def arch_groups(defn: StudyDefinition, arch: str):
     """The groups of `arch` as the study's first dataset builds it (no data read)."""
-    from ..groups import groups_of
+    from ..core.groups import groups_of
     base = TrainConfig.from_dict(defn.settings)
     info = check_dataset(defn.datasets[0])
     width = defn.extra_axes.get("width", [base.width])[0]  # the number of groups does not depend on it
@@ -248,5 +248,5 @@ def _check_size(cfg: TrainConfig) -> None:
 
 
 def _check_device(defn: StudyDefinition) -> None:
-    from ..runtime import resolve_device
+    from ..speed.runtime import resolve_device
     resolve_device(defn.settings.get("device", "auto"))

@@ -23,7 +23,7 @@ import sys
 import time
 from dataclasses import dataclass
 
-from .worker import Outcome, Task, execute, record_lost
+from .worker import Outcome, Task, record_lost, run_task
 
 
 def _die_with_parent(parent: int) -> None:
@@ -45,7 +45,7 @@ def worker_main(index: int, parent: int, inbox, outbox, threads: int, gpu: int |
     os.environ["OMP_NUM_THREADS"] = str(threads)
     import torch
 
-    from ..runtime import configure
+    from ..speed.runtime import configure
     configure(threads=threads)
     try:
         torch.set_num_interop_threads(1)
@@ -56,7 +56,7 @@ def worker_main(index: int, parent: int, inbox, outbox, threads: int, gpu: int |
         if task is None:
             return
         outbox.put(("start", index, task.run_id))
-        outbox.put(("outcome", index, execute(task)))
+        outbox.put(("outcome", index, run_task(task)))
 
 
 @dataclass

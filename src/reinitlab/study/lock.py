@@ -25,7 +25,7 @@ import socket
 import time
 from pathlib import Path
 
-from ..errors import UserError
+from ..util.errors import UserError
 
 
 class LockUnsupported(UserError):

@@ -18,8 +18,8 @@ import warnings
 from dataclasses import dataclass, field
 from typing import Any
 
-from .. import provenance
-from ..errors import UserError
+from ..train import provenance
+from ..util.errors import UserError
 from .bundles import bundle_for, release
 from .expand import RunSpec
 from .store import Store
@@ -38,12 +38,12 @@ class Target:
     info: dict[str, Any] = field(default_factory=dict)  # commit, host: shown, never compared
 
     def expect(self) -> dict[str, Any]:
-        """What each worker checks itself against before it trains (worker.execute)."""
+        """What each worker checks itself against before it trains (worker.run_task)."""
         return {"device": self.device, **self.machine}
 
 
 def local_target(device_setting: str) -> Target:
-    from ..runtime import resolve_device
+    from ..speed.runtime import resolve_device
     dev = resolve_device(device_setting)
     return Target(dev.type, provenance.machine(dev), {**provenance.code_version(), "host": _host()})
 
@@ -62,8 +62,8 @@ class Expected:
         self.loaded = False
 
     def of(self, spec: RunSpec) -> dict[str, Any]:
-        from ..errors import ReinitlabWarning
-        from ..resolve import prepare
+        from ..train.resolve import prepare
+        from ..util.errors import ReinitlabWarning
         cfg = spec.train_config()
         key = json.dumps({k: v for k, v in spec.config.items() if k not in _SEEDS}, sort_keys=True, default=str)
         if key not in self._configs:

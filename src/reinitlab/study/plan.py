@@ -13,7 +13,7 @@ import heapq
 import time
 from dataclasses import dataclass
 
-from ..errors import UserError
+from ..util.errors import UserError
 from .expand import Budget, RunSpec
 
 PARALLEL_SLOWDOWN = 1.15
@@ -42,7 +42,7 @@ def estimate_runs(runs: list[RunSpec], speed: dict, analyses: list[str] = (),
     `analyse_only` is finished and only analysed: loaded from its folder, not trained.
     `analysis_parts`, if given, receives the analyses' share of each run's seconds."""
     try:
-        from ..throughput import estimate_seconds
+        from ..bench.throughput import estimate_seconds
     except ImportError:
         return {}, "no throughput model (reinitlab.throughput) available"
     cache: dict[str, tuple[float, float, float] | None] = {}

@@ -12,10 +12,11 @@ from __future__ import annotations
 import dataclasses
 
 from ..data import check_dataset
-from ..errors import UserError
-from ..precision import Choice, Shape, choose
-from ..rundir import read_json_dict
-from ..runtime import resolve_device
+from ..speed.precision import Choice, choose
+from ..speed.runtime import resolve_device
+from ..train.resolve import shape_of
+from ..util.errors import UserError
+from ..util.files import read_json_dict
 from .expand import RunSpec
 
 
@@ -43,7 +44,7 @@ def study_precision(settings: dict, runs: list[RunSpec], threads: int, device: s
             info = check_dataset(cfg.dataset)
         except UserError:
             continue  # the run fails on its own; its shape cannot be measured
-        shapes.add(Shape.of(cfg, info.channels, cfg.resolution or info.resolution, here.type, cfg.train_size))
+        shapes.add(shape_of(cfg, info.channels, cfg.resolution or info.resolution, here.type, cfg.train_size))
     return choose(shapes, here)
 
 

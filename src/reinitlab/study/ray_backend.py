@@ -1,6 +1,6 @@
 """Ray backend: every run is one Ray task, on an existing cluster (`--address`) or a local instance.
 
-Tasks run the same `worker.execute` as local workers, so claims, resumption and failure records are
+Tasks run the same `worker.run_task` as local workers, so claims, resumption and failure records are
 identical; results land in DIR on the task's node, which is why DIR must be on a filesystem every
 node sees (the task refuses to run otherwise, rather than write results nobody collects).
 
@@ -21,7 +21,7 @@ import os
 import socket
 import time
 
-from ..errors import UserError
+from ..util.errors import UserError
 from .worker import Outcome, Task, ray_execute, ray_probe, record_lost
 
 # how often the head is looked at while tasks are in flight, and how long it may be unreachable
@@ -37,7 +37,7 @@ class ClusterLost(UserError):
 
 def _lost_types(ray) -> tuple:
     """Exceptions of `ray.get` that mean the task's process or node died, not that the run failed
-    (worker.execute records a run's own failures and never raises)."""
+    (worker.run_task records a run's own failures and never raises)."""
     ex = ray.exceptions
     names = ("NodeDiedError", "WorkerCrashedError", "LocalRayletDiedError", "ObjectLostError", "OutOfMemoryError")
     return tuple(getattr(ex, n) for n in names if hasattr(ex, n))

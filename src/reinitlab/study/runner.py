@@ -24,10 +24,10 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .. import provenance
-from ..config import TrainConfig
-from ..errors import UserError
-from ..rundir import atomic_write_json
+from ..train import provenance
+from ..train.config import TrainConfig
+from ..util.errors import UserError
+from ..util.files import atomic_write_json
 from ..version import __version__
 from . import mixing
 from .definition import StudyDefinition, axes_changed
@@ -35,7 +35,8 @@ from .display import Counts, Display
 from .expand import RunSpec, expand, missing_datasets
 from .lock import acquire_blocking
 from .plan import PARALLEL_SLOWDOWN, Plan, estimate_runs, fmt_duration, simulate_wall
-from .precision import Choice, begun_precisions, plan_line, record as precision_record, study_precision, with_precision
+from .precision import Choice, begun_precisions, plan_line, study_precision, with_precision
+from .precision import record as precision_record
 from .store import Store
 from .worker import Task, record_lost, study_dir_of
 
@@ -114,7 +115,7 @@ def run_study(defn: StudyDefinition, out: str | Path, workers: int | None = None
         todo = with_precision(todo, choice.precision)
         mix = mixing.check(store, runs, states, target, allow_mixed)
         return _run(defn, store, runs, budgets, states, todo, failed_kept, res, dry_run, stream, command, heal,
-                    mix, Context(target.expect(), allow_mixed), choice)
+                    mix, TaskContext(target.expect(), allow_mixed), choice)
     finally:
         if res.ray_started and res.backend_obj is None:
             _shutdown_ray()  # started for this study but no backend took it over
@@ -140,14 +141,14 @@ def check_data(todo: list[RunSpec]) -> None:
 
 
 @dataclass
-class Context:
+class TaskContext:
     """What every task of this start carries besides its run: the machine its worker must match."""
     expect: dict
     allow_mixed: bool = False
 
 
 def _run(defn, store, runs, budgets, states, todo, failed_kept, res, dry_run, stream, command,
-         heal: set[str] = frozenset(), mix: mixing.Mixing | None = None, ctx: Context | None = None,
+         heal: set[str] = frozenset(), mix: mixing.Mixing | None = None, ctx: TaskContext | None = None,
          choice: Choice | None = None) -> StudyResult:
     analysis_s: dict[str, float] = {}
     estimates, note = (estimate_runs(todo, res.speed, defn.analyses, frozenset(heal), analysis_s) if todo
@@ -187,7 +188,7 @@ def _run(defn, store, runs, budgets, states, todo, failed_kept, res, dry_run, st
         be = res.make()
         try:
             _schedule(store, be, order, res.speed, states, estimates, result, display, res.cpu_parallel,
-                      list(defn.analyses), set(heal), ctx or Context({}))
+                      list(defn.analyses), set(heal), ctx or TaskContext({}))
         except BaseException:
             display.close()
             be.close(force=True)
@@ -357,8 +358,8 @@ def _shutdown_ray() -> None:
 # ---- the scheduler ------------------------------------------------------------------------
 def _schedule(store: Store, be, order: list[RunSpec], speed: dict, states: dict, estimates: dict[str, float],
               result: StudyResult, display: Display, parallel: bool, analyses: list[str] = (),
-              heal: set[str] = frozenset(), ctx: Context | None = None) -> None:
-    ctx = ctx or Context({})
+              heal: set[str] = frozenset(), ctx: TaskContext | None = None) -> None:
+    ctx = ctx or TaskContext({})
     study_dir = study_dir_of(store.root)
     queue = collections.deque(order)
     held: dict[str, tuple[RunSpec, float]] = {}  # run id -> (spec, when to look again)

@@ -25,8 +25,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..errors import UserError
-from ..rundir import atomic_write_json, checkpoint_problem, read_json_dict
+from ..util.errors import UserError
+from ..util.files import atomic_write_json, checkpoint_problem, read_json_dict
 from .lock import FileLock, is_held
 
 FINISHED = ("finished", "diverged")  # result.json states: never redone

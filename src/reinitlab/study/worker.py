@@ -1,6 +1,6 @@
 """One run, executed by whichever backend: claim it, train it (new or resumed), record how it ended.
 
-`execute` is the only code that writes into a run folder, and it does so only while holding the
+`run_task` is the only code that writes into a run folder, and it does so only while holding the
 run's lock. It never raises for a run's own failure: the exception is written to error.json and
 returned as an Outcome, so one bad run cannot stop a study. The study's analyses run right after
 training under the same lock (analysis_step.py); a finished run that lacks them is analysed
@@ -15,7 +15,7 @@ import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..errors import ReinitlabWarning, UserError
+from ..util.errors import ReinitlabWarning, UserError
 from .bundles import bundle_for
 from .expand import RunSpec
 from .store import Store
@@ -48,9 +48,9 @@ class Outcome:
     analysis_failed: bool = False
 
 
-def execute(task: Task) -> Outcome:
-    from ..runtime import configure
-    from ..train import execute as train_execute
+def run_task(task: Task) -> Outcome:
+    from ..speed.runtime import configure
+    from ..train.loop import run_keeping_engine
     from .analysis_step import analyse
 
     store = Store(task.study_dir)
@@ -90,7 +90,7 @@ def execute(task: Task) -> Outcome:
                 store.log("start", spec.id, how=how, attempt=attempt,
                           recovered_from=lock.recovered.get("pid") if lock.recovered else None,
                           **({"discarded": discarded} if discarded else {}))
-                result, eng = train_execute(cfg, store.run_dir(spec.id), progress=False, bundle=bundle,
+                result, eng = run_keeping_engine(cfg, store.run_dir(spec.id), progress=False, bundle=bundle,
                                             label=spec.id)
         except Exception as e:  # a run's own failure: recorded, the study goes on
             return _failed(store, spec.id, e, attempt, t0, how, me)
@@ -110,9 +110,9 @@ def _check_provenance(store: Store, run_id: str, cfg, bundle, how: str, task: Ta
     be finished by another). Raises UserError (recorded as the run's failure) on a difference; with
     --allow-mixed a differing partial run is discarded and trained from the start. Returns (how,
     what was discarded)."""
-    from .. import provenance
-    from ..resolve import prepare
-    from ..runtime import resolve_device
+    from ..speed.runtime import resolve_device
+    from ..train import provenance
+    from ..train.resolve import prepare
     from .mixing import node_problem
     device = resolve_device(cfg.device)
     problem = node_problem({"device": device.type, **provenance.machine(device)}, task.expect, f"worker {me}")
@@ -172,15 +172,15 @@ def record_lost(study_dir: str, run_id: str, reason: str) -> bool:
 
 def ray_execute(task: Task) -> Outcome:
     """Entry point of a Ray task: torch threads = the CPUs Ray granted this task."""
-    from ..runtime import configure
+    from ..speed.runtime import configure
     configure(threads=task.speed.get("threads") or None)
-    return execute(task)
+    return run_task(task)
 
 
 def ray_probe(device: str) -> dict:
     """Entry point of the Ray task that tells the study where its runs will train (mixing.Target)."""
-    from .. import provenance
-    from ..runtime import resolve_device
+    from ..speed.runtime import resolve_device
+    from ..train import provenance
     dev = resolve_device(device)
     return {"device": dev.type, "machine": provenance.machine(dev),
             "info": {**provenance.code_version(), "host": socket.gethostname()}}

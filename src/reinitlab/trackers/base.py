@@ -32,8 +32,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable
 
-from ..errors import ReinitlabWarning
-from ..rundir import read_json_dict, read_jsonl
+from ..util.errors import ReinitlabWarning
+from ..util.files import read_json_dict, read_jsonl
 
 DEFAULT_EXPERIMENT = "reinitlab"
 # what a study sweeps; tags in every tracker (export adds whatever else differs between its runs)
@@ -65,6 +65,11 @@ class Writer:
 
     name = ""
     package = ""
+
+    @classmethod
+    def hook(cls, tracker: str) -> "TrackerHook":
+        """The hook that mirrors a run into this tracker (train/hooks.tracker_hooks)."""
+        return TrackerHook(tracker, cls)
 
     def open(self, run: TrackedRun) -> None:
         raise NotImplementedError

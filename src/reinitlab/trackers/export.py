@@ -14,8 +14,9 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..errors import UserError
-from ..rundir import RESUMABLE_DIFFERENCES, read_json_dict, read_jsonl
+from ..train.rundir import RESUMABLE_DIFFERENCES
+from ..util.errors import UserError
+from ..util.files import read_json_dict, read_jsonl
 from .base import AXES, flat_params, replay, result_scalars, study_of, tracked_run
 
 ENDED = ("finished", "diverged")

@@ -17,6 +17,7 @@ import os
 import time
 from pathlib import Path
 
+from ..train.hooks import TRACKERS
 from .base import TrackedRun, Writer
 
 DB = "mlflow.db"
@@ -52,6 +53,7 @@ def client_for(store: Path):
     return MlflowClient(tracking_uri=tracking_uri(store))
 
 
+@TRACKERS.register("mlflow")
 class MlflowWriter(Writer):
     name = "mlflow"
     package = "mlflow"

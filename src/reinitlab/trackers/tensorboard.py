@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from ..train.hooks import TRACKERS
 from .base import TrackedRun, Writer
 
 MARKER = ".reinitlab-run"
@@ -27,6 +28,7 @@ def run_logdir(run: TrackedRun) -> Path:
     return d
 
 
+@TRACKERS.register("tensorboard")
 class TensorBoardWriter(Writer):
     name = "tensorboard"
     package = "tensorboard"

@@ -13,6 +13,7 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
+from ..train.hooks import TRACKERS
 from .base import TrackedRun, Writer
 
 
@@ -20,6 +21,7 @@ def offline_dirs(store: Path, key: str) -> list[Path]:
     return sorted((Path(store) / "wandb").glob(f"offline-run-*-{key}"))
 
 
+@TRACKERS.register("wandb")
 class WandbWriter(Writer):
     name = "wandb"
     package = "wandb"

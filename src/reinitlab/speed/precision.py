@@ -27,17 +27,17 @@ from typing import Iterable
 import torch
 import torch.nn.functional as F
 
+from ..models import build_model
 from . import probe as probes
 from . import runtime
-from .config import TrainConfig
-from .few_channel_bn import few_channel_batchnorm
-from .models import build_model
 from .step import autocast_for, sgd_step
+from .tune import accelerate
 
 SPEEDUP_NEEDED = 1.2  # bf16 must train at least this many times fp32's images/s to be chosen
 PROBE_VERSION = 2  # 2: five blocks of three steps (three of two once picked bf16 at a measured 1.09x)
 # The code that decides the ratio: an edit to it measures again.
-SOURCES = probes.sources("precision.py", "step.py", "hostmem.py", "models/*.py")
+SOURCES = probes.sources("speed/precision.py", "speed/step.py", "speed/allocator.py", "speed/few_channel_bn.py",
+                         "models/*.py")
 _BF16_UNITS = ("avx512_bf16", "amx_bf16", "bf16")
 _memo: dict[str, float] = {}  # this process's measurements, for an unwritable cache
 
@@ -54,14 +54,6 @@ class Shape:
     channels_last: bool = True
     threads: int = 1
     device: str = "cpu"
-
-    @classmethod
-    def of(cls, cfg: TrainConfig, channels: int, resolution: int, device: str, examples: int | None = None) -> "Shape":
-        """The shape a run of `cfg` trains (threads: all of torch's where `cfg` leaves them open);
-        `examples`: its training examples, where known (a smaller set trains smaller batches)."""
-        batch = cfg.batch_size if examples is None else min(cfg.batch_size, examples)
-        return cls(cfg.arch, cfg.width, resolution, channels, batch, cfg.channels_last,
-                   cfg.threads or torch.get_num_threads(), device)
 
     def text(self) -> str:
         return f"{self.arch} w{self.width:g} {self.resolution}px x{self.channels} batch {self.batch}"
@@ -131,9 +123,8 @@ def measure_speedup(shape: Shape, blocks: int = 5, steps: int = 3) -> float:
         torch.manual_seed(0)
         models = {}
         for p in ("fp32", "bf16"):
-            m = build_model(shape.arch, shape.channels, 10, shape.width, shape.resolution).to(dev, memory_format=fmt)
-            if dev.type == "cpu" and shape.channels_last:
-                few_channel_batchnorm(m)
+            m = build_model(shape.arch, shape.channels, 10, shape.width, shape.resolution)
+            accelerate(m, dev, shape.channels_last)
             models[p] = (m, torch.optim.SGD(m.parameters(), lr=1e-3, momentum=0.9))
 
         def block(p: str, n: int) -> float:

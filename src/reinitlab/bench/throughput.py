@@ -32,19 +32,19 @@ from dataclasses import asdict, dataclass
 
 import torch
 
-from . import probe as probes
-from . import runtime
-from .config import TrainConfig
-from .data import DataBundle
-from .data.cache import cache_root
-from .engine import Engine, Schedule
-from .measure.norms import group_norms
-from .reset import fresh_state
-from .resolve import prepare
+from ..core.reset import fresh_state
+from ..data import DataBundle
+from ..data.cache import cache_root
+from ..measure.norms import group_norms
+from ..speed import probe as probes
+from ..speed import runtime
+from ..train.config import TrainConfig
+from ..train.engine import Engine, Schedule
+from ..train.resolve import prepare
 
 PROBE_VERSION = 2  # bump when the probe itself changes what it measures
 # The code that decides the speed: an edit to it re-measures.
-SOURCES = probes.sources("engine.py", "step.py", "augment.py", "hostmem.py", "runtime.py", "measure/norms.py", "models/*.py")
+SOURCES = probes.sources("train/engine.py", "speed/*.py", "data/augment.py", "measure/norms.py", "models/*.py")
 
 
 @dataclass

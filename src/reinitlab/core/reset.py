@@ -23,8 +23,9 @@ from typing import Callable
 import torch
 import torch.nn as nn
 
+from ..util.seeding import derive
 from .groups import Groups
-from .seeding import derive
+
 
 @dataclass
 class Action:

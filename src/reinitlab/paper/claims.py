@@ -34,13 +34,13 @@ from dataclasses import dataclass, field
 from typing import Callable
 
 from ..analyses.metrics import Metric
-from .catalog import TEST_ACC, Catalog, build_catalog, fmt, members
-from .collect import Collected, Combo, combo_order
-from .part import Part
-from .regime import FIXED, Regime, verdict_runs
-from .stats import PairedDiff, paired_diff
-from .tables import fmt_p
-from .values import DIAGNOSTICS, RunData, load, value_table
+from ..report.catalog import TEST_ACC, Catalog, build_catalog, fmt, members
+from ..report.collect import Collected, Combo, combo_order
+from ..report.part import Part, ReportContext, report_part
+from ..report.regime import FIXED, Regime, verdict_runs
+from ..report.stats import PairedDiff, paired_diff
+from ..report.tables import fmt_p
+from ..report.values import DIAGNOSTICS, RunData, load, value_table
 
 LW = "lw"
 BASELINE, LONG = "baseline", "long"
@@ -383,3 +383,12 @@ def verdict_part(claims: list[Claim], has_long: bool = True) -> Part:
              "by validation accuracy).")
     return Part("Verdict on the paper's claims (SPEC section 5)", intro,
                 [("Tests", "", header, rows)], lines=lines)
+
+
+@report_part("claims", 90)
+def _claims_part(ctx: ReportContext) -> Part | None:
+    """Last: the verdict on the paper's claims, when the runs include lw."""
+    if not any(r.method == LW for r in ctx.col.runs):
+        return None
+    claims = ctx.found["claims"] = evaluate(ctx.col, ctx.data, ctx.catalog)
+    return verdict_part(claims, has_long=any(r.method == "long" and r.status == "finished" for r in ctx.col.runs))

@@ -12,15 +12,15 @@ from dataclasses import dataclass
 
 import torch
 
+from ..core.groups import groups_of
+from ..core.method import METHODS, Method, parse_spec, warn_budget
+from ..data import DataBundle, check_dataset, load_dataset
+from ..data.split import Split, make_split
+from ..models import build_model, check_arch
+from ..speed.precision import Shape, choose
+from ..speed.runtime import resolve_device
+from ..util.errors import UserError
 from .config import TrainConfig
-from .data import DataBundle, check_dataset, load_dataset
-from .data.split import Split, make_split
-from .errors import UserError
-from .groups import groups_of
-from .methods import METHODS, Method, parse_spec, warn_budget
-from .models import build_model, check_arch
-from .precision import Shape, choose
-from .runtime import resolve_device
 
 
 @dataclass(frozen=True)
@@ -74,7 +74,7 @@ def resolve(cfg: TrainConfig, method: Method, bundle: DataBundle, split: Split, 
     threads = torch.get_num_threads() if cfg.threads is None else cfg.threads
     precision = cfg.precision
     if precision == "auto":  # measured on this run's shape (precision.py); a study passes its own choice
-        shape = Shape.of(cfg.replace(threads=threads), bundle.channels, bundle.resolution, device.type, len(split.train))
+        shape = shape_of(cfg.replace(threads=threads), bundle.channels, bundle.resolution, device.type, len(split.train))
         precision = choose([shape], device).precision
     return dataclasses.replace(
         cfg,
@@ -100,3 +100,12 @@ def _full_lw_budget(cfg: TrainConfig, bundle: DataBundle) -> int:
 def _groups_probe(cfg: TrainConfig, bundle: DataBundle):
     with torch.random.fork_rng(devices=[]):  # a probe of the groups; the caller's RNG stays as it was
         return groups_of(build_model(cfg.arch, bundle.channels, bundle.num_classes, cfg.width, bundle.resolution))
+
+
+def shape_of(cfg: TrainConfig, channels: int, resolution: int, device: str, examples: int | None = None) -> Shape:
+    """The shape a run of `cfg` trains, which decides its arithmetic's speed (threads: all of torch's
+    where `cfg` leaves them open); `examples`: its training examples, where known (a smaller set
+    trains smaller batches)."""
+    batch = cfg.batch_size if examples is None else min(cfg.batch_size, examples)
+    return Shape(cfg.arch, cfg.width, resolution, channels, batch, cfg.channels_last,
+                 cfg.threads or torch.get_num_threads(), device)

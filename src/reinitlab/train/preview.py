@@ -9,10 +9,10 @@ from pathlib import Path
 import torch
 import torch.nn as nn
 
+from ..core.groups import Groups, groups_of
+from ..data import check_dataset
+from ..models import build_model
 from .config import TrainConfig
-from .data import check_dataset
-from .groups import Groups, groups_of
-from .models import build_model
 from .resolve import Prepared, prepare
 from .rundir import open_run
 

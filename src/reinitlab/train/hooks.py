@@ -29,11 +29,22 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ..measure.norms import group_norms
+from ..measure.round_log import round_log
+from ..util.progress import Progress
+from ..util.registry import Registry
 from .engine import Engine
-from .measure.norms import group_norms
-from .measure.round_log import round_log
-from .progress import Progress
 from .rundir import RunState
+
+# Experiment trackers by name (the `tracker` setting): each is a Writer class in reinitlab/trackers/,
+# one file each, which registers itself here; `Writer.hook(name)` makes the hook that mirrors a run.
+TRACKERS: Registry[Any] = Registry("tracker", packages=("reinitlab.trackers",), first=("tensorboard", "mlflow", "wandb"))
+
+
+def tracker_hooks(tracker: str) -> list:
+    """The hooks a run's `tracker` setting asks for: none for 'none'."""
+    return [] if tracker == "none" else [TRACKERS[tracker].hook(tracker)]
+
 
 EVENTS = ("on_run_start", "on_round_start", "on_step", "on_epoch_end", "on_round_end", "on_run_end")
 

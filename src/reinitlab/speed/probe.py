@@ -25,12 +25,12 @@ from typing import Any, Iterable
 
 import torch
 
-from .data import DataBundle
-from .data.cache import cache_root
-from .rundir import atomic_write_json
+from ..data import DataBundle
+from ..data.cache import cache_root
+from ..util.files import atomic_write_json
 
 CACHE_FILE = "probes.json"
-SOURCE_ROOT = Path(__file__).resolve().parent
+SOURCE_ROOT = Path(__file__).resolve().parents[1]
 _CPU_UNITS = ("avx512_bf16", "amx_bf16", "amx_tile", "bf16")  # bf16: Arm's name for its units
 
 

@@ -32,7 +32,8 @@ from typing import Any
 
 import torch
 
-from .rundir import RESUMABLE_DIFFERENCES, atomic_write_json, read_json_dict, same_setting
+from ..util.files import atomic_write_json, read_json_dict
+from .rundir import RESUMABLE_DIFFERENCES, same_setting
 
 FILE = "provenance.json"
 FORMAT = 1
@@ -41,10 +42,11 @@ FORMAT = 1
 NOT_COMPARED = frozenset(RESUMABLE_DIFFERENCES)
 # result-changing fields besides the config, in the order a difference is reported
 MACHINE_FIELDS = ("torch", "gpu", "cpu_capability", "source_hash")
-PACKAGE = Path(__file__).resolve().parent
+PACKAGE = Path(__file__).resolve().parents[1]
 # relative to the package; a folder name ends with "/"
-SOURCE_EXCLUDED = ("report/", "cli.py", "__main__.py", "progress.py", "bench.py", "study/display.py",
-                   "study/plan.py", "study/cli.py", "data/cli.py", "analyses/cli.py")
+SOURCE_EXCLUDED = ("report/", "paper/claims.py", "cli.py", "__main__.py", "util/progress.py", "bench/",
+                   "study/display.py", "study/plan.py", "study/cli.py", "data/cli.py", "analyses/cli.py",
+                   "trackers/cli.py")
 
 
 def _excluded(rel: str) -> bool:
@@ -76,7 +78,7 @@ def code_version() -> dict[str, Any]:
     """The reinitlab version and, where the package is a git checkout's own `src/reinitlab`, the
     commit ("+dirty" with uncommitted edits to tracked files). An installed package (site-packages,
     possibly inside some other repository) has no commit of its own: `commit` is None."""
-    from .version import __version__
+    from ..version import __version__
     top = _git("rev-parse", "--show-toplevel")
     commit = None
     if top and (Path(top) / "src" / "reinitlab").resolve() == PACKAGE:

@@ -1,8 +1,9 @@
-"""Process-wide settings, set once by an entry point: a CLI command, a study worker, bench, or
-`train.run` when a library caller trains a run.
+"""Process-wide settings, set once by an entry point: a CLI command, a study worker, bench. A library
+caller's `train.run` changes none of them for good: it trains on the run's threads and device
+settings and puts the caller's back (`threads`, `device_settings`), and leaves the allocator alone.
 
 - torch's intra-op thread count (a run's `threads`);
-- on the CPU, glibc's allocator keeps freed memory (hostmem.keep_freed_memory: most steps' activations
+- on the CPU, glibc's allocator keeps freed memory (allocator.keep_freed_memory: most steps' activations
   reuse pages instead of faulting them in anew);
 - on CUDA, fp32 matmuls on TF32 tensor cores (cuDNN's convs use them by default), which is what
   `precision=auto` (fp32) means there.
@@ -17,8 +18,8 @@ from typing import Iterator
 
 import torch
 
-from .errors import UserError
-from .hostmem import keep_freed_memory
+from ..util.errors import UserError
+from .allocator import keep_freed_memory
 
 
 def resolve_device(name: str) -> torch.device:
@@ -47,6 +48,19 @@ def configure(threads: int | None = None, device: str | torch.device | None = No
         keep_freed_memory()
     elif dev.type == "cuda":
         torch.backends.cuda.matmul.allow_tf32 = True
+
+
+@contextmanager
+def device_settings(device: torch.device) -> Iterator[None]:
+    """Within the block, what `configure` would set for `device` except the allocator (TF32 on CUDA);
+    the caller's settings are back after it."""
+    before = torch.backends.cuda.matmul.allow_tf32
+    if device.type == "cuda":
+        torch.backends.cuda.matmul.allow_tf32 = True
+    try:
+        yield
+    finally:
+        torch.backends.cuda.matmul.allow_tf32 = before
 
 
 @contextmanager

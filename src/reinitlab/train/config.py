@@ -15,8 +15,8 @@ import typing
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from .errors import UserError
-from .options import option_value, parse_options
+from ..util.errors import UserError
+from ..util.options import option_value, parse_options
 
 Augment = Literal["none", "flip", "crop", "flip+crop"]
 Device = Literal["auto", "cpu", "cuda", "mps"]

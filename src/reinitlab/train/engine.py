@@ -22,20 +22,19 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from .augment import augment
+from ..core.groups import groups_of
+from ..core.reinit import Reinitializer
+from ..data import DataBundle
+from ..data.augment import augment
+from ..data.split import Split
+from ..models import build_model
+from ..speed.step import autocast_for, sgd_step
+from ..speed.tune import accelerate
+from ..util.errors import ReinitlabWarning, UserError
+from ..util.files import read_json
+from ..util.seeding import derive, generator
 from .config import TrainConfig
-from .data import DataBundle
-from .data.split import Split
-from .errors import ReinitlabWarning, UserError
-from .few_channel_bn import few_channel_batchnorm
-from .groups import groups_of
-from .hostmem import cpu_eval_memory_format
-from .models import build_model
-from .reinit import Reinitializer
 from .resolve import Prepared, prepare
-from .rundir import read_json
-from .seeding import derive, generator
-from .step import autocast_for, sgd_step
 
 STAT_BATCHES = 4  # training batches a reset may read (DNR's scores, LW's standardization statistics)
 
@@ -89,7 +88,9 @@ class Engine:
     def __init__(self, p: Prepared):
         self._p = p
         cfg, dev = p.cfg, p.device
-        self.memory_format = torch.channels_last if cfg.channels_last else torch.contiguous_format
+        self.model = initial_model(cfg, p.bundle)
+        self.speed = accelerate(self.model, dev, cfg.channels_last)  # the one seam of speed detours
+        self.memory_format = self.speed.memory_format
         b, s = p.bundle, p.split
         xtr = b.x_train[s.train].float()
         self.mean = xtr.mean(dim=(0, 2, 3))
@@ -103,9 +104,6 @@ class Engine:
         else:
             self.x_val = self.y_val = None
         self.x_test, self.y_test = self._prep(b.x_test.float()), b.y_test.to(dev)
-        self.model = initial_model(cfg, b).to(dev, memory_format=self.memory_format)
-        if dev.type == "cpu" and cfg.channels_last:
-            few_channel_batchnorm(self.model)
         self.groups = groups_of(self.model)
         self._schedule = Schedule.of(p)
         self.reinit = Reinitializer(self.model, p.method, cfg.rounds, self.groups, seed=cfg.seed,
@@ -113,8 +111,6 @@ class Engine:
         # bf16 autocasts the training forward pass only (precision.py says what stays in fp32)
         self.autocast = autocast_for(cfg.precision, dev)
         self._forward = self.model
-        self.eval_format = (cpu_eval_memory_format(self.model) if dev.type == "cpu" and cfg.channels_last
-                            else self.memory_format)
 
     # ---- what the run is ----------------------------------------------------------------------
     @property
@@ -229,29 +225,20 @@ class Engine:
         """(accuracy, mean loss) of the model in eval mode on (x, y); the model is back in train mode after."""
         if x is None or len(x) == 0:
             return None, None
-        # Wide ResNets evaluate faster in NCHW on a CPU (hostmem.cpu_eval_memory_format): the weights
-        # are converted for the pass and back, an exact copy each way, so training is untouched. The
-        # conversion runs outside inference mode: weights made there could not be trained again.
-        flip = self.eval_format != self.memory_format
-        if flip:
-            self.model.to(memory_format=self.eval_format)
         try:
-            return self._evaluate(x, y, flip)
+            with self.speed.evaluating(self.model) as batch_format:
+                return self._evaluate(x, y, batch_format)
         finally:
-            if flip:
-                self.model.to(memory_format=self.memory_format)
             self.model.train()
 
     @torch.inference_mode()
-    def _evaluate(self, x: torch.Tensor, y: torch.Tensor, flip: bool) -> tuple[float, float]:
+    def _evaluate(self, x: torch.Tensor, y: torch.Tensor, batch_format: Callable) -> tuple[float, float]:
         self.model.eval()
         bs = self.config.eval_batch_size
         loss = torch.zeros((), device=x.device)
         correct = torch.zeros((), device=x.device, dtype=torch.long)
         for i in range(0, len(x), bs):
-            xb, yb = x[i:i + bs], y[i:i + bs]
-            if flip:
-                xb = xb.contiguous(memory_format=self.eval_format)
+            xb, yb = batch_format(x[i:i + bs]), y[i:i + bs]
             out = self.model(xb)  # in fp32 under any precision: accuracies and losses are the results
             loss += F.cross_entropy(out, yb, reduction="sum")
             correct += (out.argmax(1) == yb).sum()

@@ -90,10 +90,10 @@ class _Trainer:
     long schedule (the learning rate stays sane), as `bench` runs it."""
 
     def __init__(self, case, bundle, device: str, threads: int | None, batch_size: int, overrides: dict):
-        from .config import TrainConfig
-        from .engine import Engine
-        from .resolve import prepare
-        from .runtime import configure
+        from ..speed.runtime import configure
+        from ..train.config import TrainConfig
+        from ..train.engine import Engine
+        from ..train.resolve import prepare
         cfg = TrainConfig(dataset=bundle.name, arch=case.arch, width=case.width, method="baseline",
                           batch_size=batch_size, device=device, threads=threads)
         for k, v in overrides.items():

@@ -13,14 +13,15 @@ import time
 from pathlib import Path
 from typing import Any, Iterable
 
-from . import runtime
+from ..data import DataBundle
+from ..speed import runtime
+from ..util.files import append_jsonl, read_json
+from .checkpoint import begin_run, write_checkpoint, write_result
 from .config import TrainConfig
-from .data import DataBundle
 from .engine import Engine
-from .hooks import Diagnostics, Hooks, ProgressBar, RunContext
+from .hooks import Diagnostics, Hooks, ProgressBar, RunContext, tracker_hooks
 from .resolve import Prepared, prepare
-from .rundir import RunState, append_jsonl, begin_run, open_run, read_json, write_checkpoint, write_result
-from .trackers import tracker_hooks
+from .rundir import RunState, open_run
 
 
 def run(cfg: TrainConfig, out: str | Path | None = None, progress: bool = True, bundle: DataBundle | None = None,
@@ -30,11 +31,12 @@ def run(cfg: TrainConfig, out: str | Path | None = None, progress: bool = True, 
     `out=None` trains without writing anything (library use, tests; a tracker writes only where
     `cfg.tracker_dir` says). An existing folder with the same config resumes from its checkpoint, or
     returns the finished result without training. `hooks`: observers besides the diagnostics, the
-    progress bar and the tracker of `cfg.tracker` (see hooks.py, trackers/). Sets this process's
-    threads and device settings for the run (runtime.configure)."""
+    progress bar and the tracker of `cfg.tracker` (see hooks.py, trackers/). The run trains on its
+    own threads (and TF32 on CUDA) and the caller's process is left as it was; an entry point (the
+    CLI, a study worker) also keeps freed memory in the C allocator for speed (runtime.configure)."""
     p = prepare(kept_precision(cfg, out), bundle)
-    runtime.configure(threads=p.cfg.threads, device=p.device)
-    return _train(p, out, progress, label, hooks)[0]
+    with runtime.device_settings(p.device):
+        return _train(p, out, progress, label, hooks)[0]
 
 
 def kept_precision(cfg: TrainConfig, out: str | Path | None) -> TrainConfig:
@@ -49,7 +51,7 @@ def kept_precision(cfg: TrainConfig, out: str | Path | None) -> TrainConfig:
     return cfg.replace(precision=stored) if stored in ("fp32", "bf16") else cfg
 
 
-def execute(cfg: TrainConfig, out: str | Path | None = None, progress: bool = True,
+def run_keeping_engine(cfg: TrainConfig, out: str | Path | None = None, progress: bool = True,
             bundle: DataBundle | None = None, label: str = "", hooks: Iterable[Any] = ()
             ) -> tuple[dict, Engine | None]:
     """`run` for a caller that has set the process up itself (a study worker), also returning the
@@ -70,7 +72,7 @@ def _train(p: Prepared, out: str | Path | None, progress: bool = True, label: st
     call = Hooks([Diagnostics(), ProgressBar(progress), *hooks, *tracker_hooks(eng.config.tracker)])
     call("on_run_start", ctx)
     with runtime.threads(p.cfg.threads):  # a resumed run trains on the threads it started with
-        diverged_at = train_rounds(ctx, opt, call)
+        diverged_at = run_rounds(ctx, opt, call)
     result = result_of(ctx, diverged_at)
     if out:
         write_result(out, eng, result)
@@ -78,7 +80,7 @@ def _train(p: Prepared, out: str | Path | None, progress: bool = True, label: st
     return result, eng
 
 
-def train_rounds(ctx: RunContext, opt, call: Hooks) -> dict | None:
+def run_rounds(ctx: RunContext, opt, call: Hooks) -> dict | None:
     """Train from where the run stands to the end of its last round; returns where it diverged
     (round, epoch), or None. `opt`: the resumed optimizer of an unfinished round, or None."""
     eng, st = ctx.engine, ctx.state
@@ -94,12 +96,12 @@ def train_rounds(ctx: RunContext, opt, call: Hooks) -> dict | None:
         if eng.config.compile:
             eng.compile()
         while st.epoch < plan[r] and not st.round_done:
-            if not train_epoch(ctx, opt, call):
+            if not run_epoch(ctx, opt, call):
                 return {"round": r, "epoch": st.epoch}
     return None
 
 
-def train_epoch(ctx: RunContext, opt, call: Hooks) -> bool:
+def run_epoch(ctx: RunContext, opt, call: Hooks) -> bool:
     """One epoch of the current round, its evaluation and bookkeeping; False if it diverged."""
     eng, st, cfg = ctx.engine, ctx.state, ctx.engine.config
     r, e = st.round, st.epoch

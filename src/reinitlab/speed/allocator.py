@@ -1,5 +1,4 @@
-"""CPU-only choices: how the C allocator hands memory to training and the memory format of
-evaluation (training BatchNorm over few channels: few_channel_bn.py).
+"""How the C allocator hands memory to training on the CPU (an entry point's choice: runtime.py).
 
 PyTorch's CPU tensors come straight from malloc. glibc serves blocks above its mmap threshold
 (at most 32 MiB) with a fresh mmap and unmaps them on free, and trims the heap's free top back to
@@ -17,9 +16,6 @@ from __future__ import annotations
 import ctypes
 import ctypes.util
 import platform
-
-import torch
-import torch.nn as nn
 
 _M_TRIM_THRESHOLD = -1
 _M_MMAP_MAX = -4
@@ -41,18 +37,3 @@ def keep_freed_memory() -> bool:
             except (OSError, AttributeError):
                 _applied = False
     return _applied
-
-
-def cpu_eval_memory_format(model: nn.Module) -> torch.memory_format:
-    """The memory format that evaluates `model` fastest on the CPU, from measurements.
-
-    Channels-last, except for nets whose convs all have 64 or more output channels and that have no
-    max-pool (full-width ResNets): there oneDNN's inference convs run faster in NCHW. Measured
-    (1 thread, CPU time, evaluation img/s, NCHW vs channels-last): resnet18 width 1 at 32 px
-    1.09-1.12x; resnet18 width 0.25 0.83-0.89x; cnn 0.45-0.57x (its max-pools are slow in NCHW).
-    Training stays channels-last everywhere (NCHW: 0.65-0.93x)."""
-    convs = [m for m in model.modules() if isinstance(m, nn.Conv2d)]
-    pools = any(isinstance(m, nn.modules.pooling._MaxPoolNd) for m in model.modules())
-    if convs and not pools and min(c.out_channels for c in convs) >= 64:
-        return torch.contiguous_format
-    return torch.channels_last

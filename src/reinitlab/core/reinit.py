@@ -25,12 +25,21 @@ from typing import Any, Callable
 import torch
 import torch.nn as nn
 
+from ..util.seeding import derive
 from .groups import Groups, groups_of
-from .methods import Method, ResetContext, make_method
-from .reset import (ResetEvent, apply_event, fresh_modules, fresh_state, init_fn_of,
-                    insert_standardize, peer_init, preserve_buffers, standardization_of, state_copy)
-from .seeding import derive
-
+from .method import Method, ResetContext, make_method
+from .reset import (
+    ResetEvent,
+    apply_event,
+    fresh_modules,
+    fresh_state,
+    init_fn_of,
+    insert_standardize,
+    peer_init,
+    preserve_buffers,
+    standardization_of,
+    state_copy,
+)
 
 STD_EPS = 1e-5
 
@@ -62,8 +71,8 @@ class Reinitializer:
         self.in_round_log: list[dict] = []  # per round with in-round events: count and elements replaced
 
     # ---- the event at a round start ----------------------------------------------------------
-    def reset(self, round: int, data: Any = None) -> dict:
-        """Start round `round` (1..R): the method's event against its re-draw source, optional
+    def reset(self, round_: int, data: Any = None) -> dict:
+        """Start round `round_` (1..R): the method's event against its re-draw source, optional
         standardization.
 
         `data`: training batches without augmentation, needed by `dnr`, `dash`, `redo` and by `lw`
@@ -72,9 +81,9 @@ class Reinitializer:
         if not self.method.resets:
             raise ValueError(f"method {self.method.name!r} has no reset rounds")
         batches = lambda: self._batches(data)  # noqa: E731
-        event = self.method.event(self._context(round, batches))
-        record = {"round": round, "event": event.description}
-        source = self.source(event, round, record=record)
+        event = self.method.event(self._context(round_, batches))
+        record = {"round": round_, "event": event.description}
+        source = self.source(event, round_, record=record)
         redrawn = apply_event(self.model, self.groups, event, source)
         if event.normalize_after:
             self._standardize_after(event.normalize_after, batches())
@@ -83,13 +92,13 @@ class Reinitializer:
         self.history.append(record)
         return record
 
-    def _context(self, round: int, batches, step: int | None = None, epoch: int | None = None) -> ResetContext:
-        return ResetContext(model=self.model, groups=self.groups, round=round, rounds=self.rounds,
+    def _context(self, round_: int, batches, step: int | None = None, epoch: int | None = None) -> ResetContext:
+        return ResetContext(model=self.model, groups=self.groups, round=round_, rounds=self.rounds,
                             init_norms=self.init_norms, seed=self.seed, batches=batches, loss_fn=self.loss_fn,
                             step=step, epoch=epoch, initial=self.initial)
 
     # ---- where re-drawn values come from -------------------------------------------------------
-    def source(self, event: ResetEvent, round: int, step: Any = None, record: dict | None = None
+    def source(self, event: ResetEvent, round_: int, step: Any = None, record: dict | None = None
                ) -> dict[str, torch.Tensor]:
         """The values `event` re-draws from, per the method's `redraw` option. Round starts draw the
         whole model from the stream (seed, "fresh", round); in-round events (`step` given: a step
@@ -103,9 +112,9 @@ class Reinitializer:
             return self.rewound
         init_fn = peer_init if how == "peer" else self.init_fn
         if step is None:
-            return fresh_state(self.model, derive(self.seed, "fresh", round), init_fn)
+            return fresh_state(self.model, derive(self.seed, "fresh", round_), init_fn)
         names = [n for n, a in event.actions.items() if a.needs_source()] + list(event.fresh_buffers)
-        return fresh_modules(self.model, names, derive(self.seed, "fresh", round, step), init_fn)
+        return fresh_modules(self.model, names, derive(self.seed, "fresh", round_, step), init_fn)
 
     def _rewind_fallback(self, record: dict | None) -> None:
         """Round 0 ended (patience) before epoch rewind_epoch: its final weights are the source."""
@@ -119,39 +128,39 @@ class Reinitializer:
             record["rewind"] = f"round 0 ended after {seen} epochs, before rewind_epoch {self.method.rewind_epoch}: its final weights"
 
     # ---- interventions within a round ------------------------------------------------------------
-    def loss_term(self, round: int = 0) -> torch.Tensor | None:
+    def loss_term(self, round_: int = 0) -> torch.Tensor | None:
         """A penalty the loop adds to the training loss (l2init), or None."""
         if not self.method.has_loss_term:
             return None
-        return self.method.loss_term(self._context(round, None))
+        return self.method.loss_term(self._context(round_, None))
 
-    def after_step(self, round: int, step: int, optimizer: torch.optim.Optimizer | None = None,
+    def after_step(self, round_: int, step: int, optimizer: torch.optim.Optimizer | None = None,
                    data: Any = None) -> dict | None:
         """Call after every optimizer step; `step` counts the round's completed steps from 1."""
         if not self.method.in_round:
             return None
         batches = lambda: self._batches(data)  # noqa: E731
-        event = self.method.step_event(self._context(round, batches, step=step))
-        return self._apply_in_round(event, round, step, optimizer, batches)
+        event = self.method.step_event(self._context(round_, batches, step=step))
+        return self._apply_in_round(event, round_, step, optimizer, batches)
 
-    def end_epoch(self, round: int, epoch: int, last: bool = False,
+    def end_epoch(self, round_: int, epoch: int, last: bool = False,
                   optimizer: torch.optim.Optimizer | None = None, data: Any = None) -> dict | None:
         """Call after every epoch (`epoch` counts the round's completed epochs from 1; `last`: the
         round ends here, so no in-round event follows). Takes the rewind snapshot when it is due."""
-        self.epochs_seen[round] = epoch
-        if round == 0 and epoch == self.method.rewind_epoch:
+        self.epochs_seen[round_] = epoch
+        if round_ == 0 and epoch == self.method.rewind_epoch:
             self.rewound, self.rewound_at = state_copy(self.model), {"round": 0, "epoch": epoch}
         if last or not self.method.in_round:
             return None
         batches = lambda: self._batches(data)  # noqa: E731
-        event = self.method.epoch_event(self._context(round, batches, epoch=epoch))
-        return self._apply_in_round(event, round, ("epoch", epoch), optimizer, batches)
+        event = self.method.epoch_event(self._context(round_, batches, epoch=epoch))
+        return self._apply_in_round(event, round_, ("epoch", epoch), optimizer, batches)
 
-    def _apply_in_round(self, event: ResetEvent | None, round: int, step, optimizer, batches) -> dict | None:
+    def _apply_in_round(self, event: ResetEvent | None, round_: int, step, optimizer, batches) -> dict | None:
         if event is None or not (event.actions or event.fresh_buffers):
             return None
         params = dict(self.model.named_parameters())
-        source = self.source(event, round, step=step)
+        source = self.source(event, round_, step=step)
         redrawn = apply_event(self.model, self.groups, event, source)
         replaced = 0
         for name, act in event.actions.items():
@@ -163,13 +172,13 @@ class Reinitializer:
                 _clear_optimizer_state(optimizer, params[name], mask)
         if event.normalize_after:
             self._standardize_after(event.normalize_after, batches())
-        log = self.in_round_log[-1] if self.in_round_log and self.in_round_log[-1]["round"] == round else None
+        log = self.in_round_log[-1] if self.in_round_log and self.in_round_log[-1]["round"] == round_ else None
         if log is None:
-            log = {"round": round, "events": 0, "replaced_elements": 0}
+            log = {"round": round_, "events": 0, "replaced_elements": 0}
             self.in_round_log.append(log)
         log["events"] += 1
         log["replaced_elements"] += replaced
-        return {"round": round, "step": step, "event": event.description, "redrawn_fraction": redrawn}
+        return {"round": round_, "step": step, "event": event.description, "redrawn_fraction": redrawn}
 
     # ---- data and standardization ----------------------------------------------------------------
     def _batches(self, data) -> list[tuple[torch.Tensor, torch.Tensor]]:

@@ -21,7 +21,7 @@ repeat. FLOPs are counted with `torch.utils.flop_counter` on one training step (
 backward) and are per image, so achieved FLOP/s = FLOPs per image x images per second.
 
 The bench sets this process up as a run's (`runtime.configure`), which switches malloc to
-heap-only allocation on the CPU (`hostmem`: 1.10x training, 1.15x evaluation for full-width nets);
+heap-only allocation on the CPU (`speed/allocator.py`: 1.10x training, 1.15x evaluation for full-width nets);
 the references run in the same process and get it too, so the speedups compare the loops, not the
 allocators.
 
@@ -61,10 +61,10 @@ from dataclasses import dataclass, field
 import torch
 import torch.nn.functional as F
 
-from .config import TrainConfig
-from .data import DataBundle, load_dataset
-from .errors import UserError
-from .models import build_model
+from ..data import DataBundle, load_dataset
+from ..models import build_model
+from ..train.config import TrainConfig
+from ..util.errors import UserError
 
 BATCH = 128
 LW_EPOCHS = TrainConfig().epochs  # a round of the default LW run
@@ -170,8 +170,8 @@ class Ours:
     """reinitlab's Engine on one case; `train(k)` runs the first k steps of an epoch (`train_steps`)."""
 
     def __init__(self, case: Case, bundle: DataBundle, device: str, threads: int | None = None, **overrides):
-        from .engine import Engine
-        from .resolve import prepare
+        from ..train.engine import Engine
+        from ..train.resolve import prepare
         cfg = TrainConfig(dataset=bundle.name, arch=case.arch, width=case.width, method="baseline", epochs=LW_EPOCHS,
                           batch_size=BATCH, device=device, threads=threads)
         for k, v in overrides.items():
@@ -399,7 +399,7 @@ class CaseResult:
 
 def _measure_reset(ours: Ours) -> float:
     """Wall time of one real LW reset (fresh draw, rescale, standardization statistics) on a copy."""
-    from .reinit import Reinitializer
+    from ..core.reinit import Reinitializer
     eng = ours.eng
     model = copy.deepcopy(eng.model)
     reinit = Reinitializer(model, "lw", rounds=max(eng.groups.K - 1, 1), groups=eng.groups, seed=0)
@@ -429,7 +429,7 @@ def run_bench(quick: bool = False, device: str = "auto", cases: list[Case] | Non
     `variants`: run settings (TrainConfig fields: channels_last, eval_batch_size, threads, compile,
     ...) to measure beside the default loop in the same repeats, to decide whether a setting earns
     its place."""
-    from .runtime import configure, resolve_device
+    from ..speed.runtime import configure, resolve_device
     stream = stream or sys.stdout
     cases = cases or (QUICK_CASES if quick else FULL_CASES)
     repeats = repeats or (3 if quick else 5)
@@ -602,7 +602,7 @@ def parse_case(text: str) -> Case:
     parts = text.split(":")
     if len(parts) != 4:
         raise UserError(f"--case {text!r}: expected ARCH:WIDTH:PX:CHANNELS, e.g. cnn:0.25:28:1")
-    from .models import check_arch
+    from ..models import check_arch
     check_arch(parts[0])
     try:
         case = Case(parts[0], float(parts[1]), int(parts[2]), int(parts[3]))
@@ -614,7 +614,7 @@ def parse_case(text: str) -> Case:
 
 
 def parse_variant(text: str) -> dict:
-    from .options import parse_assignment
+    from ..util.options import parse_assignment
     out = {}
     for part in filter(None, (p.strip() for p in text.split(","))):
         k, v = parse_assignment(part)
@@ -633,7 +633,7 @@ def cmd_bench(args) -> int:
     if args.threads is not None and args.threads < 1:
         raise UserError("--threads: expected an integer >= 1")
     if args.profile:
-        from .profile_step import format_profile, profile_case
+        from .profile import format_profile, profile_case
         case = parse_case(args.profile)
         print(format_profile(profile_case(case, bench_bundle(case.resolution, case.channels), args.device, args.threads)))
         return 0

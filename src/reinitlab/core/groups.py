@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 
 import torch.nn as nn
 
-from .errors import UserError
+from ..util.errors import UserError
 
 _CONTAINERS = (nn.Sequential, nn.ModuleList, nn.ModuleDict)
 _WEIGHTED = (nn.modules.conv._ConvNd, nn.Linear)

@@ -1,0 +1,108 @@
+"""The run folder: what it holds, whether a command starts, resumes or finds it finished, and where a
+run stands (RunState). Checkpoints and results are written by checkpoint.py.
+
+config.json   the resolved config            split.json    train/val indices, noisy labels, hash
+metrics.jsonl one line per epoch             result.json   final numbers; its presence = finished
+env.json      versions, commit, device       ckpt.pt       last epoch's state (deleted at the end)
+provenance.json  what determined the numbers (provenance.py), written with env.json
+model.pt      final weights + reinit state
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ..util.errors import UserError
+from ..util.files import read_json
+from .config import TrainConfig
+
+# Settings in which the command that resumes a run may differ from the one that started it: those
+# chosen for speed, which the run keeps at its own values, because each changes the last bits (on the
+# CPU intra-op reductions are split by thread, evaluation sums its loss batch by batch, compiled
+# kernels round differently) and a resumed run must end bit-identical to an uninterrupted one...
+SPEED_SETTINGS = {"threads", "compile", "eval_batch_size"}
+# ...or who watches the run: the trackers mirror a run's numbers and never change them, so a run
+# (and a study) started without a tracker may be resumed with one, and the other way round.
+OBSERVER_SETTINGS = {"tracker", "tracker_dir"}
+RESUMABLE_DIFFERENCES = SPEED_SETTINGS | OBSERVER_SETTINGS
+
+
+def same_setting(key: str, old, new) -> bool:
+    """Whether a stored setting and the one resolved now describe the same run. A method option that
+    this code knows and the run's older code did not is at its default (the method spec, compared
+    as `method`, is the same string), so a run folder of an older version still resumes."""
+    if key == "method_options" and isinstance(old, dict) and isinstance(new, dict):
+        return all(k in new and new[k] == v for k, v in old.items())
+    return old == new
+
+
+def open_run(out: Path, cfg: TrainConfig) -> str:
+    """'new', 'resume' or 'finished'. Refuses a folder that holds something else. To resume, `cfg`
+    takes the run's own values of SPEED_SETTINGS."""
+    out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise UserError(f"--out {out}: exists and is not a folder")
+    cfg_path = out / "config.json"
+    if out.exists() and any(out.iterdir()) and not cfg_path.exists():
+        raise UserError(f"--out {out}: the folder is not empty and holds no reinitlab run; choose an empty "
+                        "or new folder")
+    _check_writable(out)
+    if not cfg_path.exists():
+        return "new"
+    try:
+        old = read_json(cfg_path)
+    except (OSError, ValueError) as e:
+        raise UserError(f"{cfg_path}: unreadable ({e}); remove the folder to start over") from None
+    new = cfg.to_dict()
+    diff = [k for k in new if k not in RESUMABLE_DIFFERENCES and not same_setting(k, old.get(k), new[k])]
+    if diff:
+        k = diff[0]
+        raise UserError(f"--out {out} holds a run with {k}={old.get(k)!r}, not {new[k]!r}; use another "
+                        "folder or the same settings to resume")
+    if not (out / "result.json").exists():
+        for k in SPEED_SETTINGS & old.keys():
+            cfg.set(k, old[k])
+        return "resume"
+    try:
+        result = read_json(out / "result.json")
+    except (OSError, ValueError) as e:
+        result = e
+    if not isinstance(result, dict) or result.get("status") not in ("finished", "diverged"):
+        what = f"unreadable ({result})" if isinstance(result, Exception) else "not a finished run's result"
+        raise UserError(f"{out / 'result.json'}: {what}; delete it to train the run again")
+    return "finished"
+
+
+def _check_writable(out: Path) -> None:
+    """Fail before training, not after the first epoch, when results could not be saved."""
+    probe = out if out.exists() else next((p for p in out.parents if p.exists()), Path("/"))
+    if not os.access(probe, os.W_OK | os.X_OK):
+        raise UserError(f"--out {out}: {probe} is not writable; choose a folder you can write to")
+
+
+@dataclass
+class RunState:
+    """Where a run stands; with the weights, the optimizer and the reinitializer, what a checkpoint
+    restores."""
+
+    round: int = 0
+    epoch: int = 0  # epochs of `round` done
+    streak: int = 0  # epochs in a row at 100% training accuracy (patience)
+    round_done: bool = False
+    reset: dict | None = None  # what the reset that started `round` changed
+    per_round: list[dict] = field(default_factory=list)  # one record per finished round
+    elapsed: float = 0.0  # seconds of training, evaluation, resets and hooks
+    epochs_total: int = 0
+
+    def to_checkpoint(self) -> dict:
+        return {"pos": {"round": self.round, "epoch": self.epoch, "streak": self.streak,
+                        "round_done": self.round_done, "reset": self.reset},
+                "per_round": self.per_round, "elapsed": self.elapsed, "epochs_total": self.epochs_total}
+
+    @classmethod
+    def from_checkpoint(cls, ck: dict) -> "RunState":
+        pos = ck["pos"]
+        return cls(pos["round"], pos["epoch"], pos["streak"], pos["round_done"], pos.get("reset"),
+                   ck["per_round"], ck["elapsed"], ck["epochs_total"])
+

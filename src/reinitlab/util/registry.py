@@ -1,0 +1,149 @@
+"""One small registry type for methods, architectures, datasets, analyses, presets, report parts.
+
+    METHODS = Registry("method", packages=("reinitlab.methods",))
+    @METHODS.register("lw")            # or METHODS.add("lw", LW)
+    class LW(Method): ...
+    METHODS["lww"] ->  UserError: unknown method 'lww' (did you mean 'lw'?); valid: baseline, ..., lw
+
+A registry is a read-only mapping name -> value in registration order. Registering a name twice is
+an error naming the registry and the name: a second method silently replacing the first would
+change every study that names it.
+
+Entries are found, not listed: on first use a registry imports every module of its `packages`
+(those named in `first` first, the rest in alphabetical order; a module named there is imported
+itself), and each module registers what it defines. Adding a method, dataset or report part is adding its file.
+"""
+from __future__ import annotations
+
+import importlib
+import itertools
+import pkgutil
+import sys
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from typing import Callable, Generic, TypeVar
+
+from .errors import UserError, unknown_message
+
+T = TypeVar("T")
+
+
+class UnknownName(UserError, KeyError):
+    """A UserError that is also a KeyError, so `Mapping.get`, `in` and callers catching KeyError
+    keep working; printed as its message (a KeyError alone would print it quoted)."""
+
+    def __str__(self) -> str:
+        return str(self.args[0]) if self.args else ""
+
+
+class Registry(Mapping[str, T], Generic[T]):
+    def __init__(self, kind: str, packages: tuple[str, ...] = (), first: tuple[str, ...] = ()):
+        self.kind = kind  # "method", "arch", ...: named in every error
+        self._items: dict[str, T] = {}
+        self._packages, self._first = packages, first
+        self._found = not packages
+        self._rank: dict[str, int] = {}  # module -> its place in the discovery order
+        self._origin: dict[str, tuple[str, int]] = {}  # name -> (the module that registered it, sequence)
+        self._seq = itertools.count()
+
+    def _find(self) -> None:
+        """Import the modules of `packages` once (they register themselves). The registry's order is
+        this discovery order, whatever order the modules were first imported in; entries from
+        elsewhere (a plugin, a test) come after, in registration order."""
+        if self._found:
+            return
+        self._found = True
+        modules = []
+        for package in self._packages:
+            pkg = importlib.import_module(package)
+            if not hasattr(pkg, "__path__"):  # a module: importing it registered what it defines
+                modules.append(package)
+                continue
+            names = sorted(m.name for m in pkgutil.iter_modules(pkg.__path__) if not m.name.startswith("_"))
+            modules += [f"{package}.{n}" for n in [n for n in self._first if n in names] + sorted(set(names) - set(self._first))]
+        self._rank = {m: i for i, m in enumerate(modules)}
+        for m in modules:
+            importlib.import_module(m)
+
+    def _names(self) -> list[str]:
+        last = len(self._rank)
+        return sorted(self._items, key=lambda n: (self._rank.get(self._origin[n][0], last), self._origin[n][1]))
+
+    def add(self, name: str, value: T) -> T:
+        if not isinstance(name, str) or not name.strip():
+            raise ValueError(f"{self.kind} registry: a name must be a non-empty string, got {name!r}")
+        if name in self._items:
+            raise ValueError(f"{self.kind} registry: {name!r} is already registered ({self._items[name]!r}); "
+                             f"choose another name")
+        self._items[name] = value
+        self._origin[name] = (_registering_module(), next(self._seq))
+        return value
+
+    def register(self, name: str) -> Callable[[T], T]:
+        def deco(value: T) -> T:
+            self.add(name, value)
+            return value
+        return deco
+
+    def unknown(self, name: object) -> str:
+        """The one-line message for a name that is not registered (errors.unknown_message)."""
+        self._find()
+        return unknown_message(self.kind, str(name), self._items)
+
+    def __getitem__(self, name: str) -> T:
+        self._find()
+        try:
+            return self._items[name]
+        except (KeyError, TypeError):
+            raise UnknownName(self.unknown(name)) from None
+
+    def __contains__(self, name: object) -> bool:
+        self._find()
+        try:
+            return name in self._items
+        except TypeError:  # an unhashable name is simply not registered
+            return False
+
+    def __iter__(self) -> Iterator[str]:
+        self._find()
+        return iter(self._names())
+
+    def __len__(self) -> int:
+        self._find()
+        return len(self._items)
+
+    def __repr__(self) -> str:
+        return f"Registry({self.kind!r}: {', '.join(self._items)})"
+
+    @contextmanager
+    def overriding(self, name: str, value: T) -> Iterator[T]:
+        """Within the block, `name` maps to `value` (added or shadowing the registered one); for tests
+        and experiments. The previous state is restored on exit."""
+        self._find()
+        had, old, origin = name in self._items, self._items.get(name), self._origin.get(name)
+        self._items[name] = value
+        self._origin.setdefault(name, (_registering_module(), next(self._seq)))
+        try:
+            yield value
+        finally:
+            if had:
+                self._items[name] = old  # type: ignore[assignment]
+                self._origin[name] = origin  # type: ignore[assignment]
+            else:
+                self._items.pop(name, None)
+                self._origin.pop(name, None)
+
+
+def _registering_module() -> str:
+    """The module whose body is running the registration (a decorator or an `add` at its top level),
+    or the nearest caller's module when none is being imported."""
+    frame = sys._getframe(1)
+    nearest = None
+    while frame is not None:
+        name = frame.f_globals.get("__name__", "")
+        if name != __name__:
+            nearest = nearest or name
+            if frame.f_code.co_name == "<module>":
+                return name
+        frame = frame.f_back
+    return nearest or ""

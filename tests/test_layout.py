@@ -137,7 +137,7 @@ def test_import_reinitlab_is_light():
 # (the method registry in core/, the tracker registry in train/) meets what registers above it.
 LAYERS = {
     1: ["util", "version"],
-    2: ["data", "models"],
+    2: ["data", "models", "protocols"],
     3: ["core"],
     4: ["methods"],
     5: ["measure"],

@@ -145,6 +145,10 @@ def cmd_list(args) -> int:
         # stdout stays one row per registry name (scripts read it); the note goes to the terminal
         print("every method that re-draws also takes redraw=fresh (or init, rewind, peer) and rewind_epoch "
               "(with redraw=rewind: round 0's epoch whose weights are the source, default 1)", file=sys.stderr)
+    elif args.what == "protocols":
+        from .protocols import PROTOCOLS
+        for name, cls in PROTOCOLS.items():
+            print(f"{name:11s} {cls.summary}")
     elif args.what == "archs":
         from .models import ARCHS
         for name, info in ARCHS.items():
@@ -186,7 +190,7 @@ def build_parser() -> argparse.ArgumentParser:
     t.set_defaults(func=cmd_train)
 
     ls = sub.add_parser("list", help="list registered methods, archs or datasets")
-    ls.add_argument("what", choices=["methods", "archs", "datasets"])
+    ls.add_argument("what", choices=["methods", "protocols", "archs", "datasets"])
     ls.set_defaults(func=cmd_list)
 
     g = sub.add_parser("groups", help="show an architecture's parameter groups: modules, parameters, share",

@@ -192,9 +192,10 @@ def estimate(cfg: TrainConfig, bundle: DataBundle | None = None, refresh: bool =
     n, val_n, test_n = s.examples, p.val_size, p.test_size
     epochs, rounds_run, resets = s.total_epochs, s.rounds + 1, s.rounds
 
-    train_images = epochs * s.steps * s.batch
+    train_images = s.images  # under a staged protocol, each stage's own examples and epochs
     stat_images = resets * s.stat_batches * s.batch  # the resets' statistics batches, forward only
-    eval_images = epochs * val_n + rounds_run * (test_n + n) + stat_images
+    stage_n = sum(s.stage(r)[0] for r in range(rounds_run))  # each round's end evaluates its training data
+    eval_images = epochs * val_n + rounds_run * test_n + stage_n + stat_images
     # Building the engine normalizes every split once: about the cost of an eval pass over the data.
     setup_s = load_s + (n + val_n + test_n) / (4 * probe.eval_ips)
     train_s = train_images / probe.train_ips

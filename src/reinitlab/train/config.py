@@ -21,6 +21,9 @@ from ..util.options import option_value, parse_options
 Augment = Literal["none", "flip", "crop", "flip+crop"]
 Device = Literal["auto", "cpu", "cuda", "mps"]
 Precision = Literal["auto", "fp32", "bf16"]
+Protocol = Literal["rounds", "warm_start", "chunks", "classes", "permuted", "relabel"]  # protocols/: one file each
+Optimizer = Literal["sgd", "adam"]
+LrSchedule = Literal["cosine", "constant"]
 Tracker = Literal["none", "tensorboard", "mlflow", "wandb"]  # trackers/: one file each, TRACKERS lists them
 
 
@@ -42,15 +45,20 @@ class TrainConfig:
     data_seed        seed of the subset, the validation split and the label noise; none = the model seed
     resolution       image side in pixels; none = the dataset's default
     data_dir         where the dataset's files are; none = the cache folder ($REINITLAB_DATA)
-    rounds           R, reset rounds after round 0; none = the architecture's full LW budget (K-1)
+    protocol         what each round (stage) trains on: rounds (the same data every round), warm_start, chunks, classes, permuted or relabel
+    first_fraction   warm_start: the share of the training subset stage 0 trains on (it trains epochs/first_fraction epochs)
+    rounds           R, reset rounds after round 0 (stages after stage 0); none = the architecture's full LW budget (K-1); warm_start: 1
     epochs           E, epochs per round; `long` trains (R+1)*E epochs in one round
-    patience         end a round once training accuracy is 100% this many epochs in a row; 0 = never
+    patience         end a round once training accuracy is >= fit_acc this many epochs in a row; 0 = never
+    fit_acc          the training accuracy that counts as fitted, for patience
     width            channel width multiplier of the architecture
     batch_size       training batch size
-    lr               peak learning rate of each round's warm-up + cosine schedule (SGD)
+    optimizer        sgd (with momentum) or adam, created fresh every round
+    lr_schedule      cosine (warm-up, then cosine decay to 0 over the round) or constant (warm-up, then lr)
+    lr               peak learning rate of each round's schedule
     momentum         SGD momentum
     nesterov         Nesterov momentum
-    weight_decay     SGD weight decay
+    weight_decay     weight decay (SGD's; Adam's L2 penalty)
     warmup           share of each round's steps with a linear warm-up
     label_smoothing  label smoothing of the training loss
     augment          batched augmentation of the training images
@@ -77,11 +85,16 @@ class TrainConfig:
     data_seed: int | None = None  # subset, val split, label noise; None = same as seed
     resolution: int | None = None  # None = the dataset's default
     data_dir: str | None = None
-    rounds: int | None = None  # R after round 0; None = the architecture's full LW budget (K-1)
+    protocol: Protocol = "rounds"  # what each round (stage) trains on; protocols/ says what each value does
+    first_fraction: float = 0.1  # warm_start: stage 0's share of the subset (the FIRE harness's 10%; Ash & Adams: 0.5)
+    rounds: int | None = None  # R after round 0; None = the architecture's full LW budget (K-1); warm_start: 1
     epochs: int = 15  # per round (E); `long` trains (R+1)*E epochs in one round
-    patience: int = 0  # >0: end a round once train acc is 100% for this many epochs in a row
+    patience: int = 0  # >0: end a round once train acc is >= fit_acc for this many epochs in a row
+    fit_acc: float = 1.0  # the training accuracy that counts as fitted (Ash & Adams: 0.99; the DASH code: 0.999)
     width: float = 1.0
     batch_size: int = 128
+    optimizer: Optimizer = "sgd"
+    lr_schedule: LrSchedule = "cosine"
     lr: float = 0.05
     momentum: float = 0.9
     nesterov: bool = True
@@ -132,6 +145,8 @@ class TrainConfig:
             ("label_noise", 0.0 <= self.label_noise < 1.0, "a number in [0, 1)"),
             ("resolution", self.resolution is None or 4 <= self.resolution <= 512, "an integer in [4, 512]"),
             ("patience", self.patience >= 0, "an integer >= 0"),
+            ("fit_acc", 0.0 < self.fit_acc <= 1.0, "a number in (0, 1]"),
+            ("first_fraction", 0.0 < self.first_fraction < 1.0, "a number in (0, 1)"),
             ("width", 0.0 < self.width <= 16.0, "a number in (0, 16]"),
             ("batch_size", self.batch_size >= 2, "an integer >= 2"),
             ("eval_batch_size", self.eval_batch_size is None or self.eval_batch_size >= 1, "an integer >= 1"),
@@ -147,7 +162,7 @@ class TrainConfig:
         for key, ok, valid in checks:
             if not ok:
                 raise UserError(f"{key}={getattr(self, key)!r} is out of range: expected {valid}")
-        if self.nesterov and self.momentum == 0.0:
+        if self.nesterov and self.momentum == 0.0 and self.optimizer == "sgd":
             raise UserError("nesterov=true needs momentum > 0 (set nesterov=false or a momentum in (0, 1))")
 
 

@@ -27,6 +27,7 @@ from ..core.reinit import Reinitializer
 from ..data import DataBundle
 from ..data.augment import augment
 from ..data.split import Split
+from ..protocols import permute_pixels
 from ..models import build_model
 from ..speed.step import autocast_for, sgd_step
 from ..speed.tune import accelerate
@@ -46,8 +47,10 @@ class Schedule:
     examples: int  # training examples
     batch: int  # examples per step
     steps: int  # steps per epoch (a last partial batch is dropped)
-    epochs: tuple[int, ...]  # epochs of each round, round 0 first: the method's plan
+    epochs: tuple[int, ...]  # epochs of each round, round 0 first: the method's plan, or the protocol's stages
     stat_batches: int  # batches of un-augmented training examples a reset may read
+    # per round (examples, batch, steps) where the protocol gives each stage its own data; () = all as above
+    stages: tuple[tuple[int, int, int], ...] = ()
 
     @classmethod
     def of(cls, p: Prepared) -> "Schedule":
@@ -55,7 +58,21 @@ class Schedule:
         n = len(p.split.labels)
         batch = min(p.cfg.batch_size, n)
         steps = n // batch
-        return cls(n, batch, steps, tuple(p.method.epochs(p.cfg.rounds, p.cfg.epochs)), min(STAT_BATCHES, steps))
+        plan = p.method.epochs(p.cfg.rounds, p.cfg.epochs)  # also checks the method's options against E
+        if not p.protocol.staged:
+            return cls(n, batch, steps, tuple(plan), min(STAT_BATCHES, steps))
+        stages = []
+        for s in range(p.cfg.rounds + 1):
+            st = p.protocol.stage(s, p.plan)
+            m = n if st.index is None else len(st.index)
+            b = min(p.cfg.batch_size, m)
+            stages.append((m, b, m // b))
+        epochs = tuple(p.protocol.epochs(s, p.plan) for s in range(p.cfg.rounds + 1))
+        return cls(n, batch, steps, epochs, min(STAT_BATCHES, steps), tuple(stages))
+
+    def stage(self, r: int) -> tuple[int, int, int]:
+        """(examples, batch, steps per epoch) of round r."""
+        return self.stages[r] if self.stages else (self.examples, self.batch, self.steps)
 
     @property
     def rounds(self) -> int:
@@ -65,12 +82,20 @@ class Schedule:
     def total_epochs(self) -> int:
         return sum(self.epochs)
 
+    @property
+    def images(self) -> int:
+        """Training images over the whole run (epochs x steps x batch, per round)."""
+        return sum(e * self.stage(r)[2] * self.stage(r)[1] for r, e in enumerate(self.epochs))
 
-def lr_at(step: int, total: int, peak: float, warmup: float) -> float:
-    """Linear warm-up over the first `warmup` fraction of `total` steps, then cosine decay to 0."""
+
+def lr_at(step: int, total: int, peak: float, warmup: float, schedule: str = "cosine") -> float:
+    """Linear warm-up over the first `warmup` fraction of `total` steps, then cosine decay to 0
+    (`cosine`) or `peak` to the end (`constant`, as continual learning trains)."""
     w = int(round(warmup * total))
     if step < w:
         return peak * (step + 1) / w
+    if schedule == "constant":
+        return peak
     return peak * 0.5 * (1.0 + math.cos(math.pi * (step - w) / max(total - w, 1)))
 
 
@@ -104,6 +129,7 @@ class Engine:
         else:
             self.x_val = self.y_val = None
         self.x_test, self.y_test = self._prep(b.x_test.float()), b.y_test.to(dev)
+        self.begin_stage(0)
         self.groups = groups_of(self.model)
         self._schedule = Schedule.of(p)
         self.reinit = Reinitializer(self.model, p.method, cfg.rounds, self.groups, seed=cfg.seed,
@@ -147,12 +173,42 @@ class Engine:
         x = (x - self.mean.view(1, -1, 1, 1)) / self.std.view(1, -1, 1, 1)
         return x.to(self._p.device).contiguous(memory_format=self.memory_format)
 
+    # ---- the protocol's stages --------------------------------------------------------------
+    def begin_stage(self, r: int) -> None:
+        """Point training and evaluation at round r's data (protocols/): `x_stage, y_stage` are what
+        the round trains on and `train_acc` is measured on, `val_set` and `test_sets` ({"test": ...,
+        and "test_all" for classes}) what it is evaluated on. Under `rounds` these are the run's own
+        tensors. Called at every round start, and when a killed run resumes inside a round."""
+        self.stage_index = r
+        test = (self.x_test, self.y_test)
+        if not self._p.protocol.staged:
+            self.x_stage, self.y_stage = self.x_train, self.y_train
+            self.val_set, self.test_sets = (self.x_val, self.y_val), {"test": test}
+            return
+        st = self._p.protocol.stage(r, self._p.plan)
+        dev, fmt = self.device, self.memory_format
+        labels = self.y_train if st.labels is None else st.labels.to(dev)
+        x, y = self.x_train, labels
+        if st.index is not None:
+            idx = st.index.to(dev)
+            x, y = x[idx], y[idx]
+        self.x_stage, self.y_stage = permute_pixels(x, st.permutation, fmt), y
+        val = (None, None) if self.x_val is None else (permute_pixels(self.x_val, st.permutation, fmt), self.y_val)
+        self.test_sets = {"test": (permute_pixels(self.x_test, st.permutation, fmt), self.y_test)}
+        if st.classes is not None:  # evaluated on the classes seen so far, and on all of them
+            seen = st.classes.to(dev)
+            self.test_sets = {"test": _restrict(test, seen), "test_all": test}
+            val = _restrict(val, seen) if val[0] is not None else val
+        self.val_set = val
+
     # ---- training -------------------------------------------------------------------------------
     def loss_fn(self, out, y):
         return F.cross_entropy(out, y, label_smoothing=self.config.label_smoothing)
 
     def optimizer(self) -> torch.optim.Optimizer:
         c = self.config
+        if c.optimizer == "adam":  # the FIRE harness's and Kumar et al.'s choice for continual training
+            return torch.optim.Adam(self.model.parameters(), lr=c.lr, weight_decay=c.weight_decay)
         return torch.optim.SGD(self.model.parameters(), lr=c.lr, momentum=c.momentum, nesterov=c.nesterov,
                                weight_decay=c.weight_decay)
 
@@ -164,22 +220,27 @@ class Engine:
 
     def lr_after(self, round_: int, epoch: int) -> float:
         """The learning rate of the last step of `epoch` (0-based) in `round_`."""
-        c, steps = self.config, self._schedule.steps
+        c, steps = self.config, self._schedule.stage(round_)[2]
         total = self._schedule.epochs[round_] * steps
-        return lr_at(min((epoch + 1) * steps, total) - 1, total, c.lr, c.warmup)
+        return lr_at(min((epoch + 1) * steps, total) - 1, total, c.lr, c.warmup, c.lr_schedule)
 
     def stat_batches(self, round_: int) -> list[tuple[torch.Tensor, torch.Tensor]]:
         """A few training batches without augmentation, fixed by (seed, round), for DNR scores and
         LW's standardization statistics."""
-        s = self._schedule
-        perm = torch.randperm(s.examples, generator=generator(self.config.seed, "stats", round_)).to(self.device)
-        return [(self.x_train[perm[i * s.batch:(i + 1) * s.batch]], self.y_train[perm[i * s.batch:(i + 1) * s.batch]])
-                for i in range(s.stat_batches)]
+        self._at_stage(round_)
+        examples, batch, steps = self._schedule.stage(round_)
+        perm = torch.randperm(examples, generator=generator(self.config.seed, "stats", round_)).to(self.device)
+        return [(self.x_stage[perm[i * batch:(i + 1) * batch]], self.y_stage[perm[i * batch:(i + 1) * batch]])
+                for i in range(min(self._schedule.stat_batches, steps))]
+
+    def _at_stage(self, round_: int) -> None:
+        if self.stage_index != round_ and self._p.protocol.staged:
+            self.begin_stage(round_)
 
     def train_epoch(self, opt, round_: int, epoch: int, on_step: Callable | None = None) -> tuple[float, float]:
         """Epoch `epoch` (0-based) of round `round_` on the round's warm-up + cosine schedule; returns
         (mean loss, accuracy) over its examples as trained (augmented)."""
-        steps = self._schedule.steps
+        steps = self._schedule.stage(round_)[2]
         return self.train_steps(opt, steps, round_, epoch, epoch * steps, self._schedule.epochs[round_] * steps,
                                 on_step)
 
@@ -188,19 +249,21 @@ class Engine:
         """The first `k` steps of epoch `epoch`'s batch order in round `round_`, at the learning rates
         of steps step0.. of a schedule of `total_steps` (default: k). `on_step(steps done, loss sum,
         correct)` every 10 steps, with the sums still on the device. Returns (mean loss, accuracy)."""
-        cfg, dev, batch = self.config, self.device, self._schedule.batch
+        self._at_stage(round_)
+        cfg, dev = self.config, self.device
+        examples, batch, _ = self._schedule.stage(round_)
         total_steps = k if total_steps is None else total_steps
         self.model.train()
-        perm = torch.randperm(self._schedule.examples, generator=generator(cfg.seed, "order", round_, epoch)).to(dev)
+        perm = torch.randperm(examples, generator=generator(cfg.seed, "order", round_, epoch)).to(dev)
         g_aug = generator(cfg.seed, "augment", round_, epoch, device=dev) if cfg.augment != "none" else None
         loss_sum = torch.zeros((), device=dev)
         correct = torch.zeros((), device=dev, dtype=torch.long)
         for i in range(k):
             idx = perm[i * batch:(i + 1) * batch]
-            x, y = self.x_train[idx], self.y_train[idx]
+            x, y = self.x_stage[idx], self.y_stage[idx]
             if g_aug is not None:
                 x = augment(x, cfg.augment, g_aug)
-            lr = lr_at(step0 + i, total_steps, cfg.lr, cfg.warmup)
+            lr = lr_at(step0 + i, total_steps, cfg.lr, cfg.warmup, cfg.lr_schedule)
             for group in opt.param_groups:
                 group["lr"] = lr
             # the penalty is a method's own loss term (l2init's); None for most methods
@@ -243,6 +306,11 @@ class Engine:
             loss += F.cross_entropy(out, yb, reduction="sum")
             correct += (out.argmax(1) == yb).sum()
         return correct.item() / len(x), loss.item() / len(x)
+
+
+def _restrict(xy: tuple[torch.Tensor, torch.Tensor], classes: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    keep = torch.isin(xy[1], classes)
+    return xy[0][keep], xy[1][keep]
 
 
 def load_run(run_dir: str | Path, device: str | None = None) -> Engine:

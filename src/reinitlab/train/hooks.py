@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from ..measure.norms import group_norms
+from ..measure.plasticity import plasticity
 from ..measure.round_log import round_log
 from ..util.progress import Progress
 from ..util.registry import Registry
@@ -77,7 +78,8 @@ class Hooks:
 
 class Diagnostics:
     """Per-group weight norms in every epoch's row (`norm_log`), and after every round the cheap
-    diagnostics of measure/round_log.py in its record (`round_log`): their course over rounds."""
+    diagnostics of measure/round_log.py in its record (`round_log`): their course over rounds. Under
+    a staged protocol each stage's record also gets measure/plasticity.py's numbers (`plasticity`)."""
 
     def on_epoch_end(self, ctx: RunContext, row: dict) -> None:
         eng = ctx.engine
@@ -86,9 +88,12 @@ class Diagnostics:
 
     def on_round_end(self, ctx: RunContext, record: dict) -> None:
         eng = ctx.engine
+        t0 = time.time()
         if eng.config.round_log:
-            t0 = time.time()
-            record["diagnostics"] = round_log(eng.model, eng.groups, eng.x_train, eng.y_train)
+            record["diagnostics"] = round_log(eng.model, eng.groups, eng.x_stage, eng.y_stage)
+        if eng.prepared.protocol.staged:  # what plasticity work measures, at every stage's end
+            record["plasticity"] = plasticity(eng.model, eng.stat_batches(ctx.state.round), eng.loss_fn)
+        if "diagnostics" in record or "plasticity" in record:
             record["diagnostics_seconds"] = time.time() - t0
 
 

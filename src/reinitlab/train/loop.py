@@ -85,12 +85,14 @@ def run_rounds(ctx: RunContext, opt, call: Hooks) -> dict | None:
     (round, epoch), or None. `opt`: the resumed optimizer of an unfinished round, or None."""
     eng, st = ctx.engine, ctx.state
     plan = eng.schedule.epochs
+    resets = eng.prepared.method.resets  # baseline trains on across a staged protocol's stages
     for r in range(st.round + 1 if st.round_done else st.round, len(plan)):
+        eng.begin_stage(r)  # the round's data (protocols/): the same subset every round under `rounds`
         if not (r == st.round and st.epoch > 0 and not st.round_done):  # else: resuming inside round r
             t0 = time.time()
-            reset = eng.reinit.reset(r, data=lambda r=r: eng.stat_batches(r)) if r > 0 else None
+            reset = eng.reinit.reset(r, data=lambda r=r: eng.stat_batches(r)) if r > 0 and resets else None
             st.elapsed += time.time() - t0
-            st.round, st.epoch, st.streak, st.round_done, st.reset = r, 0, 0, False, reset
+            st.round, st.epoch, st.streak, st.round_done, st.reset, st.online = r, 0, 0, False, reset, []
             opt = eng.optimizer()
             st.elapsed += call("on_round_start", ctx, reset)
         if eng.config.compile:
@@ -107,22 +109,29 @@ def run_epoch(ctx: RunContext, opt, call: Hooks) -> bool:
     r, e = st.round, st.epoch
     t0 = time.time()
     train_loss, train_acc = eng.train_epoch(opt, r, e, lambda *a: call("on_step", ctx, *a))
-    val_acc, val_loss = eng.evaluate(eng.x_val, eng.y_val)
+    val_acc, val_loss = eng.evaluate(*eng.val_set)
     st.epochs_total, st.epoch = st.epochs_total + 1, e + 1
-    st.streak = st.streak + 1 if train_acc >= 1.0 else 0
+    st.streak = st.streak + 1 if train_acc >= cfg.fit_acc else 0
+    st.online.append(train_acc)  # each batch's accuracy before its update: the online accuracy
     finite = eng.finite(train_loss)
     row = {"round": r, "epoch": e + 1, "epoch_total": st.epochs_total, "lr": eng.lr_after(r, e),
            "train_loss": train_loss, "train_acc": train_acc, "val_loss": val_loss, "val_acc": val_acc}
     done = finite and (st.epoch == eng.schedule.epochs[r] or bool(cfg.patience and st.streak >= cfg.patience))
+    staged = eng.prepared.protocol.staged
     if done:
-        test_acc, test_loss = eng.evaluate(eng.x_test, eng.y_test)
-        tr_acc, tr_loss = eng.evaluate(eng.x_train, eng.y_train)
+        test_acc, test_loss = eng.evaluate(*eng.test_sets["test"])
+        tr_acc, tr_loss = eng.evaluate(eng.x_stage, eng.y_stage)
         row.update(test_acc=test_acc, test_loss=test_loss, train_eval_acc=tr_acc, train_eval_loss=tr_loss)
+        if staged:
+            stage = stage_numbers(eng, st, test_acc)
+            row.update(stage)
     row["seconds"] = time.time() - t0
     st.elapsed += row["seconds"] + call("on_epoch_end", ctx, row)
     if done:
         record = {"round": r, "epochs": st.epoch, "train_acc": tr_acc, "train_loss": tr_loss, "val_acc": val_acc,
                   "test_acc": test_acc, "reset": st.reset, "epochs_total": st.epochs_total}
+        if staged:
+            record.update(stage, examples=eng.schedule.stage(r)[0])
         st.elapsed += call("on_round_end", ctx, record)
         st.per_round.append(record)
         st.round_done = True
@@ -136,6 +145,30 @@ def run_epoch(ctx: RunContext, opt, call: Hooks) -> bool:
     return finite
 
 
+def stage_numbers(eng: Engine, st, test_acc: float | None) -> dict:
+    """What a staged protocol measures at a stage's end besides the round's usual numbers: the online
+    accuracy (mean accuracy of the stage's training batches before their updates), the whole test
+    set's accuracy where the stage sees some classes only, and under `permuted` the mean of the
+    stages' test accuracies so far."""
+    out = {"online_acc": sum(st.online) / len(st.online)}
+    if "test_all" in eng.test_sets:
+        out["test_all_acc"] = eng.evaluate(*eng.test_sets["test_all"])[0]
+    if eng.config.protocol == "permuted":
+        seen = [rec["test_acc"] for rec in st.per_round] + [test_acc]
+        out["test_acc_mean"] = sum(seen) / len(seen)
+    return out
+
+
+def images_trained(eng: Engine, st) -> int:
+    s = eng.schedule
+    if not s.stages:
+        return st.epochs_total * s.steps * s.batch
+    done = {rec["round"]: rec["epochs"] for rec in st.per_round}
+    if not st.round_done:
+        done[st.round] = st.epoch
+    return sum(e * s.stage(r)[1] * s.stage(r)[2] for r, e in done.items())
+
+
 def result_of(ctx: RunContext, diverged_at: dict | None) -> dict:
     """result.json. A diverged run claims no accuracy: its rounds before the divergence stay in
     per_round, with their own."""
@@ -146,7 +179,7 @@ def result_of(ctx: RunContext, diverged_at: dict | None) -> dict:
         "method": cfg.method, "seed": cfg.seed, "train_size": cfg.train_size, "label_noise": cfg.label_noise,
         "test_acc": final.get("test_acc"), "val_acc": final.get("val_acc"), "train_acc": final.get("train_acc"),
         "rounds": eng.schedule.rounds, "epochs_total": st.epochs_total, "seconds": st.elapsed,
-        "train_images_per_second": st.epochs_total * eng.schedule.steps * eng.schedule.batch / max(st.elapsed, 1e-9),
+        "train_images_per_second": images_trained(eng, st) / max(st.elapsed, 1e-9),
         "per_round": st.per_round,
     }
     if diverged_at:

@@ -13,6 +13,7 @@ from ..core.groups import Groups, groups_of
 from ..data import check_dataset
 from ..models import build_model
 from .config import TrainConfig
+from .engine import Schedule
 from .resolve import Prepared, prepare
 from .rundir import open_run
 
@@ -33,7 +34,8 @@ def run_lines(p: Prepared, groups: Groups) -> list[str]:
     pool = len(b.y_train) - (0 if s.val_official else len(s.val))
     val = f"{len(s.val):,} val ({'official' if s.val_official else f'{cfg.val_fraction:g} of the training set'})"
     noisy = f", {len(s.noisy):,} noisy labels" if len(s.noisy) else ""
-    plan = p.method.epochs(cfg.rounds, cfg.epochs)
+    sched = Schedule.of(p)
+    plan = list(sched.epochs)
     rounds = (f"{len(plan)} rounds of {plan[0]} epochs" if len(set(plan)) == 1 and len(plan) > 1
               else " + ".join(str(e) for e in plan) + " epochs" if len(plan) > 1 else f"1 round of {plan[0]} epochs")
     options = type(p.method).options_text(cfg.method_options)
@@ -48,7 +50,26 @@ def run_lines(p: Prepared, groups: Groups) -> list[str]:
         f"method  {p.method.name}" + (f" ({options})" if options else "")
         + f": {rounds}, {sum(plan)} in all; batch {batch}, {len(s.train) // batch} steps per epoch",
         f"device  {cfg.device}, {cfg.precision}, {cfg.threads} thread{'s' if cfg.threads != 1 else ''}",
-    ]
+    ] + ([stages_line(cfg.protocol, sched)] if sched.stages else [])
+
+
+def stages_line(protocol: str, sched: Schedule) -> str:
+    """A staged protocol's stages: their training examples and epochs (runs of equal stages merged)."""
+    runs: list[list] = []
+    for (examples, _, _), epochs in zip(sched.stages, sched.epochs, strict=True):
+        if runs and runs[-1][1:] == [examples, epochs]:
+            runs[-1][0] += 1
+        else:
+            runs.append([1, examples, epochs])
+    if len(runs) > 3 and len({e for _, _, e in runs}) == 1:  # growing data: the sizes, elided
+        sizes = [f"{m:,}" for _, m, _ in runs]
+        shown = sizes if len(sizes) <= 4 else sizes[:2] + ["..."] + sizes[-1:]
+        e = runs[0][2]
+        return (f"stages  protocol {protocol}: {len(sched.stages)} stages of {e} epoch{'s' if e != 1 else ''}, "
+                f"on {', '.join(shown)} examples")
+    parts = [f"{'1 stage' if n == 1 else f'{n} stages'} of {m:,} examples x {e} epoch{'s' if e != 1 else ''}"
+             for n, m, e in runs]
+    return f"stages  protocol {protocol}: " + ", then ".join(parts)
 
 
 def dry_run(cfg: TrainConfig, out: str | Path | None = None) -> str:

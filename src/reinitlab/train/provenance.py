@@ -33,7 +33,7 @@ from typing import Any
 import torch
 
 from ..util.files import atomic_write_json, read_json_dict
-from .rundir import RESUMABLE_DIFFERENCES, same_setting
+from .rundir import RESUMABLE_DIFFERENCES, same_setting, stored_setting
 
 FILE = "provenance.json"
 FORMAT = 1
@@ -161,8 +161,9 @@ def differences(recorded: dict[str, Any], expected: dict[str, Any]) -> list[Diff
     out = []
     rc, ec = recorded.get("config") or {}, expected.get("config") or {}
     for k in list(ec) + [k for k in rc if k not in ec]:
-        if k not in NOT_COMPARED and not same_setting(k, rc.get(k), ec.get(k)):
-            out.append(Difference(k, rc.get(k), ec.get(k)))
+        was, now = stored_setting(rc, k), stored_setting(ec, k)
+        if k not in NOT_COMPARED and not same_setting(k, was, now):
+            out.append(Difference(k, was, now))
     for k in MACHINE_FIELDS:
         if recorded.get(k) != expected.get(k):
             out.append(Difference(k, recorded.get(k), expected.get(k)))

@@ -17,6 +17,7 @@ from ..core.method import METHODS, Method, parse_spec, warn_budget
 from ..data import DataBundle, check_dataset, load_dataset
 from ..data.split import Split, make_split
 from ..models import build_model, check_arch
+from ..protocols import PROTOCOLS, Protocol, StagePlan
 from ..speed.precision import Shape, choose
 from ..speed.runtime import resolve_device
 from ..util.errors import UserError
@@ -32,6 +33,14 @@ class Prepared:
     bundle: DataBundle
     split: Split
     device: torch.device
+    protocol: Protocol  # what each round trains on (protocols/)
+
+    @property
+    def plan(self) -> StagePlan:
+        """What the protocol needs to lay out the stages."""
+        return StagePlan(n=len(self.split.labels), labels=self.split.labels, num_classes=self.bundle.num_classes,
+                         pixels=self.bundle.resolution ** 2, data_seed=self.split.data_seed, rounds=self.cfg.rounds,
+                         epochs=self.cfg.epochs, first_fraction=self.cfg.first_fraction)
 
     @property
     def val_size(self) -> int:
@@ -60,10 +69,31 @@ def prepare(cfg: TrainConfig, bundle: DataBundle | None = None) -> Prepared:
     split = make_split(bundle, cfg.train_size, cfg.val_fraction, cfg.label_noise, data_seed)
     if len(split.train) < 2:
         raise UserError(f"train_size={len(split.train)}: need at least 2 training examples")
+    protocol = PROTOCOLS[cfg.protocol]()
+    cfg = check_protocol(cfg, protocol, method)
     resolved = resolve(cfg, method, bundle, split, device, dataset)
+    p = Prepared(resolved, method, bundle, split, device, protocol)
+    protocol.check(p.plan)
     if method.resets and cfg.rounds is not None:  # rounds beyond LW's distinct steps repeat resets
         warn_budget(method, resolved.rounds, _groups_probe(cfg, bundle))
-    return Prepared(resolved, method, bundle, split, device)
+    return p
+
+
+def check_protocol(cfg: TrainConfig, protocol: Protocol, method: Method) -> TrainConfig:
+    """What a staged protocol asks of the run, refused in one line: `long` (one round of (R+1)*E
+    epochs) has no stages to compare with; the protocol's own rounds (warm_start: two stages)."""
+    if not protocol.staged:
+        return cfg
+    if method.name == "long":
+        raise UserError(f"method 'long' has no meaning under protocol={protocol.name}: it trains one round on one "
+                        "set of data; the references of a staged protocol are baseline (trained on across the "
+                        "stages: warm start) and scratch (re-drawn at every stage)")
+    if cfg.rounds is None:
+        if protocol.rounds_default is None:
+            raise UserError(f"protocol={protocol.name} needs rounds (its stages after the first), e.g. --rounds 4 "
+                            "for 5 stages")
+        return cfg.replace(rounds=protocol.rounds_default)
+    return cfg
 
 
 def resolve(cfg: TrainConfig, method: Method, bundle: DataBundle, split: Split, device: torch.device,

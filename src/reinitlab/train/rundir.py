@@ -9,6 +9,7 @@ model.pt      final weights + reinit state
 """
 from __future__ import annotations
 
+import dataclasses
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,6 +27,16 @@ SPEED_SETTINGS = {"threads", "compile", "eval_batch_size"}
 # (and a study) started without a tracker may be resumed with one, and the other way round.
 OBSERVER_SETTINGS = {"tracker", "tracker_dir"}
 RESUMABLE_DIFFERENCES = SPEED_SETTINGS | OBSERVER_SETTINGS
+
+
+# A setting added after a run was made (protocol, optimizer, ...) reads as its default in that run's
+# files: the older code trained exactly that.
+_DEFAULTS = {f.name: f.default for f in dataclasses.fields(TrainConfig) if f.default is not dataclasses.MISSING}
+
+
+def stored_setting(config: dict, key: str):
+    """`key` of a stored config: its value, or this code's default where the config predates it."""
+    return config[key] if key in config else _DEFAULTS.get(key)
 
 
 def same_setting(key: str, old, new) -> bool:
@@ -55,10 +66,10 @@ def open_run(out: Path, cfg: TrainConfig) -> str:
     except (OSError, ValueError) as e:
         raise UserError(f"{cfg_path}: unreadable ({e}); remove the folder to start over") from None
     new = cfg.to_dict()
-    diff = [k for k in new if k not in RESUMABLE_DIFFERENCES and not same_setting(k, old.get(k), new[k])]
+    diff = [k for k in new if k not in RESUMABLE_DIFFERENCES and not same_setting(k, stored_setting(old, k), new[k])]
     if diff:
         k = diff[0]
-        raise UserError(f"--out {out} holds a run with {k}={old.get(k)!r}, not {new[k]!r}; use another "
+        raise UserError(f"--out {out} holds a run with {k}={stored_setting(old, k)!r}, not {new[k]!r}; use another "
                         "folder or the same settings to resume")
     if not (out / "result.json").exists():
         for k in SPEED_SETTINGS & old.keys():
@@ -88,21 +99,23 @@ class RunState:
 
     round: int = 0
     epoch: int = 0  # epochs of `round` done
-    streak: int = 0  # epochs in a row at 100% training accuracy (patience)
+    streak: int = 0  # epochs in a row at training accuracy >= fit_acc (patience)
     round_done: bool = False
     reset: dict | None = None  # what the reset that started `round` changed
     per_round: list[dict] = field(default_factory=list)  # one record per finished round
     elapsed: float = 0.0  # seconds of training, evaluation, resets and hooks
     epochs_total: int = 0
+    online: list[float] = field(default_factory=list)  # the training accuracy of each epoch of `round` so far
 
     def to_checkpoint(self) -> dict:
         return {"pos": {"round": self.round, "epoch": self.epoch, "streak": self.streak,
                         "round_done": self.round_done, "reset": self.reset},
-                "per_round": self.per_round, "elapsed": self.elapsed, "epochs_total": self.epochs_total}
+                "per_round": self.per_round, "elapsed": self.elapsed, "epochs_total": self.epochs_total,
+                "online": self.online}
 
     @classmethod
     def from_checkpoint(cls, ck: dict) -> "RunState":
         pos = ck["pos"]
         return cls(pos["round"], pos["epoch"], pos["streak"], pos["round_done"], pos.get("reset"),
-                   ck["per_round"], ck["elapsed"], ck["epochs_total"])
+                   ck["per_round"], ck["elapsed"], ck["epochs_total"], list(ck.get("online", [])))
 

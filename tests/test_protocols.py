@@ -19,7 +19,6 @@ from reinitlab.protocols import PROTOCOLS, permute_pixels
 from reinitlab.train.engine import Engine, Schedule, lr_at
 from reinitlab.train.loop import run
 from reinitlab.train.resolve import prepare
-from reinitlab.util.errors import UserError
 from reinitlab.util.files import read_jsonl
 
 TINY = dict(width=0.25, epochs=2, batch_size=16, eval_batch_size=64, threads=1, round_log=False)
@@ -60,16 +59,16 @@ def test_chunks_are_equal_disjoint_and_cumulative(data):
     p, st, sched = stages(cfg_of("chunks", rounds=3), data)
     n = len(p.split.labels)
     sets = [set(s.index.tolist()) for s in st]
-    assert all(a < b for a, b in zip(sets, sets[1:])) and sets[-1] == set(range(n))
-    sizes = [len(b - a) for a, b in zip([set()] + sets, sets)]
+    assert all(a < b for a, b in zip(sets, sets[1:], strict=False)) and sets[-1] == set(range(n))
+    sizes = [len(b - a) for a, b in zip([set()] + sets[:-1], sets, strict=True)]
     assert sum(sizes) == n and max(sizes) - min(sizes) <= 1
 
 
 def test_classes_arrive_in_groups_and_the_test_set_follows_the_classes_seen(data):
     p, st, _ = stages(cfg_of("classes", rounds=3), data)
     seen = [set(s.classes.tolist()) for s in st]
-    assert [len(c) for c in seen] == [1, 2, 3, 4] and all(a < b for a, b in zip(seen, seen[1:]))
-    for s, classes in zip(st, seen):
+    assert [len(c) for c in seen] == [1, 2, 3, 4] and all(a < b for a, b in zip(seen, seen[1:], strict=False))
+    for s, classes in zip(st, seen, strict=True):
         assert set(p.split.labels[s.index].tolist()) == classes  # exactly the examples of those classes
         assert len(s.index) == int(torch.isin(p.split.labels, s.classes).sum())
     eng = Engine(p)

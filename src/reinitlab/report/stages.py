@@ -101,7 +101,7 @@ def plot_stages(title: str, series: dict[str, dict[int, list[float]]], ylabel: s
         ys = [st.mean for st in stats]
         ax.plot(xs, ys, label=m, color=colors.get(m), lw=1.2, marker="o" if n <= 12 else None, ms=3)
         se = [0.0 if math.isnan(st.se) else st.se for st in stats]
-        ax.fill_between(xs, [y - e for y, e in zip(ys, se)], [y + e for y, e in zip(ys, se)], color=colors.get(m),
+        ax.fill_between(xs, [y - e for y, e in zip(ys, se, strict=True)], [y + e for y, e in zip(ys, se, strict=True)], color=colors.get(m),
                         alpha=0.15, lw=0)
     ax.set_xlabel("stage")
     ax.set_ylabel(wrap(ylabel, 34))
@@ -114,7 +114,7 @@ def plot_stages(title: str, series: dict[str, dict[int, list[float]]], ylabel: s
 def plot_diagnostics(title: str, diag: dict[str, dict[str, dict[int, list[float]]]], path: Path,
                      colors: dict) -> Path:
     fig, axes = _grid(1, len(DIAGNOSTICS), title, size=(3.4, 2.8))
-    for ax, (key, label) in zip(axes[0], DIAGNOSTICS):
+    for ax, (key, label) in zip(axes[0], DIAGNOSTICS, strict=True):
         for m, by_seed in diag[key].items():
             n = min(len(v) for v in by_seed.values())
             ax.plot(range(n), [mean_se([by_seed[s][i] for s in by_seed]).mean for i in range(n)], label=m,

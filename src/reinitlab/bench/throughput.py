@@ -108,6 +108,7 @@ def measure(cfg: TrainConfig, channels: int, budget_s: float = 2.0) -> Probe:
     pcfg = copy.deepcopy(cfg)
     pcfg.method, pcfg.method_options, pcfg.rounds, pcfg.epochs = "baseline", {}, 0, 1
     pcfg.train_size, pcfg.val_fraction, pcfg.label_noise, pcfg.patience = None, 0.0, 0.0, 0
+    pcfg.protocol = "rounds"  # the speed of a step is the protocol's business in no way
     bundle = probes.synthetic_bundle(channels, cfg.resolution, steps * cfg.batch_size, 2 * cfg.eval_batch_size)
     with runtime.threads(cfg.threads):
         p = prepare(pcfg, bundle)

@@ -57,7 +57,7 @@ def _measure(cfg: TrainConfig, channels: int, classes: int, n_train: int, n_val:
 
     bundle = probes.synthetic_bundle(channels, cfg.resolution, n_train, n_test, n_val, classes, name="analysis-probe")
     pcfg = dataclasses.replace(cfg, method="baseline", method_options={}, rounds=0, train_size=None,
-                               val_fraction=0.0)
+                               val_fraction=0.0, protocol="rounds")
     with runtime.threads(cfg.threads):  # the worker that analyses a run has the run's thread count
         t0 = time.perf_counter()
         p = prepare(pcfg, bundle)

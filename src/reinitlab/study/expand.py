@@ -25,7 +25,9 @@ from ..core.method import METHODS, make_method, parse_spec, warn_budget
 from ..data import check_dataset
 from ..data.split import pool_size
 from ..models import build_model, check_arch
+from ..protocols import PROTOCOLS, StagePlan
 from ..train.config import TrainConfig
+from ..train.resolve import check_protocol
 from ..util.errors import UserError
 from .definition import FULL, StudyDefinition, value_text
 
@@ -57,14 +59,22 @@ class Budget:
     rounds: int
     epochs: int
     patience: tuple[int, ...] = (0,)  # the study's values (several if patience is an axis)
+    protocols: tuple[str, ...] = ("rounds",)  # the study's protocols (several if protocol is an axis)
 
     @property
     def reinit_epochs(self) -> int:
         return (self.rounds + 1) * self.epochs
 
     def to_dict(self) -> dict:
-        return {"arch": self.arch, "rounds": self.rounds, "epochs": self.epochs, "reinit_epochs": self.reinit_epochs,
-                "long_epochs": self.reinit_epochs, "baseline_epochs": self.epochs, "patience": list(self.patience)}
+        out = {"arch": self.arch, "rounds": self.rounds, "epochs": self.epochs, "reinit_epochs": self.reinit_epochs,
+               "long_epochs": self.reinit_epochs, "baseline_epochs": self.epochs, "patience": list(self.patience)}
+        if self.protocols != ("rounds",):  # study.json of a rounds study stays as it was
+            out["protocols"] = list(self.protocols)
+        return out
+
+    @property
+    def staged(self) -> bool:
+        return any(PROTOCOLS[p].staged for p in self.protocols)
 
 
 def canonical_method(spec: str) -> str:
@@ -134,13 +144,16 @@ def budgets(defn: StudyDefinition) -> dict[str, Budget]:
     base = TrainConfig.from_dict(defn.settings)
     methods = [make_method(m) for m in defn.methods]
     patience = tuple(defn.extra_axes.get("patience", [base.patience]))
+    protocols = tuple(defn.extra_axes.get("protocol", [base.protocol]))
     out = {}
     for arch in defn.archs:
         check_arch(arch)
         if "rounds" in defn.extra_axes:
             rounds = defn.extra_axes["rounds"]
+        elif base.rounds is not None:
+            rounds = [base.rounds]
         else:
-            rounds = [base.rounds if base.rounds is not None else full_rounds(defn, arch)]
+            rounds = [default_rounds(defn, arch, protocols)]
         if any(m.resets for m in methods):
             probe = arch_groups(defn, arch)
             for r in rounds:
@@ -148,9 +161,22 @@ def budgets(defn: StudyDefinition) -> dict[str, Budget]:
                     warn_budget(m, r, probe)
         for r in rounds:
             for e in defn.extra_axes.get("epochs", [base.epochs]):
-                b = Budget(arch, r, e, patience)
+                b = Budget(arch, r, e, patience, protocols)
                 out[budget_label(defn, b)] = b
     return out
+
+
+def default_rounds(defn: StudyDefinition, arch: str, protocols: tuple[str, ...]) -> int:
+    """R where the study gives none: the architecture's full LW budget under `rounds`; a staged
+    protocol's own (warm_start: 1); refused where a staged protocol needs it stated."""
+    staged = [p for p in protocols if PROTOCOLS[p].staged]
+    if not staged:
+        return full_rounds(defn, arch)
+    own = {PROTOCOLS[p].rounds_default for p in staged}
+    if len(own) == 1 and None not in own and len(staged) == len(protocols):
+        return own.pop()
+    raise UserError(f"rounds: protocol={staged[0] if None in own else ','.join(protocols)} needs rounds (the stages "
+                    "after the first) given in the study, e.g. rounds = 4 for 5 stages")
 
 
 def expand(defn: StudyDefinition, require_data: bool = True) -> tuple[list[RunSpec], dict[str, Budget]]:
@@ -189,6 +215,7 @@ def expand(defn: StudyDefinition, require_data: bool = True) -> tuple[list[RunSp
         if key not in checked:  # a full check per combination, not per seed: the paper has 1440 runs
             cfg = TrainConfig.from_dict(config)
             _check_size(cfg)
+            _check_protocol(cfg)
             if defn.tune:
                 _check_tunable(cfg, defn.tune)
             checked.add(key)
@@ -201,6 +228,21 @@ def expand(defn: StudyDefinition, require_data: bool = True) -> tuple[list[RunSp
         runs.append(RunSpec(rid, config, axes))
     _check_device(defn)
     return runs, budget
+
+
+def _check_protocol(cfg: TrainConfig) -> None:
+    """What the protocol asks of the run (resolve.check_protocol, the protocol's own check), from the
+    dataset's registered sizes: no data is read, so `--dry-run` catches it too."""
+    protocol = PROTOCOLS[cfg.protocol]()
+    if not protocol.staged:
+        return
+    check_protocol(cfg, protocol, make_method(cfg.method))
+    info = check_dataset(cfg.dataset)
+    n = cfg.train_size or pool_size(info.train_size, info.num_classes, cfg.val_fraction, bool(info.val_size))
+    resolution = cfg.resolution or info.resolution
+    protocol.check(StagePlan(n=n, labels=torch.zeros(0, dtype=torch.long), num_classes=info.num_classes,
+                             pixels=resolution * resolution, data_seed=cfg.seed, rounds=cfg.rounds, epochs=cfg.epochs,
+                             first_fraction=cfg.first_fraction))
 
 
 def _check_folder_names(defn: StudyDefinition) -> None:

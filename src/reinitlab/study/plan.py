@@ -104,12 +104,17 @@ class Plan:
     def lines(self, name: str, axis_sizes: str, budgets: dict[str, Budget], out: str) -> list[str]:
         lines = [f"study {name}: {self.total} runs ({axis_sizes}) in {out}"]
         for label, b in budgets.items():
+            if b.staged:  # every method trains every stage; baseline without resets, long refused
+                lines.append(f"  budget {label}: protocol {'/'.join(b.protocols)}, R={b.rounds} stages after stage 0, "
+                             f"E={b.epochs} epochs each (warm_start's stage 0: E/first_fraction), every method "
+                             "trains every stage")
+                continue
             lines.append(f"  budget {label}: R={b.rounds} rounds after round 0, E={b.epochs} epochs each: reinit "
                          f"methods and long train {b.reinit_epochs} epochs, baseline {b.epochs}")
         patience = sorted({p for b in budgets.values() for p in b.patience if p > 0})
         if patience:
             lines.append(f"  patience {'/'.join(map(str, patience))}: a round ends once training accuracy has been "
-                         "100% for that many epochs in a row (until convergence); the epochs above are caps")
+                         "fit_acc (100% by default) for that many epochs in a row (until convergence); the epochs above are caps")
         lines.append(f"  already finished {self.finished}, failed before {self.failed_before}, partial "
                      f"{self.partial} (resume from checkpoint); to run now: {len(self.todo)}")
         lines.append(f"  on {self.workers_text}")

@@ -7,8 +7,15 @@ The same keys are used in a TOML study file, in a preset and in `--set key=value
     name, description, analyses, tune                         metadata (analyses: names run on every
                                                               finished run, see study/analysis_step.py;
                                                               tune: extra axes a report may tune over)
+    variants                                                  a list of tables, each overriding keys of
+                                                              the rest: the study is the union of them
     epochs, rounds, width, lr, ...                            any `train` setting: one value is shared
                                                               by all runs, a list is an extra axis
+
+Variants join grids that cannot share settings (permuted tasks of 1 epoch on 5,000 examples beside
+random-label tasks of 40 epochs on 500): each `[[variants]]` table overrides any key of the rest
+(`--set` overrides both), and every key a variant sets becomes an axis of one value in each, so the
+variants' runs lie in distinct folders (".../epochs=1,protocol=permuted,rounds=199/...").
 
 An extra axis (`rounds = [1, 2, 3]`, `weight_decay = [5e-4, 5e-3]`) crosses into runs like the six
 axes do; a one-element list is still an axis (its value is part of the run folders' path). The
@@ -41,7 +48,7 @@ AXES = ["datasets", "archs", "methods", "train_sizes", "label_noise", "seeds"]
 # An axis a study may leave out: no label noise, like a single run. Seeds stay required: how many
 # seeds a comparison has is a decision, not a default.
 AXIS_DEFAULTS = {"label_noise": [0.0]}
-META = ["name", "description", "analyses", "tune"]
+META = ["name", "description", "analyses", "tune", "variants"]
 # method_options is resolved from the method spec; a study gives options inside the spec.
 SETTINGS = [f for f in TrainConfig.field_names()
             if f not in AXIS_OF_FIELD and f not in ("label_noise", "method_options")]
@@ -80,12 +87,15 @@ class StudyDefinition:
     extra_axes: dict[str, list] = field(default_factory=dict)
     tune: list[str] = field(default_factory=list)  # extra axes a report tunes over (validation-selected)
     source: str = ""  # "preset quick" or the file path
+    variants: list["StudyDefinition"] = field(default_factory=list)  # the study is their union, if any
 
     @classmethod
     def from_mapping(cls, values: dict[str, Any], source: str, overrides: list[str] = (),
                      default_name: str = "study") -> "StudyDefinition":
         """Build from a study file's or preset's mapping plus `--set key=value` strings."""
         values = dict(values)
+        if "variants" in values:
+            return cls._from_variants(values, source, overrides, default_name)
         changed = []
         for text in overrides:
             key, value = parse_assignment(text)
@@ -131,12 +141,56 @@ class StudyDefinition:
             tune=_tune(values.get("tune", []), extra),
         )
 
+    @classmethod
+    def _from_variants(cls, values: dict[str, Any], source: str, overrides: list[str],
+                       default_name: str) -> "StudyDefinition":
+        variants = values.pop("variants")
+        if not isinstance(variants, list) or not variants or not all(isinstance(v, dict) for v in variants):
+            raise UserError(f"{source}: variants must be a non-empty list of tables ([[variants]] in TOML)")
+        varied = sorted({k for v in variants for k in v})
+        for k in varied:
+            _check_key(k, f"{source} variants")
+            if k in META:
+                raise UserError(f"{source} variants: {k!r} cannot differ between variants; set it once for the study")
+        forced = {parse_assignment(t)[0] for t in overrides}
+        subs = []
+        for i, v in enumerate(variants):
+            merged = {**values, **v}
+            for k in varied:  # every key a variant sets is an axis (its folder path) in each variant
+                if k not in forced and k in merged and not isinstance(merged[k], list):
+                    merged[k] = [merged[k]]
+            missing = [k for k in varied if k not in merged]
+            if missing:
+                raise UserError(f"{source} variant {i + 1}: {missing[0]!r} is set by another variant but not by "
+                                "this one nor by the study; give it here too")
+            subs.append(cls.from_mapping(merged, f"{source} variant {i + 1}", overrides, default_name))
+        first = subs[0]
+
+        def union(key: str) -> list:
+            out: list = []
+            for s in subs:
+                out += [x for x in getattr(s, key) if x not in out]
+            return out
+        extra: dict[str, list] = {}
+        for s in subs:
+            for k, vals in s.extra_axes.items():
+                extra.setdefault(k, [])
+                extra[k] += [x for x in vals if x not in extra[k]]
+        return cls(name=first.name, datasets=union("datasets"), archs=union("archs"), methods=union("methods"),
+                   train_sizes=union("train_sizes"), label_noise=union("label_noise"), seeds=union("seeds"),
+                   settings={k: v for k, v in first.settings.items() if all(s.settings.get(k) == v for s in subs)},
+                   analyses=first.analyses, description=first.description, source=source,
+                   extra_axes=dict(sorted(extra.items())), tune=first.tune, variants=subs)
+
     def to_dict(self) -> dict[str, Any]:
         d = dataclasses.asdict(self)
         d["train_sizes"] = [FULL if s is None else s for s in self.train_sizes]
+        d["variants"] = [v.to_dict() for v in self.variants]
         return d
 
     def axis_sizes(self) -> str:
+        if self.variants:
+            return " + ".join(f"({v.axis_sizes()})" for v in self.variants)
         parts = [(len(self.datasets), "dataset"), (len(self.archs), "arch"), (len(self.train_sizes), "size"),
                  (len(self.label_noise), "noise level"), (len(self.methods), "method"), (len(self.seeds), "seed")]
         parts[4:4] = [(len(v), k) for k, v in self.extra_axes.items()]

@@ -185,7 +185,20 @@ def expand(defn: StudyDefinition, require_data: bool = True) -> tuple[list[RunSp
     study whose dataset files are not found (a plan may be printed without them).
 
     `baseline` ignores `rounds`: with a rounds axis its runs at each R are the same computation,
-    trained once per R so that every budget holds a complete, seed-paired set of methods."""
+    trained once per R so that every budget holds a complete, seed-paired set of methods. A study
+    of variants is the union of theirs."""
+    if defn.variants:
+        runs, budget, where = [], {}, {}
+        for i, v in enumerate(defn.variants):
+            vr, vb = expand(v, require_data)
+            for r in vr:
+                if r.id in where:
+                    raise UserError(f"variants {where[r.id] + 1} and {i + 1} both have the run {r.id!r}; make them "
+                                    "differ in a setting")
+                where[r.id] = i
+            runs += vr
+            budget.update(vb)
+        return runs, budget
     for d in defn.datasets:
         check_dataset(d)
     if require_data:

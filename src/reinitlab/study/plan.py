@@ -105,9 +105,9 @@ class Plan:
         lines = [f"study {name}: {self.total} runs ({axis_sizes}) in {out}"]
         for label, b in budgets.items():
             if b.staged:  # every method trains every stage; baseline without resets, long refused
+                first = " (warm_start's stage 0: E/first_fraction)" if "warm_start" in b.protocols else ""
                 lines.append(f"  budget {label}: protocol {'/'.join(b.protocols)}, R={b.rounds} stages after stage 0, "
-                             f"E={b.epochs} epochs each (warm_start's stage 0: E/first_fraction), every method "
-                             "trains every stage")
+                             f"E={b.epochs} epochs each{first}; every method trains every stage")
                 continue
             lines.append(f"  budget {label}: R={b.rounds} rounds after round 0, E={b.epochs} epochs each: reinit "
                          f"methods and long train {b.reinit_epochs} epochs, baseline {b.epochs}")

@@ -30,7 +30,7 @@ from ..data.split import Split
 from ..protocols import permute_pixels
 from ..models import build_model
 from ..speed.step import autocast_for, sgd_step
-from ..speed.tune import accelerate
+from ..speed.tune import accelerate, adam_options
 from ..util.errors import ReinitlabWarning, UserError
 from ..util.files import read_json
 from ..util.seeding import derive, generator
@@ -208,7 +208,8 @@ class Engine:
     def optimizer(self) -> torch.optim.Optimizer:
         c = self.config
         if c.optimizer == "adam":  # the FIRE harness's and Kumar et al.'s choice for continual training
-            return torch.optim.Adam(self.model.parameters(), lr=c.lr, weight_decay=c.weight_decay)
+            return torch.optim.Adam(self.model.parameters(), lr=c.lr, weight_decay=c.weight_decay,
+                                    **adam_options(self.device))
         return torch.optim.SGD(self.model.parameters(), lr=c.lr, momentum=c.momentum, nesterov=c.nesterov,
                                weight_decay=c.weight_decay)
 

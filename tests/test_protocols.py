@@ -19,6 +19,7 @@ from reinitlab.protocols import PROTOCOLS, permute_pixels
 from reinitlab.train.engine import Engine, Schedule, lr_at
 from reinitlab.train.loop import run
 from reinitlab.train.resolve import prepare
+from reinitlab.util.errors import UserError
 from reinitlab.util.files import read_jsonl
 
 TINY = dict(width=0.25, epochs=2, batch_size=16, eval_batch_size=64, threads=1, round_log=False)
@@ -243,3 +244,126 @@ def test_bad_protocol_input_fails_in_one_line_before_anything_is_written(tmp_pat
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and message in lines[0], proc.stderr
     assert not out.exists()
+
+
+STUDY = """
+name = "protocols"
+datasets = ["{data}"]
+archs = ["cnn"]
+methods = ["baseline", "scratch", "sp"]
+train_sizes = [80]
+seeds = [0, 1]
+protocol = ["warm_start", "chunks", "classes", "permuted", "relabel"]
+rounds = 1
+epochs = 2
+width = 0.25
+batch_size = 16
+first_fraction = 0.5
+round_log = false
+threads = 1
+"""
+
+
+@pytest.fixture(scope="module")
+def npz(tmp_path_factory):
+    """120 training and 40 test images of 4 classes, 8 px, as an npz dataset file."""
+    import numpy as np
+    b = synthetic_bundle(n_train=120, n_test=40, classes=4, size=8)
+    path = tmp_path_factory.mktemp("data") / "tiny.npz"
+    np.savez(path, x_train=b.x_train.numpy()[:, 0], y_train=b.y_train.numpy(), x_test=b.x_test.numpy()[:, 0],
+             y_test=b.y_test.numpy())
+    return f"npz:{path}"
+
+
+@pytest.mark.slow
+def test_a_study_crossing_the_protocols_trains_every_combination_and_reports_the_stages(tmp_path, npz, monkeypatch):
+    import csv
+    import io
+    from reinitlab.report.make import make_report
+    from reinitlab.study import load_definition, run_study
+    monkeypatch.setenv("REINITLAB_DATA", str(tmp_path / "cache"))
+    toml = tmp_path / "s.toml"
+    toml.write_text(STUDY.replace("{data}", npz))
+    result = run_study(load_definition(str(toml)), tmp_path / "out", workers=1)
+    assert result.ok and result.finished == 30
+    report = make_report(tmp_path / "out")
+    rows = list(csv.DictReader(io.StringIO((tmp_path / "out/results.csv").read_text())))
+    assert {r["protocol"] for r in rows} == {"warm_start", "chunks", "classes", "permuted", "relabel"}
+    assert all(r["status"] == "finished" for r in rows) and len(rows) == 30
+    md = (tmp_path / "out/summary.md").read_text()
+    assert "## Stages" in md and "protocol relabel: training accuracy reached per stage" in md
+    assert "baseline" in md.split("## Stages")[1] and "− scratch (last)" in md
+    assert "<h2" in (tmp_path / "out/report.html").read_text() and "Stages" in (tmp_path / "out/report.html").read_text()
+    assert any(p.name.startswith("stages_") for p in report.files)
+
+
+VARIANTS = """
+name = "shifting"
+datasets = ["{data}"]
+archs = ["mlp"]
+methods = ["baseline", "scratch"]
+seeds = [0]
+optimizer = "adam"
+lr = 0.001
+lr_schedule = "constant"
+batch_size = 16
+val_fraction = 0.0
+threads = 1
+
+[[variants]]
+protocol = "permuted"
+train_sizes = [96]
+epochs = 1
+rounds = 5
+
+[[variants]]
+protocol = "relabel"
+train_sizes = [48]
+epochs = 3
+rounds = 3
+"""
+
+
+def test_variants_join_grids_with_their_own_settings_in_distinct_folders(tmp_path, npz):
+    from reinitlab.study import expand, load_definition
+    toml = tmp_path / "v.toml"
+    toml.write_text(VARIANTS.replace("{data}", npz))
+    defn = load_definition(str(toml))
+    runs, budgets = expand(defn)
+    assert len(runs) == 4 and len({r.id for r in runs}) == 4
+    by_protocol = {r.config["protocol"]: r for r in runs if r.config["method"] == "baseline"}
+    assert (by_protocol["permuted"].config["epochs"], by_protocol["permuted"].config["rounds"]) == (1, 5)
+    assert (by_protocol["relabel"].config["train_size"], by_protocol["relabel"].config["rounds"]) == (48, 3)
+    assert "epochs=1,protocol=permuted,rounds=5" in by_protocol["permuted"].id
+    assert set(defn.extra_axes) == {"epochs", "protocol", "rounds"} and len(budgets) == 2
+    over = load_definition(str(toml), ["epochs=2"])  # --set wins over every variant
+    assert {r.config["epochs"] for r in expand(over)[0]} == {2}
+
+
+@pytest.mark.parametrize("text,message", [
+    ('variants = []', "variants must be a non-empty list of tables"),
+    ('[[variants]]\nname = "x"', "'name' cannot differ between variants"),
+    ('[[variants]]\nprotocol = "permuted"\nrounds = 2\n[[variants]]\nrounds = 3', "'protocol' is set by another "
+     "variant but not by this one"),
+    ('[[variants]]\nlr = 0.1\n[[variants]]\nlr = 0.1', "both have the run"),
+])
+def test_bad_variants_are_refused_in_one_line(tmp_path, npz, text, message):
+    from reinitlab.study import expand, load_definition
+    toml = tmp_path / "v.toml"
+    toml.write_text(f'datasets = ["{npz}"]\narchs = ["mlp"]\nmethods = ["baseline"]\ntrain_sizes = [48]\n'
+                    f'seeds = [0]\nepochs = 1\n{text}\n')
+    with pytest.raises(UserError, match=message):
+        expand(load_definition(str(toml)))
+
+
+def test_a_study_of_a_staged_protocol_without_rounds_is_refused_before_it_starts(tmp_path, npz):
+    from reinitlab.study import expand, load_definition
+    toml = tmp_path / "s.toml"
+    toml.write_text(f'datasets = ["{npz}"]\narchs = ["cnn"]\nmethods = ["baseline"]\ntrain_sizes = [48]\n'
+                    'seeds = [0]\nprotocol = "chunks"\n')
+    with pytest.raises(UserError, match="protocol=chunks needs rounds"):
+        expand(load_definition(str(toml)))
+    toml.write_text(toml.read_text() + "rounds = 2\n")
+    toml.write_text(toml.read_text().replace('methods = ["baseline"]', 'methods = ["baseline", "long"]'))
+    with pytest.raises(UserError, match="method 'long' has no meaning under protocol=chunks"):
+        expand(load_definition(str(toml)))

@@ -69,7 +69,7 @@ def test_version(capsys):
     (["train", "--train-size", "ten"], "reinitlab: train: argument --train-size: invalid int value: 'ten'"),
     (["data", "info"], "reinitlab: data info: the following arguments are required: name"),
     (["trian"], "reinitlab: unknown command 'trian' (did you mean 'train'?); valid: train, list, groups"),
-    (["list", "method"], "reinitlab: list: unknown choice 'method' (did you mean 'methods'?); valid: methods, archs"),
+    (["list", "method"], "reinitlab: list: unknown choice 'method' (did you mean 'methods'?); valid: methods, protocols, archs"),
     (["study", "quick", "--backend", "rai"], "reinitlab: study: unknown --backend 'rai' (did you mean 'ray'?)"),
 ])
 def test_parser_errors_have_one_prefix_and_suggest(capsys, argv, line):

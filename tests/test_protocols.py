@@ -141,6 +141,8 @@ def test_online_accuracy_is_the_stages_mean_training_accuracy_before_each_update
     for rec in result["per_round"]:
         accs = [r["train_acc"] for r in rows if r["round"] == rec["round"]]
         assert rec["online_acc"] == pytest.approx(sum(accs) / len(accs)) and len(accs) == 3
+    provenance = json.loads((tmp_path / "run/provenance.json").read_text())
+    assert provenance["result"]["config"]["protocol"] == "chunks"  # what determined the numbers
 
 
 def test_baseline_trains_on_across_stages_and_scratch_starts_over(data):

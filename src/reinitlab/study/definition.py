@@ -186,6 +186,8 @@ class StudyDefinition:
         d = dataclasses.asdict(self)
         d["train_sizes"] = [FULL if s is None else s for s in self.train_sizes]
         d["variants"] = [v.to_dict() for v in self.variants]
+        if not d["variants"]:  # study.json of a study without variants stays as it was
+            del d["variants"]
         return d
 
     def axis_sizes(self) -> str:

@@ -1,0 +1,43 @@
+from . import preset
+
+# Plain training (baseline), the cold start, and what is said to keep plasticity: L2-Init at Kumar
+# et al.'s best strength for permuted MNIST with Adam, shrink-and-perturb, ReDo recycling after
+# every task (at every stage start, as Kumar et al. recycle once per task), FIRE.
+METHODS = ["baseline", "scratch", "l2init:lam=0.01", "sp", "redo", "fire"]
+
+
+@preset
+def continual() -> dict:
+    """Does plain training lose the ability to learn new tasks when the task keeps changing, while
+    L2-Init and the resets keep it (Dohare et al. 2024; Kumar et al. 2024)?
+
+    Command: reinitlab study continual --out runs/continual && reinitlab report runs/continual
+    Runs:    fashion-mnist-small (offline) x mlp (2 hidden layers of 100 units, Kumar et al.'s net)
+             x the methods above x 3 seeds, Adam 1e-3 at a constant rate, batch 16, no validation
+             split, in two variants: `permuted`, 200 tasks (a new pixel permutation each) of one
+             epoch over all 5,000 training images; `relabel`, 20 tasks of 30 epochs over 500 images
+             with new random labels each.
+    """
+    return {
+        "name": "continual",
+        "description": "shifting tasks on fashion-mnist-small with an MLP 2x100, Adam constant: 200 permuted tasks "
+                       "and 20 random-label tasks, plain training vs L2-Init and resets, 3 seeds",
+        "datasets": ["fashion-mnist-small"],
+        "archs": ["mlp"],
+        "methods": list(METHODS),
+        "label_noise": [0.0],
+        "seeds": [0, 1, 2],
+        "optimizer": "adam",
+        "lr": 0.001,
+        "lr_schedule": "constant",
+        "warmup": 0.0,
+        "weight_decay": 0.0,
+        "batch_size": 16,
+        "val_fraction": 0.0,
+        "round_log": False,
+        "norm_log": False,
+        "variants": [
+            {"protocol": "permuted", "train_sizes": ["full"], "epochs": 1, "rounds": 199},
+            {"protocol": "relabel", "train_sizes": [500], "epochs": 30, "rounds": 19},
+        ],
+    }

@@ -13,7 +13,7 @@ BASE = ["train", "--dataset", "fashion-mnist-small", "--arch", "cnn", "--method"
 
 @pytest.mark.parametrize("args,fragment", [
     (["--dataset", "cifar11"], "unknown dataset 'cifar11' (did you mean 'cifar10'?); valid: "),
-    (["--arch", "resnet19"], "unknown arch 'resnet19' (did you mean 'resnet18'?); valid: cnn, mobilenetv2, resnet18, resnet50, vgg"),
+    (["--arch", "resnet19"], "unknown arch 'resnet19' (did you mean 'resnet18'?); valid: cnn, mlp, mobilenetv2, resnet18, resnet50, vgg"),
     (["--method", "lww"], "unknown method 'lww' (did you mean 'lw'?); valid: baseline, dash, dnr, dsd, fc, fire, ke, l2init, llf, long, lw, redo, rewind, sp, swr, welsr"),
     (["--set", "epoch=3"], "unknown run setting 'epoch' (did you mean 'epochs'?)"),
     (["--set", "lr=fast"], "lr='fast' has the wrong type: expected a number"),

@@ -114,7 +114,8 @@ class Plan:
         patience = sorted({p for b in budgets.values() for p in b.patience if p > 0})
         if patience:
             lines.append(f"  patience {'/'.join(map(str, patience))}: a round ends once training accuracy has been "
-                         "fit_acc (100% by default) for that many epochs in a row (until convergence); the epochs above are caps")
+                         "100% (at least fit_acc, where it is set) for that many epochs in a row (until convergence); the epochs above "
+                         "are caps")
         lines.append(f"  already finished {self.finished}, failed before {self.failed_before}, partial "
                      f"{self.partial} (resume from checkpoint); to run now: {len(self.todo)}")
         lines.append(f"  on {self.workers_text}")

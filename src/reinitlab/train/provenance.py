@@ -46,7 +46,7 @@ PACKAGE = Path(__file__).resolve().parents[1]
 # relative to the package; a folder name ends with "/"
 SOURCE_EXCLUDED = ("report/", "paper/claims.py", "cli.py", "__main__.py", "util/progress.py", "bench/",
                    "study/display.py", "study/plan.py", "study/cli.py", "data/cli.py", "analyses/cli.py",
-                   "trackers/cli.py")
+                   "trackers/cli.py", "train/export.py", "train/export_cli.py")
 
 
 def _excluded(rel: str) -> bool:

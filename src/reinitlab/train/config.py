@@ -43,7 +43,7 @@ class TrainConfig:
     resolution       image side in pixels; none = the dataset's default
     data_dir         where the dataset's files are; none = the cache folder ($REINITLAB_DATA)
     init_from        a finished run folder or a state_dict file whose final weights start round 0; none = a fresh draw
-    init_from_sha256 hash of the init_from weights, filled in when the run is resolved; set it to pin the weights
+    init_from_sha256  hash of the init_from weights, filled in when the run is resolved; set it to pin the weights
     rounds           R, reset rounds after round 0; none = the architecture's full LW budget (K-1)
     epochs           E, epochs per round; `long` trains (R+1)*E epochs in one round
     patience         end a round once training accuracy is 100% this many epochs in a row; 0 = never

@@ -120,6 +120,9 @@ class Registry(Mapping[str, T], Generic[T]):
         return sorted(self._items, key=lambda n: (self._rank.get(self._origin[n][0], last), self._origin[n][1]))
 
     def add(self, name: str, value: T) -> T:
+        # the built-in entries first, so that a name taken by one of them is refused here, not later
+        # when its module registers (a no-op while the registry's own modules are being imported)
+        self._find()
         if not isinstance(name, str) or not name.strip():
             raise ValueError(f"{self.kind} registry: a name must be a non-empty string, got {name!r}")
         if name in self._items:

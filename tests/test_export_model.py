@@ -53,7 +53,9 @@ def standalone(code: str, tmp_path) -> None:
     assert "reinitlab-free" in proc.stdout
 
 
-@pytest.mark.parametrize("fmt,load", [("auto", "torch.export.load(path).module()"), ("torchscript", "torch.jit.load(path)")])
+@pytest.mark.parametrize("fmt,load", [
+    pytest.param("auto", "torch.export.load(path).module()", marks=pytest.mark.slow),  # ~20 s: torch.export twice
+    ("torchscript", "torch.jit.load(path)")])
 def test_an_lw_program_runs_where_reinitlab_cannot_be_imported(runs, tmp_path, fmt, load):
     out = tmp_path / "lw.pt2"
     manifest = export_model(runs / "lw-cnn", out, format=fmt)

@@ -108,14 +108,8 @@ class ReinitCallback(pl.Callback):
         return min(epoch // self.epochs_per_round, self.reinit.rounds)
 
     def on_train_epoch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        self._start_round(trainer, pl_module)
-
-    def on_train_batch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule, batch, batch_idx: int) -> None:
-        # a fit resumed from a checkpoint written at an epoch's end skips on_train_epoch_start
-        # (Lightning 2.6: restarted_on_epoch_end); the round's reset must still come first
-        self._start_round(trainer, pl_module)
-
-    def _start_round(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        # also called on a fit resumed from a checkpoint of the epoch before (Lightning skips it only
+        # when resuming mid-epoch, and then the round has started already: `round_started` says so)
         r = self.round_of(trainer.current_epoch)
         if r <= self.round_started:
             return

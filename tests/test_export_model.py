@@ -183,3 +183,23 @@ def test_what_does_not_fold_exactly_is_named(model, why):
     _std(m, "0", 6, 2)
     folded, report = fold_standardizations(m, torch.randn(2, 3, 8, 8))
     assert folded is None and why in report.problems[0]
+
+
+@pytest.mark.slow  # ~19 s: torch.export, then the ONNX translation
+def test_onnx_beside_the_program_gives_the_same_logits(runs, tmp_path):
+    pytest.importorskip("onnx", reason="optional: ONNX export needs the onnx and onnxscript packages")
+    ort = pytest.importorskip("onnxruntime", reason="optional: running the ONNX file needs onnxruntime")
+    manifest = export_model(runs / "lw-cnn", tmp_path / "lw.pt2", onnx=True)
+    assert manifest["onnx"] == "lw.pt2.onnx"
+    x = inputs(3)
+    got = ort.InferenceSession(str(tmp_path / "lw.pt2.onnx")).run(None, {"x": x.numpy()})[0]
+    model, _, _ = run_model(runs / "lw-cnn")
+    with torch.no_grad():
+        torch.testing.assert_close(torch.from_numpy(got), model(x), rtol=1e-4, atol=1e-5)
+
+
+def test_onnx_without_the_package_is_refused_before_anything_is_written(runs, tmp_path, monkeypatch):
+    monkeypatch.setitem(sys.modules, "onnx", None)  # as if not installed
+    with pytest.raises(UserError, match=r"--onnx needs the onnx package"):
+        export_model(runs / "lw-cnn", tmp_path / "lw.pt2", onnx=True)
+    assert not list(tmp_path.iterdir())

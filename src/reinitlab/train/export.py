@@ -150,7 +150,8 @@ def _onnx(model: nn.Module, x: torch.Tensor, path: Path) -> None:
     tmp = path.with_name(path.name + ".tmp")
     try:
         torch.onnx.export(model, (x,), str(tmp), input_names=["x"], output_names=["logits"],
-                          dynamic_shapes=({0: torch.export.Dim("batch", min=1, max=1 << 16)},), dynamo=True)
+                          dynamic_shapes=({0: torch.export.Dim("batch", min=1, max=1 << 16)},), dynamo=True,
+                          verbose=False)
     except Exception as e:  # noqa: BLE001 -- a missing exporter dependency (onnxscript) or an unsupported op
         tmp.unlink(missing_ok=True)
         raise UserError(f"ONNX export failed ({type(e).__name__}: {' '.join(str(e).split())[:200]}); the model "

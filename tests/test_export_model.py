@@ -144,7 +144,7 @@ def _std(model, name, c, seed):
     insert_standardize(model, name, torch.randn(c, generator=g), torch.rand(c, generator=g) + 0.5)
 
 
-@pytest.mark.parametrize("case", ["linear", "conv1x1+bn", "bn", "conv_bias"])
+@pytest.mark.parametrize("case", ["linear", "conv1x1+bn", "bn", "conv_bias", "chain"])
 def test_each_exact_fold_keeps_the_logits(case):
     torch.manual_seed(0)
     if case == "linear":
@@ -157,9 +157,14 @@ def test_each_exact_fold_keeps_the_logits(case):
     elif case == "bn":
         m = nn.Sequential(nn.Conv2d(3, 6, 3, padding=1), nn.ReLU(), nn.BatchNorm2d(6), nn.Flatten(), nn.Linear(6 * 64, 4))
         where = "1"
-    else:
+    elif case == "conv_bias":
         m = nn.Sequential(nn.Conv2d(3, 6, 3, padding=1), nn.ReLU(), nn.Conv2d(6, 4, 1), nn.Flatten(), nn.Linear(4 * 64, 2))
         where = "1"
+    else:  # two standardizations in a row, the second on the layer that reads the first
+        m = nn.Sequential(nn.Conv2d(3, 6, 3, padding=1), nn.ReLU(), nn.Conv2d(6, 5, 1), nn.AdaptiveAvgPool2d(1),
+                          nn.Flatten(), nn.Linear(5, 2))
+        where = "1"
+        _std(m, "2", 5, 3)
     for mod in m.modules():
         if isinstance(mod, nn.BatchNorm2d):
             mod.running_mean.uniform_(-1, 1)

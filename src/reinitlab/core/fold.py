@@ -64,19 +64,19 @@ def fold_standardizations(model: nn.Module, example: torch.Tensor) -> tuple[nn.M
     names = standardized_modules(folded)
     if not names:
         return folded, report
-    try:
-        graph = fx.GraphModule(folded, _Tracer(set(names)).trace(folded))
-        ShapeProp(graph).propagate(example)
-    except Exception as e:  # noqa: BLE001 -- data-dependent control flow and the like
-        report.problems.append(f"the model cannot be traced by torch.fx ({type(e).__name__}), so where its "
-                               "standardized outputs go is unknown")
-        return None, report
-    calls = {}
-    for node in graph.graph.nodes:
-        if node.op == "call_module":
-            calls[node.target] = calls.get(node.target, 0) + 1
     plans = []
-    for name in names:
+    for name in names:  # one trace each, with only that module kept whole: its consumers are visible
+        try:
+            graph = fx.GraphModule(folded, _Tracer({name}).trace(folded))
+            ShapeProp(graph).propagate(example)
+        except Exception as e:  # noqa: BLE001 -- data-dependent control flow and the like
+            report.problems.append(f"the model cannot be traced by torch.fx ({type(e).__name__}), so where its "
+                                   "standardized outputs go is unknown")
+            return None, report
+        calls: dict[str, int] = {}
+        for node in graph.graph.nodes:
+            if node.op == "call_module":
+                calls[node.target] = calls.get(node.target, 0) + 1
         node = next(n for n in graph.graph.nodes if n.op == "call_module" and n.target == name)
         consumers, problem = _consumers(folded, node, calls)
         if problem:

@@ -76,8 +76,9 @@ def lr_at(step: int, total: int, peak: float, warmup: float) -> float:
 
 
 def initial_model(cfg: TrainConfig, bundle: DataBundle) -> nn.Module:
-    """The run's round-0 model: built under the seed's own init stream, so building it again from the
-    run's config gives the very same weights (analyses measure the distance from them)."""
+    """The run's round-0 model: built under the seed's own init stream, or loaded from `init_from`, so
+    building it again from the run's config gives the very same weights (analyses measure the
+    distance from them)."""
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(derive(cfg.seed, "init"))
         model = build_model(cfg.arch, bundle.channels, bundle.num_classes, cfg.width, cfg.resolution)

@@ -24,6 +24,7 @@ SUBCOMMANDS = [
     "reinitlab.analyses.cli",  # analyze
     "reinitlab.bench.benchmark",  # bench
     "reinitlab.trackers.cli",  # export
+    "reinitlab.train.export_cli",  # export-model
 ]
 
 
@@ -138,22 +139,27 @@ def cmd_train(args) -> int:
 
 def cmd_list(args) -> int:
     if args.what == "methods":
-        from .core.method import METHODS
-        for name, cls in METHODS.items():
-            opts = cls.options_text()
-            print(f"{name:10s} {cls.summary}" + (f"  [{opts}]" if opts else ""))
+        from .core.method import METHODS as registry
+        rows = {name: f"{cls.summary}" + (f"  [{cls.options_text()}]" if cls.options_text() else "")
+                for name, cls in registry.items()}
+    elif args.what == "archs":
+        from .models import ARCHS as registry
+        rows = {name: info.description for name, info in registry.items()}
+    elif args.what == "analyses":
+        from .analyses import ANALYSES as registry
+        rows = {name: analysis.summary for name, analysis in registry.items()}
+    else:
+        from .data import DATASETS as registry
+        rows = {name: f"{info.num_classes:4d} classes  {info.train_size:6d} train  {info.test_size:6d} test  "
+                      f"{info.resolution:3d}px  {info.description}" for name, info in registry.items()}
+    width = {"methods": 10, "archs": 12, "analyses": 13}.get(args.what, 20)
+    for name, text in rows.items():
+        plugin = registry.plugin_of(name)
+        print(f"{name:{width}s} {text}" + (f"  (plugin: {plugin})" if plugin else ""))
+    if args.what == "methods":
         # stdout stays one row per registry name (scripts read it); the note goes to the terminal
         print("every method that re-draws also takes redraw=fresh (or init, rewind, peer) and rewind_epoch "
               "(with redraw=rewind: round 0's epoch whose weights are the source, default 1)", file=sys.stderr)
-    elif args.what == "archs":
-        from .models import ARCHS
-        for name, info in ARCHS.items():
-            print(f"{name:12s} {info.description}")
-    else:
-        from .data import DATASETS
-        for name, info in DATASETS.items():
-            print(f"{name:20s} {info.num_classes:4d} classes  {info.train_size:6d} train  {info.test_size:6d} test  "
-                  f"{info.resolution:3d}px  {info.description}")
     return 0
 
 
@@ -185,8 +191,8 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--quiet", action="store_true", help="no progress output")
     t.set_defaults(func=cmd_train)
 
-    ls = sub.add_parser("list", help="list registered methods, archs or datasets")
-    ls.add_argument("what", choices=["methods", "archs", "datasets"])
+    ls = sub.add_parser("list", help="list registered methods, archs, datasets or analyses (plugins included)")
+    ls.add_argument("what", choices=["methods", "archs", "datasets", "analyses"])
     ls.set_defaults(func=cmd_list)
 
     g = sub.add_parser("groups", help="show an architecture's parameter groups: modules, parameters, share",

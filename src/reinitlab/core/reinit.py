@@ -66,7 +66,11 @@ class Reinitializer:
         self.rewound: dict[str, torch.Tensor] | None = None  # weights after epoch rewind_epoch of round 0
         self.rewound_at: dict | None = None
         self.epochs_seen: dict[int, int] = {}  # round -> epochs ended (end_epoch calls)
-        self.standardized: dict[str, int] = {}  # group -> channels of its frozen standardization
+        # group -> channels of its frozen standardization; a model that arrives with some (the weights of
+        # an LW run loaded as the start, init_from) keeps them frozen, and LW never estimates them again
+        self.standardized: dict[str, int] = {
+            g: len(found[0]) for g in self.groups.names
+            if (found := standardization_of(model.get_submodule(self.groups.output[g]))) is not None}
         self.history: list[dict] = []
         self.in_round_log: list[dict] = []  # per round with in-round events: count and elements replaced
 
@@ -251,8 +255,10 @@ class Reinitializer:
         self.rewound, self.rewound_at = state.get("rewound"), state.get("rewound_at")
         self.method.load_state_dict(state.get("method", {}))
         for group, channels in state["standardized"].items():
-            placeholder = torch.zeros(channels)
-            insert_standardize(self.model, self.groups.output[group], placeholder, placeholder + 1)
+            module = self.groups.output[group]
+            if standardization_of(self.model.get_submodule(module)) is None:  # else: it came with the model
+                placeholder = torch.zeros(channels)
+                insert_standardize(self.model, module, placeholder, placeholder + 1)
             self.standardized[group] = channels
 
     def standardizations(self) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:

@@ -42,6 +42,8 @@ class TrainConfig:
     data_seed        seed of the subset, the validation split and the label noise; none = the model seed
     resolution       image side in pixels; none = the dataset's default
     data_dir         where the dataset's files are; none = the cache folder ($REINITLAB_DATA)
+    init_from        a finished run folder or a state_dict file whose final weights start round 0; none = a fresh draw
+    init_from_sha256  hash of the init_from weights, filled in when the run is resolved; set it to pin the weights
     rounds           R, reset rounds after round 0; none = the architecture's full LW budget (K-1)
     epochs           E, epochs per round; `long` trains (R+1)*E epochs in one round
     patience         end a round once training accuracy is 100% this many epochs in a row; 0 = never
@@ -77,6 +79,8 @@ class TrainConfig:
     data_seed: int | None = None  # subset, val split, label noise; None = same as seed
     resolution: int | None = None  # None = the dataset's default
     data_dir: str | None = None
+    init_from: str | None = None  # a run folder or state_dict file (train/init_from.py); None = the seed's own draw
+    init_from_sha256: str | None = None  # resolved: the hash of the weights init_from holds (provenance)
     rounds: int | None = None  # R after round 0; None = the architecture's full LW budget (K-1)
     epochs: int = 15  # per round (E); `long` trains (R+1)*E epochs in one round
     patience: int = 0  # >0: end a round once train acc is 100% for this many epochs in a row

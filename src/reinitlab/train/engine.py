@@ -33,6 +33,7 @@ from ..speed.tune import accelerate
 from ..util.errors import ReinitlabWarning, UserError
 from ..util.files import read_json
 from ..util.seeding import derive, generator
+from . import init_from
 from .config import TrainConfig
 from .resolve import Prepared, prepare
 
@@ -75,11 +76,19 @@ def lr_at(step: int, total: int, peak: float, warmup: float) -> float:
 
 
 def initial_model(cfg: TrainConfig, bundle: DataBundle) -> nn.Module:
-    """The run's round-0 model: built under the seed's own init stream, so building it again from the
-    run's config gives the very same weights (analyses measure the distance from them)."""
+    """The run's round-0 model: built under the seed's own init stream, or loaded from `init_from`, so
+    building it again from the run's config gives the very same weights (analyses measure the
+    distance from them)."""
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(derive(cfg.seed, "init"))
-        return build_model(cfg.arch, bundle.channels, bundle.num_classes, cfg.width, cfg.resolution)
+        model = build_model(cfg.arch, bundle.channels, bundle.num_classes, cfg.width, cfg.resolution)
+    if cfg.init_from is not None:  # another run's weights (init_from.py), checked against the resolved hash
+        source = init_from.load(cfg.init_from)
+        if cfg.init_from_sha256 is not None and source.sha256 != cfg.init_from_sha256:
+            raise UserError(f"init_from={cfg.init_from}: its weights changed since this run was resolved (sha256 "
+                            f"{source.sha256}, the run's config says {cfg.init_from_sha256})")
+        init_from.apply(model, source)
+    return model
 
 
 class Engine:

@@ -48,9 +48,10 @@ lint: setup-test
 	$(BIN)/ruff check .
 
 # The site from docs/ (mkdocs.yml); --strict fails on a broken link, anchor or API reference. The
-# generated parts of the pages are checked by the tests (scripts/gen_docs.py --check).
+# generated parts of the pages are checked by the tests (scripts/gen_docs.py --check). Never --quiet:
+# it hides the warnings that --strict counts, and a broken link would pass.
 docs: setup-docs
-	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --quiet
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict
 
 clean:
 	rm -rf $(VENV) runs site .pytest_cache

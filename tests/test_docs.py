@@ -94,3 +94,17 @@ def test_the_site_navigation_names_every_page_and_only_pages_that_exist():
     nav = (ROOT / "mkdocs.yml").read_text().split("\nnav:\n", 1)[1]
     named = set(re.findall(r"^\s+- (?:[^:#\n]+: )?([\w.-]+\.md)\s*$", nav, re.M))
     assert named == {p.name for p in DOCS.glob("*.md")}
+
+
+def test_the_architecture_page_gives_every_folder_the_layer_the_layering_test_enforces():
+    from test_layout import LAYERS
+    text = (DOCS / "architecture.md").read_text()
+    rows = re.findall(r"^\| (\d+) \| (.+?) \|", text, re.M)
+    documented = {name.strip("`/").removesuffix(".py"): int(layer) for layer, names in rows
+                  for name in re.findall(r"`([\w./]+)`", names)}
+    enforced = {name: layer for layer, names in LAYERS.items() for name in names
+                if (ROOT / "src" / "reinitlab" / name).is_dir() or (ROOT / "src" / "reinitlab" / f"{name}.py").exists()}
+    assert documented == enforced
+    present = {p.name.removesuffix(".py") for p in (ROOT / "src" / "reinitlab").iterdir()
+               if not p.name.startswith("_") and (p.is_dir() and (p / "__init__.py").exists() or p.suffix == ".py")}
+    assert present == set(documented)

@@ -33,6 +33,7 @@ def test_make_run_installs_the_package_alone_and_make_test_adds_the_extras(tmp_p
 def test_make_docs_installs_the_docs_extra_and_builds_strictly_and_ci_runs_it(tmp_path):
     docs = planned("docs", tmp_path)
     assert 'pip install -q -e ".[docs]"' in docs and "mkdocs build --strict" in docs
+    assert "--quiet" not in docs and " -q " not in docs.split("mkdocs build")[1]  # quiet drops the warnings strict counts
     extra = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["optional-dependencies"]["docs"]
     assert {"mkdocs", "mkdocs-material", "mkdocstrings[python]"} <= {d.split(">")[0].split("=")[0] for d in extra}
     ci = (ROOT / ".ci" / "run").read_text()

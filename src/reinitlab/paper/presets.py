@@ -76,7 +76,7 @@ def sizes() -> dict:
 
 @preset
 def claims() -> dict:
-    """Do the paper's five claims (SPEC, The paper's claims) hold here? Every claim tested, with a verdict.
+    """Do the paper's five claims hold here? Every claim tested, with a verdict.
 
     Command: reinitlab study claims --out runs/claims && reinitlab report runs/claims
              any dataset or architecture: --set 'datasets=["cifar10"]' --set 'archs=["resnet18"]'
@@ -108,7 +108,7 @@ def claims() -> dict:
     """
     return {
         "name": "claims",
-        "description": "the paper's five claims (SPEC, The paper's claims): fashion-mnist-small, cnn, 6 methods x sizes 500/2000 x "
+        "description": "the paper's five claims: fashion-mnist-small, cnn, 6 methods x sizes 500/2000 x "
                        "label noise 0/0.2 x 4 seeds, every analysis on every run",
         "datasets": ["fashion-mnist-small"],
         "archs": ["cnn"],

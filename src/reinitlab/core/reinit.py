@@ -1,22 +1,28 @@
 """`Reinitializer`: one method applied to one model, usable from any training loop.
 
-    reinit = Reinitializer(model, "lw", rounds=3)       # records initial norms now
+The complete pattern (the README's own-loop example runs it): the loop calls the reinitializer at
+four points, and each call is a no-op for the methods that do not need it, so one loop serves every
+method.
+
+    reinit = Reinitializer(model, "lw", rounds=3)        # records the initial norms now
     for r in range(reinit.rounds + 1):
         if r:
-            reinit.reset(r, data=train_loader)           # the method's event, against its re-draw source
-        optimizer = make_optimizer(model)                # a fresh optimizer every round
-        train(model, optimizer)
+            reinit.reset(r, data=batches)                 # the method's reset event starts round r
+        opt = make_optimizer(model)                       # a fresh optimizer every round
+        step = 0
+        for epoch in range(1, epochs + 1):
+            for x, y in batches():
+                loss = loss_fn(model(x), y)
+                extra = reinit.loss_term(r)               # l2init's penalty, else None
+                opt.zero_grad()
+                (loss if extra is None else loss + extra).backward()
+                opt.step()
+                step += 1
+                reinit.after_step(r, step, opt, data=batches)  # in-round events (swr, redo:every)
+            reinit.end_epoch(r, epoch, last=epoch == epochs, optimizer=opt, data=batches)  # rewind, sp:every_epochs
 
-Methods that act during training need three more calls from the loop (each a no-op for the
-methods that do not):
-
-        loss = loss_fn(model(x), y)
-        extra = reinit.loss_term()                       # l2init's penalty, else None
-        (loss if extra is None else loss + extra).backward()
-        optimizer.step()
-        reinit.after_step(r, step, optimizer, data=...)  # in-round events every N steps (swr, redo:every)
-    ...
-    reinit.end_epoch(r, epoch, last=..., optimizer=optimizer, data=...)  # rewind snapshots, sp:every_epochs
+`data` is training batches without augmentation: an iterable of (x, y) (a DataLoader), a tuple of
+tensors, or a callable returning either; the methods that score or standardize read a few of them.
 """
 from __future__ import annotations
 

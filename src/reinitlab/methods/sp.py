@@ -4,7 +4,7 @@ their code does); `every_epochs=N` also applies it inside each round, after ever
 from dataclasses import dataclass
 from typing import Literal
 
-from ..core.method import Method, ResetContext, register
+from ..core.method import Fidelity, Method, ResetContext, register
 from ..core.reset import Action, ResetEvent
 from .base import in_range
 
@@ -27,6 +27,17 @@ class SP(Method):
     name = "sp"
     summary = "shrink and perturb every tensor: w = shrink*w + perturb*fresh"
     Options = SPOptions
+    fidelity = (
+        Fidelity("BatchNorm running statistics are kept",
+                 "taken from the fresh model",
+                 "`buffers=fresh`"),
+        Fidelity("applied at every round start (same data)",
+                 "before training on each new chunk of data",
+                 "— (the protocol's rounds are the chunks); `every_epochs=N` also applies it inside rounds"),
+        Fidelity("w = 0.4·w + 0.1·fresh",
+                 "the FIRE authors' harness: w = (1−c)·w + c·w0 on the parameters",
+                 "`sp:shrink=0.8,perturb=0.2,redraw=init` for c = 0.2"),
+    )
 
     def event(self, ctx: ResetContext) -> ResetEvent:
         o = self.options

@@ -28,7 +28,7 @@ from ..util.errors import UserError
 from ..util.files import read_json_dict
 
 MARKERS = ("config.json", "result.json", "error.json")
-# The axes every study has; any other axis of a run (issue 11: rounds, epochs, lr, ...) is a setting.
+# The axes every study has; any other axis of a run (rounds, epochs, lr, ...) is a setting.
 STANDARD_AXES = ("dataset", "arch", "train_size", "label_noise", "method", "seed")
 REFERENCES = ("baseline", "long")
 FOCUS = "lw"  # the method of interest: shown right after the references, named in the answer
@@ -225,7 +225,7 @@ def _canonical(spec: str) -> str:
         return spec
 
 
-def settings_of(r: RunRecord, names: Iterable[str]) -> tuple[tuple[str, Any], ...]:
+def combo_settings(r: RunRecord, names: Iterable[str]) -> tuple[tuple[str, Any], ...]:
     """The (key, value) pairs of the run's extra axes among `names`, sorted by key: the `settings`
     part of its combination."""
     return tuple(sorted((k, r.axes[k]) for k in names if k in r.axes))

@@ -42,6 +42,7 @@ class Report:
     why: Why | None = None
     claims: list | None = None  # claims.Claim, when the study has lw runs
     provenance: StudyProvenance | None = None
+    answer: str = ""  # the Answer section's Markdown (with the mixed-runs warning, if any); "" without one
 
 
 def gather(paths: str | Path | list, out: str | Path | None = None) -> tuple[Collected, Path]:
@@ -69,8 +70,9 @@ def make_report(root: str | Path | list, out: str | Path | None = None) -> Repor
     name = ((col.study or {}).get("definition") or {}).get("name") or root.name
     title = (f"{len(col.runs)} runs compared" if col.loose else f"Study {name}") + ": reinitialization results"
     plots = make_plots(col, root / "plots")
-    head = [p for p in (answer_part(answer(tables)), settings_part(settings_of(col)),
-                        runs_part(col) if col.loose else None) if p is not None]
+    answered = answer_part(answer(tables))
+    head = [p for p in (answered, settings_part(settings_of(col)), runs_part(col) if col.loose else None)
+            if p is not None]
     rel = [(p.relative_to(root).as_posix(), cap) for p, cap in plots]
     md = to_markdown(tables, title, rel, head=[part_markdown(p, root) for p in head])
     ctx = ReportContext(col, root, root / "plots", tables, load_values(col), build_catalog())
@@ -92,5 +94,8 @@ def make_report(root: str | Path | list, out: str | Path | None = None) -> Repor
     atomic_write_bytes(files[2], render(tables, title, plots, meta, parts, warnings=[prov.warning()] if prov.mixed
                                         else [], head=head).encode())
     part_plots = [p for part in parts for p, _ in part.plots]
+    short = part_markdown(answered, root).rstrip("\n") if answered else ""
+    if short and prov.mixed:
+        short = f"> **{prov.warning()}**\n\n{short}"
     return Report(md, tables, files + [p for p, _ in plots] + part_plots, ctx.found.get("why"), ctx.found.get("claims"),
-                  prov)
+                  prov, short)

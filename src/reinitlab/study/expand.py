@@ -19,12 +19,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import torch
-
 from ..core.method import METHODS, make_method, parse_spec, warn_budget
 from ..data import check_dataset
 from ..data.split import pool_size
-from ..models import build_model, check_arch
+from ..models import check_arch
 from ..train.config import TrainConfig
 from ..util.errors import UserError
 from .definition import FULL, StudyDefinition, value_text
@@ -103,18 +101,16 @@ def run_id(dataset: str, arch: str, train_size: int | None, noise: float, method
 
 def full_rounds(defn: StudyDefinition, arch: str) -> int:
     """The architecture's full LW budget K-1 (groups stem, blocks, head)."""
-    return arch_groups(defn, arch).K - 1
+    return study_groups(defn, arch).K - 1
 
 
-def arch_groups(defn: StudyDefinition, arch: str):
+def study_groups(defn: StudyDefinition, arch: str):
     """The groups of `arch` as the study's first dataset builds it (no data read)."""
-    from ..core.groups import groups_of
+    from ..train.preview import arch_groups
     base = TrainConfig.from_dict(defn.settings)
-    info = check_dataset(defn.datasets[0])
     width = defn.extra_axes.get("width", [base.width])[0]  # the number of groups does not depend on it
     resolution = defn.extra_axes.get("resolution", [base.resolution])[0]
-    with torch.random.fork_rng(devices=[]):  # a probe; the caller's RNG stays as it was
-        return groups_of(build_model(arch, info.channels, info.num_classes, width, resolution or info.resolution))
+    return arch_groups(arch, defn.datasets[0], width, resolution)[1]
 
 
 def budget_label(defn: StudyDefinition, b: Budget) -> str:
@@ -142,7 +138,7 @@ def budgets(defn: StudyDefinition) -> dict[str, Budget]:
         else:
             rounds = [base.rounds if base.rounds is not None else full_rounds(defn, arch)]
         if any(m.resets for m in methods):
-            probe = arch_groups(defn, arch)
+            probe = study_groups(defn, arch)
             for r in rounds:
                 for m in methods:  # once here for the whole study; the runs' own checks stay quiet
                     warn_budget(m, r, probe)

@@ -33,7 +33,7 @@ FINISHED = ("finished", "diverged")  # result.json states: never redone
 
 
 @dataclass
-class RunState:
+class RunStatus:
     status: str  # finished | diverged | failed | partial | pending
     result: dict | None = None
     error: dict | None = None
@@ -43,17 +43,17 @@ class RunState:
         return self.status in FINISHED
 
 
-def folder_state(d: Path) -> RunState:
+def folder_state(d: Path) -> RunStatus:
     """A run folder's state from its files alone (a study's or any `train` output)."""
     result = read_json_dict(d / "result.json")
     if result is not None and result.get("status") in FINISHED:
-        return RunState(result["status"], result=result)
+        return RunStatus(result["status"], result=result)
     error = read_json_dict(d / "error.json")
     if error is not None:
-        return RunState("failed", error=error)
+        return RunStatus("failed", error=error)
     if (d / "config.json").exists():
-        return RunState("partial")
-    return RunState("pending")
+        return RunStatus("partial")
+    return RunStatus("pending")
 
 
 class Store:
@@ -80,7 +80,7 @@ class Store:
         return self.root / "journal.jsonl"
 
     # ---- run states ----------------------------------------------------------------------
-    def state(self, run_id: str) -> RunState:
+    def state(self, run_id: str) -> RunStatus:
         return folder_state(self.run_dir(run_id))
 
     def is_running(self, run_id: str) -> bool:

@@ -26,7 +26,7 @@ Tracker = Literal["none", "tensorboard", "mlflow", "wandb"]  # trackers/: one fi
 
 @dataclass
 class TrainConfig:
-    """One run: which data, which model, which method, how to train. Defaults follow SPEC 2.
+    """One run: which data, which model, which method, how to train. Defaults follow SPEC, Training and data protocol.
 
     Settings (the `--set KEY=VALUE` keys; `reinitlab train --help` prints this table with each
     key's type and default, and `test_cli_help` fails when a field is missing here):

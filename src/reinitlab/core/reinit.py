@@ -186,8 +186,9 @@ class Reinitializer:
         params = dict(self.model.named_parameters())
         source = self.source(event, round_, step=step)
         redrawn = apply_event(self.model, self.groups, event, source)
-        replaced = 0
+        replaced = changed = 0
         for name, act in event.actions.items():
+            changed += act.changed(tuple(params[name].shape))
             mask = act.replaced(tuple(params[name].shape))
             if mask is None:
                 continue
@@ -198,16 +199,18 @@ class Reinitializer:
             self._standardize_after(event.normalize_after, batches())
         log = self.in_round_log[-1] if self.in_round_log and self.in_round_log[-1]["round"] == round_ else None
         if log is None:
-            log = {"round": round_, "events": 0, "replaced_elements": 0}
+            log = {"round": round_, "events": 0, "replaced_elements": 0, "changed_elements": 0}
             self.in_round_log.append(log)
         log["events"] += 1
         log["replaced_elements"] += replaced
+        log["changed_elements"] = log.get("changed_elements", 0) + changed
         return {"round": round_, "step": step, "event": event.description, "redrawn_fraction": redrawn}
 
-    def in_round_count(self, round_: int) -> tuple[int, int]:
-        """(in-round events, elements they replaced) in round `round_` so far."""
+    def in_round_count(self, round_: int) -> tuple[int, int, int]:
+        """(in-round events, elements they replaced, elements they changed) in round `round_` so far:
+        replaced = re-drawn or zeroed (SWR, ReDo), changed also counts shrunk or perturbed (sp)."""
         log = next((r for r in self.in_round_log if r["round"] == round_), None)
-        return (log["events"], log["replaced_elements"]) if log else (0, 0)
+        return (log["events"], log["replaced_elements"], log.get("changed_elements", 0)) if log else (0, 0, 0)
 
     # ---- what it is given --------------------------------------------------------------------
     def _check_round(self, call: str, round_: Any, lo: int) -> None:

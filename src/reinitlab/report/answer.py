@@ -170,8 +170,8 @@ def epochs_trained(col: Collected, combo: Combo) -> dict[str, list[int]]:
 def budget_sentence(budgets: dict[str, list[int]], methods: list[str]) -> str:
     """"Epochs trained: lw 9, baseline 3; not compute-matched: ..." for loose runs."""
     names = [m for m in methods if m in budgets]
-    if not names:
-        return ""
+    if len(names) < 2:
+        return ""  # nothing compared
     values = {e for m in names for e in budgets[m]}
     if len(values) == 1:
         return f"Compute-matched: every run trained {values.pop()} epochs."

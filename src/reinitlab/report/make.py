@@ -138,6 +138,8 @@ def make_report(root: str | Path | list, out: str | Path | None = None, skip_bad
 
 
 def skipped_warning(col: Collected) -> str:
-    """What the report leaves out or counts once, and why, in one paragraph."""
-    return f"{len(col.skipped)} run folder(s) left out or counted once: " + "; ".join(
-        why if why.startswith(folder) else f"{folder}: {why}" for folder, why in col.skipped) + "."
+    """What the report leaves out or counts once, and why, in one paragraph (a conflict, which
+    leaves out two folders, is said once)."""
+    folders = {folder for folder, _ in col.skipped}
+    whys = dict.fromkeys(why if folder in why else f"{folder}: {why}" for folder, why in col.skipped)
+    return f"{len(folders)} run folder(s) left out or counted once: " + "; ".join(whys) + "."

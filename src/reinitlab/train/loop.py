@@ -140,14 +140,15 @@ def run_epoch(ctx: RunContext, opt, call: Hooks) -> bool:
     return finite
 
 
-def in_round_counts(eng: Engine, round_: int, since: tuple[int, int] = (0, 0)) -> dict:
-    """In-round events of `round_` and the elements they replaced, since the count `since` (an epoch's
-    share for metrics.jsonl, the whole round for result.json); {} for a method that never acts
-    within a round. A run whose method never acted shows 0 here, not silence."""
+def in_round_counts(eng: Engine, round_: int, since: tuple[int, ...] = (0, 0, 0)) -> dict:
+    """In-round events of `round_`, the elements they replaced (re-drawn or zeroed) and changed
+    (also shrunk or perturbed), since the count `since` (an epoch's share for metrics.jsonl, the
+    whole round for result.json); {} for a method that never acts within a round. A run whose
+    method never acted shows 0 here, not silence."""
     if not eng.reinit.method.in_round:
         return {}
-    events, replaced = eng.reinit.in_round_count(round_)
-    return {"in_round_events": events - since[0], "in_round_replaced": replaced - since[1]}
+    now = eng.reinit.in_round_count(round_)
+    return {f"in_round_{k}": a - b for k, a, b in zip(("events", "replaced", "changed"), now, since, strict=True)}
 
 
 def result_of(ctx: RunContext, diverged_at: dict | None) -> dict:
@@ -165,7 +166,9 @@ def result_of(ctx: RunContext, diverged_at: dict | None) -> dict:
     }
     if eng.reinit.method.in_round:  # the run's in-round events in all: 0 says it never acted
         log = eng.reinit.in_round_log
-        result.update(in_round_events=sum(r["events"] for r in log), in_round_replaced=sum(r["replaced_elements"] for r in log))
+        result.update(in_round_events=sum(r["events"] for r in log),
+                      in_round_replaced=sum(r["replaced_elements"] for r in log),
+                      in_round_changed=sum(r.get("changed_elements", 0) for r in log))
     if diverged_at:
         result["diverged_at"] = diverged_at
     return result

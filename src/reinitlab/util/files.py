@@ -99,12 +99,15 @@ def code_problem(path: Path) -> str | None:
     """Why a torch file must not be unpickled, or None: it names globals (functions, classes) beyond
     the tensors and plain values torch's data-only reader allows, e.g. `posix.system`. A static look
     at its pickle: nothing in it runs. Torn or garbled files: `checkpoint_problem`."""
+    import zipfile
     try:
+        with zipfile.ZipFile(path):  # the central directory only: a torn file has none
+            pass
         unsafe = torch.serialization.get_unsafe_globals_in_checkpoint(path)
-    except OSError:
-        raise
-    except Exception as e:  # not a torch zip archive at all
-        return f"not a torch checkpoint ({type(e).__name__}: {e})"
+    except (PermissionError, FileNotFoundError, IsADirectoryError):
+        raise  # the environment, not the file's content
+    except Exception as e:  # torn, or not a torch archive (torch's reader says EINVAL for some)
+        return f"not a complete checkpoint ({type(e).__name__}: {' '.join(str(e).split())[:120]})"
     if unsafe:
         return (f"holds code, not only data (it would call {', '.join(sorted(unsafe)[:3])} when unpickled); "
                 "reinitlab never writes that, so the file was altered or made by other code")

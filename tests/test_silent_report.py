@@ -191,17 +191,26 @@ def test_long_is_called_compute_matched_only_when_it_is(tmp_path, long_epochs, m
     assert ("Compute-matched: every run trained 9 epochs." in text) is matched
 
 
-def test_a_study_report_refuses_a_damaged_run_folder_too(tmp_path):
+def test_a_study_report_refuses_what_it_cannot_read_around(tmp_path):
+    """A study redoes a run whose result.json is torn and lists every run's config in runs.json, so
+    its report reads around those (tests/test_reliability_damage.py); a model.pt holding code, or the
+    torn config.json of a run that runs.json does not list, it cannot."""
     study = tmp_path / "study"
     d = train_folder(study / "runs" / "toy" / "lw" / "seed0", "lw")
     train_folder(study / "runs" / "toy" / "baseline" / "seed0", "baseline")
     (study / "study.json").write_text(json.dumps({"definition": {"name": "s", "methods": ["baseline", "lw"]}}))
+    marker = tmp_path / MARKER
+    plant_torch(d / "model.pt", marker)
+    with pytest.raises(UserError, match=f"{d}/model.pt: holds code, not only data"):
+        make_report(study)
+    (d / "model.pt").unlink()
     truncate(d / "config.json")
     with pytest.raises(UserError, match=f"{d}/config.json: unreadable"):
         make_report(study)
     with pytest.warns(UserWarning, match="left out of the report: .*config.json: unreadable"):
         rep = make_report(study, skip_bad=True)
     assert {m for c in rep.tables.cells.values() for m in c} == {"baseline"}
+    assert not marker.exists()
 
 
 def test_unpickling_the_payload_would_have_run_it(tmp_path):

@@ -137,7 +137,11 @@ def collect(root: str | Path, skip_bad: bool = False) -> Collected:
     extra = extra_axes_of(study)
     records, skipped = [], []
     for rid in sorted(folders | set(listed)):
-        problem = folder_problem(store.run_dir(rid))
+        # A study redoes a run whose result.json is torn (store.clean_for_attempt), so the report
+        # counts it as unfinished, and a torn config.json is replaced by runs.json's; what cannot be
+        # read around is refused: code in model.pt or ckpt.pt, a config that runs.json does not list.
+        problem = folder_problem(store.run_dir(rid), json_files=() if rid in listed else ("config.json",),
+                                 metrics=False)
         if problem:
             _refuse_or_skip(problem, skip_bad, skipped, store.run_dir(rid))
             continue

@@ -84,12 +84,12 @@ JSON_FILES = ("config.json", "result.json", "error.json", "analysis.json")
 TORCH_FILES = ("model.pt", "ckpt.pt")
 
 
-def folder_problem(d: Path) -> str | None:
+def folder_problem(d: Path, json_files: tuple[str, ...] = JSON_FILES, metrics: bool = True) -> str | None:
     """Why run folder `d` cannot be read as it stands, naming the file, or None. Files a run writes
-    atomically must parse whole; metrics.jsonl may end in a line a kill cut short, but no other
-    line may be broken; model.pt and ckpt.pt must be complete and hold data only (a static look:
-    nothing in them is unpickled, and their weights are not read)."""
-    for name in JSON_FILES:
+    atomically (`json_files`) must parse whole; metrics.jsonl may end in a line a kill cut short, but
+    no other line may be broken; model.pt and ckpt.pt must be complete and hold data only (a static
+    look: nothing in them is unpickled, and their weights are not read)."""
+    for name in json_files:
         f = d / name
         if not f.exists():
             continue
@@ -102,7 +102,8 @@ def folder_problem(d: Path) -> str | None:
         if name == "result.json" and data.get("status") not in ("finished", "diverged"):
             return f"{f}: not a finished run's result (status {data.get('status')!r})"
     try:
-        read_jsonl(d / "metrics.jsonl")
+        if metrics:
+            read_jsonl(d / "metrics.jsonl")
     except (OSError, ValueError) as e:
         return f"{d / 'metrics.jsonl'}: a broken line ({short(e)})"
     for name in TORCH_FILES:

@@ -151,3 +151,13 @@ def test_the_report_names_a_method_that_never_acted(tmp_path, bundle):
     assert "| in-round events |" in rep.markdown
     row = next(line for line in rep.markdown.splitlines() if line.startswith("| swr"))
     assert row.rstrip(" |").endswith("0")
+
+
+def test_train_prints_the_in_round_events(tmp_path, capsys):
+    """sp after epoch 1 of each 2-epoch round: 2 events, said on the line train ends with."""
+    args = ["--dataset", "fashion-mnist-small", "--train-size", "100", "--width", "0.25", "--set", "threads=1",
+            "--set", "round_log=false", "--quiet", "--epochs", "2", "--rounds", "1"]
+    assert main(["train", "--method", "sp:every_epochs=1", *args, "--out", str(tmp_path / "sp")]) == 0
+    assert "in-round events 2  " in capsys.readouterr().out
+    assert main(["train", "--method", "fc", *args, "--out", str(tmp_path / "fc")]) == 0
+    assert "in-round" not in capsys.readouterr().out

@@ -154,7 +154,8 @@ def cmd_train(args) -> int:
         return 1
     print(f"test_acc {result['test_acc']:.4f}  val_acc {result['val_acc'] if result['val_acc'] is None else round(result['val_acc'], 4)}  "
           f"train_acc {result['train_acc']:.4f}  rounds {result['rounds']}  epochs {result['epochs_total']}  "
-          f"{result['seconds']:.1f}s  -> {args.out}")
+          + (f"in-round events {result['in_round_events']}  " if "in_round_events" in result else "")
+          + f"{result['seconds']:.1f}s  -> {args.out}")
     return 0
 
 

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from .train.config import TrainConfig, setting_help
 from .util.errors import ReinitlabWarning, UserError, unknown_message
-from .util.options import parse_assignment, type_name
+from .util.options import parse_assignments, same_value, type_name
 from .version import __version__
 
 # Each feature owns its subcommand: a module with `add_parser(subparsers)` that sets `func`.
@@ -28,7 +28,26 @@ SUBCOMMANDS = [
 ]
 
 
+class _StoreOnce(argparse._StoreAction):
+    """An option given twice with different values is refused (argparse keeps the last one silently,
+    so `--epochs 3 --epochs 5` would train 5 epochs and say nothing); the same value twice is fine."""
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        given = namespace.__dict__.setdefault("_given_flags", {})
+        if option_string is not None:
+            if self.dest in given and given[self.dest][1] != values:
+                first, value = given[self.dest]
+                raise UserError(f"{first} {value} and {option_string} {values} disagree; give {option_string} once")
+            given[self.dest] = (option_string, values)
+        setattr(namespace, self.dest, values)
+
+
 class _Parser(argparse.ArgumentParser):
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.register("action", None, _StoreOnce)
+        self.register("action", "store", _StoreOnce)
+
     def error(self, message):  # one line, exit 2, like every other bad input
         # main() prefixes "reinitlab: " once; the subcommand ("train", "data info") says where
         where = self.prog.partition(" ")[2]
@@ -99,15 +118,18 @@ def settings_epilog(width: int = 100) -> str:
 
 
 def _train_config(args) -> TrainConfig:
-    values = {}
+    """The run's settings from train's own options and --set; one setting given both ways with
+    different values (`--epochs 3 --set epochs=5`) is refused, not resolved by a silent precedence."""
+    values, flags = {}, {}
     for key in TRAIN_OPTIONS:
         v = getattr(args, key, None)
         if v is not None:
-            values[key] = v
-    for item in args.set or []:
-        k, v = parse_assignment(item)
+            values[key], flags[key] = v, f"--{key.replace('_', '-')} {v}"
+    for k, v in parse_assignments(args.set).items():
         if k in NOT_SETTABLE:
             raise UserError("method options go in the method spec, e.g. --method lw:rescale=false,order=top_down")
+        if k in flags and not same_value(values[k], v):
+            raise UserError(f"{flags[k]} and --set {k}={v} disagree; give {k} once")
         values[k] = v
     return TrainConfig.from_dict(values)
 
@@ -133,7 +155,8 @@ def cmd_train(args) -> int:
         return 1
     print(f"test_acc {result['test_acc']:.4f}  val_acc {result['val_acc'] if result['val_acc'] is None else round(result['val_acc'], 4)}  "
           f"train_acc {result['train_acc']:.4f}  rounds {result['rounds']}  epochs {result['epochs_total']}  "
-          f"{result['seconds']:.1f}s  -> {args.out}")
+          + (f"in-round events {result['in_round_events']}  " if "in_round_events" in result else "")
+          + f"{result['seconds']:.1f}s  -> {args.out}")
     return 0
 
 
@@ -222,18 +245,26 @@ def _show_warning(message, category, filename, lineno, file=None, line=None):
 _python_show_warning = warnings.showwarning
 
 
+# The commands that resume what they were writing when they are run again.
+RESUMING = ("train", "study")
+
+
 def main(argv: list[str] | None = None) -> int:
     shown, warnings.showwarning = warnings.showwarning, _show_warning
+    command = None
     try:
         args = build_parser().parse_args(argv)
+        command = args.command
         return args.func(args)
     except UserError as e:  # one line, whatever the message quotes (a parser's error may span lines)
         print("reinitlab: " + " ".join(part.strip() for part in str(e).splitlines() if part.strip()), file=sys.stderr)
         return e.exit_code
     except OSError as e:  # disk full, permissions, vanished files: the environment, not a bug
         where = f"{e.filename}: " if getattr(e, "filename", None) else ""
-        print(f"reinitlab: {where}{e.strerror or e}; files written before this point are intact "
-              "(run the same command again to resume)", file=sys.stderr)
+        # only a command that resumes may promise it; the others say what failed and no more
+        hint = ("; files written before this point are intact (run the same command again to resume)"
+                if command in RESUMING else "")
+        print(f"reinitlab: {where}{e.strerror or e}{hint}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print("reinitlab: interrupted; run the same command again to resume", file=sys.stderr)

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn as nn
 
-from ..core.method import Fidelity, Method, ResetContext, register
+from ..core.method import Cadence, Fidelity, Method, ResetContext, register
 from ..core.reset import Action, ResetEvent, preserve_buffers
 from .base import in_range
 
@@ -137,6 +137,9 @@ class ReDo(Method):
     @property
     def in_round(self) -> bool:
         return self.options.every > 0
+
+    def cadence(self) -> Cadence | None:
+        return Cadence("step", self.options.every, "every") if self.options.every > 0 else None
 
     def step_event(self, ctx: ResetContext) -> ResetEvent | None:
         if ctx.step % self.options.every:

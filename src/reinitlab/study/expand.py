@@ -9,7 +9,9 @@ done.
 
 Every expanded run passes the checks that need no data: TrainConfig types and ranges, the method and
 its options, the architecture, the dataset name and the training-set size against the dataset's
-size. So a typo fails before anything is written, not as a failed run hours later.
+size, and a method whose in-round events could never fire in its runs' schedule (swr's `every` beyond
+a round's steps) is refused. So a typo fails before anything is written, not as a failed run hours
+later, and no method is reported that never acted.
 """
 from __future__ import annotations
 
@@ -24,6 +26,7 @@ from ..data import check_dataset
 from ..data.split import pool_size
 from ..models import check_arch
 from ..train.config import TrainConfig
+from ..train.engine import Schedule
 from ..util.errors import UserError
 from .definition import FULL, StudyDefinition, value_text
 
@@ -185,6 +188,7 @@ def expand(defn: StudyDefinition, require_data: bool = True) -> tuple[list[RunSp
         if key not in checked:  # a full check per combination, not per seed: the paper has 1440 runs
             cfg = TrainConfig.from_dict(config)
             _check_size(cfg)
+            _check_acts(cfg)
             if defn.tune:
                 _check_tunable(cfg, defn.tune)
             checked.add(key)
@@ -241,6 +245,19 @@ def _check_size(cfg: TrainConfig) -> None:
                  f"val_fraction={cfg.val_fraction:g} of {info.train_size} held out")
         raise UserError(f"train_sizes: {cfg.train_size} is larger than the training pool of {cfg.dataset} "
                         f"({pool} examples; {split}); use at most {pool}, or \"full\"")
+
+
+def _check_acts(cfg: TrainConfig) -> None:
+    """The runs' schedule from the registered sizes (no data read): train_size, else the pool."""
+    info = check_dataset(cfg.dataset)
+    n = cfg.train_size or pool_size(info.train_size, info.num_classes, cfg.val_fraction, bool(info.val_size))
+    if not n or cfg.rounds is None:
+        return  # a dataset of unregistered size: each run checks itself when it starts
+    name, options = parse_spec(cfg.method)
+    method = METHODS[name](**options)
+    Schedule.planned(n, cfg.batch_size, method.epochs(cfg.rounds, cfg.epochs)).check_acts(
+        method, where=f"runs of {cfg.method} on {cfg.dataset} ({n} training examples, {cfg.rounds} rounds of "
+                      f"{cfg.epochs} epochs, batch {cfg.batch_size})")
 
 
 def _check_device(defn: StudyDefinition) -> None:

@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from ..util.errors import UserError
-from ..util.files import atomic_write_json, checkpoint_problem, read_json_dict
+from ..util.files import atomic_write_json, checkpoint_problem, code_problem, read_json_dict
 from .lock import FileLock, is_held
 
 FINISHED = ("finished", "diverged")  # result.json states: never redone
@@ -118,6 +118,19 @@ class Store:
                     f.unlink()
             return "new"
         return "resume" if (d / "ckpt.pt").exists() else "restart"
+
+    def first_code_file(self, run_ids) -> tuple[Path, str] | None:
+        """The first model.pt or ckpt.pt among these runs' folders that holds code, not only data
+        (util.files.code_problem: a static look, nothing is unpickled), with why; None if none does."""
+        for rid in run_ids:
+            for name in ("ckpt.pt", "model.pt"):
+                f = self.run_dir(rid) / name
+                if f.is_file():
+                    problem = code_problem(f)
+                    # a torn checkpoint is a kill's debris (clean_for_attempt restarts the run); code is not
+                    if problem and not checkpoint_problem(f):
+                        return f, problem
+        return None
 
     def discard_partial(self, run_id: str) -> None:
         """Empty a partial run's folder (`--allow-mixed` with a run begun by other code or on another

@@ -23,6 +23,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from ..core.groups import groups_of
+from ..core.method import Method, check_acts
 from ..core.reinit import Reinitializer
 from ..data import DataBundle
 from ..data.augment import augment
@@ -31,7 +32,7 @@ from ..models import build_model
 from ..speed.step import autocast_for, sgd_step
 from ..speed.tune import accelerate
 from ..util.errors import ReinitlabWarning, UserError
-from ..util.files import read_json
+from ..util.files import read_json, read_torch, torch_file_problem
 from ..util.seeding import derive, generator
 from . import init_from
 from .config import TrainConfig
@@ -53,10 +54,19 @@ class Schedule:
     @classmethod
     def of(cls, p: Prepared) -> "Schedule":
         """The schedule `Engine(p)` trains, without building the engine."""
-        n = len(p.split.labels)
-        batch = min(p.cfg.batch_size, n)
-        steps = n // batch
-        return cls(n, batch, steps, tuple(p.method.epochs(p.cfg.rounds, p.cfg.epochs)), min(STAT_BATCHES, steps))
+        return cls.planned(len(p.split.labels), p.cfg.batch_size, p.method.epochs(p.cfg.rounds, p.cfg.epochs))
+
+    @classmethod
+    def planned(cls, examples: int, batch_size: int, epochs) -> "Schedule":
+        """The schedule of `examples` training examples at `batch_size`, `epochs` per round: what a
+        study knows of its runs before reading their data."""
+        batch = min(batch_size, examples)
+        steps = examples // batch
+        return cls(examples, batch, steps, tuple(epochs), min(STAT_BATCHES, steps))
+
+    def check_acts(self, method: Method, where: str = "") -> None:
+        """Refuse (UserError) a method whose in-round events can never fire in this schedule."""
+        check_acts(method, self.steps, self.epochs, where)
 
     @property
     def rounds(self) -> int:
@@ -256,19 +266,45 @@ class Engine:
 
 def load_run(run_dir: str | Path, device: str | None = None) -> Engine:
     """Rebuild a finished run from its folder: config, data split, normalized tensors, and the final
-    weights (with LW's frozen standardizations) from model.pt. Nothing is retrained."""
+    weights (with LW's frozen standardizations) from model.pt, read as data only (never code).
+    Nothing is retrained. A damaged folder (torn or altered model.pt, corrupt config.json) is a
+    UserError naming the file."""
     run_dir = Path(run_dir)
     for f in ("config.json", "model.pt"):
         if not (run_dir / f).exists():
             raise UserError(f"{run_dir}: no {f}; not a finished reinitlab run folder")
-    values = read_json(run_dir / "config.json")
+    values = read_config(run_dir / "config.json")
     if device is not None:
         values["device"] = device
+    model_pt = run_dir / "model.pt"
+    problem = torch_file_problem(model_pt)  # before the (slow) data load, and before any unpickling
+    if problem:
+        raise UserError(f"{model_pt}: {problem}; not loaded")
+    try:
+        cfg = TrainConfig.from_dict(values)
+    except UserError as e:
+        raise UserError(f"{run_dir / 'config.json'}: {e}") from None
     with warnings.catch_warnings():  # a finished run's budget warnings were given when it started
         warnings.simplefilter("ignore", ReinitlabWarning)
-        eng = Engine(prepare(TrainConfig.from_dict(values)))
-    saved = torch.load(run_dir / "model.pt", map_location=eng.device, weights_only=False)
-    eng.reinit.load_state_dict(saved["reinit"])
-    eng.model.load_state_dict(saved["model"])
+        eng = Engine(prepare(cfg))
+    saved = read_torch(model_pt, map_location=eng.device)
+    try:
+        eng.reinit.load_state_dict(saved["reinit"])
+        eng.model.load_state_dict(saved["model"])
+    except (KeyError, TypeError, RuntimeError) as e:
+        raise UserError(f"{model_pt}: does not hold this run's model ({type(e).__name__}: "
+                        f"{' '.join(str(e).split())[:160]}); not loaded") from None
     eng.model.eval()
     return eng
+
+
+def read_config(path: Path) -> dict:
+    """A run folder's config.json as a dict; UserError naming the file when it is torn or not a
+    config (its settings are checked by TrainConfig.from_dict, which names the key)."""
+    try:
+        values = read_json(path)
+    except ValueError as e:
+        raise UserError(f"{path}: unreadable ({e}); not a complete run config") from None
+    if not isinstance(values, dict):
+        raise UserError(f"{path}: holds a {type(values).__name__}, not a run config")
+    return values

@@ -13,6 +13,7 @@ from ..core.groups import Groups, groups_of
 from ..data import check_dataset
 from ..models import build_model
 from .config import TrainConfig
+from .engine import Schedule
 from .resolve import Prepared, prepare
 from .rundir import open_run
 
@@ -55,6 +56,7 @@ def dry_run(cfg: TrainConfig, out: str | Path | None = None) -> str:
     """Everything `train` would do, resolved and checked (a bad input raises UserError here, as it
     would at a real start), without training or writing anything."""
     p = prepare(cfg)
+    Schedule.of(p).check_acts(p.method)
     with torch.random.fork_rng(devices=[]):
         model = build_model(p.cfg.arch, p.bundle.channels, p.bundle.num_classes, p.cfg.width, p.cfg.resolution)
     groups = groups_of(model)

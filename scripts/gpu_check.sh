@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The GPU check, one short script for a lent GPU machine (about 6 minutes on an H100/H200):
-# the CUDA tests, the benchmark table on the GPU (resnet18 width 1 is the case; the
+# the CUDA tests, the benchmark table on the GPU (resnet18 width 1 is the GPU's largest case; the
 # default precision=auto beside explicit fp32 (TF32 tensor cores) and bf16 autocast variants, so
 # both precisions are measured whatever auto resolves to), a short LW run, and the quick study on
 # the GPU with its report. Uses the machine's own torch (no install); writes a few

@@ -157,7 +157,7 @@ def test_case_parsing_and_cli_wiring(monkeypatch, capsys):
     assert "ARCH:WIDTH:PX:CHANNELS" in capsys.readouterr().err
 
 
-def test_default_cases_cover_the_issue():
+def test_default_cases_cover_both_archs_widths_and_image_kinds():
     names = {c.name for c in bench.FULL_CASES}
     for arch in ("cnn", "resnet18"):
         for w in ("0.25", "1"):

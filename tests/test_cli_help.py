@@ -115,7 +115,8 @@ def test_dry_run_needs_no_out_and_train_without_it_is_refused(tmp_path, capsys):
 
 def test_dry_run_refuses_bad_input_like_a_real_start(tmp_path, capsys):
     out = tmp_path / "run"
-    assert main(RUN + ["--train-size", "4501", "--dry-run", "--out", str(out)]) == 2
+    big = [a if a != "200" else "4501" for a in RUN]  # RUN's own --train-size (a flag twice is refused)
+    assert main(big + ["--dry-run", "--out", str(out)]) == 2
     assert "larger than the training pool" in capsys.readouterr().err
     assert not out.exists()
 

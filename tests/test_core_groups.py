@@ -60,8 +60,16 @@ def test_registry_groups(arch, blocks):
     assert m(torch.randn(2, 3, 32, 32)).shape == (2, 10)
 
 
-def test_registry_is_complete():
-    assert set(ARCHS) == {"cnn", "vgg", "resnet18", "resnet50", "mobilenetv2"}
+@pytest.mark.parametrize("arch", list(ARCHS))
+@pytest.mark.parametrize("channels,resolution", [(1, 28), (3, 32)])
+def test_every_registered_arch_builds_with_named_groups_that_own_every_parameter(arch, channels, resolution):
+    m = build_model(arch, channels, 10, width=0.25, resolution=resolution)
+    g = groups_of(m)
+    assert g.names[0] == "stem" and g.names[-1] == "head" and g.K >= 2
+    assert g.names[1:-1] == [f"block{i}" for i in range(1, g.K)]
+    owned = [p for n in g.names for p in g.params[n]]
+    assert sorted(owned) == sorted(n for n, _ in m.named_parameters())
+    assert m(torch.randn(2, channels, resolution, resolution)).shape == (2, 10)
 
 
 class RootScaled(nn.Module):

@@ -8,7 +8,7 @@ import torch.nn.functional as F
 
 from reinitlab import Reinitializer
 from reinitlab.core.reset import fresh_state, standardization_of
-from reinitlab.models import build_model
+from reinitlab.models import ARCHS, build_model
 from reinitlab.util.seeding import derive
 
 SEED = 7
@@ -226,7 +226,7 @@ def test_two_rounds_draw_different_fresh_weights_and_a_seed_repeats_them():
     assert torch.equal(rng_before, torch.get_rng_state()), "a fresh draw must not consume the global RNG"
 
 
-@pytest.mark.parametrize("arch", ["vgg", "resnet18", "resnet50", "mobilenetv2"])
+@pytest.mark.parametrize("arch", list(ARCHS))
 def test_lw_on_every_arch_resets_exactly_the_groups_above(arch):
     mb = trained_model(arch, steps=1)
     model, reinit, before, after, fresh, init, record, _ = do_reset("lw:rescale=false", r=1, rounds=2,

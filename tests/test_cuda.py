@@ -8,7 +8,7 @@ from conftest import synthetic_bundle
 
 from reinitlab import Reinitializer, TrainConfig, run
 from reinitlab.methods import METHODS
-from reinitlab.models import build_model
+from reinitlab.models import ARCHS, build_model
 from reinitlab.train.loop import run_keeping_engine
 from reinitlab.util.files import read_jsonl
 
@@ -17,7 +17,7 @@ pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA d
 TINY = dict(width=0.25, epochs=1, rounds=1, batch_size=16, eval_batch_size=64, device="cuda")
 
 
-@pytest.mark.parametrize("arch", ["cnn", "resnet18", "vgg", "mobilenetv2", "resnet50"])
+@pytest.mark.parametrize("arch", list(ARCHS))
 @pytest.mark.parametrize("precision", ["auto", "bf16"])
 def test_every_method_trains_two_rounds_on_cuda(arch, precision):
     bundle = synthetic_bundle(n_train=40, n_test=16, channels=3)

@@ -1,4 +1,4 @@
-"""Method defects found in review (issue 15), each pinned by a test that failed before its fix."""
+"""Method defects found in review, each pinned by a test that failed before its fix."""
 import math
 
 import torch

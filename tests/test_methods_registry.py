@@ -34,7 +34,7 @@ from reinitlab.models import build_model
 from reinitlab.util.seeding import derive
 
 SEED = 3
-ARCHS = {"cnn": dict(in_channels=1, resolution=16, width=0.25),  # plain
+MODELS = {"cnn": dict(in_channels=1, resolution=16, width=0.25),  # plain
          "resnet18": dict(in_channels=3, resolution=16, width=0.125)}  # residual
 IN_ROUND_STEPS, IN_ROUND_EPOCHS = 60, 2
 
@@ -71,7 +71,7 @@ def _id(name, opts, arch):
 
 # the re-draw sources do not depend on the architecture: those sets run on the plain model only
 CASES = [pytest.param(name, opts, arch, id=_id(name, opts, arch))
-         for name in METHODS for opts in option_sets(METHODS[name]) for arch in ARCHS
+         for name in METHODS for opts in option_sets(METHODS[name]) for arch in MODELS
          if arch == "cnn" or "redraw" not in opts]
 
 
@@ -131,7 +131,7 @@ def check_event(model, groups, event, source, what: str) -> None:
 @pytest.mark.parametrize("name,options,arch", CASES)
 def test_every_parameter_ends_as_its_reset_event_says(name, options, arch):
     cls = METHODS[name]
-    a = ARCHS[arch]
+    a = MODELS[arch]
     torch.manual_seed(derive(SEED, "init"))
     model = build_model(arch, a["in_channels"], 5, width=a["width"], resolution=a["resolution"])
     groups = groups_of(model)

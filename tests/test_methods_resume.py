@@ -68,8 +68,8 @@ def test_crash_mid_epoch_resumes_to_the_same_metrics(tmp_path, bundle, monkeypat
     assert timeless(read_jsonl(tmp_path / "run/metrics.jsonl")) == timeless(read_jsonl(tmp_path / "ref/metrics.jsonl"))
     for key in ("test_acc", "val_acc", "train_acc", "epochs_total"):
         assert resumed[key] == ref[key], key
-    a = torch.load(tmp_path / "ref/model.pt", weights_only=False)
-    b = torch.load(tmp_path / "run/model.pt", weights_only=False)
+    a = torch.load(tmp_path / "ref/model.pt", weights_only=True)  # run folders hold data only
+    b = torch.load(tmp_path / "run/model.pt", weights_only=True)  # run folders hold data only
     assert all(torch.equal(a["model"][k], b["model"][k]) for k in a["model"])
     assert a["reinit"]["in_round_log"] == b["reinit"]["in_round_log"]
 

@@ -1,5 +1,6 @@
 """What a fresh machine gets: `make run` installs the package alone (no test extras, no Ray),
-`make test` adds the extras; the license is an SPDX expression (setuptools >= 77 warns on a table)."""
+`make test` adds the extras, `make docs` the docs extra and builds the site strictly, as CI does; the
+license is an SPDX expression (setuptools >= 77 warns on a table)."""
 import shutil
 import subprocess
 from pathlib import Path
@@ -25,6 +26,18 @@ def test_make_run_installs_the_package_alone_and_make_test_adds_the_extras(tmp_p
     assert ".[test]" not in run and "ray" not in run.lower()
     test = planned("test", tmp_path)
     assert 'pip install -q -e ".[test]"' in test and "pytest" in test
+    assert "--answer-only" in run  # make run prints the Answer, not the whole summary
+
+
+@pytest.mark.skipif(shutil.which("make") is None, reason="make not installed")
+def test_make_docs_installs_the_docs_extra_and_builds_strictly_and_ci_runs_it(tmp_path):
+    docs = planned("docs", tmp_path)
+    assert 'pip install -q -e ".[docs]"' in docs and "mkdocs build --strict" in docs
+    assert "--quiet" not in docs and " -q " not in docs.split("mkdocs build")[1]  # quiet drops the warnings strict counts
+    extra = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["optional-dependencies"]["docs"]
+    assert {"mkdocs", "mkdocs-material", "mkdocstrings[python]"} <= {d.split(">")[0].split("=")[0] for d in extra}
+    ci = (ROOT / ".ci" / "run").read_text()
+    assert "\nmake docs" in ci and ci.index("make docs") < ci.index("make test")
 
 
 def test_the_license_is_an_spdx_expression():

@@ -187,3 +187,16 @@ def test_a_sentence_about_single_seed_runs_starts_with_a_capital():
         "Without an interval (1 seed) against baseline: long +3.64."
     assert _group_sentence("baseline", [("fc", level), ("long", one)], None) == \
         "Nothing beats baseline: fc is level with it, without an interval (1 seed) against it: long +3.64."
+
+
+def test_answer_only_prints_the_answer_and_where_the_report_is_not_the_tables(answer_study, capsys):
+    """What `make run` ends with: the Answer section, then the path of report.html; the whole
+    summary (tables, plots, parts) stays in the files."""
+    from reinitlab.cli import main
+    assert main(["report", str(answer_study), "--answer-only"]) == 0
+    out = capsys.readouterr().out
+    summary = (answer_study / "summary.md").read_text()
+    answer_md = summary[summary.index("## Answer"):summary.index("\n## ", summary.index("## Answer") + 1)].strip()
+    assert out.startswith(answer_md) and "lw trails the compute-matched long by" in out
+    assert out.rstrip().splitlines()[-1].startswith(f"The whole report: {answer_study / 'report.html'} ")
+    assert "## Settings" in summary and "## Settings" not in out and "|" not in out

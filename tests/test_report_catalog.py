@@ -71,7 +71,7 @@ def test_value_table_sources_and_fallback(tmp_path):
 
 
 def test_extra_axes_are_combinations_of_their_own_and_extra_columns(tmp_path):
-    """A study whose runs.json lists another axis (issue 11: rounds = [1, 2]): each value is its own
+    """A study whose runs.json lists another axis (rounds = [1, 2]): each value is its own
     combination, sorted numerically, with a `rounds` column in every table."""
     base = Combo("toy", "cnn", 100, 0.0)
     listed = []

@@ -19,7 +19,7 @@ from reinitlab.study import Store, load_definition, run_study
 from reinitlab.study.display import Display
 from reinitlab.study.expand import expand
 from reinitlab.study.runner import MAX_LOST, StudyResult, _schedule
-from reinitlab.study.store import RunState
+from reinitlab.study.store import RunStatus
 from reinitlab.study.worker import Outcome, Task, run_task
 from reinitlab.train.provenance import source_hash
 from reinitlab.util.errors import UserError
@@ -185,7 +185,7 @@ def test_a_lost_task_is_journaled_and_resubmitted_a_bounded_number_of_times(toml
     store.check_writable()
     spec = expand(load_definition(str(toml), ["methods=[baseline]"]))[0][0]
     result = StudyResult(total=1)
-    _schedule(store, LosingBackend(losses), [spec], {}, {spec.id: RunState("pending")}, {}, result,
+    _schedule(store, LosingBackend(losses), [spec], {}, {spec.id: RunStatus("pending")}, {}, result,
               Display(io.StringIO()), False)
     lost = [r for r in store.read_journal() if r["event"] == "lost"]
     assert [r["again"] for r in lost] == [True] * min(losses, MAX_LOST) + [False] * (losses > MAX_LOST)
@@ -199,7 +199,7 @@ def test_a_lost_task_is_journaled_and_resubmitted_a_bounded_number_of_times(toml
 
 @pytest.mark.slow
 def test_a_changed_default_in_the_code_is_refused_then_accepted_and_flagged(toml, tmp_path, tmp_path_factory):
-    """The issue's scenario for real: a study, then the code's default warmup changed (a copy of the
+    """A study, then the code's default warmup changed (a copy of the
     source tree with 0.05 -> 0.1), fc added to the methods, the same command again."""
     src = Path(__file__).resolve().parents[1] / "src"
     alt = tmp_path / "changed" / "src"

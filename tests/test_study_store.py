@@ -156,7 +156,8 @@ def test_a_folder_holds_one_study(tmp_path):
     assert study["definition"]["name"] == "quick" and study["runs"] == len(runs) == 6
     assert study["budgets"]["cnn"]["long_epochs"] == 4 * 1
     assert len(json.loads(s.runs_file.read_text())["runs"]) == 6
-    check_compatible(s, load_definition("quick", tiny + ["seeds=[0,1,2]", "threads=2"]))  # axes, speed: fine
+    other_seeds = [t if t != "seeds=[0]" else "seeds=[0,1,2]" for t in tiny]  # a key given twice is refused
+    check_compatible(s, load_definition("quick", other_seeds + ["threads=2"]))  # axes, speed: fine
     with pytest.raises(UserError, match="holds study 'quick' with epochs=1, not 2"):
         check_compatible(s, load_definition("quick", tiny[:-2] + ["epochs=2", "width=0.25"]))
     with pytest.raises(UserError, match="lr"):

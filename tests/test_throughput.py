@@ -107,7 +107,7 @@ def test_a_cpu_run_keeps_freed_memory_so_big_activations_do_not_fault_again():
 
 def test_one_probe_cache_keyed_by_machine_torch_and_sources(cache, monkeypatch, tmp_path):
     from reinitlab.speed import probe
-    m = probe.machine()
+    m = probe.host_info()
     assert m["cpu"] and m["cores"] and isinstance(m["cpu_units"], list)  # avx512_bf16 / AMX where present
     a = probe.key("throughput", 1, {"arch": "cnn"}, ["engine.py"])
     assert json.loads(a)["machine"] == m and json.loads(a)["torch"]
@@ -119,6 +119,6 @@ def test_one_probe_cache_keyed_by_machine_torch_and_sources(cache, monkeypatch, 
     src.mkdir()
     (src / "engine.py").write_text("one")
     monkeypatch.setattr(probe, "SOURCE_ROOT", src)
-    before = probe.source_hash(["engine.py"])
+    before = probe.files_hash(["engine.py"])
     (src / "engine.py").write_text("two")
-    assert probe.source_hash(["engine.py"]) != before  # an edited loop is measured again
+    assert probe.files_hash(["engine.py"]) != before  # an edited loop is measured again

@@ -13,9 +13,11 @@ from reinitlab.methods import METHODS
 from reinitlab.models import ARCHS
 from reinitlab.train.engine import Engine
 from reinitlab.train.loop import run_keeping_engine
+from reinitlab.util.errors import UserError
 from reinitlab.util.files import read_jsonl
 
 TINY = dict(width=0.25, epochs=1, rounds=1, batch_size=16, eval_batch_size=64, threads=1)
+ACTING = {"swr": "every=1,maturity=0"}  # options under which an in-round method acts within TINY's 2 steps
 
 
 def timeless(rows):
@@ -32,6 +34,12 @@ def test_every_method_trains_two_rounds_on_every_arch(arch):
     bundle = synthetic_bundle(n_train=40, n_test=16, channels=3)
     for method in sorted(METHODS):
         cfg = TrainConfig(arch=arch, method=method, **TINY)
+        reach = METHODS[method]().in_round_reach(2, [1, 1])  # TINY: 2 steps per epoch, 2 rounds of 1 epoch
+        if reach is not None and reach.events == 0:
+            # its defaults never act in 2 steps a round (swr: every 10 steps): refused, so train one that acts
+            with pytest.raises(UserError, match="never acts in this run"):
+                run_keeping_engine(cfg, out=None, progress=False, bundle=bundle)
+            cfg = TrainConfig(arch=arch, method=f"{method}:{ACTING[method]}", **TINY)
         result, eng = run_keeping_engine(cfg, out=None, progress=False, bundle=bundle)
         expected_rounds = 0 if method in ("baseline", "long") else 1
         assert result["status"] == "finished", (arch, method)

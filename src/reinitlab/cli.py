@@ -13,7 +13,7 @@ from pathlib import Path
 
 from .train.config import TrainConfig, setting_help
 from .util.errors import ReinitlabWarning, UserError, unknown_message
-from .util.options import parse_assignment, type_name
+from .util.options import parse_assignments, same_value, type_name
 from .version import __version__
 
 # Each feature owns its subcommand: a module with `add_parser(subparsers)` that sets `func`.
@@ -24,10 +24,30 @@ SUBCOMMANDS = [
     "reinitlab.analyses.cli",  # analyze
     "reinitlab.bench.benchmark",  # bench
     "reinitlab.trackers.cli",  # export
+    "reinitlab.train.export_cli",  # export-model
 ]
 
 
+class _StoreOnce(argparse._StoreAction):
+    """An option given twice with different values is refused (argparse keeps the last one silently,
+    so `--epochs 3 --epochs 5` would train 5 epochs and say nothing); the same value twice is fine."""
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        given = namespace.__dict__.setdefault("_given_flags", {})
+        if option_string is not None:
+            if self.dest in given and given[self.dest][1] != values:
+                first, value = given[self.dest]
+                raise UserError(f"{first} {value} and {option_string} {values} disagree; give {option_string} once")
+            given[self.dest] = (option_string, values)
+        setattr(namespace, self.dest, values)
+
+
 class _Parser(argparse.ArgumentParser):
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.register("action", None, _StoreOnce)
+        self.register("action", "store", _StoreOnce)
+
     def error(self, message):  # one line, exit 2, like every other bad input
         # main() prefixes "reinitlab: " once; the subcommand ("train", "data info") says where
         where = self.prog.partition(" ")[2]
@@ -98,15 +118,18 @@ def settings_epilog(width: int = 100) -> str:
 
 
 def _train_config(args) -> TrainConfig:
-    values = {}
+    """The run's settings from train's own options and --set; one setting given both ways with
+    different values (`--epochs 3 --set epochs=5`) is refused, not resolved by a silent precedence."""
+    values, flags = {}, {}
     for key in TRAIN_OPTIONS:
         v = getattr(args, key, None)
         if v is not None:
-            values[key] = v
-    for item in args.set or []:
-        k, v = parse_assignment(item)
+            values[key], flags[key] = v, f"--{key.replace('_', '-')} {v}"
+    for k, v in parse_assignments(args.set).items():
         if k in NOT_SETTABLE:
             raise UserError("method options go in the method spec, e.g. --method lw:rescale=false,order=top_down")
+        if k in flags and not same_value(values[k], v):
+            raise UserError(f"{flags[k]} and --set {k}={v} disagree; give {k} once")
         values[k] = v
     return TrainConfig.from_dict(values)
 
@@ -132,32 +155,37 @@ def cmd_train(args) -> int:
         return 1
     print(f"test_acc {result['test_acc']:.4f}  val_acc {result['val_acc'] if result['val_acc'] is None else round(result['val_acc'], 4)}  "
           f"train_acc {result['train_acc']:.4f}  rounds {result['rounds']}  epochs {result['epochs_total']}  "
-          f"{result['seconds']:.1f}s  -> {args.out}")
+          + (f"in-round events {result['in_round_events']}  " if "in_round_events" in result else "")
+          + f"{result['seconds']:.1f}s  -> {args.out}")
     return 0
 
 
 def cmd_list(args) -> int:
     if args.what == "methods":
-        from .core.method import METHODS
-        for name, cls in METHODS.items():
-            opts = cls.options_text()
-            print(f"{name:10s} {cls.summary}" + (f"  [{opts}]" if opts else ""))
+        from .core.method import METHODS as registry
+        rows = {name: f"{cls.summary}" + (f"  [{cls.options_text()}]" if cls.options_text() else "")
+                for name, cls in registry.items()}
+    elif args.what == "protocols":
+        from .protocols import PROTOCOLS as registry
+        rows = {name: cls.summary for name, cls in registry.items()}
+    elif args.what == "archs":
+        from .models import ARCHS as registry
+        rows = {name: info.description for name, info in registry.items()}
+    elif args.what == "analyses":
+        from .analyses import ANALYSES as registry
+        rows = {name: analysis.summary for name, analysis in registry.items()}
+    else:
+        from .data import DATASETS as registry
+        rows = {name: f"{info.num_classes:4d} classes  {info.train_size:6d} train  {info.test_size:6d} test  "
+                      f"{info.resolution:3d}px  {info.description}" for name, info in registry.items()}
+    width = {"methods": 10, "protocols": 11, "archs": 12, "analyses": 13}.get(args.what, 20)
+    for name, text in rows.items():
+        plugin = registry.plugin_of(name)
+        print(f"{name:{width}s} {text}" + (f"  (plugin: {plugin})" if plugin else ""))
+    if args.what == "methods":
         # stdout stays one row per registry name (scripts read it); the note goes to the terminal
         print("every method that re-draws also takes redraw=fresh (or init, rewind, peer) and rewind_epoch "
               "(with redraw=rewind: round 0's epoch whose weights are the source, default 1)", file=sys.stderr)
-    elif args.what == "protocols":
-        from .protocols import PROTOCOLS
-        for name, cls in PROTOCOLS.items():
-            print(f"{name:11s} {cls.summary}")
-    elif args.what == "archs":
-        from .models import ARCHS
-        for name, info in ARCHS.items():
-            print(f"{name:12s} {info.description}")
-    else:
-        from .data import DATASETS
-        for name, info in DATASETS.items():
-            print(f"{name:20s} {info.num_classes:4d} classes  {info.train_size:6d} train  {info.test_size:6d} test  "
-                  f"{info.resolution:3d}px  {info.description}")
     return 0
 
 
@@ -189,8 +217,9 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--quiet", action="store_true", help="no progress output")
     t.set_defaults(func=cmd_train)
 
-    ls = sub.add_parser("list", help="list registered methods, archs or datasets")
-    ls.add_argument("what", choices=["methods", "protocols", "archs", "datasets"])
+    ls = sub.add_parser("list", help="list registered methods, protocols, archs, datasets or analyses (plugins "
+                                     "included)")
+    ls.add_argument("what", choices=["methods", "protocols", "archs", "datasets", "analyses"])
     ls.set_defaults(func=cmd_list)
 
     g = sub.add_parser("groups", help="show an architecture's parameter groups: modules, parameters, share",
@@ -220,18 +249,26 @@ def _show_warning(message, category, filename, lineno, file=None, line=None):
 _python_show_warning = warnings.showwarning
 
 
+# The commands that resume what they were writing when they are run again.
+RESUMING = ("train", "study")
+
+
 def main(argv: list[str] | None = None) -> int:
     shown, warnings.showwarning = warnings.showwarning, _show_warning
+    command = None
     try:
         args = build_parser().parse_args(argv)
+        command = args.command
         return args.func(args)
     except UserError as e:  # one line, whatever the message quotes (a parser's error may span lines)
         print("reinitlab: " + " ".join(part.strip() for part in str(e).splitlines() if part.strip()), file=sys.stderr)
         return e.exit_code
     except OSError as e:  # disk full, permissions, vanished files: the environment, not a bug
         where = f"{e.filename}: " if getattr(e, "filename", None) else ""
-        print(f"reinitlab: {where}{e.strerror or e}; files written before this point are intact "
-              "(run the same command again to resume)", file=sys.stderr)
+        # only a command that resumes may promise it; the others say what failed and no more
+        hint = ("; files written before this point are intact (run the same command again to resume)"
+                if command in RESUMING else "")
+        print(f"reinitlab: {where}{e.strerror or e}{hint}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print("reinitlab: interrupted; run the same command again to resume", file=sys.stderr)

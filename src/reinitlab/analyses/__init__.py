@@ -1,4 +1,4 @@
-"""Analyses of a trained model: why does a method generalize (SPEC section 4)?
+"""Analyses of a trained model: why does a method generalize (SPEC, Analyses)?
 
 Each analysis is one module behind one interface (`base.Analysis`): `run(model, groups, data,
 options) -> AnalysisResult` (flat named numbers + arrays + how they were obtained) and

@@ -130,7 +130,8 @@ class Analysis:
 
 # the report shows the topics of SPEC's six analyses in this order, then any other analysis file's
 ANALYSES: Registry[Analysis] = Registry("analysis", packages=("reinitlab.analyses",),
-                                        first=("margins", "norms", "bound", "flatness", "memorization", "probes"))
+                                        first=("margins", "norms", "bound", "flatness", "memorization", "probes"),
+                                        entry_points="reinitlab.analyses")
 
 
 def register(cls: type[Analysis]) -> type[Analysis]:

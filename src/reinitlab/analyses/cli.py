@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..util.options import parse_assignment
+from ..util.options import parse_assignments
 from .metrics import Metric
 
 
@@ -29,7 +29,7 @@ def cmd_analyze(args) -> int:
     # top eigenvalue, depend on it) and with a run's allocator (CPU) or TF32 (CUDA).
     threads = (read_json_dict(Path(args.run_dir) / "config.json") or {}).get("threads")
     configure(threads=threads if isinstance(threads, int) and threads >= 1 else None, device="auto")
-    settings = dict(parse_assignment(s) for s in args.set or [])
+    settings = parse_assignments(args.set)
     doc = analyze_run(Path(args.run_dir), only=args.only, settings=settings, plots=not args.no_plots)
     for name, entry in doc["analyses"].items():
         if args.only and name not in [n.strip() for n in args.only.split(",")]:

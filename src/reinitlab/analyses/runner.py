@@ -21,7 +21,7 @@ import torch.nn as nn
 from ..core.groups import Groups
 from ..train.engine import load_run
 from ..util.errors import UserError
-from ..util.files import atomic_write_json, read_json
+from ..util.files import atomic_write_json, read_json, writable_problem
 from .base import ANALYSES, AnalysisData, AnalysisResult, select, split_settings
 
 RUN_KEYS = ("dataset", "arch", "method", "seed", "data_seed", "train_size", "label_noise", "width", "rounds", "epochs")
@@ -74,6 +74,9 @@ def analyze_run(run_dir: str | Path, only: str | list[str] | None = None, settin
     if not run_dir.is_dir():
         raise UserError(f"{run_dir}: no such folder")
     resolve_options(select(only), settings)  # refuse bad names and settings before the (slow) load
+    problem = writable_problem(run_dir)
+    if problem:
+        raise UserError(f"{run_dir}: cannot write analysis.json there: {problem}")
     return analyze_engine(load_run(run_dir, device=device), run_dir, only, settings, plots)
 
 

@@ -11,7 +11,7 @@ import dataclasses
 import typing
 import warnings
 from dataclasses import dataclass
-from typing import Callable, ClassVar, Literal, Optional
+from typing import Callable, ClassVar, Literal, Optional, Sequence
 
 import torch
 import torch.nn as nn
@@ -79,6 +79,64 @@ class Fidelity:
     ours: str  # what reinitlab does by default
     peer: str  # what the peer's code does
     how: str  # how to get the peer's behaviour: an option, "not offered", "same on the registry models", ...
+
+
+@dataclass(frozen=True)
+class InRoundReach:
+    """What a method's in-round events can do in one run's schedule, known before training."""
+
+    events: int  # in-round events the schedule lets fire, at most; 0: the method never acts in the run
+    first: tuple[int, int] | None  # (round, step or epoch within it) of the first; None without any
+    why: str = ""  # without any: why not, naming the setting that would make it act
+
+
+@dataclass(frozen=True)
+class Cadence:
+    """When a method's in-round events may fire, as its options set them: after every `every`-th
+    optimizer step (unit "step") or epoch (unit "epoch") of a round, counted from the round's start;
+    an epoch event never follows a round's last epoch (the next round's start comes then). With
+    `mature_after`, an event can replace only what has aged more than that many optimizer steps,
+    counted over the whole run from its first step (SWR's maturity), so none fires before."""
+
+    unit: Literal["step", "epoch"]
+    every: int
+    setting: str  # the option that sets `every`, as a method spec writes it ("every", "every_epochs")
+    mature_after: int = 0
+    maturity_setting: str = ""  # the option that sets `mature_after`
+
+    def reach(self, steps: int, epochs: Sequence[int]) -> InRoundReach:
+        """Events possible in a run of `epochs[r]` epochs of `steps` optimizer steps in round r."""
+        events, first, start, last = 0, None, 0, None  # start: the run's steps before round r
+        for r, e in enumerate(epochs):
+            per = self.every * (steps if self.unit == "epoch" else 1)  # optimizer steps between slots
+            slots = (e - 1) // self.every if self.unit == "epoch" else e * steps // self.every
+            lo = self.mature_after - start  # a slot k acts when k * per > lo
+            k0 = 1 if lo < 0 else lo // per + 1
+            if slots:
+                last = start + slots * per
+            if slots >= k0:
+                events += slots - k0 + 1
+                first = first or (r, k0 * self.every)
+            start += e * steps
+        return InRoundReach(events, first, "" if events else self._why(steps, epochs, last, start))
+
+    def _why(self, steps: int, epochs: Sequence[int], last: int | None, total: int) -> str:
+        longest = max(epochs, default=0)
+        round_text = f"{longest} epoch{'s' if longest != 1 else ''}"
+        step_text = f"{steps} step{'s' if steps != 1 else ''}"
+        if self.unit == "epoch" and last is None:
+            return (f"{self.setting}={self.every} acts after every {self.every} epochs of a round but never after "
+                    f"its last, and a round of this run trains at most {round_text}; set {self.setting} < "
+                    f"{longest}, or epochs > {self.every}")
+        if last is None:
+            also = (f", and {self.maturity_setting} < {total} (the run's steps)"
+                    if self.maturity_setting and self.mature_after >= total else "")
+            return (f"{self.setting}={self.every} acts every {self.every} optimizer steps, and a round of this run "
+                    f"has at most {longest * steps} ({round_text} of {step_text}); set {self.setting} <= "
+                    f"{longest * steps}{also}, or train more steps per round (epochs, a smaller batch_size)")
+        return (f"it replaces only what is older than {self.maturity_setting}={self.mature_after} steps, and "
+                f"its last chance comes at step {last} of the run's {total}; set {self.maturity_setting} < {last}, "
+                "or train longer (epochs, rounds)")
 
 
 class Method:
@@ -186,6 +244,18 @@ class Method:
     def has_loss_term(self) -> bool:
         return False
 
+    def cadence(self) -> Cadence | None:
+        """When the in-round events may fire (see Cadence); None without any. A method whose
+        `in_round` is true implements this, or `in_round_reach` where a Cadence cannot say it, so a
+        run in which it could never act is refused before training (`check_acts`)."""
+        return None
+
+    def in_round_reach(self, steps: int, epochs: Sequence[int]) -> InRoundReach | None:
+        """How many in-round events can fire in a run of `epochs[r]` epochs of `steps` optimizer
+        steps in round r (the engine's Schedule), and when the first; None where it cannot be told."""
+        c = self.cadence() if self.in_round else None
+        return None if c is None else c.reach(steps, epochs)
+
     def step_event(self, ctx: ResetContext) -> ResetEvent | None:
         return None
 
@@ -212,12 +282,21 @@ def warn_budget(method: Method, rounds: int, groups: Groups) -> None:
         warnings.warn(message, ReinitlabWarning, stacklevel=1)
 
 
+def check_acts(method: Method, steps: int, epochs: Sequence[int], where: str = "") -> None:
+    """Refuse a run in which the method's in-round events can never fire: trained, it would be
+    reported as the method although it never acted. `where` says which runs ("runs on mnist n=500")."""
+    reach = method.in_round_reach(steps, epochs)
+    if reach is not None and reach.events == 0:
+        raise UserError(f"{where + ': ' if where else ''}method {method.name!r} never acts in this run: {reach.why}")
+
+
 _REDRAW_KEYS = tuple(f.name for f in dataclasses.fields(RedrawOptions))
 
 
 # the paper's methods in SPEC's order, then its peers' and the later ones; any other file after them
 METHODS: Registry[type[Method]] = Registry("method", packages=("reinitlab.methods",), first=(
-    "baseline", "fc", "llf", "ke", "dsd", "sp", "lw", "dnr", "fire", "redo", "dash", "rewind", "l2init", "swr"))
+    "baseline", "fc", "llf", "ke", "dsd", "sp", "lw", "dnr", "fire", "redo", "dash", "rewind", "l2init", "swr"),
+    entry_points="reinitlab.methods")
 
 
 def register(cls: type[Method]) -> type[Method]:

@@ -1,25 +1,37 @@
 """`Reinitializer`: one method applied to one model, usable from any training loop.
 
-    reinit = Reinitializer(model, "lw", rounds=3)       # records initial norms now
+The complete pattern (the README's own-loop example runs it): the loop calls the reinitializer at
+four points, and each call is a no-op for the methods that do not need it, so one loop serves every
+method.
+
+    reinit = Reinitializer(model, "lw", rounds=3)        # records the initial norms now
     for r in range(reinit.rounds + 1):
         if r:
-            reinit.reset(r, data=train_loader)           # the method's event, against its re-draw source
-        optimizer = make_optimizer(model)                # a fresh optimizer every round
-        train(model, optimizer)
+            reinit.reset(r, data=batches)                 # the method's reset event starts round r
+        opt = make_optimizer(model)                       # a fresh optimizer every round
+        step = 0
+        for epoch in range(1, epochs + 1):
+            for x, y in batches():
+                loss = loss_fn(model(x), y)
+                extra = reinit.loss_term(r)               # l2init's penalty, else None
+                opt.zero_grad()
+                (loss if extra is None else loss + extra).backward()
+                opt.step()
+                step += 1
+                reinit.after_step(r, step, opt, data=batches)  # in-round events (swr, redo:every)
+            reinit.end_epoch(r, epoch, last=epoch == epochs, optimizer=opt, data=batches)  # rewind, sp:every_epochs
 
-Methods that act during training need three more calls from the loop (each a no-op for the
-methods that do not):
+`data` is training batches without augmentation: an iterable of (x, y) (a DataLoader), a tuple of
+tensors, or a callable returning either; the methods that score or standardize read a few of them.
 
-        loss = loss_fn(model(x), y)
-        extra = reinit.loss_term()                       # l2init's penalty, else None
-        (loss if extra is None else loss + extra).backward()
-        optimizer.step()
-        reinit.after_step(r, step, optimizer, data=...)  # in-round events every N steps (swr, redo:every)
-    ...
-    reinit.end_epoch(r, epoch, last=..., optimizer=optimizer, data=...)  # rewind snapshots, sp:every_epochs
+What it is given is checked before anything in the model changes: the model, the method, `rounds`
+and the round and step numbers of every call (TypeError for a wrong type, ValueError for a value out
+of range), and the training data a reset reads (no NaN or inf: LW would freeze non-finite
+statistics into the model for good).
 """
 from __future__ import annotations
 
+import numbers
 from typing import Any, Callable
 
 import torch
@@ -52,6 +64,13 @@ class Reinitializer:
     def __init__(self, model: nn.Module, method: str | Method, rounds: int, groups: Groups | dict | None = None,
                  seed: int = 0, init_fn: Callable[[nn.Module], None] | None = None,
                  loss_fn: Callable | None = None, stat_batches: int = 4):
+        if not isinstance(model, nn.Module):
+            raise TypeError(f"model: expected a torch.nn.Module, got {type(model).__name__}")
+        if not isinstance(method, (str, Method)):
+            raise TypeError(f"method: expected a method spec such as 'lw' or a Method, got {type(method).__name__}")
+        _check_int("rounds", rounds, 0)
+        _check_int("seed", seed, 0)
+        _check_int("stat_batches", stat_batches, 1)
         self.model = model
         self.method = make_method(method) if isinstance(method, str) else method
         self.rounds = rounds if self.method.resets else 0
@@ -66,7 +85,11 @@ class Reinitializer:
         self.rewound: dict[str, torch.Tensor] | None = None  # weights after epoch rewind_epoch of round 0
         self.rewound_at: dict | None = None
         self.epochs_seen: dict[int, int] = {}  # round -> epochs ended (end_epoch calls)
-        self.standardized: dict[str, int] = {}  # group -> channels of its frozen standardization
+        # group -> channels of its frozen standardization; a model that arrives with some (the weights of
+        # an LW run loaded as the start, init_from) keeps them frozen, and LW never estimates them again
+        self.standardized: dict[str, int] = {
+            g: len(found[0]) for g in self.groups.names
+            if (found := standardization_of(model.get_submodule(self.groups.output[g]))) is not None}
         self.history: list[dict] = []
         self.in_round_log: list[dict] = []  # per round with in-round events: count and elements replaced
 
@@ -80,13 +103,20 @@ class Reinitializer:
         callable returning either. Returns a record of what changed (also kept in `history`)."""
         if not self.method.resets:
             raise ValueError(f"method {self.method.name!r} has no reset rounds")
-        batches = lambda: self._batches(data)  # noqa: E731
+        self._check_round("reset", round_, 1)
+        batches = _Once(lambda: self._batches(data))
         event = self.method.event(self._context(round_, batches))
         record = {"round": round_, "event": event.description}
+        stats_from = batches() if event.normalize_after else None  # read and checked before any change
         source = self.source(event, round_, record=record)
+        before = state_copy(self.model) if event.normalize_after else None
         redrawn = apply_event(self.model, self.groups, event, source)
         if event.normalize_after:
-            self._standardize_after(event.normalize_after, batches())
+            try:
+                self._standardize_after(event.normalize_after, stats_from)
+            except ValueError:
+                self.model.load_state_dict(before)  # non-finite statistics: the reset is undone
+                raise
         record.update(redrawn_fraction=redrawn,
                       standardized=sorted(self.standardized, key=self.groups.names.index))
         self.history.append(record)
@@ -137,6 +167,8 @@ class Reinitializer:
     def after_step(self, round_: int, step: int, optimizer: torch.optim.Optimizer | None = None,
                    data: Any = None) -> dict | None:
         """Call after every optimizer step; `step` counts the round's completed steps from 1."""
+        self._check_round("after_step", round_, 0)
+        _check_int("step", step, 1)
         if not self.method.in_round:
             return None
         batches = lambda: self._batches(data)  # noqa: E731
@@ -147,6 +179,8 @@ class Reinitializer:
                   optimizer: torch.optim.Optimizer | None = None, data: Any = None) -> dict | None:
         """Call after every epoch (`epoch` counts the round's completed epochs from 1; `last`: the
         round ends here, so no in-round event follows). Takes the rewind snapshot when it is due."""
+        self._check_round("end_epoch", round_, 0)
+        _check_int("epoch", epoch, 1)
         self.epochs_seen[round_] = epoch
         if round_ == 0 and epoch == self.method.rewind_epoch:
             self.rewound, self.rewound_at = state_copy(self.model), {"round": 0, "epoch": epoch}
@@ -162,8 +196,9 @@ class Reinitializer:
         params = dict(self.model.named_parameters())
         source = self.source(event, round_, step=step)
         redrawn = apply_event(self.model, self.groups, event, source)
-        replaced = 0
+        replaced = changed = 0
         for name, act in event.actions.items():
+            changed += act.changed(tuple(params[name].shape))
             mask = act.replaced(tuple(params[name].shape))
             if mask is None:
                 continue
@@ -174,11 +209,28 @@ class Reinitializer:
             self._standardize_after(event.normalize_after, batches())
         log = self.in_round_log[-1] if self.in_round_log and self.in_round_log[-1]["round"] == round_ else None
         if log is None:
-            log = {"round": round_, "events": 0, "replaced_elements": 0}
+            log = {"round": round_, "events": 0, "replaced_elements": 0, "changed_elements": 0}
             self.in_round_log.append(log)
         log["events"] += 1
         log["replaced_elements"] += replaced
+        log["changed_elements"] = log.get("changed_elements", 0) + changed
         return {"round": round_, "step": step, "event": event.description, "redrawn_fraction": redrawn}
+
+    def in_round_count(self, round_: int) -> tuple[int, int, int]:
+        """(in-round events, elements they replaced, elements they changed) in round `round_` so far:
+        replaced = re-drawn or zeroed (SWR, ReDo), changed also counts shrunk or perturbed (sp)."""
+        log = next((r for r in self.in_round_log if r["round"] == round_), None)
+        return (log["events"], log["replaced_elements"], log.get("changed_elements", 0)) if log else (0, 0, 0)
+
+    # ---- what it is given --------------------------------------------------------------------
+    def _check_round(self, call: str, round_: Any, lo: int) -> None:
+        _check_int("round", round_, None, call)
+        if not lo <= round_ <= self.rounds:
+            if lo > self.rounds:
+                raise ValueError(f"{call}({round_}): this Reinitializer has rounds={self.rounds}, so no round "
+                                 "starts with a reset")
+            what = " (round 0 trains from the initial weights)" if lo == 1 else ""
+            raise ValueError(f"{call}({round_}): round out of range: expected an integer in {lo}..{self.rounds}{what}")
 
     # ---- data and standardization ----------------------------------------------------------------
     def _batches(self, data) -> list[tuple[torch.Tensor, torch.Tensor]]:
@@ -187,12 +239,25 @@ class Reinitializer:
         if callable(data):
             data = data()
         if isinstance(data, tuple) and len(data) == 2 and isinstance(data[0], torch.Tensor):
-            return [data]
-        out = []
-        for batch in data:
-            out.append((batch[0], batch[1]))
-            if len(out) >= self.stat_batches:
-                break
+            out = [data]
+        else:
+            out = []
+            for batch in data:
+                out.append((batch[0], batch[1]))
+                if len(out) >= self.stat_batches:
+                    break
+        for i, (x, y) in enumerate(out):
+            if not isinstance(x, torch.Tensor) or not isinstance(y, torch.Tensor):
+                raise TypeError(f"data: batch {i} is ({type(x).__name__}, {type(y).__name__}); expected (x, y) tensors")
+            if x.is_floating_point() or x.is_complex():
+                bad = int((~torch.isfinite(x)).sum())
+                if bad:
+                    raise ValueError(f"data: batch {i} holds {bad} non-finite input values (NaN or inf); "
+                                     "statistics or scores from it would poison the model, which is left unchanged")
+            if y.is_floating_point() or y.dtype == torch.bool:
+                raise TypeError(f"data: batch {i}'s labels are {y.dtype}; expected integer class indices")
+        if not out:
+            raise ValueError("data: no batch in it")
         return out
 
     @torch.no_grad()
@@ -223,6 +288,9 @@ class Reinitializer:
             handle.remove()
         mean = total / count
         std = (sq / count - mean * mean).clamp_min(0).sqrt().clamp_min(STD_EPS)  # dead channels stay finite
+        if not (bool(torch.isfinite(mean).all()) and bool(torch.isfinite(std).all())):
+            raise ValueError(f"the output of group {group!r} has non-finite statistics on the data given "
+                             "(overflowing weights?); a frozen standardization from them would poison the model")
         insert_standardize(self.model, module_name, mean, std)
         self.standardized[group] = len(mean)
 
@@ -251,13 +319,36 @@ class Reinitializer:
         self.rewound, self.rewound_at = state.get("rewound"), state.get("rewound_at")
         self.method.load_state_dict(state.get("method", {}))
         for group, channels in state["standardized"].items():
-            placeholder = torch.zeros(channels)
-            insert_standardize(self.model, self.groups.output[group], placeholder, placeholder + 1)
+            module = self.groups.output[group]
+            if standardization_of(self.model.get_submodule(module)) is None:  # else: it came with the model
+                placeholder = torch.zeros(channels)
+                insert_standardize(self.model, module, placeholder, placeholder + 1)
             self.standardized[group] = channels
 
     def standardizations(self) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
         """group -> (mean, std) of the frozen standardization after it."""
         return {g: standardization_of(self.model.get_submodule(self.groups.output[g])) for g in self.standardized}
+
+
+class _Once:
+    """A callable computed on its first call and remembered: the batches of one reset, read (and
+    checked) once whichever of the method and the standardization asks first."""
+
+    def __init__(self, fn: Callable):
+        self.fn, self.value, self.done = fn, None, False
+
+    def __call__(self):
+        if not self.done:
+            self.value, self.done = self.fn(), True
+        return self.value
+
+
+def _check_int(name: str, value: Any, lo: int | None, call: str = "") -> None:
+    where = f"{call}: " if call else ""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"{where}{name}={value!r}: expected an integer, got {type(value).__name__}")
+    if lo is not None and value < lo:
+        raise ValueError(f"{where}{name}={value!r} is out of range: expected an integer >= {lo}")
 
 
 @torch.no_grad()

@@ -55,6 +55,20 @@ class Action:
     def needs_source(self) -> bool:
         return self.keep is not True or self.noise != 0.0
 
+    def changed(self, shape) -> int:
+        """How many elements this action gives a new value: re-drawn, or kept and scaled (by other
+        than 1), perturbed or offset. What an in-round event did, counted in metrics.jsonl."""
+        if self.is_identity():
+            return 0
+        if self.keep is False:
+            return math.prod(shape)
+        redrawn = ~self.keep.cpu() if isinstance(self.keep, torch.Tensor) else torch.zeros(shape, dtype=torch.bool)
+        if self.noise != 0.0 or self.offset is not None:
+            return math.prod(shape)
+        if isinstance(self.scale, torch.Tensor):
+            return int((redrawn | (self.scale.cpu() != 1).expand(shape)).sum())
+        return math.prod(shape) if self.scale != 1.0 else int(redrawn.sum())
+
     def replaced(self, shape) -> torch.Tensor | None:
         """Bool mask of the elements whose value this action replaces (re-drawn, or scaled to 0 with
         nothing added): the optimizer state of those elements is stale after an in-round event."""

@@ -59,9 +59,12 @@ class DatasetInfo:
 # each reader module registers its datasets; `data list` shows them in this order, then any other
 _READERS = ("mnist", "fashion_mnist", "kmnist", "cifar", "svhn", "stl10", "flowers102", "dtd", "oxford_pets",
             "caltech101", "eurosat", "embedded", "digits", "folder", "npz")
-DATASETS: Registry[DatasetInfo] = Registry("dataset", packages=("reinitlab.data",), first=_READERS)
+# plugins register datasets (and prefixes) from the modules they name in the group "reinitlab.datasets"
+DATASETS: Registry[DatasetInfo] = Registry("dataset", packages=("reinitlab.data",), first=_READERS,
+                                           entry_points="reinitlab.datasets")
 PREFIXES: Registry[Callable[[str], DatasetInfo]] = Registry("dataset prefix", packages=("reinitlab.data",),
-                                                            first=_READERS)  # "folder" -> (PATH part -> info)
+                                                            first=_READERS, entry_points="reinitlab.datasets")
+# PREFIXES: "folder" -> (PATH part -> info)
 
 
 def register(info: DatasetInfo) -> DatasetInfo:

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from ..core.method import Method, ResetContext, register
+from ..core.method import Fidelity, Method, ResetContext, register
 from ..core.reset import Action, ResetEvent
 from .base import in_range, training_gradients, weighted_layers
 
@@ -34,6 +34,11 @@ class DASH(Method):
     summary = "DASH: shrink each conv kernel / linear row by clamp(cos(w, -grad), lam, 1)"
     Options = DASHOptions
     redraws = False
+    fidelity = (
+        Fidelity("the gradient summed over 4 training batches",
+                 "an exponential moving average over the data loader",
+                 "not offered"),
+    )
 
     def event(self, ctx: ResetContext) -> ResetEvent:
         lam = self.options.lam

@@ -1,3 +1,8 @@
+"""Dynamic Neural Regeneration (DNR, NeurIPS 2024), a data-aware reset: per tensor, the `keep`
+fraction of elements with the largest SNIP score |w * dL/dw| is kept and the rest re-drawn; the
+gradient is summed over 4 training batches (BatchNorm in train mode, running statistics untouched)
+and recomputed every round. Exactly round(keep * n) elements are kept; among equal scores the
+earlier position is kept."""
 import torch
 
 from ..core.method import Method, ResetContext, register

@@ -1,3 +1,6 @@
+"""Dense-sparse-dense style magnitude reset (after Han et al., ICLR 2017): per tensor, the `keep`
+fraction of elements with the largest |w| is kept and the rest re-drawn. Exactly round(keep * n)
+elements are kept; among equal magnitudes the earlier position is kept, the same on every device."""
 from ..core.method import Method, ResetContext, register
 from ..core.reset import Action, ResetEvent
 from .base import KeepOptions, top_fraction_mask

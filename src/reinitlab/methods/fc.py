@@ -1,3 +1,5 @@
+"""Re-draw the classifier head (the group `head`) at the start of every round; everything below it
+is kept."""
 from ..core.method import Method, ResetContext, register
 from ..core.reset import ResetEvent
 from .base import reset_groups_from

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 import torch
 
-from ..core.method import Method, ResetContext, register
+from ..core.method import Fidelity, Method, ResetContext, register
 from ..core.reset import Action, ResetEvent
 from .base import in_range, weighted_layers
 
@@ -48,6 +48,14 @@ class FIRE(Method):
     summary = "FIRE: orthogonalize every conv/linear weight per kernel position (Newton-Schulz), blend by alpha"
     Options = FIREOptions
     redraws = False
+    fidelity = (
+        Fidelity("`alpha=1`: W is replaced by the scaled orthogonalization",
+                 "the same (the released function has no blend)",
+                 "the default"),
+        Fidelity("a zero slice stays zero; any conv (1-3d, grouped) is handled per kernel position",
+                 "Conv2d and Linear only (a zero slice divides by 0)",
+                 "same on the registry models"),
+    )
 
     def event(self, ctx: ResetContext) -> ResetEvent:
         a = self.options.alpha

@@ -8,7 +8,9 @@ mask keeps exactly round(split_rate * n) elements. `peer=true` follows the KE co
 conv and linear weights are split (a conv bias follows its weight's mask at input 0, kernel position
 0; linear biases and BatchNorm are never touched), a wels mask keeps each element independently with
 probability split_rate, and re-drawn values come from PyTorch's default draw (redraw=peer).
-In both, kels keeps every input channel of the model's first layer (KE's rule for the RGB stem).
+`mode=kels` keeps a kernel-level slice instead of a random one: the first split_rate of the output
+channels and of the input channels of each tensor (the head keeps every class). In both, kels keeps
+every input channel of the model's first layer (KE's rule for the RGB stem).
 """
 import math
 from dataclasses import dataclass
@@ -17,7 +19,7 @@ from typing import Literal
 import torch
 import torch.nn as nn
 
-from ..core.method import Method, ResetContext, register
+from ..core.method import Fidelity, Method, ResetContext, register
 from ..core.reset import Action, ResetEvent
 from ..util.errors import UserError
 from ..util.seeding import generator
@@ -64,6 +66,24 @@ class KE(Method):
     name = "ke"
     summary = "Knowledge Evolution: a mask fixed once per tensor keeps split_rate; the rest is re-drawn"
     Options = KEOptions
+    fidelity = (
+        Fidelity("re-draws from the model's initializer (registry models: He-normal convolutions)",
+                 "`kaiming_uniform_(a=sqrt(5))`",
+                 "`peer=true` (or `redraw=peer`)"),
+        Fidelity("every tensor is split, BatchNorm and biases included",
+                 "conv and linear weights only; a conv bias follows its weight's mask; linear biases and "
+                 "BatchNorm untouched",
+                 "`peer=true`"),
+        Fidelity("wels keeps exactly round(split_rate·n) elements",
+                 "each element with probability split_rate",
+                 "`peer=true`"),
+        Fidelity("kels: the first conv/linear layer in model order keeps every input channel",
+                 "every conv with 3 input channels does",
+                 "same on the registry models"),
+        Fidelity("masks come from reinitlab's seeded streams",
+                 "numpy's global generator",
+                 "not offered (same rule, other numbers)"),
+    )
     resample = False
 
     def _mode(self) -> str:
@@ -110,7 +130,15 @@ class WELSROptions:
 
 @register
 class WELSR(KE):
+    """The source paper's variant of Knowledge Evolution: as `ke` with mode wels, each tensor keeps a
+    random split_rate of its elements and re-draws the rest, but the mask is drawn anew every round
+    (from the stream (seed, tensor, round))."""
     name = "welsr"
     summary = "as ke (wels), but the random mask is re-sampled every round"
     Options = WELSROptions
+    fidelity = (
+        Fidelity("the mask is re-sampled every round",
+                 "no public code (the source paper's variant)",
+                 "—"),
+    )
     resample = True

@@ -5,7 +5,7 @@ from dataclasses import dataclass
 
 import torch
 
-from ..core.method import Method, ResetContext, register
+from ..core.method import Fidelity, Method, ResetContext, register
 from ..core.reset import ResetEvent
 from .base import in_range
 
@@ -24,6 +24,12 @@ class L2Init(Method):
     summary = "L2-Init: no reset; the loss gains lam*||theta - theta0||^2 in every round"
     Options = L2InitOptions
     redraws = False
+    fidelity = (
+        Fidelity("lam·‖θ − θ0‖², in every round from round 0 on",
+                 "the harness: (coef/2)·‖θ − θ0‖², not during the first data chunk of its warm-start "
+                 "benchmark",
+                 "`lam=` coef/2; the penalty in round 0: not offered"),
+    )
 
     @property
     def needs_initial(self) -> bool:

@@ -2,15 +2,16 @@
 
 Default: the top block and the head, re-drawn whole (BatchNorm included: weight 1, bias 0, running
 statistics cleared). `peer=true` follows the LLF code: by default from the first block of the last
-stage (ResNet-18: `layer4`, its last two blocks, and the head), only conv and linear weights and conv
-biases are re-drawn, from PyTorch's default draw (redraw=peer); BatchNorm (affine and running
-statistics) and the head's bias survive."""
+stage (ResNet-18: `layer4` = block7 and block8, and the head; ResNet-50: block14-16; other
+architectures: the trailing blocks with the top block's width), only conv and linear weights and
+conv biases are re-drawn, from PyTorch's default draw (redraw=peer); BatchNorm (affine and running
+statistics) and the head's bias survive. `start=GROUP` names the first group re-drawn."""
 from dataclasses import dataclass, field
 
 import torch.nn as nn
 
 from ..core.groups import Groups
-from ..core.method import Method, ResetContext, register
+from ..core.method import Fidelity, Method, ResetContext, register
 from ..core.reset import Action, ResetEvent
 from .base import reset_groups_from, weighted_layers
 
@@ -47,6 +48,18 @@ class LLF(Method):
     name = "llf"
     summary = "later-layer forgetting: re-draw every group from `start` (default: the top block) upward"
     Options = LLFOptions
+    fidelity = (
+        Fidelity("re-draws the top block and the head",
+                 "`layer4`: the last stage (two blocks on ResNet-18) and the head",
+                 "`peer=true` (or `start=block7` on ResNet-18)"),
+        Fidelity("the reset groups are re-drawn whole: BatchNorm weight 1, bias 0, statistics cleared; "
+                 "the head's bias re-drawn",
+                 "BatchNorm and the head's bias untouched",
+                 "`peer=true`"),
+        Fidelity("re-draws from the model's initializer",
+                 "`kaiming_uniform_(a=sqrt(5))`",
+                 "`peer=true` (or `redraw=peer`)"),
+    )
 
     def start_index(self, ctx: ResetContext) -> int:
         g, o = ctx.groups, self.options

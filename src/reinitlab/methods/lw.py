@@ -1,12 +1,24 @@
 """Layerwise reinitialization (Alabdulmohsin, Maennel, Keysers 2021), bottom-up by default.
 
 Round r keeps groups 0..k_r, rescales each kept tensor to its initial norm, inserts a frozen
-per-channel standardization after group k_r, and re-draws every group above it. `schedule=floor`
-spreads the rounds as the LW re-implementation in the Later-Layer Forgetting code does."""
+per-channel standardization after group k_r, and re-draws every group above it; then the whole
+model trains. With the full budget R = K-1 (K+1 groups, stem to head) round r keeps groups 0..r;
+with fewer rounds the steps are spread, k_r = ceil(r*K/(R+1)), and `schedule=floor` spreads them
+with floor instead, as the LW re-implementation in the Later-Layer Forgetting code does (with K = 9
+and R = 3 it keeps up to groups 2, 4, 6 where the default keeps 3, 5, 7; the two agree at the full
+budget). More rounds than distinct steps repeat a step (a warning says so before training).
+
+- `rescale`: each kept tensor t is multiplied by ||w0_t|| / ||w_t||; tensors that started at zero
+  (BatchNorm biases) are set back to zero.
+- `normalize`: the per-channel mean and standard deviation of group k_r's output on 4 training
+  batches (no augmentation, BatchNorm in train mode with its running statistics untouched), frozen
+  from then on; earlier standardizations stay.
+- `order=top_down` keeps all but the top ceil(r*K/(R+1)) groups instead (at least the head is
+  re-drawn)."""
 from dataclasses import dataclass
 from typing import Literal
 
-from ..core.method import Method, ResetContext, register
+from ..core.method import Fidelity, Method, ResetContext, register
 from ..core.reset import Action, ResetEvent
 from ..util.errors import UserError
 from .base import reset_groups_from
@@ -45,6 +57,20 @@ class LW(Method):
     name = "lw"
     summary = "layerwise: keep groups up to k_r (rescaled to initial norms, then a frozen standardization), re-draw the rest"
     Options = LWOptions
+    fidelity = (
+        Fidelity("round r keeps groups 0..ceil(r·K/(R+1))",
+                 "floor(r·K/(R+1))",
+                 "`schedule=floor`"),
+        Fidelity("a re-drawn BatchNorm gets its running statistics cleared",
+                 "its parameters are re-drawn, its running statistics left stale",
+                 "not offered"),
+        Fidelity("tensors whose initial norm is exactly 0 are set back to 0",
+                 "those whose initial norm is below 1e-6",
+                 "same on the registry models (their initial norms are 0 or far above 1e-6)"),
+        Fidelity("standardization: mean and population std over 4 training batches",
+                 "the first training batch, unbiased std",
+                 "not offered"),
+    )
 
     def budget_warning(self, rounds: int, groups) -> str | None:
         kept = [last_kept(r, rounds, groups.K, self.options.order) for r in range(1, rounds + 1)]

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn as nn
 
-from ..core.method import Method, ResetContext, register
+from ..core.method import Cadence, Fidelity, Method, ResetContext, register
 from ..core.reset import Action, ResetEvent, preserve_buffers
 from .base import in_range
 
@@ -82,6 +82,26 @@ class ReDo(Method):
     name = "redo"
     summary = "ReDo: units with normalized mean activation <= tau get fresh incoming and zero outgoing weights"
     Options = ReDoOptions
+    fidelity = (
+        Fidelity("the activation is taken after the layer's norm layer (when one follows), through a ReLU",
+                 "the ReLU of the conv/linear output itself",
+                 "not offered"),
+        Fidelity("incoming weights include the following norm's weight and bias; shortcut convs are layers too",
+                 "conv/linear weight and bias only; layers named `shortcut` skipped",
+                 "not offered"),
+        Fidelity("dormancy is measured on 4 fixed training batches at the event",
+                 "the last 512 training samples seen",
+                 "not offered"),
+        Fidelity("re-draws from the model's initializer",
+                 "the layer's own `reset_parameters()` (PyTorch's default)",
+                 "`redraw=peer`"),
+        Fidelity("`every=N`: also every N optimizer steps inside a round",
+                 "the harness: after every `period`-th epoch",
+                 "`every=` the steps of `period` epochs (the same moments, measured on our 4 batches)"),
+        Fidelity("in-round events clear the optimizer state (momentum) of the replaced elements",
+                 "clears Adam's moments and step",
+                 "same rule"),
+    )
 
     def event(self, ctx: ResetContext) -> ResetEvent:
         dormant = dormant_units(ctx, self.options.tau)
@@ -117,6 +137,9 @@ class ReDo(Method):
     @property
     def in_round(self) -> bool:
         return self.options.every > 0
+
+    def cadence(self) -> Cadence | None:
+        return Cadence("step", self.options.every, "every") if self.options.every > 0 else None
 
     def step_event(self, ctx: ResetContext) -> ResetEvent | None:
         if ctx.step % self.options.every:

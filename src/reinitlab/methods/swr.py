@@ -13,7 +13,7 @@ from typing import Literal
 
 import torch
 
-from ..core.method import Method, ResetContext, register
+from ..core.method import Cadence, Method, ResetContext, register
 from ..core.reset import Action, ResetEvent
 from .base import in_range, weighted_layers
 
@@ -46,6 +46,12 @@ class SWR(Method):
     @property
     def in_round(self) -> bool:
         return True
+
+    def cadence(self) -> Cadence:
+        # born starts at 0 and ages count the run's steps, so the first event that can replace
+        # anything comes after `maturity` steps of the whole run
+        o = self.options
+        return Cadence("step", o.every, "every", mature_after=o.maturity, maturity_setting="maturity")
 
     def event(self, ctx: ResetContext) -> ResetEvent:
         return ResetEvent(description="no reset at the round start (SWR acts every step)")

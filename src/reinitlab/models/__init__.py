@@ -17,7 +17,7 @@ class ArchInfo:
     build: Callable[..., nn.Module]
 
 
-ARCHS: Registry[ArchInfo] = Registry("arch", packages=("reinitlab.models",))
+ARCHS: Registry[ArchInfo] = Registry("arch", packages=("reinitlab.models",), entry_points="reinitlab.archs")
 
 
 def register(name: str, description: str):

@@ -1,4 +1,4 @@
-"""The verdict on the source paper's five claims (SPEC section 5), from any study's run folders.
+"""The verdict on the source paper's five claims (SPEC, The paper's claims), from any study's run folders.
 
 Every test compares LW (method "lw", default options) with a reference method on seed-paired runs,
 pooled over the combinations (dataset, arch, train size, noise) in the test's scope: one pair per
@@ -373,7 +373,8 @@ def verdict_part(claims: list[Claim], has_long: bool = True) -> Part:
             rows.append(row)
     lines = [f"**Claim {c.number}: {c.verdict}.** {c.statement}" + (f" (Regime: {c.regime}.)" if c.regime else "")
              for c in claims]
-    intro = ("Each test pools the seed-paired differences LW − reference over the combinations in its scope "
+    intro = ("The claims are those of the specification's section \"The paper's claims\" (docs/SPEC.md). "
+             "Each test pools the seed-paired differences LW − reference over the combinations in its scope "
              "(effect in the measure's unit, accuracies in points; n = pairs, comb. = combinations) with a 95% "
              "t-interval and the two-sided paired-t p. A claim is supported when all its tests are; rows in "
              "parentheses are context and do not enter the verdict, nor does the comparison with long. "
@@ -381,7 +382,7 @@ def verdict_part(claims: list[Claim], has_long: bool = True) -> Part:
              "verdict reads: a study's fixed budget; over budgets (a seed's differences averaged over the budgets "
              "before pooling, so a baseline that ignores R counts once); tuned (per method and seed the run picked "
              "by validation accuracy).")
-    return Part("Verdict on the paper's claims (SPEC section 5)", intro,
+    return Part("Verdict on the paper's claims", intro,
                 [("Tests", "", header, rows)], lines=lines)
 
 

@@ -26,7 +26,7 @@ def paper() -> dict:
              the 50k-image sets dominate); use --backend ray over several GPUs. On the 2-core CPU:
              months, do not.
     Needs:   the dataset files (`reinitlab data list` says which are found).
-    Expect:  per SPEC 5 claims 1-2: LW above baseline and the other reinit methods in most
+    Expect:  per SPEC, The paper's claims, 1-2: LW above baseline and the other reinit methods in most
              combinations with small training sets; little or no gain on the large sets and for
              ResNet-50; `long` is the baseline to beat.
     """
@@ -76,7 +76,7 @@ def sizes() -> dict:
 
 @preset
 def claims() -> dict:
-    """Do the paper's five claims (SPEC section 5) hold here? Every claim tested, with a verdict.
+    """Do the paper's five claims hold here? Every claim tested, with a verdict.
 
     Command: reinitlab study claims --out runs/claims && reinitlab report runs/claims
              any dataset or architecture: --set 'datasets=["cifar10"]' --set 'archs=["resnet18"]'
@@ -108,7 +108,7 @@ def claims() -> dict:
     """
     return {
         "name": "claims",
-        "description": "the paper's five claims (SPEC 5): fashion-mnist-small, cnn, 6 methods x sizes 500/2000 x "
+        "description": "the paper's five claims: fashion-mnist-small, cnn, 6 methods x sizes 500/2000 x "
                        "label noise 0/0.2 x 4 seeds, every analysis on every run",
         "datasets": ["fashion-mnist-small"],
         "archs": ["cnn"],

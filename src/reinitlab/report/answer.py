@@ -13,12 +13,19 @@ A method beats (trails) a reference where the 95% interval of its seed-paired di
 said to have none. The method of interest (collect.FOCUS: lw) is named first, and where a study has
 none, the first method that is not a reference. A combination without either reference ranks its
 methods by mean accuracy.
+
+Loose runs (`reinitlab report runA runB`) have no study to fix their budgets, so each combination
+also says how many epochs each method's runs trained and whether they are compute-matched; `long`
+is called compute-matched only where its runs trained as many epochs as the method named first. A
+method whose in-round events never fired in some runs (swr, redo:every, sp:every_epochs: result.json
+`in_round_events` 0) is named with how many, so a method that never acted is not read as one that
+did not help.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .collect import FOCUS, REFERENCES, Combo
+from .collect import FOCUS, REFERENCES, Collected, Combo
 from .part import Part
 from .stats import PairedDiff
 from .tables import Tables, fmt_p, labels, pct
@@ -120,7 +127,7 @@ def _ranking(t: Tables, combo: Combo) -> str:
     return f"No baseline or long to compare with; test accuracy: {text}."
 
 
-def combo_sentences(t: Tables, combo: Combo, focus: str | None) -> str:
+def combo_sentences(t: Tables, combo: Combo, focus: str | None, budgets: dict[str, list[int]] | None = None) -> str:
     refs = [ref for ref in ("long", "baseline") if combo in t.diffs.get(ref, {})]
     if not refs:
         return _ranking(t, combo)
@@ -142,9 +149,48 @@ def combo_sentences(t: Tables, combo: Combo, focus: str | None) -> str:
     if not out:
         return _ranking(t, combo)
     text = " ".join(out)
-    if "long" in refs and LONG_TEXT not in text:  # the first mention says what long is
+    matched = budgets is None or (subject is not None and set(budgets.get("long", [])) == set(budgets.get(subject, [])))
+    if not matched:  # loose runs: long is compute-matched only if it trained what the subject trained
+        text = text.replace(LONG_TEXT, "long")
+    elif "long" in refs and LONG_TEXT not in text:  # the first mention says what long is
         text = text.replace(" long", " " + LONG_TEXT, 1)
     return text
+
+
+def epochs_trained(col: Collected, combo: Combo) -> dict[str, list[int]]:
+    """method -> the sorted distinct epochs trained (result.json epochs_total) of its finished runs."""
+    out: dict[str, set[int]] = {}
+    for r in col.runs:
+        e = (r.result or {}).get("epochs_total")
+        if r.combo == combo and r.status == "finished" and isinstance(e, int):
+            out.setdefault(r.method, set()).add(e)
+    return {m: sorted(v) for m, v in out.items()}
+
+
+def budget_sentence(budgets: dict[str, list[int]], methods: list[str]) -> str:
+    """"Epochs trained: lw 9, baseline 3; not compute-matched: ..." for loose runs."""
+    names = [m for m in methods if m in budgets]
+    if len(names) < 2:
+        return ""  # nothing compared
+    values = {e for m in names for e in budgets[m]}
+    if len(values) == 1:
+        return f"Compute-matched: every run trained {values.pop()} epochs."
+    text = ", ".join(f"{m} {budgets[m][0]}" if len(budgets[m]) == 1 else f"{m} {budgets[m][0]}-{budgets[m][-1]}"
+                     for m in names)
+    return (f"Epochs trained: {text}; these runs are not compute-matched, so a difference between them may be the "
+            "extra training alone.")
+
+
+def never_acted(col: Collected) -> list[str]:
+    """A sentence per method whose in-round events never fired in some of its finished runs."""
+    by: dict[str, list[int]] = {}
+    for r in col.runs:
+        n = (r.result or {}).get("in_round_events")
+        if r.status == "finished" and isinstance(n, int):
+            by.setdefault(r.method, []).append(n)
+    return [f"**{m}** never acted in {sum(n == 0 for n in ns)} of its {len(ns)} finished run{'s' if len(ns) != 1 else ''} "
+            "(0 in-round events in result.json): those runs trained as if without it." for m, ns in by.items()
+            if any(n == 0 for n in ns)]
 
 
 def sign_lines(t: Tables) -> list[str]:
@@ -165,11 +211,18 @@ def sign_lines(t: Tables) -> list[str]:
     return lines
 
 
-def answer(t: Tables) -> Answer:
+def answer(t: Tables, col: Collected | None = None) -> Answer:
+    """The answer from the tables; with the collected runs `col`, also what the tables cannot show:
+    each loose combination's budgets and the methods that never acted."""
     focus = focus_of(t.methods)
     scope, names = labels(t.combos)
-    items = [(name, combo_sentences(t, c, focus)) for name, c in zip(names, t.combos, strict=True)]
-    return Answer(focus, scope, items, sign_lines(t))
+    items = []
+    for name, c in zip(names, t.combos, strict=True):
+        budgets = epochs_trained(col, c) if col is not None and col.loose else None
+        text = combo_sentences(t, c, focus, budgets)
+        extra = budget_sentence(budgets, t.methods) if budgets else ""
+        items.append((name, f"{text} {extra}" if extra else text))
+    return Answer(focus, scope, items, (never_acted(col) if col is not None else []) + sign_lines(t))
 
 
 def intro(a: Answer) -> str:

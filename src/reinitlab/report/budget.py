@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from ..util.errors import UserError
-from .collect import RunRecord, settings_of
+from .collect import RunRecord, combo_settings
 from .part import Part, ReportContext, report_part
 from .stats import MeanSE, PairedDiff, mean_se, paired_diff
 
@@ -99,7 +99,7 @@ def frontier(runs: Iterable[RunRecord], extra_axes: Sequence[str] = (), methods:
         if r.status != "finished" or r.test_acc is None or b is None:
             continue
         a = r.axes
-        key = (a["dataset"], a["arch"], a["train_size"], a["label_noise"], settings_of(r, other))
+        key = (a["dataset"], a["arch"], a["train_size"], a["label_noise"], combo_settings(r, other))
         groups.setdefault(key, {}).setdefault(r.method, {}).setdefault(b, {})[r.seed] = r
     frames = []
     for key in sorted(groups, key=_frame_order):

@@ -17,6 +17,11 @@ def add_parser(sub) -> None:
     p.add_argument("--out", metavar="DIR", help="where the report goes (default: the study folder, or "
                                                  "<common parent of the runs>/report)")
     p.add_argument("--quiet", action="store_true", help="do not print the tables")
+    p.add_argument("--answer-only", action="store_true",
+                   help="print only the Answer and where report.html is (what `make run` shows)")
+    p.add_argument("--skip-bad", dest="skip_bad", action="store_true",
+                   help="leave out (and name) run folders whose files cannot be read and folders that claim the same "
+                        "run with different results; without it the report refuses them")
     p.set_defaults(func=cmd_report)
     q = sub.add_parser("plot", help="per-epoch loss and accuracy curves of run folders, in one figure",
                        description="Draw the training and validation loss and accuracy after every epoch "
@@ -29,7 +34,11 @@ def add_parser(sub) -> None:
 
 def cmd_report(args) -> int:
     from .make import make_report
-    rep = make_report(args.dirs, args.out)
+    rep = make_report(args.dirs, args.out, skip_bad=args.skip_bad)
+    if args.answer_only:
+        print(rep.answer or "No answer yet: no method has finished runs to compare.")
+        print(f"\nThe whole report: {rep.files[2]} (and summary.md, results.csv, plots/ beside it)")
+        return 0
     if not args.quiet:
         print(rep.markdown)
     print("wrote " + ", ".join(str(f) for f in rep.files[:3]) + f" and {len(rep.files) - 3} plot(s)", file=sys.stderr)

@@ -10,11 +10,18 @@ folders; `collect_runs`) have no study.json: a run's combination and method come
 config.json, and every setting that differs between the runs besides the method and the seed
 becomes part of the combination (`Combo.settings`), so runs that differ in, say, lr are never
 averaged or paired.
+
+Nothing is merged or dropped silently: a run folder whose files cannot be read (a torn config.json,
+a garbled metrics.jsonl line, a model.pt that holds code) is refused naming the file, and so are two
+loose folders that claim the same run (same settings, method and seed) with different results; with
+`skip_bad` both kinds are left out, each named (`Collected.skipped`). Two copies of one run with the
+same results count once, and the copy is named.
 """
 from __future__ import annotations
 
 import glob
 import os
+import warnings
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -23,12 +30,12 @@ from typing import Any, NamedTuple
 
 from ..study.definition import FULL
 from ..study.store import Store, folder_state
-from ..train.rundir import RESUMABLE_DIFFERENCES
-from ..util.errors import UserError
+from ..train.rundir import RESUMABLE_DIFFERENCES, folder_problem
+from ..util.errors import ReinitlabWarning, UserError
 from ..util.files import read_json_dict
 
 MARKERS = ("config.json", "result.json", "error.json")
-# The axes every study has; any other axis of a run (issue 11: rounds, epochs, lr, ...) is a setting.
+# The axes every study has; any other axis of a run (rounds, epochs, lr, ...) is a setting.
 STANDARD_AXES = ("dataset", "arch", "train_size", "label_noise", "method", "seed")
 REFERENCES = ("baseline", "long")
 FOCUS = "lw"  # the method of interest: shown right after the references, named in the answer
@@ -102,6 +109,7 @@ class Collected:
     methods: list[str]  # display order
     extra_axes: list[str] = field(default_factory=list)  # sorted names of the study's extra axes
     loose: bool = False  # run folders without a study (collect_runs): `root` is where the report goes
+    skipped: list[tuple[str, str]] = field(default_factory=list)  # (run folder, why) left out or counted once
 
     def by_status(self, status: str) -> list[RunRecord]:
         return [r for r in self.runs if r.status == status]
@@ -110,7 +118,7 @@ class Collected:
         return r.folder if r.folder is not None else self.root / "runs" / r.id
 
 
-def collect(root: str | Path) -> Collected:
+def collect(root: str | Path, skip_bad: bool = False) -> Collected:
     root = Path(root)
     store = Store(root)
     if not root.is_dir():
@@ -127,10 +135,18 @@ def collect(root: str | Path) -> Collected:
                         "(reinitlab study ... --out DIR)?")
     study = store.read_study()
     extra = extra_axes_of(study)
-    records = []
+    records, skipped = [], []
     for rid in sorted(folders | set(listed)):
+        # A study redoes a run whose result.json is torn (store.clean_for_attempt), so the report
+        # counts it as unfinished, and a torn config.json is replaced by runs.json's; what cannot be
+        # read around is refused: code in model.pt or ckpt.pt, a config that runs.json does not list.
+        problem = folder_problem(store.run_dir(rid), json_files=() if rid in listed else ("config.json",),
+                                 metrics=False)
+        if problem:
+            _refuse_or_skip(problem, skip_bad, skipped, store.run_dir(rid))
+            continue
         records.append(_record(store, rid, listed.get(rid), extra))
-    return Collected(root, records, study, _method_order(records, study), extra)
+    return Collected(root, records, study, _method_order(records, study), extra, skipped=skipped)
 
 
 def is_study_folder(path: str | Path) -> bool:
@@ -194,12 +210,24 @@ def varying_settings(configs: Sequence[dict]) -> list[str]:
     return out
 
 
-def collect_runs(folders: Sequence[str | Path], root: str | Path) -> Collected:
+def collect_runs(folders: Sequence[str | Path], root: str | Path, skip_bad: bool = False) -> Collected:
     """Loose run folders as one collection; `root`: where the report is written. A run's id is its
-    path relative to the folders' common parent."""
+    path relative to the folders' common parent. Unreadable folders and conflicting copies of one run
+    raise UserError, or with `skip_bad` are left out (named in `skipped` and in a warning)."""
     folders = [Path(f) for f in folders]
     if not folders:
         raise UserError("no run folders given")
+    skipped: list[tuple[str, str]] = []
+    readable = []
+    for f in folders:
+        problem = folder_problem(f)
+        if problem:
+            _refuse_or_skip(problem, skip_bad, skipped, f)
+        else:
+            readable.append(f)
+    if not readable:
+        raise UserError(f"none of the {len(folders)} run folders given can be read; nothing to report")
+    folders = readable
     parent = Path(os.path.commonpath([os.path.abspath(f) for f in folders]))
     configs = [read_json_dict(f / "config.json") or {} for f in folders]
     settings = varying_settings(configs)
@@ -213,8 +241,57 @@ def collect_runs(folders: Sequence[str | Path], root: str | Path) -> Collected:
         for k in settings:  # a setting this run's config lacks (older code) is a value of its own
             axes.setdefault(k, None)
         records.append(RunRecord(rid, state.status, config, state.result, state.error, axes, folder=f))
+    records = _one_per_run(records, skip_bad, skipped)
     records.sort(key=lambda r: (combo_order(r.combo), r.method, value_order(r.seed), r.id))
-    return Collected(Path(root), records, None, _method_order(records, None), settings, loose=True)
+    return Collected(Path(root), records, None, _method_order(records, None), settings, loose=True, skipped=skipped)
+
+
+# ---- what is refused, or left out with skip_bad ------------------------------------------------------
+def _refuse_or_skip(problem: str, skip_bad: bool, skipped: list, folder: Path) -> None:
+    if not skip_bad:
+        raise UserError(f"{problem}; refused (--skip-bad leaves such run folders out of the report)")
+    warnings.warn(f"left out of the report: {problem}", ReinitlabWarning, stacklevel=2)
+    skipped.append((str(folder), problem))
+
+
+def _outcome(r: RunRecord) -> tuple:
+    """What a run found, for telling two copies of it apart (time taken is not a finding)."""
+    res = r.result or {}
+    return (r.status, res.get("test_acc"), res.get("val_acc"), res.get("train_acc"), res.get("epochs_total"),
+            tuple((x.get("round"), x.get("test_acc")) for x in res.get("per_round") or [] if isinstance(x, dict)))
+
+
+def _one_per_run(records: list[RunRecord], skip_bad: bool, skipped: list) -> list[RunRecord]:
+    """Loose folders that claim one run (combination, method and seed: every setting but speed and
+    observers) must agree on its results: a table has one value per seed, and keeping whichever came
+    last would be a silent choice. Copies with the same results count once."""
+    by: dict[tuple, list[RunRecord]] = {}
+    for r in records:
+        if r.status in ("finished", "diverged"):
+            by.setdefault((r.combo, r.method, r.seed), []).append(r)
+    drop: set[int] = set()
+    for same in by.values():
+        first = same[0]
+        for other in same[1:]:
+            if _outcome(other) == _outcome(first):
+                drop.add(id(other))
+                skipped.append((str(other.folder), f"the same run as {first.folder} with the same results: counted once"))
+                continue
+            a, b = _outcome(first)[1], _outcome(other)[1]
+            problem = (f"{first.folder} and {other.folder} claim the same run ({first.method}, seed {first.seed}, the same "
+                       f"settings) with different results (test_acc {_acc(a)} vs {_acc(b)})")
+            if not skip_bad:
+                raise UserError(f"{problem}; give one of them (--skip-bad leaves both out)")
+            warnings.warn(f"left out of the report: {problem}", ReinitlabWarning, stacklevel=2)
+            for r in (first, other):
+                if id(r) not in drop:
+                    drop.add(id(r))
+                    skipped.append((str(r.folder), problem))
+    return [r for r in records if id(r) not in drop]
+
+
+def _acc(v: Any) -> str:
+    return f"{100 * v:.2f}%" if isinstance(v, (int, float)) and not isinstance(v, bool) else str(v)
 
 
 def _canonical(spec: str) -> str:
@@ -225,7 +302,7 @@ def _canonical(spec: str) -> str:
         return spec
 
 
-def settings_of(r: RunRecord, names: Iterable[str]) -> tuple[tuple[str, Any], ...]:
+def combo_settings(r: RunRecord, names: Iterable[str]) -> tuple[tuple[str, Any], ...]:
     """The (key, value) pairs of the run's extra axes among `names`, sorted by key: the `settings`
     part of its combination."""
     return tuple(sorted((k, r.axes[k]) for k in names if k in r.axes))

@@ -21,19 +21,22 @@ def differing(col: Collected) -> list[str]:
     return keys + [k for k in col.extra_axes if k not in keys]
 
 
-def _row(r: RunRecord, keys: list[str]) -> list[str]:
+def _row(r: RunRecord, keys: list[str], in_round: bool) -> list[str]:
     res = r.result or {}
     return ([r.id] + [value_text(r.axes.get(k)) for k in keys] + [r.status]
             + [_num(res.get(k), True) for k in ("test_acc", "val_acc", "train_acc")]
-            + [_num(res.get(k)) for k in ("rounds", "epochs_total", "seconds")])
+            + [_num(res.get(k)) for k in ("rounds", "epochs_total", "seconds")]
+            + ([_num(res.get("in_round_events"))] if in_round else []))
 
 
 def runs_part(col: Collected) -> Part:
     keys = differing(col)
+    # a method acting within rounds says how often it did: 0 means it never acted in that run
+    in_round = any("in_round_events" in (r.result or {}) for r in col.runs)
     header = ["run", *keys, "status", "test acc (%)", "val acc (%)", "train acc (%)", "rounds trained",
-              "epochs trained", "seconds"]
+              "epochs trained", "seconds"] + (["in-round events"] if in_round else [])
     intro = ("Each run folder given, with the settings that differ between them" if keys else
              "Each run folder given; their settings are the same") + " (the Settings section has the shared ones) " \
         "and its final numbers from result.json. Runs that differ in anything but the method and the seed are " \
         "never averaged or paired in the tables below."
-    return Part("Runs compared", intro, [("Runs", "", header, [_row(r, keys) for r in col.runs])])
+    return Part("Runs compared", intro, [("Runs", "", header, [_row(r, keys, in_round) for r in col.runs])])

@@ -17,8 +17,8 @@ from pathlib import Path
 from typing import Sequence
 
 from ..util.errors import UserError
-from ..util.files import read_json_dict, read_jsonl
-from .collect import STANDARD_AXES, Collected, find_run_folders, varying_settings
+from ..util.files import read_json_dict, read_jsonl, writable_problem
+from .collect import STANDARD_AXES, Collected, find_run_folders, folder_problem, varying_settings
 from .part import Part, ReportContext, report_part
 from .plots import _col, _colors, _grid, _panels, _safe, _save, _settings_text, panel_title, se_text, seeds_text, wrap
 from .stats import mean_se
@@ -167,6 +167,13 @@ def plot_runs(paths: Sequence[str | Path], out: str | Path | None = None) -> Pat
     if out.is_dir():
         raise UserError(f"--out {out}: is a folder; give a file name such as {out / 'curves.png'}")
     folders = find_run_folders(paths)
+    for f in folders:  # a torn file is named, never drawn as an empty or partial curve
+        problem = folder_problem(f)
+        if problem:
+            raise UserError(f"{problem}; nothing plotted")
+    problem = writable_problem(out.parent)
+    if problem:
+        raise UserError(f"--out {out}: cannot write the figure there: {problem}")
     curves = [read_curve(f) for f in folders]
     empty = [f for f, c in zip(folders, curves, strict=True) if not c]
     if empty:

@@ -144,7 +144,7 @@ def provenance_part(p: StudyProvenance) -> Part | None:
                  f"{g.fields.get('source_hash')}, commit {_commits(g)}), {_machine_text(g)}; "
                  f"host(s) {', '.join(sorted(h for h in g.hosts if h))}"
                  + (f", {threads[0]} torch thread(s) per run" if len(threads) == 1 else "") + ". Rerunning a run bit-identically needs the "
-                 "same torch, precision, CPU level and thread count (README: Reproducibility).")
+                 "same torch, precision, CPU level and thread count (docs/reproducibility.md).")
         return Part("Provenance", intro, lines=lines)
     header = ["group", "runs"] + [FIELD_LABELS.get(k, k) for k in p.varying] + ["commit(s)", "host(s)", "CPU"]
     rows = []

@@ -1,4 +1,4 @@
-"""The statistics of SPEC 4: mean and standard error per cell, paired differences over seeds with a
+"""The statistics of SPEC, Statistics: mean and standard error per cell, paired differences over seeds with a
 t-interval, the exact two-sided sign test across combinations, and Holm's step-down correction.
 
 Small n is the rule here (3 seeds), so every function says what it can and cannot tell: an interval

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from ..util.errors import UserError
-from .collect import RunRecord, settings_of
+from .collect import RunRecord, combo_settings
 from .part import Part, ReportContext, report_part
 from .stats import paired_diff
 
@@ -102,7 +102,7 @@ def samples(runs: Iterable[RunRecord], extra_axes: Sequence[str] = (), method: s
         if r.status != "finished" or r.test_acc is None or r.method not in (method, reference):
             continue
         a = r.axes
-        combo = (a["dataset"], a["arch"], a["train_size"], a["label_noise"], settings_of(r, extra_axes))
+        combo = (a["dataset"], a["arch"], a["train_size"], a["label_noise"], combo_settings(r, extra_axes))
         acc.setdefault(combo, {}).setdefault(r.method, {})[r.seed] = r
     out = []
     for combo in sorted(acc, key=repr):

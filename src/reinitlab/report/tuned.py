@@ -24,7 +24,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from .collect import RunRecord, settings_of
+from .collect import RunRecord, combo_settings
 from .part import Part, ReportContext, report_part
 from .stats import PairedDiff, mean_se, paired_vs
 
@@ -92,7 +92,7 @@ def study_tuning(study: dict | None) -> tuple[list[str], dict[str, list]]:
 
 def combo_of(r: RunRecord, keep: Sequence[str]) -> tuple:
     a = r.axes
-    return (a["dataset"], a["arch"], a["train_size"], a["label_noise"], settings_of(r, keep))
+    return (a["dataset"], a["arch"], a["train_size"], a["label_noise"], combo_settings(r, keep))
 
 
 def tune(runs: Iterable[RunRecord], tune_axes: Sequence[str], extra_axes: Sequence[str] = (),

@@ -68,7 +68,7 @@ class Choice:
 
 def cpu_bf16_units() -> list[str]:
     """The CPU's native bf16 units, from its flags."""
-    return [u for u in probes.machine()["cpu_units"] if u in _BF16_UNITS]
+    return [u for u in probes.host_info()["cpu_units"] if u in _BF16_UNITS]
 
 
 def no_native_bf16(device: torch.device) -> str | None:
@@ -76,7 +76,7 @@ def no_native_bf16(device: torch.device) -> str | None:
     if device.type == "cpu":
         if cpu_bf16_units():
             return None
-        return (f"no native bf16 on this CPU ({probes.machine()['cpu'] or 'unknown'}, "
+        return (f"no native bf16 on this CPU ({probes.host_info()['cpu'] or 'unknown'}, "
                 f"{torch.backends.cpu.get_cpu_capability()}, no avx512_bf16/amx_bf16)")
     if device.type == "cuda":
         if torch.cuda.is_bf16_supported(including_emulation=False):

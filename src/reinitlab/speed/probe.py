@@ -53,12 +53,12 @@ def _cpu() -> tuple[str, list[str]]:
     return model or platform.processor(), [u for u in _CPU_UNITS if u in flags]
 
 
-def machine() -> dict[str, Any]:
+def host_info() -> dict[str, Any]:
     model, units = _cpu()
     return {"host": platform.node(), "cpu": model, "cpu_units": units, "cores": os.cpu_count()}
 
 
-def source_hash(files: Iterable[str | Path]) -> str:
+def files_hash(files: Iterable[str | Path]) -> str:
     """Of these files (relative to the package), in the order given; a missing one counts as empty."""
     h = hashlib.sha256()
     for f in files:
@@ -77,8 +77,8 @@ def sources(*patterns: str) -> list[str]:
 
 
 def key(kind: str, version: int, setting: dict[str, Any], files: Iterable[str | Path]) -> str:
-    return json.dumps({"kind": kind, "v": version, **setting, "torch": torch.__version__, "machine": machine(),
-                       "src": source_hash(files)}, sort_keys=True)
+    return json.dumps({"kind": kind, "v": version, **setting, "torch": torch.__version__, "machine": host_info(),
+                       "src": files_hash(files)}, sort_keys=True)
 
 
 def _read() -> dict:

@@ -39,7 +39,7 @@ from typing import Any
 
 from ..train.config import TrainConfig
 from ..util.errors import UserError, unknown_message
-from ..util.options import coerce, parse_assignment, tomllib, unknown_key_message
+from ..util.options import coerce, parse_assignment, parse_assignments, tomllib, unknown_key_message
 
 # Run fields that a study sweeps: they are axes here, never shared settings.
 AXIS_OF_FIELD = {"dataset": "datasets", "arch": "archs", "method": "methods", "train_size": "train_sizes",
@@ -97,6 +97,7 @@ class StudyDefinition:
         if "variants" in values:
             return cls._from_variants(values, source, overrides, default_name)
         changed = []
+        parse_assignments(overrides)  # a key given twice with different values is refused
         for text in overrides:
             key, value = parse_assignment(text)
             _check_key(key, f"--set {text!r}")

@@ -9,7 +9,9 @@ done.
 
 Every expanded run passes the checks that need no data: TrainConfig types and ranges, the method and
 its options, the architecture, the dataset name and the training-set size against the dataset's
-size. So a typo fails before anything is written, not as a failed run hours later.
+size, and a method whose in-round events could never fire in its runs' schedule (swr's `every` beyond
+a round's steps) is refused. So a typo fails before anything is written, not as a failed run hours
+later, and no method is reported that never acted.
 """
 from __future__ import annotations
 
@@ -24,9 +26,10 @@ import torch
 from ..core.method import METHODS, make_method, parse_spec, warn_budget
 from ..data import check_dataset
 from ..data.split import pool_size
-from ..models import build_model, check_arch
+from ..models import check_arch
 from ..protocols import PROTOCOLS, StagePlan
 from ..train.config import TrainConfig
+from ..train.engine import Schedule
 from ..train.resolve import check_protocol
 from ..util.errors import UserError
 from .definition import FULL, StudyDefinition, value_text
@@ -113,18 +116,16 @@ def run_id(dataset: str, arch: str, train_size: int | None, noise: float, method
 
 def full_rounds(defn: StudyDefinition, arch: str) -> int:
     """The architecture's full LW budget K-1 (groups stem, blocks, head)."""
-    return arch_groups(defn, arch).K - 1
+    return study_groups(defn, arch).K - 1
 
 
-def arch_groups(defn: StudyDefinition, arch: str):
+def study_groups(defn: StudyDefinition, arch: str):
     """The groups of `arch` as the study's first dataset builds it (no data read)."""
-    from ..core.groups import groups_of
+    from ..train.preview import arch_groups
     base = TrainConfig.from_dict(defn.settings)
-    info = check_dataset(defn.datasets[0])
     width = defn.extra_axes.get("width", [base.width])[0]  # the number of groups does not depend on it
     resolution = defn.extra_axes.get("resolution", [base.resolution])[0]
-    with torch.random.fork_rng(devices=[]):  # a probe; the caller's RNG stays as it was
-        return groups_of(build_model(arch, info.channels, info.num_classes, width, resolution or info.resolution))
+    return arch_groups(arch, defn.datasets[0], width, resolution)[1]
 
 
 def budget_label(defn: StudyDefinition, b: Budget) -> str:
@@ -155,7 +156,7 @@ def budgets(defn: StudyDefinition) -> dict[str, Budget]:
         else:
             rounds = [default_rounds(defn, arch, protocols)]
         if any(m.resets for m in methods):
-            probe = arch_groups(defn, arch)
+            probe = study_groups(defn, arch)
             for r in rounds:
                 for m in methods:  # once here for the whole study; the runs' own checks stay quiet
                     warn_budget(m, r, probe)
@@ -229,6 +230,7 @@ def expand(defn: StudyDefinition, require_data: bool = True) -> tuple[list[RunSp
             cfg = TrainConfig.from_dict(config)
             _check_size(cfg)
             _check_protocol(cfg)
+            _check_acts(cfg)
             if defn.tune:
                 _check_tunable(cfg, defn.tune)
             checked.add(key)
@@ -243,6 +245,15 @@ def expand(defn: StudyDefinition, require_data: bool = True) -> tuple[list[RunSp
     return runs, budget
 
 
+def _stage_plan(cfg: TrainConfig, n: int) -> StagePlan:
+    """The protocol's plan from the registered sizes (no data read; no labels: a plan for checks)."""
+    info = check_dataset(cfg.dataset)
+    resolution = cfg.resolution or info.resolution
+    return StagePlan(n=n, labels=torch.zeros(0, dtype=torch.long), num_classes=info.num_classes,
+                     pixels=resolution * resolution, data_seed=cfg.seed, rounds=cfg.rounds, epochs=cfg.epochs,
+                     first_fraction=cfg.first_fraction)
+
+
 def _check_protocol(cfg: TrainConfig) -> None:
     """What the protocol asks of the run (resolve.check_protocol, the protocol's own check), from the
     dataset's registered sizes: no data is read, so `--dry-run` catches it too."""
@@ -252,10 +263,7 @@ def _check_protocol(cfg: TrainConfig) -> None:
     check_protocol(cfg, protocol, make_method(cfg.method))
     info = check_dataset(cfg.dataset)
     n = cfg.train_size or pool_size(info.train_size, info.num_classes, cfg.val_fraction, bool(info.val_size))
-    resolution = cfg.resolution or info.resolution
-    protocol.check(StagePlan(n=n, labels=torch.zeros(0, dtype=torch.long), num_classes=info.num_classes,
-                             pixels=resolution * resolution, data_seed=cfg.seed, rounds=cfg.rounds, epochs=cfg.epochs,
-                             first_fraction=cfg.first_fraction))
+    protocol.check(_stage_plan(cfg, n))
 
 
 def _check_folder_names(defn: StudyDefinition) -> None:
@@ -300,6 +308,24 @@ def _check_size(cfg: TrainConfig) -> None:
                  f"val_fraction={cfg.val_fraction:g} of {info.train_size} held out")
         raise UserError(f"train_sizes: {cfg.train_size} is larger than the training pool of {cfg.dataset} "
                         f"({pool} examples; {split}); use at most {pool}, or \"full\"")
+
+
+def _check_acts(cfg: TrainConfig) -> None:
+    """The runs' schedule from the registered sizes (no data read): train_size, else the pool."""
+    info = check_dataset(cfg.dataset)
+    n = cfg.train_size or pool_size(info.train_size, info.num_classes, cfg.val_fraction, bool(info.val_size))
+    if not n or cfg.rounds is None:
+        return  # a dataset of unregistered size: each run checks itself when it starts
+    name, options = parse_spec(cfg.method)
+    method = METHODS[name](**options)
+    epochs = method.epochs(cfg.rounds, cfg.epochs)
+    protocol = PROTOCOLS[cfg.protocol]()
+    if protocol.staged:  # every stage as long as the largest: no refusal of a method that acts somewhere
+        plan = _stage_plan(cfg, n)
+        epochs = [protocol.epochs(s, plan) for s in range(cfg.rounds + 1)]
+    Schedule.planned(n, cfg.batch_size, epochs).check_acts(
+        method, where=f"runs of {cfg.method} on {cfg.dataset} ({n} training examples, {cfg.rounds} rounds of "
+                      f"{cfg.epochs} epochs, batch {cfg.batch_size})")
 
 
 def _check_device(defn: StudyDefinition) -> None:

@@ -87,6 +87,7 @@ def run_study(defn: StudyDefinition, out: str | Path, workers: int | None = None
         raise UserError("--address is for --backend ray")
 
     states = {r.id: store.state(r.id) for r in runs}
+    check_data_only(store, [r.id for r in runs if states[r.id].status != "pending"])
     # finished runs whose requested analyses are missing; --keep-failed leaves those that raised before
     heal = {r.id for r in runs if states[r.id].status == "finished" and store.analyses_missing(r.id, defn.analyses)
             and (retry_failed or store.analysis_error(r.id) is None)}
@@ -119,6 +120,18 @@ def run_study(defn: StudyDefinition, out: str | Path, workers: int | None = None
     finally:
         if res.ray_started and res.backend_obj is None:
             _shutdown_ray()  # started for this study but no backend took it over
+
+
+def check_data_only(store: Store, run_ids: list[str]) -> None:
+    """Refuse a study folder whose model.pt or ckpt.pt holds code (a shared folder someone altered):
+    before anything is written or loaded, nothing in the file is run. Where a worker meets one
+    planted later, it refuses to load it too (util.files.read_torch) and the run fails."""
+    bad = store.first_code_file(run_ids)
+    if bad:
+        path, why = bad
+        fix = ("delete it to train the run again from its start" if path.name == "ckpt.pt" else
+               f"delete the run folder {path.parent} to train the run again")
+        raise UserError(f"{path}: {why}; refused, nothing in it was run; {fix}")
 
 
 def check_data(todo: list[RunSpec]) -> None:

@@ -26,14 +26,14 @@ from pathlib import Path
 from typing import Any
 
 from ..util.errors import UserError
-from ..util.files import atomic_write_json, checkpoint_problem, read_json_dict
+from ..util.files import atomic_write_json, checkpoint_problem, code_problem, read_json_dict
 from .lock import FileLock, is_held
 
 FINISHED = ("finished", "diverged")  # result.json states: never redone
 
 
 @dataclass
-class RunState:
+class RunStatus:
     status: str  # finished | diverged | failed | partial | pending
     result: dict | None = None
     error: dict | None = None
@@ -43,17 +43,17 @@ class RunState:
         return self.status in FINISHED
 
 
-def folder_state(d: Path) -> RunState:
+def folder_state(d: Path) -> RunStatus:
     """A run folder's state from its files alone (a study's or any `train` output)."""
     result = read_json_dict(d / "result.json")
     if result is not None and result.get("status") in FINISHED:
-        return RunState(result["status"], result=result)
+        return RunStatus(result["status"], result=result)
     error = read_json_dict(d / "error.json")
     if error is not None:
-        return RunState("failed", error=error)
+        return RunStatus("failed", error=error)
     if (d / "config.json").exists():
-        return RunState("partial")
-    return RunState("pending")
+        return RunStatus("partial")
+    return RunStatus("pending")
 
 
 class Store:
@@ -80,7 +80,7 @@ class Store:
         return self.root / "journal.jsonl"
 
     # ---- run states ----------------------------------------------------------------------
-    def state(self, run_id: str) -> RunState:
+    def state(self, run_id: str) -> RunStatus:
         return folder_state(self.run_dir(run_id))
 
     def is_running(self, run_id: str) -> bool:
@@ -118,6 +118,19 @@ class Store:
                     f.unlink()
             return "new"
         return "resume" if (d / "ckpt.pt").exists() else "restart"
+
+    def first_code_file(self, run_ids) -> tuple[Path, str] | None:
+        """The first model.pt or ckpt.pt among these runs' folders that holds code, not only data
+        (util.files.code_problem: a static look, nothing is unpickled), with why; None if none does."""
+        for rid in run_ids:
+            for name in ("ckpt.pt", "model.pt"):
+                f = self.run_dir(rid) / name
+                if f.is_file():
+                    problem = code_problem(f)
+                    # a torn checkpoint is a kill's debris (clean_for_attempt restarts the run); code is not
+                    if problem and not checkpoint_problem(f):
+                        return f, problem
+        return None
 
     def discard_partial(self, run_id: str) -> None:
         """Empty a partial run's folder (`--allow-mixed` with a run begun by other code or on another

@@ -14,9 +14,9 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..train.rundir import RESUMABLE_DIFFERENCES
+from ..train.rundir import RESUMABLE_DIFFERENCES, folder_problem
 from ..util.errors import UserError
-from ..util.files import read_json_dict, read_jsonl
+from ..util.files import read_json_dict, read_jsonl, writable_problem
 from .base import AXES, flat_params, replay, result_scalars, study_of, tracked_run
 
 ENDED = ("finished", "diverged")
@@ -74,6 +74,14 @@ def export(tracker: str, study_dir: str | Path, to: str | Path | None = None) ->
     folders = run_folders(root)
     if not folders:
         raise UserError(f"{study_dir}: holds no run folder (no config.json below it)")
+    for d in folders:  # a torn or altered file is named, never exported as an unfinished run
+        problem = folder_problem(d)
+        if problem:
+            raise UserError(f"{problem}; nothing exported")
+    if to is not None:
+        problem = writable_problem(Path(to))
+        if problem:
+            raise UserError(f"--to {to}: cannot write the tracker's store there: {problem}")
     ended, skipped = [], []
     for d in folders:
         config, result = read_json_dict(d / "config.json"), read_json_dict(d / "result.json")

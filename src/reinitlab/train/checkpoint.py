@@ -14,8 +14,9 @@ from ..util.files import (
     atomic_torch_save,
     atomic_write_bytes,
     atomic_write_json,
-    checkpoint_problem,
     read_jsonl,
+    read_torch,
+    torch_file_problem,
     write_environment,
 )
 from .engine import Engine
@@ -43,11 +44,12 @@ def begin_run(out: Path, eng: Engine, state: str) -> tuple[torch.optim.Optimizer
 
 def _resume(out: Path, eng: Engine) -> tuple[torch.optim.Optimizer, RunState]:
     ckpt_path = out / "ckpt.pt"
+    problem = torch_file_problem(ckpt_path)  # torn, garbled, or code: refused before any unpickling
+    if problem:
+        raise UserError(f"{ckpt_path}: cannot resume from this checkpoint: {problem}; delete it to train the "
+                        "run again from the start")
     try:
-        problem = checkpoint_problem(ckpt_path)
-        if problem:
-            raise ValueError(problem)
-        ck = torch.load(ckpt_path, map_location=eng.device, weights_only=False)
+        ck = read_torch(ckpt_path, map_location=eng.device)
         eng.reinit.load_state_dict(ck["reinit"])
         eng.model.load_state_dict(ck["model"])
         opt = eng.optimizer()

@@ -29,7 +29,7 @@ Tracker = Literal["none", "tensorboard", "mlflow", "wandb"]  # trackers/: one fi
 
 @dataclass
 class TrainConfig:
-    """One run: which data, which model, which method, how to train. Defaults follow SPEC 2.
+    """One run: which data, which model, which method, how to train. Defaults follow SPEC, Training and data protocol.
 
     Settings (the `--set KEY=VALUE` keys; `reinitlab train --help` prints this table with each
     key's type and default, and `test_cli_help` fails when a field is missing here):
@@ -45,6 +45,8 @@ class TrainConfig:
     data_seed        seed of the subset, the validation split and the label noise; none = the model seed
     resolution       image side in pixels; none = the dataset's default
     data_dir         where the dataset's files are; none = the cache folder ($REINITLAB_DATA)
+    init_from        a finished run folder or a state_dict file whose final weights start round 0; none = a fresh draw
+    init_from_sha256  hash of the init_from weights, filled in when the run is resolved; set it to pin the weights
     protocol         what each round (stage) trains on: rounds (the same data every round), warm_start, chunks, classes, permuted or relabel
     first_fraction   warm_start: the share of the training subset stage 0 trains on (it trains epochs/first_fraction epochs)
     rounds           R, reset rounds after round 0 (stages after stage 0); none = the architecture's full LW budget (K-1); warm_start: 1
@@ -85,6 +87,8 @@ class TrainConfig:
     data_seed: int | None = None  # subset, val split, label noise; None = same as seed
     resolution: int | None = None  # None = the dataset's default
     data_dir: str | None = None
+    init_from: str | None = None  # a run folder or state_dict file (train/init_from.py); None = the seed's own draw
+    init_from_sha256: str | None = None  # resolved: the hash of the weights init_from holds (provenance)
     protocol: Protocol = "rounds"  # what each round (stage) trains on; protocols/ says what each value does
     first_fraction: float = 0.1  # warm_start: stage 0's share of the subset (the FIRE harness's 10%; Ash & Adams: 0.5)
     rounds: int | None = None  # R after round 0; None = the architecture's full LW budget (K-1); warm_start: 1

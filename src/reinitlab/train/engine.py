@@ -23,6 +23,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from ..core.groups import groups_of
+from ..core.method import Method, check_acts
 from ..core.reinit import Reinitializer
 from ..data import DataBundle
 from ..data.augment import augment
@@ -32,8 +33,9 @@ from ..models import build_model
 from ..speed.step import autocast_for, sgd_step
 from ..speed.tune import accelerate, adam_options
 from ..util.errors import ReinitlabWarning, UserError
-from ..util.files import read_json
+from ..util.files import read_json, read_torch, torch_file_problem
 from ..util.seeding import derive, generator
+from . import init_from
 from .config import TrainConfig
 from .resolve import Prepared, prepare
 
@@ -56,11 +58,10 @@ class Schedule:
     def of(cls, p: Prepared) -> "Schedule":
         """The schedule `Engine(p)` trains, without building the engine."""
         n = len(p.split.labels)
-        batch = min(p.cfg.batch_size, n)
-        steps = n // batch
         plan = p.method.epochs(p.cfg.rounds, p.cfg.epochs)  # also checks the method's options against E
         if not p.protocol.staged:
-            return cls(n, batch, steps, tuple(plan), min(STAT_BATCHES, steps))
+            return cls.planned(n, p.cfg.batch_size, plan)
+        batch = min(p.cfg.batch_size, n)
         stages = []
         for s in range(p.cfg.rounds + 1):
             st = p.protocol.stage(s, p.plan)
@@ -68,7 +69,22 @@ class Schedule:
             b = min(p.cfg.batch_size, m)
             stages.append((m, b, m // b))
         epochs = tuple(p.protocol.epochs(s, p.plan) for s in range(p.cfg.rounds + 1))
-        return cls(n, batch, steps, epochs, min(STAT_BATCHES, steps), tuple(stages))
+        return cls(n, batch, n // batch, epochs, min(STAT_BATCHES, n // batch), tuple(stages))
+
+    @classmethod
+    def planned(cls, examples: int, batch_size: int, epochs) -> "Schedule":
+        """The schedule of `examples` training examples at `batch_size`, `epochs` per round: what a
+        study knows of its runs before reading their data."""
+        batch = min(batch_size, examples)
+        steps = examples // batch
+        return cls(examples, batch, steps, tuple(epochs), min(STAT_BATCHES, steps))
+
+    def check_acts(self, method: Method, where: str = "") -> None:
+        """Refuse (UserError) a method whose in-round events can never fire in this schedule (where
+        stages differ in size, as if every stage had the largest one's steps: no refusal of a method
+        that acts in some stage)."""
+        steps = max(st[2] for st in self.stages) if self.stages else self.steps
+        check_acts(method, steps, self.epochs, where)
 
     def stage(self, r: int) -> tuple[int, int, int]:
         """(examples, batch, steps per epoch) of round r."""
@@ -100,11 +116,19 @@ def lr_at(step: int, total: int, peak: float, warmup: float, schedule: str = "co
 
 
 def initial_model(cfg: TrainConfig, bundle: DataBundle) -> nn.Module:
-    """The run's round-0 model: built under the seed's own init stream, so building it again from the
-    run's config gives the very same weights (analyses measure the distance from them)."""
+    """The run's round-0 model: built under the seed's own init stream, or loaded from `init_from`, so
+    building it again from the run's config gives the very same weights (analyses measure the
+    distance from them)."""
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(derive(cfg.seed, "init"))
-        return build_model(cfg.arch, bundle.channels, bundle.num_classes, cfg.width, cfg.resolution)
+        model = build_model(cfg.arch, bundle.channels, bundle.num_classes, cfg.width, cfg.resolution)
+    if cfg.init_from is not None:  # another run's weights (init_from.py), checked against the resolved hash
+        source = init_from.load(cfg.init_from)
+        if cfg.init_from_sha256 is not None and source.sha256 != cfg.init_from_sha256:
+            raise UserError(f"init_from={cfg.init_from}: its weights changed since this run was resolved (sha256 "
+                            f"{source.sha256}, the run's config says {cfg.init_from_sha256})")
+        init_from.apply(model, source)
+    return model
 
 
 class Engine:
@@ -316,19 +340,45 @@ def _restrict(xy: tuple[torch.Tensor, torch.Tensor], classes: torch.Tensor) -> t
 
 def load_run(run_dir: str | Path, device: str | None = None) -> Engine:
     """Rebuild a finished run from its folder: config, data split, normalized tensors, and the final
-    weights (with LW's frozen standardizations) from model.pt. Nothing is retrained."""
+    weights (with LW's frozen standardizations) from model.pt, read as data only (never code).
+    Nothing is retrained. A damaged folder (torn or altered model.pt, corrupt config.json) is a
+    UserError naming the file."""
     run_dir = Path(run_dir)
     for f in ("config.json", "model.pt"):
         if not (run_dir / f).exists():
             raise UserError(f"{run_dir}: no {f}; not a finished reinitlab run folder")
-    values = read_json(run_dir / "config.json")
+    values = read_config(run_dir / "config.json")
     if device is not None:
         values["device"] = device
+    model_pt = run_dir / "model.pt"
+    problem = torch_file_problem(model_pt)  # before the (slow) data load, and before any unpickling
+    if problem:
+        raise UserError(f"{model_pt}: {problem}; not loaded")
+    try:
+        cfg = TrainConfig.from_dict(values)
+    except UserError as e:
+        raise UserError(f"{run_dir / 'config.json'}: {e}") from None
     with warnings.catch_warnings():  # a finished run's budget warnings were given when it started
         warnings.simplefilter("ignore", ReinitlabWarning)
-        eng = Engine(prepare(TrainConfig.from_dict(values)))
-    saved = torch.load(run_dir / "model.pt", map_location=eng.device, weights_only=False)
-    eng.reinit.load_state_dict(saved["reinit"])
-    eng.model.load_state_dict(saved["model"])
+        eng = Engine(prepare(cfg))
+    saved = read_torch(model_pt, map_location=eng.device)
+    try:
+        eng.reinit.load_state_dict(saved["reinit"])
+        eng.model.load_state_dict(saved["model"])
+    except (KeyError, TypeError, RuntimeError) as e:
+        raise UserError(f"{model_pt}: does not hold this run's model ({type(e).__name__}: "
+                        f"{' '.join(str(e).split())[:160]}); not loaded") from None
     eng.model.eval()
     return eng
+
+
+def read_config(path: Path) -> dict:
+    """A run folder's config.json as a dict; UserError naming the file when it is torn or not a
+    config (its settings are checked by TrainConfig.from_dict, which names the key)."""
+    try:
+        values = read_json(path)
+    except ValueError as e:
+        raise UserError(f"{path}: unreadable ({e}); not a complete run config") from None
+    if not isinstance(values, dict):
+        raise UserError(f"{path}: holds a {type(values).__name__}, not a run config")
+    return values

@@ -18,7 +18,7 @@ from ..speed import runtime
 from ..util.files import append_jsonl, read_json
 from .checkpoint import begin_run, write_checkpoint, write_result
 from .config import TrainConfig
-from .engine import Engine
+from .engine import Engine, Schedule
 from .hooks import Diagnostics, Hooks, ProgressBar, RunContext, tracker_hooks
 from .resolve import Prepared, prepare
 from .rundir import RunState, open_run
@@ -65,6 +65,7 @@ def _train(p: Prepared, out: str | Path | None, progress: bool = True, label: st
     folder = open_run(out, p.cfg) if out else "new"
     if folder == "finished":
         return read_json(out / "result.json"), None
+    Schedule.of(p).check_acts(p.method)  # a method that could never act is refused, nothing written
     eng = Engine(p)
     opt, state = begin_run(out, eng, folder) if out else (None, RunState())
     ctx = RunContext(eng, state, out, label)
@@ -107,6 +108,7 @@ def run_epoch(ctx: RunContext, opt, call: Hooks) -> bool:
     """One epoch of the current round, its evaluation and bookkeeping; False if it diverged."""
     eng, st, cfg = ctx.engine, ctx.state, ctx.engine.config
     r, e = st.round, st.epoch
+    before = eng.reinit.in_round_count(r)
     t0 = time.time()
     train_loss, train_acc = eng.train_epoch(opt, r, e, lambda *a: call("on_step", ctx, *a))
     val_acc, val_loss = eng.evaluate(*eng.val_set)
@@ -129,7 +131,8 @@ def run_epoch(ctx: RunContext, opt, call: Hooks) -> bool:
     st.elapsed += row["seconds"] + call("on_epoch_end", ctx, row)
     if done:
         record = {"round": r, "epochs": st.epoch, "train_acc": tr_acc, "train_loss": tr_loss, "val_acc": val_acc,
-                  "test_acc": test_acc, "reset": st.reset, "epochs_total": st.epochs_total}
+                  "test_acc": test_acc, "reset": st.reset, "epochs_total": st.epochs_total,
+                  **in_round_counts(eng, r)}
         if staged:
             record.update(stage, examples=eng.schedule.stage(r)[0])
         st.elapsed += call("on_round_end", ctx, record)
@@ -137,6 +140,7 @@ def run_epoch(ctx: RunContext, opt, call: Hooks) -> bool:
         st.round_done = True
     if finite:  # rewind snapshots and a method's epoch events, before the checkpoint holds them
         eng.reinit.end_epoch(r, e + 1, last=done, optimizer=opt, data=lambda: eng.stat_batches(r))
+    row.update(in_round_counts(eng, r, before))
     if ctx.out:
         append_jsonl(ctx.out / "metrics.jsonl", row)
     if ctx.out and finite:  # never a checkpoint of NaN weights: a kill before result.json would
@@ -169,6 +173,17 @@ def images_trained(eng: Engine, st) -> int:
     return sum(e * s.stage(r)[1] * s.stage(r)[2] for r, e in done.items())
 
 
+def in_round_counts(eng: Engine, round_: int, since: tuple[int, ...] = (0, 0, 0)) -> dict:
+    """In-round events of `round_`, the elements they replaced (re-drawn or zeroed) and changed
+    (also shrunk or perturbed), since the count `since` (an epoch's share for metrics.jsonl, the
+    whole round for result.json); {} for a method that never acts within a round. A run whose
+    method never acted shows 0 here, not silence."""
+    if not eng.reinit.method.in_round:
+        return {}
+    now = eng.reinit.in_round_count(round_)
+    return {f"in_round_{k}": a - b for k, a, b in zip(("events", "replaced", "changed"), now, since, strict=True)}
+
+
 def result_of(ctx: RunContext, diverged_at: dict | None) -> dict:
     """result.json. A diverged run claims no accuracy: its rounds before the divergence stay in
     per_round, with their own."""
@@ -182,6 +197,11 @@ def result_of(ctx: RunContext, diverged_at: dict | None) -> dict:
         "train_images_per_second": images_trained(eng, st) / max(st.elapsed, 1e-9),
         "per_round": st.per_round,
     }
+    if eng.reinit.method.in_round:  # the run's in-round events in all: 0 says it never acted
+        log = eng.reinit.in_round_log
+        result.update(in_round_events=sum(r["events"] for r in log),
+                      in_round_replaced=sum(r["replaced_elements"] for r in log),
+                      in_round_changed=sum(r.get("changed_elements", 0) for r in log))
     if diverged_at:
         result["diverged_at"] = diverged_at
     return result

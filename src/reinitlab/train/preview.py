@@ -76,6 +76,7 @@ def dry_run(cfg: TrainConfig, out: str | Path | None = None) -> str:
     """Everything `train` would do, resolved and checked (a bad input raises UserError here, as it
     would at a real start), without training or writing anything."""
     p = prepare(cfg)
+    Schedule.of(p).check_acts(p.method)
     with torch.random.fork_rng(devices=[]):
         model = build_model(p.cfg.arch, p.bundle.channels, p.bundle.num_classes, p.cfg.width, p.cfg.resolution)
     groups = groups_of(model)

@@ -46,7 +46,7 @@ PACKAGE = Path(__file__).resolve().parents[1]
 # relative to the package; a folder name ends with "/"
 SOURCE_EXCLUDED = ("report/", "paper/claims.py", "cli.py", "__main__.py", "util/progress.py", "bench/",
                    "study/display.py", "study/plan.py", "study/cli.py", "data/cli.py", "analyses/cli.py",
-                   "trackers/cli.py")
+                   "trackers/cli.py", "train/export.py", "train/export_cli.py")
 
 
 def _excluded(rel: str) -> bool:
@@ -122,11 +122,28 @@ def fingerprint(config: dict[str, Any], device: torch.device | str) -> dict[str,
     device = torch.device(device)
     info = {**code_version(), "host": socket.gethostname(), "cpu_model": cpu_model(),
             "python": platform.python_version(), "pid": os.getpid(), "created": time.time(),
-            **{k: config.get(k) for k in sorted(NOT_COMPARED)}}
+            "plugins": plugins_used(config), **{k: config.get(k) for k in sorted(NOT_COMPARED)}}
     if device.type == "cuda":
         info["cuda"] = torch.version.cuda
         info["cudnn"] = torch.backends.cudnn.version()
     return {"format": FORMAT, "result": {"config": result_config(config), **machine(device)}, "info": info}
+
+
+def plugins_used(config: dict[str, Any]) -> dict[str, str]:
+    """"method"/"arch"/"dataset" -> "distribution version" where the run's entry came from a plugin
+    (util/registry.py). Informative: the source hash covers reinitlab's own files only."""
+    from ..core.method import METHODS
+    from ..data.registry import DATASETS
+    from ..models import ARCHS
+    names = {"method": str(config.get("method") or "").partition(":")[0], "arch": config.get("arch"),
+             "dataset": config.get("dataset")}
+    registries = {"method": METHODS, "arch": ARCHS, "dataset": DATASETS}
+    out = {}
+    for kind, name in names.items():
+        plugin = registries[kind].plugin_of(name) if isinstance(name, str) else None
+        if plugin:
+            out[kind] = plugin
+    return out
 
 
 def result_config(config: dict[str, Any]) -> dict[str, Any]:

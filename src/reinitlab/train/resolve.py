@@ -21,6 +21,7 @@ from ..protocols import PROTOCOLS, Protocol, StagePlan
 from ..speed.precision import Shape, choose
 from ..speed.runtime import resolve_device
 from ..util.errors import UserError
+from . import init_from
 from .config import TrainConfig
 
 
@@ -71,7 +72,9 @@ def prepare(cfg: TrainConfig, bundle: DataBundle | None = None) -> Prepared:
         raise UserError(f"train_size={len(split.train)}: need at least 2 training examples")
     protocol = PROTOCOLS[cfg.protocol]()
     cfg = check_protocol(cfg, protocol, method)
+    init_hash = _check_init_from(cfg, bundle)
     resolved = resolve(cfg, method, bundle, split, device, dataset)
+    resolved = dataclasses.replace(resolved, init_from_sha256=init_hash)
     p = Prepared(resolved, method, bundle, split, device, protocol)
     protocol.check(p.plan)
     if method.resets and cfg.rounds is not None:  # rounds beyond LW's distinct steps repeat resets
@@ -120,6 +123,23 @@ def resolve(cfg: TrainConfig, method: Method, bundle: DataBundle, split: Split, 
         rounds=_full_lw_budget(cfg, bundle) if cfg.rounds is None else cfg.rounds,
         train_size=len(split.train),
     )
+
+
+def _check_init_from(cfg: TrainConfig, bundle: DataBundle) -> str | None:
+    """The hash of init_from's weights, once they are known to fit the run's model; None without."""
+    if cfg.init_from is None:
+        if cfg.init_from_sha256 is not None:
+            raise UserError(f"init_from_sha256={cfg.init_from_sha256} needs init_from=PATH (the weights it pins)")
+        return None
+    source = init_from.load(cfg.init_from)
+    with torch.random.fork_rng(devices=[]):
+        model = build_model(cfg.arch, bundle.channels, bundle.num_classes, cfg.width, bundle.resolution)
+    init_from.check(source, model, cfg.arch, cfg.width, bundle.channels, bundle.num_classes)
+    digest = source.sha256
+    if cfg.init_from_sha256 is not None and cfg.init_from_sha256 != digest:
+        raise UserError(f"init_from={cfg.init_from}: its weights have sha256 {digest}, not the pinned "
+                        f"init_from_sha256={cfg.init_from_sha256} (trained again since?); unpin it or restore them")
+    return digest
 
 
 def _full_lw_budget(cfg: TrainConfig, bundle: DataBundle) -> int:

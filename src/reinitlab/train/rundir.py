@@ -10,12 +10,11 @@ model.pt      final weights + reinit state
 from __future__ import annotations
 
 import dataclasses
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..util.errors import UserError
-from ..util.files import read_json
+from ..util.files import code_problem, read_json, read_jsonl, writable_problem
 from .config import TrainConfig
 
 # Settings in which the command that resumes a run may differ from the one that started it: those
@@ -87,9 +86,48 @@ def open_run(out: Path, cfg: TrainConfig) -> str:
 
 def _check_writable(out: Path) -> None:
     """Fail before training, not after the first epoch, when results could not be saved."""
-    probe = out if out.exists() else next((p for p in out.parents if p.exists()), Path("/"))
-    if not os.access(probe, os.W_OK | os.X_OK):
-        raise UserError(f"--out {out}: {probe} is not writable; choose a folder you can write to")
+    problem = writable_problem(out)
+    if problem:
+        raise UserError(f"--out {out}: {problem}; choose a folder you can write to")
+
+
+JSON_FILES = ("config.json", "result.json", "error.json", "analysis.json")
+TORCH_FILES = ("model.pt", "ckpt.pt")
+
+
+def folder_problem(d: Path, json_files: tuple[str, ...] = JSON_FILES, metrics: bool = True) -> str | None:
+    """Why run folder `d` cannot be read as it stands, naming the file, or None. Files a run writes
+    atomically (`json_files`) must parse whole; metrics.jsonl may end in a line a kill cut short, but
+    no other line may be broken; model.pt and ckpt.pt must be complete and hold data only (a static
+    look: nothing in them is unpickled, and their weights are not read)."""
+    for name in json_files:
+        f = d / name
+        if not f.exists():
+            continue
+        try:
+            data = read_json(f)
+        except (OSError, ValueError) as e:
+            return f"{f}: unreadable ({short(e)})"
+        if not isinstance(data, dict):
+            return f"{f}: holds a {type(data).__name__}, not what a run writes there"
+        if name == "result.json" and data.get("status") not in ("finished", "diverged"):
+            return f"{f}: not a finished run's result (status {data.get('status')!r})"
+    try:
+        if metrics:
+            read_jsonl(d / "metrics.jsonl")
+    except (OSError, ValueError) as e:
+        return f"{d / 'metrics.jsonl'}: a broken line ({short(e)})"
+    for name in TORCH_FILES:
+        if (d / name).is_file():
+            problem = code_problem(d / name)
+            if problem:
+                return f"{d / name}: {problem}"
+    return None
+
+
+def short(e: BaseException) -> str:
+    text = " ".join(str(e).split()) or type(e).__name__
+    return text if len(text) <= 120 else text[:117] + "..."
 
 
 @dataclass

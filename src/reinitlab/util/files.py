@@ -1,5 +1,7 @@
 """Files that survive a kill: atomic writes (temp file, fsync, rename), tolerant readers of JSON and
-JSON-lines, the integrity check of a torch checkpoint, and env.json (where a run trained).
+JSON-lines, the integrity check of a torch checkpoint, the one reader of torch files (data only:
+tensors and plain values, never code), whether a folder can be written, and env.json (where a run
+trained).
 
 The bottom of the house: the run folder (train/rundir.py), the data cache, the probe cache, the
 study store and the report all write through here, and it imports nothing of reinitlab but the
@@ -64,9 +66,17 @@ def atomic_write_json(path: Path, obj: Any) -> None:
 
 
 def atomic_torch_save(path: Path, obj: Any) -> None:
+    """torch.save, atomically, of tensors and plain values only: what cannot be read back with
+    `read_torch` (a class instance, a numpy scalar) is refused here, naming it, so that no run folder
+    ever needs a reader that runs code."""
     import io
     buf = io.BytesIO()
     torch.save(obj, buf)
+    buf.seek(0)
+    unsafe = torch.serialization.get_unsafe_globals_in_checkpoint(buf)
+    if unsafe:
+        raise TypeError(f"{path}: would hold {', '.join(sorted(unsafe))}, which a data-only reader refuses; "
+                        "save tensors and plain values (numbers, strings, lists, dicts) only")
     atomic_write_bytes(path, buf.getvalue())
 
 
@@ -83,6 +93,62 @@ def checkpoint_problem(path: Path) -> str | None:
     except Exception as e:  # BadZipFile, EOFError, ... whatever a torn or garbled archive raises
         return f"not a complete checkpoint ({type(e).__name__}: {e})"
     return f"garbled: the checksum of {bad} does not match" if bad is not None else None
+
+
+def code_problem(path: Path) -> str | None:
+    """Why a torch file must not be unpickled, or None: it names globals (functions, classes) beyond
+    the tensors and plain values torch's data-only reader allows, e.g. `posix.system`. A static look
+    at its pickle: nothing in it runs. Torn or garbled files: `checkpoint_problem`."""
+    import zipfile
+    try:
+        with zipfile.ZipFile(path):  # the central directory only: a torn file has none
+            pass
+        unsafe = torch.serialization.get_unsafe_globals_in_checkpoint(path)
+    except (PermissionError, FileNotFoundError, IsADirectoryError):
+        raise  # the environment, not the file's content
+    except Exception as e:  # torn, or not a torch archive (torch's reader says EINVAL for some)
+        return f"not a complete checkpoint ({type(e).__name__}: {' '.join(str(e).split())[:120]})"
+    if unsafe:
+        return (f"holds code, not only data (it would call {', '.join(sorted(unsafe)[:3])} when unpickled); "
+                "reinitlab never writes that, so the file was altered or made by other code")
+    return None
+
+
+def torch_file_problem(path: Path) -> str | None:
+    """`checkpoint_problem`, then `code_problem`: None when `read_torch` can read the file."""
+    return checkpoint_problem(path) or code_problem(path)
+
+
+def read_torch(path: Path, map_location: Any = None) -> Any:
+    """The one reader of model.pt and ckpt.pt: torch.load(weights_only=True), which rebuilds
+    tensors and plain values and refuses anything else without running it. Raises UserError naming
+    the file when it is torn, garbled or holds more than data (OSError when it cannot be read)."""
+    import pickle
+    path = Path(path)
+    problem = torch_file_problem(path)
+    if problem is None:
+        try:
+            return torch.load(path, map_location=map_location, weights_only=True)
+        except OSError:
+            raise
+        except (pickle.UnpicklingError, RuntimeError, EOFError, ValueError) as e:
+            problem = f"unreadable ({type(e).__name__}: {' '.join(str(e).split())[:160]})"
+    raise UserError(f"{path}: {problem}; not loaded")
+
+
+def writable_problem(folder: Path) -> str | None:
+    """Why files cannot be written into `folder` (made with its parents where missing), or None.
+    Tried, not guessed from permission bits (root passes os.access even under /proc): a temporary
+    folder is made in the nearest existing ancestor and removed again, so nothing is left behind."""
+    folder = Path(folder)
+    probe = next((p for p in (folder, *folder.parents) if p.exists()), Path("/"))
+    if not probe.is_dir():
+        return f"{probe} is not a folder"
+    try:
+        os.rmdir(tempfile.mkdtemp(dir=probe, prefix=".reinitlab-probe-"))
+    except OSError:
+        return f"{probe} is not writable"
+    return None
 
 
 def read_json(path: Path) -> Any:

@@ -93,6 +93,27 @@ def parse_assignment(text: str) -> tuple[str, Any]:
     return key, parse_value(value)
 
 
+def parse_assignments(items: typing.Iterable[str] | None, flag: str = "--set") -> dict[str, Any]:
+    """`KEY=VALUE` strings (a repeatable flag's values) as a dict, in the order given. A key given
+    twice with different values is refused, never resolved by position: `--set epochs=3 --set
+    epochs=5` says which one was meant nowhere."""
+    out: dict[str, Any] = {}
+    given: dict[str, str] = {}
+    for text in items or []:
+        key, value = parse_assignment(text)
+        if key in out and not same_value(out[key], value):
+            raise UserError(f"{flag} {given[key]} and {flag} {text} disagree; give {key} once")
+        out[key], given[key] = value, text
+    return out
+
+
+def same_value(a: Any, b: Any) -> bool:
+    """Equal as settings: 3 and 3.0 are, true and 1 are not."""
+    if isinstance(a, bool) or isinstance(b, bool):
+        return type(a) is type(b) and a == b
+    return a == b
+
+
 def unknown_key_message(key: str, valid: list[str], what: str) -> str:
     return unknown_message(what, key, valid, sort=False)  # keys are listed in their own order
 

@@ -148,7 +148,8 @@ def test_redo_in_round_every_n_steps_clears_the_momentum_of_what_it_replaced():
     assert torch.equal(mom[:, 1], torch.zeros_like(mom[:, 1]))  # outgoing weights set to 0
     assert torch.equal(opt.state[model.stem[0].weight]["momentum_buffer"][1],
                        torch.zeros_like(model.stem[0].weight[1]))  # incoming re-drawn
-    assert reinit.in_round_log == [{"round": 0, "events": 1, "replaced_elements": reinit.in_round_log[0]["replaced_elements"]}]
+    (log,) = reinit.in_round_log
+    assert log["round"] == 0 and log["events"] == 1 and log["changed_elements"] >= log["replaced_elements"] > 0
 
 
 # ---- rewind and the re-draw sources ----------------------------------------------------------------

@@ -72,13 +72,6 @@ class Oracle:
         self.utility, self.compensate = utility, compensate
         self.state = {}
 
-    def per_unit(self, h, nxt, width, spread):
-        """(mean activation, |h - h_bar|-or-|h| reducer) in the CBP code's shapes."""
-        if isinstance(nxt, nn.Linear):
-            cols = h.reshape(h.shape[0], width * spread)
-            return cols.mean(0).view(width, spread).mean(1), cols
-        return h.mean((0, 2, 3)), h
-
     @torch.no_grad()
     def step(self, model, seen, opt, round_, step):
         mods = dict(model.named_children())
@@ -91,7 +84,10 @@ class Oracle:
                                               "m": torch.zeros(width), "owed": 0.0})
             st["age"] += 1
             h = seen[nxt_name].float()
-            mean, _ = self.per_unit(h, nxt, width, spread)
+            if isinstance(nxt, nn.Linear):  # convGnT: the columns' means, averaged over a unit's columns
+                mean = h.reshape(h.shape[0], width * spread).mean(0).view(width, spread).mean(1)
+            else:
+                mean = h.mean((0, 2, 3))
             st["m"] = d * st["m"] + (1 - d) * mean
             corr = (1 - d ** st["age"].double()).float()
             h_bar = st["m"] / corr
@@ -118,42 +114,52 @@ class Oracle:
             chosen[name] = (ranked, h_bar.clone())
             for i in ranked:
                 st["u"][i], st["m"][i], st["age"][i] = 0.0, 0.0, 0
-        source_seed = derive(SEED, "fresh", round_, step)
-        for name, nxt_name, norm, spread in self.pairs:  # the CBP code's order: layer by layer
-            if name not in chosen:
-                continue
-            units, h_bar = chosen[name]
-            layer, nxt = mods[name], mods[nxt_name]
-            drawn = fresh_modules(model, [f"{name}.weight"] + ([f"{norm}.weight"] if norm else []), source_seed)
-            cols = [c for i in units for c in range(i * spread, (i + 1) * spread)] if isinstance(nxt, nn.Linear) \
-                else units
-            if self.compensate and nxt.bias is not None:
-                w = nxt.weight.view(nxt.weight.shape[0], -1, spread) if isinstance(nxt, nn.Linear) else nxt.weight
-                sums = w.reshape(w.shape[0], w.shape[1], -1).sum(2)
-                nxt.bias += (sums[:, units] * h_bar[units]).sum(1)
-            for i in units:
-                layer.weight[i] = drawn[f"{name}.weight"][i]
-                if layer.bias is not None:
-                    layer.bias[i] = 0.0
-                if norm:
-                    bn = mods[norm]
-                    for key in ("weight", "bias", "running_mean", "running_var"):
-                        getattr(bn, key)[i] = drawn[f"{norm}.{key}"][i]
-            nxt.weight[:, cols] = 0.0
-            self.clear(opt, layer.weight, (units,))
-            if layer.bias is not None:
-                self.clear(opt, layer.bias, (units,))
-            if norm:
-                self.clear(opt, mods[norm].weight, (units,))
-                self.clear(opt, mods[norm].bias, (units,))
-            self.clear(opt, nxt.weight, (slice(None), cols))
+        replace_units(model, self.pairs, chosen, opt, round_, step, self.compensate)
         return chosen
 
-    @staticmethod
-    def clear(opt, p, index):
-        for key in ("momentum_buffer", "exp_avg", "exp_avg_sq"):
-            if key in opt.state.get(p, {}):
-                opt.state[p][key][index] = 0.0
+
+@torch.no_grad()
+def replace_units(model, pairs, chosen, opt, round_, step, compensate):
+    """The replacement as the CBP and SNR codes do it, layer by layer: incoming rows (and a norm
+    layer's elements and statistics) from the step's re-draw, the bias 0, outgoing columns 0, the
+    next bias compensated by h_bar (`compensate`), and the optimizer state of all of these zeroed.
+    `chosen`: layer -> (unit indices, h_bar)."""
+    mods = dict(model.named_children())
+    source_seed = derive(SEED, "fresh", round_, step)
+    for name, nxt_name, norm, spread in pairs:
+        if name not in chosen:
+            continue
+        units, h_bar = chosen[name]
+        layer, nxt = mods[name], mods[nxt_name]
+        drawn = fresh_modules(model, [f"{name}.weight"] + ([f"{norm}.weight"] if norm else []), source_seed)
+        cols = [c for i in units for c in range(i * spread, (i + 1) * spread)] if isinstance(nxt, nn.Linear) \
+            else units
+        if compensate and nxt.bias is not None:
+            w = nxt.weight.view(nxt.weight.shape[0], -1, spread) if isinstance(nxt, nn.Linear) else nxt.weight
+            sums = w.reshape(w.shape[0], w.shape[1], -1).sum(2)
+            nxt.bias += (sums[:, units] * h_bar[units]).sum(1)
+        for i in units:
+            layer.weight[i] = drawn[f"{name}.weight"][i]
+            if layer.bias is not None:
+                layer.bias[i] = 0.0
+            if norm:
+                bn = mods[norm]
+                for key in ("weight", "bias", "running_mean", "running_var"):
+                    getattr(bn, key)[i] = drawn[f"{norm}.{key}"][i]
+        nxt.weight[:, cols] = 0.0
+        clear(opt, layer.weight, (units,))
+        if layer.bias is not None:
+            clear(opt, layer.bias, (units,))
+        if norm:
+            clear(opt, mods[norm].weight, (units,))
+            clear(opt, mods[norm].bias, (units,))
+        clear(opt, nxt.weight, (slice(None), cols))
+
+
+def clear(opt, p, index):
+    for key in ("momentum_buffer", "exp_avg", "exp_avg_sq"):
+        if key in opt.state.get(p, {}):
+            opt.state[p][key][index] = 0.0
 
 
 def train_step(model, opt, x, y, record=None):

@@ -14,8 +14,9 @@ code measures firing on the batch it then trains on),
      becomes 0;
   3. every `adapt_every` optimizer steps (after that step's resets) each unit's tau adapts: q is the
      smallest recorded gap of at least one batch at which the unit's gap distribution reaches
-     `percentile` (one batch when nothing was recorded); tau <- q when q < tau, else
-     tau <- expansion * tau; tau is clipped to [batch size, tau_max] and the histogram cleared.
+     `percentile` (1 sample when nothing was recorded: a unit that fires in every batch); tau <- q when
+     q < tau, else tau <- expansion * tau; tau is clipped to [batch size, tau_max] and the histogram
+     cleared. A unit that always fires thus ends at tau = one batch: one silent batch resets it.
 
 Why this schedule. The SNR code adapts tau after every 16 tasks of its permuted-MNIST stream and the
 FIRE authors' PyTorch port after every 16 optimizer steps. reinitlab's rounds are few (a study has 1-4)
@@ -175,8 +176,9 @@ class SNR(Method):
 
     def _adapt(self, st: _Layer) -> None:
         gaps = st.hist[:, 1:].double()
-        cdf = gaps.cumsum(1) / gaps.sum(1, keepdim=True)  # 0/0 = nan: no gap recorded, q is one batch
-        q = (torch.argmax((cdf >= self.options.percentile).long(), dim=1) + 1) * st.bin
+        total = gaps.sum(1, keepdim=True)
+        q = (torch.argmax((gaps.cumsum(1) / total >= self.options.percentile).long(), dim=1) + 1) * st.bin
+        q[total[:, 0] == 0] = 1  # no gap recorded: q is 1 sample, as the SNR code's argmax over nan gives
         grown = (st.tau.double() * self.options.expansion).long()
         st.tau = torch.where(q < st.tau, q, grown).clamp(st.batch, self.options.tau_max)
         st.hist.zero_()

@@ -3,6 +3,7 @@ histogram and threshold update, as snr.py's docstring states it), on the same we
 re-drawn numbers, step after step, with SGD momentum and with Adam. Some units are made to fire
 rarely (a negative bias) and some never (a strongly negative one), so units are reset, thresholds
 adapt both ways and reset units come back."""
+import copy
 from collections import Counter
 
 import pytest
@@ -188,3 +189,45 @@ def test_snr_options_are_checked():
         METHODS["snr"](tau_init=300, tau_max=200)
     with pytest.raises(Exception, match="percentile"):
         METHODS["snr"](percentile=0.0)
+
+
+def test_snr_state_survives_a_restart_bit_identically():
+    """Ages, thresholds, histograms and the step count go through the checkpoint: stopping after 8
+    steps (between two adaptations, gaps recorded) and going on from the saved state ends where one
+    uninterrupted run ends. test_methods_resume kills real runs, but there no unit falls silent."""
+    spec = "snr:percentile=0.75,expansion=1.5,adapt_every=5,tau_init=24,tau_max=200"
+
+    def train(model, reinit, opt, steps):
+        for step, (x, y) in steps:
+            model.train()
+            opt.zero_grad()
+            F.cross_entropy(model(x), y).backward()
+            opt.step()
+            reinit.after_step(0, step, opt)
+
+    all_steps = list(enumerate(batches(30, 4, 8), start=1))
+    ref = quiet_mlp()
+    ref_reinit = Reinitializer(ref, spec, rounds=1, groups=MLP_GROUPS, seed=SEED)
+    train(ref, ref_reinit, make_optimizer(ref, "sgd"), all_steps)
+    model = quiet_mlp()
+    reinit = Reinitializer(model, spec, rounds=1, groups=MLP_GROUPS, seed=SEED)
+    opt = make_optimizer(model, "sgd")
+    train(model, reinit, opt, all_steps[:8])
+    saved = {"model": copy.deepcopy(model.state_dict()), "opt": copy.deepcopy(opt.state_dict()),
+             "reinit": copy.deepcopy(reinit.state_dict())}
+    before = reinit.method.layers
+    assert int(before["1"].hist[:, 1:].sum()) > 0  # gaps were recorded before the stop
+    model = quiet_mlp()
+    reinit = Reinitializer(model, spec, rounds=1, groups=MLP_GROUPS, seed=SEED)
+    reinit.load_state_dict(saved["reinit"])
+    for name, st in before.items():
+        got = reinit.method.layers[name]
+        assert all(torch.equal(getattr(got, k), getattr(st, k)) for k in ("age", "tau", "hist")), name
+        assert (got.bin, got.batch) == (st.bin, st.batch)
+    model.load_state_dict(saved["model"])
+    opt = make_optimizer(model, "sgd")
+    opt.load_state_dict(saved["opt"])
+    train(model, reinit, opt, all_steps[8:])
+    assert ref_reinit.method.reset_total >= 3
+    assert all(torch.equal(a, b) for a, b in zip(model.state_dict().values(), ref.state_dict().values(), strict=True))
+    assert reinit.method.reset_total == ref_reinit.method.reset_total

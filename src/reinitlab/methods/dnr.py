@@ -25,7 +25,8 @@ class DNROptions(KeepOptions):
 @register
 class DNR(Method):
     name = "dnr"
-    summary = "data-aware: keep the top `keep` of each tensor by |w*grad| on training batches, re-draw the rest"
+    summary = ("data-aware: keep the top `keep` of each tensor (scope=global: of the model) by |w*grad| on "
+               "training batches, re-draw the rest")
     Options = DNROptions
     fidelity = (
         Fidelity("scope=global: every parameter is scored and re-drawn below the threshold, from the re-draw "

@@ -27,7 +27,8 @@ class FC(Method):
     Options = FCOptions
     fidelity = (
         Fidelity("the head group (registry models: the last linear layer) re-drawn",
-                 "the primacy-bias code: the last layers of the actor and the critic re-created (2-3 layers)",
+                 "the primacy-bias code: the heads of the actor and the critic (their layers after the shared "
+                 "encoder) re-created",
                  "llf:start=<group> re-draws more groups at round starts; periodically only the head"),
         Fidelity("every=N counts optimizer steps within a round, from its first step",
                  "reset_interval counts environment steps over the whole run", "every= the same number of steps"),

@@ -64,6 +64,11 @@ class Hare(Method):
                  "the trainer resets after any epoch whose counter qualifies, the last one too", "not offered"),
         Fidelity("the run's accuracies are the hare's", "the trainer logs both the hare's and the tortoise's",
                  "not offered"),
+        Fidelity("after a reset the tortoise keeps moving by (1 - momentum) of each step",
+                 "the trainer resets with `fast.data = slow.data`, so hare and tortoise share storage until the "
+                 "next average: the first optimizer step after a reset moves the tortoise by the whole step (it "
+                 "then equals the hare)",
+                 "not offered"),
         Fidelity("integer buffers (BatchNorm's batch count) are neither averaged nor copied",
                  "every buffer averaged and copied", "same results (the count is unused with a set momentum)"),
     )

@@ -223,8 +223,7 @@ _REDRAW_KEYS = tuple(f.name for f in dataclasses.fields(RedrawOptions))
 
 # the paper's methods in SPEC's order, then its peers' and the later ones; any other file after them
 METHODS: Registry[type[Method]] = Registry("method", packages=("reinitlab.methods",), first=(
-    "baseline", "fc", "llf", "ke", "dsd", "sp", "lw", "dnr", "fire", "redo", "dash", "rewind", "l2init", "swr", "cbp",
-    "snr", "hare"))
+    "baseline", "fc", "llf", "ke", "dsd", "sp", "lw", "dnr", "fire", "redo", "dash", "rewind", "l2init", "swr"))
 
 
 def register(cls: type[Method]) -> type[Method]:

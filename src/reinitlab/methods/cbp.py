@@ -86,25 +86,25 @@ class CBP(Method):
         Fidelity("replacement_rate 1e-5, maturity 1000, contribution (the incremental CIFAR-100 config; CBPConv)",
                  "CBPLinear: 1e-4, 100; permuted MNIST config: 1e-4..1e-6, 100, adaptable_contribution; "
                  "continual ImageNet config: 3e-4, 100, adaptable_contribution",
-                 "the options replacement_rate, maturity, utility"),
+                 "the options `replacement_rate`, `maturity`, `utility`"),
         Fidelity("utility and mean activation are running averages (decay 0.99) with Adam-style bias correction, "
                  "updated every step, replacement after the optimizer step (gnt.py, convGnT.py)",
                  "cbp_linear.py / cbp_conv.py: utility from the last step's features only (decay 0), "
                  "uncorrected, replacement in a backward hook before the optimizer step",
-                 "decay=0 for the features; the rest not offered"),
-        Fidelity("a layer owes replacement_rate x (eligible units) per step; the fraction carries over",
+                 "`decay=0` for the features; the rest not offered"),
+        Fidelity("a layer owes replacement_rate × (eligible units) per step; the fraction carries over",
                  "GnT's default accumulate=False rounds a share below 1 by a Bernoulli draw; convGnT.py and "
-                 "res_gnt.py owe replacement_rate x (all units) once any unit is mature",
+                 "res_gnt.py owe replacement_rate × (all units) once any unit is mature",
                  "not offered"),
-        Fidelity("compensate=true: the next layer's bias gains h_bar x the unit's outgoing weights",
+        Fidelity("`compensate=true`: the next layer's bias gains h_bar × the unit's outgoing weights",
                  "gnt.py has the line but zeroes the unit's running mean just before it, so it adds 0; "
                  "convGnT, res_gnt, cbp_linear and cbp_conv do not compensate",
-                 "compensate=false"),
+                 "`compensate=false`"),
         Fidelity("incoming weights from the model's initializer (registry: He-normal fan-out convs, "
                  "PyTorch-default linear layers)",
-                 "U(+-sqrt(1/fan_in)) for convs, U(+-gain*sqrt(3/fan_in)) for linear layers "
-                 "(res_gnt.py: N(0, gain^2/fan_in))",
-                 "redraw=peer gives the conv bound; the linear one is not offered"),
+                 "U(±√(1/fan_in)) for convs, U(±gain·√(3/fan_in)) for linear layers "
+                 "(res_gnt.py: N(0, gain²/fan_in))",
+                 "`redraw=peer` gives the conv bound; the linear one is not offered"),
         Fidelity("SGD momentum and Adam's exp_avg/exp_avg_sq of replaced elements cleared; Adam's step "
                  "(one per tensor) left",
                  "AdamGnT: exp_avg, exp_avg_sq and a per-element step zeroed (convGnT.py misses the incoming "

@@ -1,12 +1,14 @@
-"""Data-aware re-initialization (DNR, Ramkumar et al.): keep the weights that matter most on training
-batches by the SNIP score |w * dL/dw|, re-draw the rest, recomputed every round.
+"""Dynamic Neural Regeneration (DNR, NeurIPS 2024), a data-aware reset: per tensor, the `keep`
+fraction of elements with the largest SNIP score |w * dL/dw| is kept and the rest re-drawn; the
+gradient is summed over 4 training batches (BatchNorm in train mode, running statistics untouched)
+and recomputed every round. Exactly round(keep * n) elements are kept; among equal scores the
+earlier position is kept.
 
-scope=tensor (default): per tensor, the top `keep` share by |w * g|, g the loss gradient summed over
-the training batches (ties: the earlier position). scope=global: LURE's rule (Ramkumar, Arani, Zonooz,
-"Learn, Unlearn and Relearn", TMLR 2023): one threshold over every parameter of the model, the
-(1 - keep)-quantile of |w| * sum_b |g_b| (the per-batch gradients' magnitudes summed): every element at
-or below it is re-drawn, so ties at the threshold (zero scores) may re-draw more than 1 - keep; with the
-default keep 0.8, LURE's snip_size 0.2."""
+`scope=global` applies LURE's rule instead (Ramkumar, Arani, Zonooz, "Learn, Unlearn and Relearn",
+TMLR 2023): one threshold over every parameter of the model, the int((1 - keep) * n)-th smallest of
+|w| * sum_b |g_b| (the per-batch gradients' magnitudes summed); every element at or below it is
+re-drawn, so ties at the threshold (zero scores) may re-draw more than 1 - keep. With the default keep
+0.8 this is LURE's snip_size 0.2."""
 from dataclasses import dataclass
 from typing import Literal
 
@@ -29,11 +31,11 @@ class DNR(Method):
                "training batches, re-draw the rest")
     Options = DNROptions
     fidelity = (
-        Fidelity("scope=global: every parameter is scored and re-drawn below the threshold, from the re-draw "
+        Fidelity("`scope=global`: every parameter is scored and re-drawn below the threshold, from the re-draw "
                  "source (BatchNorm weights to 1)",
                  "LURE: every parameter is scored, but only tensors named `weight` are re-drawn (biases kept), "
-                 "from kaiming_uniform_(a=sqrt(5)), which draws BatchNorm weights from U(-1, 1)",
-                 "redraw=peer for the conv/linear draw; the rest not offered"),
+                 "from kaiming_uniform_(a=√5), which draws BatchNorm weights from U(−1, 1)",
+                 "`redraw=peer` for the conv/linear draw; the rest not offered"),
         Fidelity("scores on the run's 4 statistics batches", "len(loader)/32 batches of 100 from a 'snip set', "
                  "the first snip_size share of the current training data", "not offered"),
     )

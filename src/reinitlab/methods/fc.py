@@ -1,8 +1,9 @@
-"""Head reset: the head group (the classifier) re-drawn at every round start. `every=N` also re-draws
-it every N optimizer steps inside each round, `every_epochs=N` after every N-th epoch of a round (not
-after a round's last): the periodic last-layer resets of Nikishin et al. 2022 ("The primacy bias in
-deep reinforcement learning"), whose code re-creates the last layers and their optimizer statistics
-every `reset_interval` steps; here the optimizer state of the re-drawn head is cleared the same way."""
+"""Re-draw the classifier head (the group `head`) at the start of every round; everything below it
+is kept. `every=N` also re-draws it every N optimizer steps inside each round, `every_epochs=N` after
+every N-th epoch of a round (not after a round's last): the periodic last-layer resets of Nikishin et
+al. 2022 ("The primacy bias in deep reinforcement learning"), whose code re-creates the heads and
+their optimizer statistics every `reset_interval` steps; here the optimizer state of the re-drawn head
+is cleared the same way."""
 from dataclasses import dataclass
 
 from ..core.method import Fidelity, Method, ResetContext, register
@@ -29,9 +30,9 @@ class FC(Method):
         Fidelity("the head group (registry models: the last linear layer) re-drawn",
                  "the primacy-bias code: the heads of the actor and the critic (their layers after the shared "
                  "encoder) re-created",
-                 "llf:start=<group> re-draws more groups at round starts; periodically only the head"),
-        Fidelity("every=N counts optimizer steps within a round, from its first step",
-                 "reset_interval counts environment steps over the whole run", "every= the same number of steps"),
+                 "`llf:start=<group>` re-draws more groups at round starts; periodically only the head"),
+        Fidelity("`every=N` counts optimizer steps within a round, from its first step",
+                 "reset_interval counts environment steps over the whole run", "`every=` the same number of steps"),
     )
 
     def event(self, ctx: ResetContext) -> ResetEvent:

@@ -81,13 +81,13 @@ class SNR(Method):
     summary = "Self-Normalized Resets: reset a unit silent for longer than the percentile of its own firing gaps"
     Options = SNROptions
     fidelity = (
-        Fidelity("tau adapts every adapt_every=16 optimizer steps, after that step's resets",
+        Fidelity("tau adapts every `adapt_every=16` optimizer steps, after that step's resets",
                  "the SNR code: every 16 tasks, at a task's end; the FIRE port: every 16 steps, before that "
                  "step's resets",
-                 "adapt_every= the steps of 16 tasks"),
+                 "`adapt_every=` the steps of 16 tasks"),
         Fidelity("percentile 0.99 (the SNR code's default), tau_init 10000, tau_max 20000 (the FIRE port's)",
                  "the FIRE port: percentile 0.9 (its config: 0.98); the SNR code: tau_init given by the caller",
-                 "the options percentile, tau_init, tau_max"),
+                 "the options `percentile`, `tau_init`, `tau_max`"),
         Fidelity("gap histogram in bins of one batch", "one bin per sample age",
                  "same with a fixed batch size"),
         Fidelity("tau's lower clip: the step's batch size", "the SNR code: 100 (its batch size); the FIRE port: "

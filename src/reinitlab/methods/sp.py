@@ -40,19 +40,23 @@ class SP(Method):
     summary = "shrink and perturb every tensor: w = shrink*w + perturb*fresh"
     Options = SPOptions
     fidelity = (
-        Fidelity("BatchNorm running statistics kept", "taken from the fresh model", "buffers=fresh"),
-        Fidelity("applied at every round start (same data)", "before training on each new chunk of data",
-                 "the protocol's rounds are the chunks; every_epochs=N also applies it inside rounds"),
-        Fidelity("w = 0.4*w + 0.1*fresh", "the FIRE authors' harness: w = (1-c)*w + c*w0 on the parameters",
-                 "sp:shrink=0.8,perturb=0.2,redraw=init for c = 0.2"),
-        Fidelity("step: every group graded by its depth, BatchNorm and linear layers included",
+        Fidelity("BatchNorm running statistics are kept",
+                 "taken from the fresh model",
+                 "`buffers=fresh`"),
+        Fidelity("applied at every round start (same data)",
+                 "before training on each new chunk of data",
+                 "— (the protocol's rounds are the chunks); `every_epochs=N` also applies it inside rounds"),
+        Fidelity("w = 0.4·w + 0.1·fresh",
+                 "the FIRE authors' harness: w = (1−c)·w + c·w0 on the parameters",
+                 "`sp:shrink=0.8,perturb=0.2,redraw=init` for c = 0.2"),
+        Fidelity("`step`: every group graded by its depth, BatchNorm and linear layers included",
                  "BRB: only the listed ResNet stages' convs graded (deepest first); linear and BatchNorm layers "
                  "take the base alpha; BatchNorm affine only with reset_batchnorm (off by default), its running "
                  "statistics never; the embedding layer not reset",
                  "not offered"),
         Fidelity("the source draw: the model's initializer (registry: He-normal fan-out convs)",
                  "BRB: kaiming_uniform_ (a=0) for conv and linear weights, biases U(+-1/sqrt(fan_in))",
-                 "not offered (redraw=peer is kaiming_uniform_ with a=sqrt(5))"),
+                 "not offered (`redraw=peer` is kaiming_uniform_ with a=√5)"),
     )
 
     def event(self, ctx: ResetContext) -> ResetEvent:

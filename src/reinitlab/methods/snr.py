@@ -139,7 +139,8 @@ class SNR(Method):
             st = self._layer(u, x)
             st.batch = x.shape[0]
             h = u.unit_view(x)
-            fired = h.amax([d for d in range(h.dim()) if d != 1]) > 0
+            # any value > 0, as a sum of the positive parts: a max over few channels is a slow reduction
+            fired = h.clamp_min(0).sum([d for d in range(h.dim()) if d != 1]) > 0
             self._record(st, fired)
             st.age = torch.where(fired, torch.zeros_like(st.age), st.age + st.batch)
             reset = st.age >= st.tau

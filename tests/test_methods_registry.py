@@ -14,9 +14,12 @@ p is checked against what its Action says, with s the source's value:
   keep=mask                the kept value where the mask is True, s elsewhere
 
 and the buffers (BatchNorm running statistics) of every module whose own parameters were all re-drawn,
-and those the event names in `fresh_buffers`, are exactly the source's, while every other buffer is
-untouched. Methods that act during a round (step_event, epoch_event) are checked the same way on the
-events they return over the first steps and epochs of a round.
+and those the event names in `fresh_buffers`, are exactly the source's, a buffer the event gives an
+Action (`buffer_actions`) ends as that Action says, and every other buffer is untouched. Methods that
+act during a round (step_event, epoch_event) are checked the same way on the events they return over
+the first steps and epochs of a round; for the methods that watch training (they override `attach`:
+cbp, snr, hare) a training step precedes each of round 1's first WATCHED_STEPS step_events, so they
+see training as they would in a run.
 """
 import dataclasses
 import typing
@@ -29,14 +32,19 @@ from reinitlab.core.groups import groups_of
 from reinitlab.core.method import RedrawOptions
 from reinitlab.core.reinit import Reinitializer
 from reinitlab.core.reset import Action, apply_event
-from reinitlab.methods import METHODS, ResetContext
+from reinitlab.methods import METHODS, Method, ResetContext
 from reinitlab.models import build_model
 from reinitlab.util.seeding import derive
 
 SEED = 3
 MODELS = {"cnn": dict(in_channels=1, resolution=16, width=0.25),  # plain
          "resnet18": dict(in_channels=3, resolution=16, width=0.125)}  # residual
-IN_ROUND_STEPS, IN_ROUND_EPOCHS = 60, 2
+IN_ROUND_STEPS, IN_ROUND_EPOCHS, WATCHED_STEPS = 60, 2, 15
+# option sets that make a method act within IN_ROUND_STEPS (its defaults wait 1000 steps), besides the
+# defaults and the flipped options every method gets
+ACTING = {"cbp": [{"replacement_rate": 0.05, "maturity": 5}, {"replacement_rate": 0.05, "maturity": 5,
+                                                               "utility": "adaptable_contribution"}],
+          "fc": [{"every": 7}], "sp": [{"step": 0.2, "every_epochs": 1}]}
 
 
 def _choices(tp, default) -> list:
@@ -59,6 +67,7 @@ def option_sets(cls) -> list[dict]:
         for f in dataclasses.fields(cls.Options):
             default = f.default if f.default is not dataclasses.MISSING else None
             sets += [{f.name: v} for v in _choices(hints[f.name], default)]
+    sets += [s for s in ACTING.get(cls.name, []) if s not in sets]
     if cls.resets and cls.redraws:
         default = cls().redraw
         sets += [{"redraw": v} for v in _choices(typing.get_type_hints(RedrawOptions)["redraw"], None) if v != default]
@@ -124,8 +133,14 @@ def check_event(model, groups, event, source, what: str) -> None:
             key = f"{mname}.{bname}" if mname else bname
             takes = (redrawn or key in event.fresh_buffers) and key in source
             want = source[key] if takes else before[key]
+            act = event.buffer_actions.get(key)
+            if act is not None:
+                want = expected_param(want, source.get(key) if act.needs_source() else None, act)
+                torch.testing.assert_close(after[key], want, rtol=0, atol=0, msg=f"{what}: buffer {key}")
+                continue
             assert torch.equal(after[key], want), f"{what}: buffer {key} " + (
                 "is not the source's although its module was re-drawn whole" if takes else "changed")
+    assert set(event.buffer_actions) <= set(dict(model.named_buffers())), f"{what}: unknown buffers"
 
 
 @pytest.mark.parametrize("name,options,arch", CASES)
@@ -153,21 +168,32 @@ def test_every_parameter_ends_as_its_reset_event_says(name, options, arch):
         return ResetContext(model=model, groups=groups, round=r, rounds=rounds, init_norms=reinit.init_norms,
                             seed=SEED, batches=batches, loss_fn=F.cross_entropy, initial=reinit.initial, **when)
 
+    acted = 0
     for r in range(1, rounds + 1):
         train_steps(model, x, y)
         event = method.event(ctx(r))
         check_event(model, groups, event, reinit.source(event, r), f"{name} round {r}")
         if not method.in_round:
             continue
+        watches = type(method).attach is not Method.attach
         for step in range(1, IN_ROUND_STEPS + 1):
+            if watches and r == 1 and step <= WATCHED_STEPS:
+                train_steps(model, x, y, steps=1)
             event = method.step_event(ctx(r, step=step))
-            if event is not None and (event.actions or event.fresh_buffers):
+            if acts(event):
+                acted += 1
                 check_event(model, groups, event, reinit.source(event, r, step=step), f"{name} r{r} step {step}")
         for epoch in range(1, IN_ROUND_EPOCHS + 1):
             event = method.epoch_event(ctx(r, epoch=epoch))
-            if event is not None and (event.actions or event.fresh_buffers):
+            if acts(event):
+                acted += 1
                 check_event(model, groups, event, reinit.source(event, r, step=("epoch", epoch)),
                             f"{name} r{r} epoch {epoch}")
+    assert acted or options not in ACTING.get(name, []), f"{name}:{options} never acted inside a round"
+
+
+def acts(event) -> bool:
+    return event is not None and bool(event.actions or event.fresh_buffers or event.buffer_actions)
 
 
 def test_every_registered_method_is_a_case():

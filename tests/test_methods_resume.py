@@ -9,6 +9,7 @@ import torch
 from conftest import killed_at_checkpoint, train_killed_after
 
 from reinitlab import TrainConfig, run
+from reinitlab.core.method import METHODS, Method, parse_spec
 from reinitlab.core.reinit import Reinitializer
 from reinitlab.train.engine import Engine
 from reinitlab.train.loop import run_keeping_engine
@@ -17,7 +18,9 @@ from reinitlab.util.files import read_jsonl
 
 TINY = dict(width=0.25, epochs=3, rounds=1, batch_size=16, eval_batch_size=64, threads=1)
 IN_ROUND = ["swr:every=1,rate=0.02,maturity=2", "redo:tau=1.0,every=2", "sp:every_epochs=1", "l2init:lam=0.01",
-            "swr:every=2,rate=0.05,maturity=1,score=utility"]
+            "swr:every=2,rate=0.05,maturity=1,score=utility", "cbp:replacement_rate=0.05,maturity=2",
+            "snr:tau_init=16,adapt_every=3", "hare:momentum=0.9,every_epochs=1", "fc:every=3",
+            "sp:every_epochs=1,step=0.1", "cbp:replacement_rate=0.05,maturity=2,utility=adaptable_contribution"]
 STATEFUL = ["rewind:rewind_epoch=2", "ke:redraw=init", "lw:redraw=rewind,rewind_epoch=2", "fc:redraw=peer"]
 
 
@@ -27,6 +30,16 @@ def timeless(rows):
 
 class Crash(Exception):
     pass
+
+
+def test_every_method_that_acts_in_rounds_or_watches_training_is_resumed_here():
+    """A method that may act inside a round (step_event, epoch_event, loss_term) or watches training
+    (attach) keeps state a kill must not lose: a spec of it belongs in IN_ROUND, so the crash test below
+    covers every such method, including one registered later."""
+    hooks = ("step_event", "epoch_event", "loss_term", "attach")
+    acting = {name for name, cls in METHODS.items() if any(getattr(cls, h) is not getattr(Method, h) for h in hooks)}
+    assert acting - {parse_spec(s)[0] for s in IN_ROUND} == set()
+    assert {"cbp", "snr", "hare", "fc"} <= acting
 
 
 def test_in_round_methods_do_act(bundle):

@@ -235,6 +235,12 @@ class Method:
         return None
 
     # ---- interventions within a round ------------------------------------------------------------
+    def attach(self, model: nn.Module, groups: Groups) -> None:
+        """Called once by the Reinitializer that applies this method to `model`, before any training:
+        a method that watches training installs its forward hooks here (cbp, snr: per-unit
+        activations) or copies what it needs (hare: the tortoise starts as the initial weights). It
+        refuses, with a UserError, a model it cannot handle."""
+
     @property
     def in_round(self) -> bool:
         """True when step_event or epoch_event may return an event (the loop then asks every step)."""

@@ -92,6 +92,7 @@ class Reinitializer:
             if (found := standardization_of(model.get_submodule(self.groups.output[g]))) is not None}
         self.history: list[dict] = []
         self.in_round_log: list[dict] = []  # per round with in-round events: count and elements replaced
+        self.method.attach(model, self.groups)  # hooks of the methods that watch training (cbp, snr)
 
     # ---- the event at a round start ----------------------------------------------------------
     def reset(self, round_: int, data: Any = None) -> dict:
@@ -143,7 +144,8 @@ class Reinitializer:
         init_fn = peer_init if how == "peer" else self.init_fn
         if step is None:
             return fresh_state(self.model, derive(self.seed, "fresh", round_), init_fn)
-        names = [n for n, a in event.actions.items() if a.needs_source()] + list(event.fresh_buffers)
+        names = [n for n, a in event.actions.items() if a.needs_source()] + list(event.fresh_buffers) \
+            + [n for n, a in event.buffer_actions.items() if a.needs_source()]
         return fresh_modules(self.model, names, derive(self.seed, "fresh", round_, step), init_fn)
 
     def _rewind_fallback(self, record: dict | None) -> None:
@@ -191,7 +193,7 @@ class Reinitializer:
         return self._apply_in_round(event, round_, ("epoch", epoch), optimizer, batches)
 
     def _apply_in_round(self, event: ResetEvent | None, round_: int, step, optimizer, batches) -> dict | None:
-        if event is None or not (event.actions or event.fresh_buffers):
+        if event is None or not (event.actions or event.fresh_buffers or event.buffer_actions):
             return None
         params = dict(self.model.named_parameters())
         source = self.source(event, round_, step=step)

@@ -77,8 +77,10 @@ class Action:
             return torch.ones(shape, dtype=torch.bool)
         if isinstance(self.keep, torch.Tensor):
             out = ~self.keep.cpu()
-        if isinstance(self.scale, torch.Tensor) and self.noise == 0.0 and self.offset is None:
+        if isinstance(self.scale, torch.Tensor) and self.noise == 0.0:
             zero = (self.scale.cpu() == 0).expand(shape)
+            if self.offset is not None:  # an element scaled to 0 that gets an offset keeps a value
+                zero = zero & (self.offset.cpu() == 0)
             out = zero if out is None else out | zero
         return out
 
@@ -92,6 +94,10 @@ class ResetEvent:
     # is not re-drawn whole (shrink-perturb with buffers=fresh). Buffers of modules whose every own
     # parameter is re-drawn whole take them anyway.
     fresh_buffers: list[str] = field(default_factory=list)
+    # Actions on buffers, with the parameters' semantics: CBP and SNR give the running statistics of
+    # the channels they replace the source's values (a mask), Hare & Tortoise sets them to the
+    # tortoise's (scale 0 plus an offset). Applied after fresh_buffers and the whole-module rule.
+    buffer_actions: dict[str, Action] = field(default_factory=dict)
 
 
 def default_init(m: nn.Module) -> None:
@@ -178,28 +184,15 @@ def apply_event(model: nn.Module, groups: Groups, event: ResetEvent, fresh: dict
     statistics cleared); buffers of kept or partly kept modules stay.
     """
     params = dict(model.named_parameters())
+    named_buffers = dict(model.named_buffers())
     unknown = set(event.actions) - set(params)
     if unknown:
         raise KeyError(f"reset event names unknown parameters: {sorted(unknown)[:5]}")
+    unknown = set(event.buffer_actions) - set(named_buffers)
+    if unknown:
+        raise KeyError(f"reset event names unknown buffers: {sorted(unknown)[:5]}")
     for name, act in event.actions.items():
-        if act.is_identity():
-            continue
-        p = params[name]
-        f = fresh[name].to(p.device) if act.needs_source() else None
-        if act.keep is False:
-            p.copy_(f)
-            continue
-        scaled = isinstance(act.scale, torch.Tensor) or act.scale != 1.0
-        kept = p * (act.scale.to(p.device) if isinstance(act.scale, torch.Tensor) else act.scale) if scaled else p.clone()
-        if act.noise:
-            kept.add_(f, alpha=act.noise)
-        if act.offset is not None:
-            kept.add_(act.offset.to(p.device, p.dtype))
-        if act.keep is True:
-            p.copy_(kept)
-        else:
-            p.copy_(torch.where(act.keep.to(p.device), kept, f))
-    named_buffers = dict(model.named_buffers())
+        _apply_action(params[name], act, fresh[name] if act.needs_source() else None)
     for key in event.fresh_buffers:
         if key in fresh and key in named_buffers:
             named_buffers[key].copy_(fresh[key])
@@ -210,6 +203,8 @@ def apply_event(model: nn.Module, groups: Groups, event: ResetEvent, fresh: dict
                 key = f"{mname}.{bname}" if mname else bname
                 if key in fresh:
                     buf.copy_(fresh[key])
+    for name, act in event.buffer_actions.items():
+        _apply_action(named_buffers[name], act, fresh[name] if act.needs_source() else None)
     summary = {}
     for g in groups.names:
         total = redrawn = 0
@@ -223,6 +218,26 @@ def apply_event(model: nn.Module, groups: Groups, event: ResetEvent, fresh: dict
                 redrawn += int((~act.keep).sum())
         summary[g] = redrawn / max(total, 1)
     return summary
+
+
+def _apply_action(p: torch.Tensor, act: Action, f: torch.Tensor | None) -> None:
+    """p <- where(keep, scale * p + noise * f + offset, f), in place."""
+    if act.is_identity():
+        return
+    f = f.to(p.device) if f is not None else None
+    if act.keep is False:
+        p.copy_(f)
+        return
+    scaled = isinstance(act.scale, torch.Tensor) or act.scale != 1.0
+    kept = p * (act.scale.to(p.device) if isinstance(act.scale, torch.Tensor) else act.scale) if scaled else p.clone()
+    if act.noise:
+        kept.add_(f, alpha=act.noise)
+    if act.offset is not None:
+        kept.add_(act.offset.to(p.device, p.dtype))
+    if act.keep is True:
+        p.copy_(kept)
+    else:
+        p.copy_(torch.where(act.keep.to(p.device), kept, f))
 
 
 # LW's frozen standardization lives as two buffers on the module whose output it standardizes, applied

@@ -1,0 +1,216 @@
+"""Hare & Tortoise and the periodic options of fc, sp and dnr, each against its rule written out here
+on the same weights and re-drawn numbers; and the plasticity methods in the training loop, on the
+registry cnn and on an MLP a user builds."""
+import copy
+import math
+
+import pytest
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+from conftest import synthetic_bundle
+
+from reinitlab import Reinitializer, TrainConfig
+from reinitlab.core.reset import fresh_modules, fresh_state
+from reinitlab.models import build_model
+from reinitlab.train.loop import run_keeping_engine
+from reinitlab.util.seeding import derive
+
+SEED = 9
+
+
+def cnn():
+    torch.manual_seed(0)
+    return build_model("cnn", 1, 5, width=0.25, resolution=16)
+
+
+def data(n=6, batch=20):
+    g = torch.Generator().manual_seed(2)
+    return [(torch.randn(batch, 1, 16, 16, generator=g), torch.randint(0, 5, (batch,), generator=g)) for _ in range(n)]
+
+
+def step(model, opt, x, y):
+    model.train()
+    opt.zero_grad()
+    F.cross_entropy(model(x), y).backward()
+    opt.step()
+
+
+# ---- Hare & Tortoise -------------------------------------------------------------------------------
+@pytest.mark.parametrize("from_first,resets_after", [(True, [1, 3]), (False, [2])])
+def test_hare_follows_a_moving_average_and_takes_it_on_schedule(from_first, resets_after):
+    model = cnn()
+    floats = lambda m: {n: t for n, t in m.state_dict().items() if t.is_floating_point()}  # noqa: E731
+    tortoise = {n: t.clone() for n, t in floats(model).items()}  # starts as the initial weights
+    reinit = Reinitializer(model, f"hare:momentum=0.9,every_epochs=2,from_first={str(from_first).lower()}", rounds=1,
+                           seed=SEED)
+    opt = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9)
+    batches, done = data(), []
+    for epoch in range(1, 4):
+        for i, (x, y) in enumerate(batches[:3]):
+            step(model, opt, x, y)
+            reinit.after_step(0, (epoch - 1) * 3 + i + 1, opt)
+            for n, t in floats(model).items():
+                tortoise[n] = 0.9 * tortoise[n] + 0.1 * t
+        momentum = {p: opt.state[p]["momentum_buffer"].clone() for p in model.parameters()}
+        counts = model.stem[1].num_batches_tracked.clone()
+        if reinit.end_epoch(0, epoch, optimizer=opt) is not None:
+            done.append(epoch)
+            for n, t in floats(model).items():
+                torch.testing.assert_close(t, tortoise[n], rtol=1e-5, atol=1e-7)
+                assert torch.equal(t, reinit.method.tortoise[n]), n  # exactly its own average
+            assert torch.equal(model.stem[1].num_batches_tracked, counts)  # integer buffers are not averaged
+            assert all(torch.equal(opt.state[p]["momentum_buffer"], m) for p, m in momentum.items())
+    assert done == resets_after
+
+
+def test_hare_changes_nothing_at_a_round_start_and_keeps_its_tortoise_across_rounds():
+    model = cnn()
+    reinit = Reinitializer(model, "hare", rounds=2, seed=SEED)
+    opt = torch.optim.SGD(model.parameters(), lr=0.05)
+    x, y = data(1)[0]
+    step(model, opt, x, y)
+    reinit.after_step(0, 1, opt)
+    before, tortoise = copy.deepcopy(model.state_dict()), {n: t.clone() for n, t in reinit.method.tortoise.items()}
+    reinit.reset(1)
+    assert all(torch.equal(v, before[k]) for k, v in model.state_dict().items())
+    assert all(torch.equal(t, tortoise[n]) for n, t in reinit.method.tortoise.items())
+
+
+# ---- fc every N steps ------------------------------------------------------------------------------
+def test_fc_every_redraws_the_head_at_every_nth_step_and_clears_its_momentum():
+    model = cnn()
+    reinit = Reinitializer(model, "fc:every=2", rounds=1, seed=SEED)
+    opt = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9)
+    head = [n for n in reinit.groups.params["head"]]
+    for s, (x, y) in enumerate(data(5), start=1):
+        step(model, opt, x, y)
+        before = copy.deepcopy(model.state_dict())
+        record = reinit.after_step(0, s, opt)
+        assert (record is not None) == (s % 2 == 0)
+        state = model.state_dict()
+        if record is None:
+            continue
+        drawn = fresh_modules(model, head, derive(SEED, "fresh", 0, s))
+        for n, p in model.named_parameters():
+            if n in head:
+                assert torch.equal(p, drawn[n]) and torch.all(opt.state[p]["momentum_buffer"] == 0), n
+            else:
+                assert torch.equal(state[n], before[n]), n
+
+
+# ---- sp graded by depth (BRB's soft reset) -----------------------------------------------------
+def test_sp_step_grades_shrink_and_perturb_by_the_depth_of_each_group():
+    """BRB's alpha 0.7 and step 0.05: the head interpolates with alpha 0.7, the group below with 0.75,
+    ..., the stem (4 below the head) with 0.9: w = a*w + (1-a)*s."""
+    model = cnn()
+    reinit = Reinitializer(model, "sp:shrink=0.7,perturb=0.3,step=0.05", rounds=1, seed=SEED)
+    x, y = data(1)[0]
+    step(model, torch.optim.SGD(model.parameters(), lr=0.05), x, y)
+    before = {n: p.detach().clone() for n, p in model.named_parameters()}
+    source = fresh_state(model, derive(SEED, "fresh", 1))
+    reinit.reset(1)
+    alphas = {"head": 0.7, "block3": 0.75, "block2": 0.8, "block1": 0.85, "stem": 0.9}
+    for g, names in reinit.groups.params.items():
+        a = alphas[g]
+        for n in names:
+            want = a * before[n] + (1 - a) * source[n]
+            torch.testing.assert_close(dict(model.named_parameters())[n], want, rtol=1e-6, atol=1e-7, msg=n)
+
+
+def test_sp_step_leaves_a_group_alone_once_its_shrink_reaches_1():
+    model = cnn()
+    reinit = Reinitializer(model, "sp:shrink=0.7,perturb=0.3,step=0.2", rounds=1, seed=SEED)
+    before = copy.deepcopy(model.state_dict())
+    reinit.reset(1)
+    after = model.state_dict()
+    # 0.7 + 2*0.2 >= 1: block2, block1 and the stem keep their values
+    for g in ("stem", "block1", "block2"):
+        assert all(torch.equal(after[n], before[n]) for n in reinit.groups.params[g]), g
+    assert not all(torch.equal(after[n], before[n]) for n in reinit.groups.params["block3"])
+
+
+# ---- dnr with LURE's global threshold --------------------------------------------------------------
+def test_dnr_global_redraws_what_lures_snip_threshold_selects():
+    model = cnn()
+    batches = data(2)
+    opt = torch.optim.SGD(model.parameters(), lr=0.05)
+    for x, y in batches:
+        step(model, opt, x, y)
+    # the oracle, from LURE's rule: |w| * sum over batches of |grad|, one threshold at the
+    # int(0.2 * n)-th smallest saliency, everything at or below it re-drawn
+    probe = copy.deepcopy(model).train()
+    grads = {n: torch.zeros_like(p) for n, p in probe.named_parameters()}
+    for x, y in batches:
+        probe.zero_grad()
+        F.cross_entropy(probe(x), y).backward()
+        for n, p in probe.named_parameters():
+            grads[n] += p.grad.abs()
+    saliency = {n: (p.detach() * grads[n]).abs() for n, p in probe.named_parameters()}
+    flat = torch.cat([s.flatten() for s in saliency.values()])
+    threshold = flat.kthvalue(int(0.2 * flat.numel())).values
+    before = {n: p.detach().clone() for n, p in model.named_parameters()}
+    source = fresh_state(model, derive(SEED, "fresh", 1))
+    reinit = Reinitializer(model, "dnr:scope=global", rounds=1, seed=SEED)
+    reinit.reset(1, data=batches)
+    redrawn = 0
+    for n, p in model.named_parameters():
+        low = saliency[n] <= threshold
+        redrawn += int(low.sum())
+        assert torch.equal(p[low], source[n][low]) and torch.equal(p[~low], before[n][~low]), n
+    assert redrawn >= int(0.2 * flat.numel())
+    assert math.isclose(redrawn / flat.numel(), 0.2, abs_tol=0.05)
+
+
+def test_dnr_tensor_scope_is_unchanged_by_the_global_option():
+    """scope=tensor keeps exactly round(keep * n) of every tensor (the per-tensor rule)."""
+    model = cnn()
+    reinit = Reinitializer(model, "dnr", rounds=1, seed=SEED)
+    before = {n: p.detach().clone() for n, p in model.named_parameters()}
+    source = fresh_state(model, derive(SEED, "fresh", 1))
+    reinit.reset(1, data=data(2))
+    for n, p in model.named_parameters():
+        kept = (p == before[n]) & (p != source[n])
+        assert abs(int(kept.sum()) - round(0.8 * p.numel())) <= int((before[n] == source[n]).sum()), n
+
+
+# ---- in the training loop --------------------------------------------------------------------------
+TINY = dict(width=0.25, epochs=2, rounds=1, batch_size=16, eval_batch_size=64, threads=1)
+
+
+@pytest.mark.parametrize("spec,acts", [("cbp:replacement_rate=0.05,maturity=3", True), ("snr:tau_init=16", None),
+                                       ("hare:every_epochs=1", True), ("cbp", False)])
+def test_plasticity_methods_train_the_registry_cnn(spec, acts):
+    bundle = synthetic_bundle(n_train=64, n_test=16)
+    result, eng = run_keeping_engine(TrainConfig(method=spec, **TINY), out=None, progress=False, bundle=bundle)
+    assert result["status"] == "finished" and result["rounds"] == 1 and len(result["per_round"]) == 2
+    events = sum(r["events"] for r in eng.reinit.in_round_log)
+    if acts is not None:
+        assert (events > 0) == acts, spec
+    assert "so far" in result["per_round"][1]["reset"]["event"] or spec.startswith("hare")
+
+
+@pytest.mark.parametrize("spec", ["cbp:replacement_rate=0.1,maturity=2", "snr:tau_init=16,adapt_every=2",
+                                  "hare:momentum=0.8,every_epochs=1"])
+def test_plasticity_methods_on_a_users_mlp(spec):
+    """A user's nn.Sequential MLP with named groups, Adam, a hand-written loop through Reinitializer."""
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Flatten(), nn.Linear(64, 32), nn.ReLU(), nn.Linear(32, 32), nn.ReLU(),
+                          nn.Linear(32, 4))
+    groups = {"stem": ["1"], "block1": ["3"], "head": ["5"]}
+    reinit = Reinitializer(model, spec, rounds=1, groups=groups, seed=SEED)
+    g = torch.Generator().manual_seed(3)
+    x, y = torch.randn(64, 1, 8, 8, generator=g), torch.randint(0, 4, (64,), generator=g)
+    with torch.no_grad():
+        model[3].bias[:8] = -30.0  # units that never fire, for snr
+    for r in range(2):
+        if r:
+            reinit.reset(r)
+        opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+        for epoch in range(1, 3):
+            for i in range(4):
+                step(model, opt, x[i * 16:(i + 1) * 16], y[i * 16:(i + 1) * 16])
+                reinit.after_step(r, (epoch - 1) * 4 + i + 1, opt)
+            reinit.end_epoch(r, epoch, last=epoch == 2, optimizer=opt)
+    assert sum(log["events"] for log in reinit.in_round_log) > 0
+    assert all(torch.isfinite(p).all() for p in model.parameters())

@@ -45,7 +45,7 @@ import torch
 import torch.nn as nn
 
 from ..core.groups import Groups
-from ..core.method import Fidelity, Method, ResetContext, register
+from ..core.method import Cadence, Fidelity, Method, ResetContext, register
 from ..core.reset import ResetEvent
 from .base import in_range
 from .units import UnitLayer, UnitTap, replacement_event, require_units
@@ -131,6 +131,13 @@ class CBP(Method):
             self.tap.close()
         self.units = require_units(model, self.name)
         self.tap = UnitTap(self.units)
+
+    @property
+    def cadence(self) -> Cadence:
+        # every step may replace units once they are older than `maturity` steps (ages run over the
+        # whole run from its first step); whether the owed count reaches a unit then depends on the
+        # model's units, which the count in metrics.jsonl and result.json shows
+        return Cadence("step", 1, "replacement_rate", mature_after=self.options.maturity, maturity_setting="maturity")
 
     @property
     def in_round(self) -> bool:

@@ -6,7 +6,7 @@ their optimizer statistics every `reset_interval` steps; here the optimizer stat
 is cleared the same way."""
 from dataclasses import dataclass
 
-from ..core.method import Fidelity, Method, ResetContext, register
+from ..core.method import Cadence, Fidelity, InRoundReach, Method, ResetContext, register
 from ..core.reset import ResetEvent
 from .base import in_range, reset_groups_from
 
@@ -37,6 +37,18 @@ class FC(Method):
 
     def event(self, ctx: ResetContext) -> ResetEvent:
         return ResetEvent(reset_groups_from(ctx.groups, ctx.groups.K), description="reset head")
+
+    def in_round_reach(self, steps: int, epochs) -> InRoundReach | None:
+        """The step events and the epoch events together, each by its own cadence."""
+        o = self.options
+        reaches = [c.reach(steps, epochs) for c in (Cadence("step", o.every, "every") if o.every else None,
+                                                    Cadence("epoch", o.every_epochs, "every_epochs") if o.every_epochs
+                                                    else None) if c is not None]
+        if not reaches:
+            return None
+        firsts = [r.first for r in reaches if r.first is not None]
+        events = sum(r.events for r in reaches)
+        return InRoundReach(events, min(firsts) if firsts else None, "" if events else "; ".join(r.why for r in reaches))
 
     @property
     def in_round(self) -> bool:

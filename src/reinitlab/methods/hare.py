@@ -27,7 +27,7 @@ import torch
 import torch.nn as nn
 
 from ..core.groups import Groups
-from ..core.method import Fidelity, Method, ResetContext, register
+from ..core.method import Cadence, Fidelity, InRoundReach, Method, ResetContext, register
 from ..core.reset import Action, ResetEvent
 from .base import in_range
 
@@ -87,6 +87,23 @@ class Hare(Method):
         self._params = [params[n] for n in params]
         self._buffers = [buffers[n] for n in buffers]
         self._names = list(params) + list(buffers)
+
+    def in_round_reach(self, steps: int, epochs) -> InRoundReach:
+        """Resets after epochs 1, 1+N, 1+2N, ... of a round (or N, 2N, ... with from_first=false), never
+        after a round's last epoch."""
+        o = self.options
+        if not o.from_first:
+            return Cadence("epoch", o.every_epochs, "every_epochs").reach(steps, epochs)
+        events, first = 0, None
+        for r, e in enumerate(epochs):
+            n = (e - 2) // o.every_epochs + 1 if e >= 2 else 0
+            if n and first is None:
+                first = (r, 1)
+            events += n
+        why = "" if events else (f"hare sets the network to the tortoise after epoch 1 of a round and every "
+                                 f"every_epochs={o.every_epochs} epochs after, never after a round's last, and a round "
+                                 f"of this run trains at most {max(epochs, default=0)} epoch(s); train epochs >= 2")
+        return InRoundReach(events, first, why)
 
     @property
     def in_round(self) -> bool:

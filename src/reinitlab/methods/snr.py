@@ -37,7 +37,7 @@ import torch
 import torch.nn as nn
 
 from ..core.groups import Groups
-from ..core.method import Fidelity, Method, ResetContext, register
+from ..core.method import Cadence, Fidelity, Method, ResetContext, register
 from ..core.reset import ResetEvent
 from ..util.errors import UserError
 from .base import in_range
@@ -116,6 +116,12 @@ class SNR(Method):
             self.tap.close()
         self.units = require_units(model, self.name)
         self.tap = UnitTap(self.units)
+
+    def cadence(self) -> Cadence:
+        # a unit may be reset after any step once it has been silent for its threshold (in samples,
+        # from tau_init): how soon depends on the data and the batch, so no run is refused; the
+        # count in metrics.jsonl and result.json shows whether it acted
+        return Cadence("step", 1, "tau_init")
 
     @property
     def in_round(self) -> bool:

@@ -3,7 +3,7 @@ from the re-draw source. `buffers=fresh` takes BatchNorm running statistics from
 their code does); `every_epochs=N` also applies it inside each round, after every N-th epoch.
 
 A trap on BatchNorm networks: the default shrink 0.4, on a BatchNorm network trained at a constant
-learning rate, collapsed evaluation accuracy from 0.909 to 0.239 (reported in issue 25, not a bug).
+learning rate, collapsed evaluation accuracy from 0.909 to 0.239 in a user's report (not a bug).
 The likely reasons: a weight followed by BatchNorm is scale-invariant, so shrinking it by 0.4 scales
 its effective step size by about 1/0.4^2 = 6 at the same learning rate; and with buffers=keep the
 running statistics that evaluation uses still describe the unshrunk weights until training has

@@ -16,7 +16,7 @@ BASE = ["train", "--dataset", "fashion-mnist-small", "--arch", "cnn", "--method"
 
 def replaced(base: list[str], args: list[str]) -> list[str]:
     """`base` with the options that `args` gives taken out, then `args`: a flag given twice with
-    different values is refused (issue 25), so a test changes BASE's value instead of repeating it."""
+    different values is refused, so a test changes BASE's value instead of repeating it."""
     given = {a for a in args if a.startswith("--") and a != "--set"}
     out, skip = [], False
     for a in base:

@@ -47,5 +47,5 @@ def doc_method():
 @pytest.mark.parametrize("options", [{}, {"keep_bias": False}, {"scale": 0.5}, {"redraw": "init"}])
 def test_the_one_file_method_keeps_the_reset_rules(doc_method, options):
     assert METHODS["headweights"] is doc_method
-    for arch in registry_test.ARCHS:
+    for arch in registry_test.MODELS:
         registry_test.test_every_parameter_ends_as_its_reset_event_says("headweights", options, arch)

@@ -25,7 +25,9 @@ def test_shares_partition_the_step_and_name_every_category(tiny_profile):
         assert p.ms[c] > 0, c
     assert p.steps == 6 and p.threads == 1 and p.precision == "fp32" and p.device == "cpu"
     names = [n for n, _ in p.top_ops]
-    assert any("convolution" in n for n in names) and any("batch_norm" in n for n in names)
+    # which ops are slowest depends on the machine and its load; convolutions lead a cnn step anywhere
+    # (BatchNorm's time is in the normalization category, checked above)
+    assert any("convolution" in n for n in names)
     d = p.to_dict()
     assert list(d["categories"]) == CATEGORIES
     assert sum(v["share"] for v in d["categories"].values()) == pytest.approx(100.0, abs=0.5)

@@ -63,7 +63,7 @@ class _Captured(Exception):
 class Reinitializer:
     def __init__(self, model: nn.Module, method: str | Method, rounds: int, groups: Groups | dict | None = None,
                  seed: int = 0, init_fn: Callable[[nn.Module], None] | None = None,
-                 loss_fn: Callable | None = None, stat_batches: int = 4):
+                 loss_fn: Callable | None = None, stat_batches: int = 4, staged: bool = False):
         if not isinstance(model, nn.Module):
             raise TypeError(f"model: expected a torch.nn.Module, got {type(model).__name__}")
         if not isinstance(method, (str, Method)):
@@ -73,7 +73,9 @@ class Reinitializer:
         _check_int("stat_batches", stat_batches, 1)
         self.model = model
         self.method = make_method(method) if isinstance(method, str) else method
-        self.rounds = rounds if self.method.resets else 0
+        # baseline and long train one round, except under a staged protocol (`staged`), whose loop trains
+        # every stage and a method without resets trains on across them (the warm start)
+        self.rounds = rounds if self.method.resets or staged else 0
         self.groups = groups if isinstance(groups, Groups) else groups_of(model, groups)
         self.seed = seed
         self.init_fn = init_fn or init_fn_of(model)

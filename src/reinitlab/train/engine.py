@@ -157,6 +157,7 @@ class Engine:
         self.groups = groups_of(self.model)
         self._schedule = Schedule.of(p)
         self.reinit = Reinitializer(self.model, p.method, cfg.rounds, self.groups, seed=cfg.seed,
+                                    staged=p.protocol.staged,
                                     stat_batches=STAT_BATCHES)
         # bf16 autocasts the training forward pass only (precision.py says what stays in fp32)
         self.autocast = autocast_for(cfg.precision, dev)

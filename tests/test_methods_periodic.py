@@ -179,7 +179,7 @@ TINY = dict(width=0.25, epochs=2, rounds=1, batch_size=16, eval_batch_size=64, t
 
 
 @pytest.mark.parametrize("spec,acts", [("cbp:replacement_rate=0.05,maturity=3", True), ("snr:tau_init=16", None),
-                                       ("hare:every_epochs=1", True), ("cbp", False)])
+                                       ("hare:every_epochs=1", True)])
 def test_plasticity_methods_train_the_registry_cnn(spec, acts):
     bundle = synthetic_bundle(n_train=64, n_test=16)
     result, eng = run_keeping_engine(TrainConfig(method=spec, **TINY), out=None, progress=False, bundle=bundle)
@@ -188,6 +188,14 @@ def test_plasticity_methods_train_the_registry_cnn(spec, acts):
     if acts is not None:
         assert (events > 0) == acts, spec
     assert "so far" in result["per_round"][1]["reset"]["event"] or spec.startswith("hare")
+
+
+def test_cbp_with_its_defaults_is_refused_where_no_unit_can_mature():
+    """maturity 1000 on a run of 12 steps: refused before training, naming the setting (not a run
+    that says nothing about a method that never acted)."""
+    from reinitlab.util.errors import UserError
+    with pytest.raises(UserError, match="method 'cbp' never acts in this run: .*maturity=1000"):
+        run_keeping_engine(TrainConfig(method="cbp", **TINY), out=None, progress=False, bundle=synthetic_bundle(n_train=64))
 
 
 @pytest.mark.parametrize("spec", ["cbp:replacement_rate=0.1,maturity=2", "snr:tau_init=16,adapt_every=2",

@@ -132,7 +132,6 @@ class CBP(Method):
         self.units = require_units(model, self.name)
         self.tap = UnitTap(self.units)
 
-    @property
     def cadence(self) -> Cadence:
         # every step may replace units once they are older than `maturity` steps (ages run over the
         # whole run from its first step); whether the owed count reaches a unit then depends on the

@@ -222,3 +222,18 @@ def test_plasticity_methods_on_a_users_mlp(spec):
             reinit.end_epoch(r, epoch, last=epoch == 2, optimizer=opt)
     assert sum(log["events"] for log in reinit.in_round_log) > 0
     assert all(torch.isfinite(p).all() for p in model.parameters())
+
+
+def test_hare_at_round_start_resets_one_epoch_tasks_and_is_refused_without_it():
+    """Tasks of one epoch (permuted): the trainer's counter would reset after each task's only epoch,
+    which is a round's last (no in-round event there); at_round_start puts that reset at the next
+    stage's start. Without it hare never acts on such a run, and is refused."""
+    from reinitlab.util.errors import UserError
+    bundle = synthetic_bundle(n_train=64, n_test=16)
+    cfg = dict(TINY, epochs=1, rounds=2, protocol="permuted")
+    result = run_keeping_engine(TrainConfig(method="hare:momentum=0.9,at_round_start=true", **cfg), out=None,
+                                progress=False, bundle=bundle)[0]
+    assert [r["reset"]["event"] if r["reset"] else None for r in result["per_round"]] == [
+        None, "hare set to the tortoise at the round start", "hare set to the tortoise at the round start"]
+    with pytest.raises(UserError, match="method 'hare' never acts in this run"):
+        run_keeping_engine(TrainConfig(method="hare", **cfg), out=None, progress=False, bundle=bundle)

@@ -10,6 +10,11 @@ takes the tortoise's values, parameters and those buffers, when (e - 1) % every_
 reset (nothing is re-drawn or zeroed), and so does the tortoise across rounds; a round start changes
 nothing. The run's accuracies are the hare's.
 
+`at_round_start=true` also sets the hare to the tortoise at every round start. Under a staged
+protocol whose tasks are one epoch long (permuted tasks, as in the continual preset) that is where the
+trainer's counter puts its resets: after each task's first and only epoch, which here is the round's
+last, where no in-round event comes (the next round's start does).
+
 Where the numbers come from. The authors' repository (dojeon-ai/hare-tortoise) is not in the stored
 material, and the stored copies of the paper could only be read up to its introduction. A trainer and
 experiment scripts with the paper's three benchmarks (cifar10_resnet18, cifar100_vit-ti, tig_vgg16;
@@ -37,6 +42,7 @@ class HareOptions:
     momentum: float = 0.999  # of the tortoise's moving average, per optimizer step
     every_epochs: int = 10  # the hare is set to the tortoise every this many epochs of a round
     from_first: bool = True  # after epochs 1, 1+N, 1+2N, ... (the authors' counter); false: N, 2N, ...
+    at_round_start: bool = False  # also at every round (stage) start: what the counter does to one-epoch tasks
 
     def validate(self):
         in_range("momentum", self.momentum, 0.0, 1.0, hi_open=True)
@@ -92,6 +98,8 @@ class Hare(Method):
         """Resets after epochs 1, 1+N, 1+2N, ... of a round (or N, 2N, ... with from_first=false), never
         after a round's last epoch."""
         o = self.options
+        if o.at_round_start and len(epochs) > 1:
+            return None  # it acts at every round start after the first, whatever the epochs
         if not o.from_first:
             return Cadence("epoch", o.every_epochs, "every_epochs").reach(steps, epochs)
         events, first = 0, None
@@ -110,6 +118,8 @@ class Hare(Method):
         return True
 
     def event(self, ctx: ResetContext) -> ResetEvent:
+        if self.options.at_round_start:
+            return self._to_tortoise(ctx, "hare set to the tortoise at the round start")
         return ResetEvent(description="no reset at the round start (the hare is set to the tortoise inside rounds)")
 
     @torch.no_grad()
@@ -124,12 +134,14 @@ class Hare(Method):
         o = self.options
         if (ctx.epoch - 1 if o.from_first else ctx.epoch) % o.every_epochs:
             return None
+        return self._to_tortoise(ctx, f"hare set to the tortoise after epoch {ctx.epoch}")
+
+    def _to_tortoise(self, ctx: ResetContext, description: str) -> ResetEvent:
         params = dict(ctx.model.named_parameters())
         actions = {n: Action(scale=0.0, offset=self.tortoise[n].clone()) for n in params}
         buffers = {n: Action(scale=0.0, offset=self.tortoise[n].clone()) for n in _averaged_buffers(ctx.model)
                    if n in self.tortoise}
-        return ResetEvent(actions, description=f"hare set to the tortoise after epoch {ctx.epoch}",
-                          buffer_actions=buffers)
+        return ResetEvent(actions, description=description, buffer_actions=buffers)
 
     def state_dict(self) -> dict:
         return {"tortoise": {n: t.clone() for n, t in self.tortoise.items()}}

@@ -2,8 +2,13 @@ from . import preset
 
 # Plain training (baseline), the cold start, and what is said to keep plasticity: L2-Init at Kumar
 # et al.'s best strength for permuted MNIST with Adam, shrink-and-perturb, ReDo recycling after
-# every task (at every stage start, as Kumar et al. recycle once per task), FIRE.
-METHODS = ["baseline", "scratch", "l2init:lam=0.01", "sp", "redo", "fire"]
+# every task (at every stage start, as Kumar et al. recycle once per task), FIRE; and the plasticity
+# methods: CBP as the permuted-MNIST config of Dohare et al. (rate 1e-4, maturity 100, adaptable
+# contribution), SNR with its defaults, Hare & Tortoise reset at every task start (its trainer's counter
+# resets one-epoch tasks after their only epoch).
+METHODS = ["baseline", "scratch", "l2init:lam=0.01", "sp", "redo", "fire",
+           "cbp:replacement_rate=0.0001,maturity=100,utility=adaptable_contribution", "snr",
+           "hare:at_round_start=true"]
 
 
 @preset

@@ -2,9 +2,11 @@ from . import preset
 
 # The methods a warm start is said to need (Ash & Adams; the FIRE authors' harness), beside the
 # references: baseline (warm) and scratch (cold). The harness's S&P interpolates toward the run's
-# own initial weights: w = 0.2 w + 0.8 w0.
+# own initial weights: w = 0.2 w + 0.8 w0. CBP at the rate and maturity of the FIRE harness's and
+# Kumar et al.'s small-network settings (its defaults, from the incremental CIFAR config, would not
+# let a unit mature within these stages).
 METHODS = ["baseline", "scratch", "sp", "sp:shrink=0.2,perturb=0.8,redraw=init", "lw", "fire", "dash",
-           "l2init"]
+           "l2init", "cbp:replacement_rate=0.0001,maturity=100", "snr", "hare"]
 
 
 @preset

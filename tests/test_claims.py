@@ -22,7 +22,7 @@ from reinitlab.paper.claims import (
 )
 from reinitlab.report import make_report
 from reinitlab.report.collect import Combo, collect
-from reinitlab.report.stats import PAIRED_T, RANDOM_EFFECTS, combine, paired_diff
+from reinitlab.report.stats import RANDOM_EFFECTS, combine, paired_diff
 
 S500, S2000, BIG = Combo("toy", "cnn", 500, 0.0), Combo("toy", "cnn", 2000, 0.0), Combo("toy", "cnn", 40000, 0.0)
 NOISY = Combo("toy", "cnn", 500, 0.2)

@@ -10,7 +10,7 @@ TORCH  ?= torch==2.13.0
 BIN    := $(VENV)/bin
 OUT    ?= runs/quick
 
-.PHONY: setup setup-test run test test-fast lint clean
+.PHONY: setup setup-test run test test-fast lint mutation clean
 setup: $(VENV)/.installed
 setup-test: $(VENV)/.installed-test
 
@@ -40,5 +40,15 @@ test-fast: setup-test
 lint: setup-test
 	$(BIN)/ruff check .
 
+# Mutation testing of the modules every result depends on (pyproject's [tool.mutmut]; docs/mutation.md):
+# hours on 2 cores, so not part of CI. Re-running resumes; the score per module is printed last.
+mutation: $(VENV)/.installed-mutation
+	$(BIN)/mutmut run || true
+	$(BIN)/python scripts/mutation_scores.py
+
+$(VENV)/.installed-mutation: $(VENV)/.installed-test
+	$(BIN)/python -m pip install -q -e ".[test,mutation]"
+	touch $@
+
 clean:
-	rm -rf $(VENV) runs .pytest_cache
+	rm -rf $(VENV) runs .pytest_cache mutants

@@ -35,7 +35,7 @@ def test_mean_se_small_samples_are_not_zero_width():
     one = mean_se([0.5])
     assert one.n == 1 and one.mean == 0.5 and math.isnan(one.se)
     none = mean_se([])
-    assert none.n == 0 and math.isnan(none.mean)
+    assert none.n == 0 and math.isnan(none.mean) and math.isnan(none.se)
 
 
 def test_paired_diff_matches_scipy_ttest_rel():
@@ -64,17 +64,22 @@ def test_paired_diff_by_hand_three_seeds():
 def test_paired_diff_one_pair_has_no_interval():
     d = paired_diff([0.6], [0.5])
     assert d.n == 1 and d.mean == pytest.approx(0.1)
-    assert math.isnan(d.lo) and math.isnan(d.hi) and not d.excludes_zero
+    assert math.isnan(d.lo) and math.isnan(d.hi) and math.isnan(d.p) and not d.excludes_zero
 
 
 def test_paired_diff_constant_difference():
     d = paired_diff([0.6, 0.7], [0.5, 0.6])
-    assert d.lo == pytest.approx(0.1) and d.hi == pytest.approx(0.1) and d.excludes_zero
+    assert d.mean == pytest.approx(0.1) and d.lo == pytest.approx(0.1) and d.hi == pytest.approx(0.1)
+    assert d.excludes_zero and d.p == 0.0 and d.n == 2  # a difference without spread: certain, not undefined
+    same = paired_diff([0.6, 0.7], [0.6, 0.7])
+    assert same.mean == 0.0 and same.p == 1.0 and not same.excludes_zero
 
 
 def test_paired_diff_refuses_unpaired():
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="2 vs 1"):
         paired_diff([1, 2], [1])
+    with pytest.raises(ValueError, match="1 vs 2"):
+        sign_test([1], [1, 2])
 
 
 def test_sign_test_by_hand():
@@ -112,6 +117,7 @@ def test_holm_by_hand():
 
 def test_holm_caps_at_one_and_keeps_order():
     assert holm([0.5, 0.9]) == pytest.approx([1.0, 1.0])
+    assert holm([0.7, 0.6]) == pytest.approx([1.0, 1.0])  # 2 x 0.6 = 1.2, capped
     assert holm([0.2]) == pytest.approx([0.2])
     assert holm([]) == []
 
@@ -192,7 +198,12 @@ def test_combine_one_combination_is_its_paired_t_test():
     ref = sps.ttest_1samp([0.04, 0.05, 0.07], 0.0)
     ci = ref.confidence_interval(0.95)
     assert c.test == PAIRED_T and (c.k, c.n) == (1, 3)
+    assert c.mean == pytest.approx(0.16 / 3) and c.se == pytest.approx(mean_se([0.04, 0.05, 0.07]).se)
+    assert c.means == pytest.approx((0.16 / 3,))
     assert (c.lo, c.hi, c.p) == (pytest.approx(ci.low), pytest.approx(ci.high), pytest.approx(ref.pvalue))
+    ci90 = ref.confidence_interval(0.90)
+    c90 = combine([[0.04, 0.05, 0.07]], confidence=0.90)
+    assert (c90.lo, c90.hi) == (pytest.approx(ci90.low), pytest.approx(ci90.high))
 
 
 def test_combine_single_seeds_use_a_t_interval_over_combination_means():
@@ -202,6 +213,19 @@ def test_combine_single_seeds_use_a_t_interval_over_combination_means():
     assert c.mean == pytest.approx(3.0833333333) and c.p == pytest.approx(ref.pvalue)
     assert (c.lo, c.hi) == (pytest.approx(ref.confidence_interval(0.95).low),
                             pytest.approx(ref.confidence_interval(0.95).high))
+    assert c.se == pytest.approx(mean_se([2.0, 4.0, 3.25]).se) and c.means == pytest.approx((2.0, 4.0, 3.25))
+    c90 = combine([[2.0], [4.0]], confidence=0.90)  # single seeds only
+    ci = sps.ttest_1samp([2.0, 4.0], 0.0).confidence_interval(0.90)
+    assert c90.test == MEANS_T and (c90.lo, c90.hi) == (pytest.approx(ci.low), pytest.approx(ci.high))
+
+
+def test_combine_two_seeds_per_combination_is_enough_for_random_effects():
+    groups = [[1.0, 2.0], [4.0, 6.0], [0.0, 0.5]]
+    c = combine(groups)
+    means, var = _within(groups)
+    ref = combine_effects(np.array(means), np.array(var))
+    assert c.test == RANDOM_EFFECTS and c.mean == pytest.approx(ref.mean_effect_re, rel=1e-4)
+    assert c.p == pytest.approx(2 * sps.norm.sf(abs(c.mean / c.se))) and 0 < c.p < 1
 
 
 def test_combine_a_combination_without_spread_takes_the_pooled_within_variance():
@@ -217,13 +241,46 @@ def test_combine_a_combination_without_spread_takes_the_pooled_within_variance()
 
 
 def test_combine_of_nothing_says_so_and_bad_variances_are_refused():
-    c = combine([])
-    assert c.n == 0 and c.k == 0 and math.isnan(c.mean) and not c.excludes_zero
+    c = combine([[], []])
+    assert c.n == 0 and c.k == 0 and c.test == PAIRED_T and not c.excludes_zero
+    assert all(math.isnan(x) for x in (c.mean, c.lo, c.hi, c.p))
     for method in ("pm", "dl"):
-        with pytest.raises(ValueError):
+        with pytest.raises(ValueError, match="^every within-combination variance must be positive$"):
             random_effects([1.0, 2.0], [0.1, 0.0], method)
-        with pytest.raises(ValueError):
+        with pytest.raises(ValueError, match="differ in length or are empty: 2 vs 1"):
             random_effects([1.0, 2.0], [0.1], method)
+        with pytest.raises(ValueError, match="differ in length or are empty: 0 vs 0"):
+            random_effects([], [], method)
+
+
+def test_paule_mandel_by_hand_on_two_combinations():
+    # two effects d apart with variance 1 each: the generalized Q is d^2 / (2 (1 + tau2)) = 1 at tau2 = d^2/2 - 1
+    for d in (1.8, 3.0):  # Q at tau2 = 0 is 1.62 (just above k - 1) and 4.5
+        assert random_effects([0.0, d], [1.0, 1.0], "pm")[2] == pytest.approx(d * d / 2 - 1, rel=1e-9)
+    # nearly exact effects: tau2 close to the spread of the effects themselves
+    assert random_effects([0.0, 1.0], [1e-6, 1e-6], "pm")[2] == pytest.approx(0.5 - 1e-6, rel=1e-9)
+
+
+def test_paule_mandel_is_exact_at_any_scale():
+    # accuracies as fractions make tau2 small; its estimating equation must still hold tightly
+    for scale in (1.0, 1e-4, 1e-7):
+        means = [scale * m for m in (3.0, -1.0, 0.5, 2.0)]
+        var = [scale * scale * v for v in (0.5, 0.2, 1.0, 0.1)]
+        tau2 = random_effects(means, var, "pm")[2]
+        w = [1 / (v + tau2) for v in var]
+        mu = sum(wi * y for wi, y in zip(w, means, strict=True)) / sum(w)
+        assert sum(wi * (y - mu) ** 2 for wi, y in zip(w, means, strict=True)) == pytest.approx(3.0, rel=1e-9)
+
+
+def test_one_combination_or_large_variances_between_variance_by_hand():
+    # one combination: no between-combination variance to estimate (S1 - S2 / S1 = 0)
+    for method in ("pm", "dl"):
+        assert random_effects([2.5], [0.3], method)[2] == 0.0
+    # weights below 1 (variances of 10): DL's tau2 = (Q - 1) / (S1 - S2 / S1) by hand
+    means, var = [0.0, 20.0], [10.0, 10.0]
+    q = 0.1 * 10 ** 2 * 2  # w (y - 10)^2 summed
+    assert random_effects(means, var, "dl")[2] == pytest.approx((q - 1) / (0.2 - 0.02 / 0.2))
+    assert random_effects(means, var, "dl")[2] == pytest.approx(190.0)
 
 
 def test_sign_over_combination_means_matches_binomtest():

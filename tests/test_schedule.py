@@ -52,3 +52,5 @@ def test_a_warmup_as_long_as_the_round_ends_at_the_peak():
     # the decay never starts: the denominator guard keeps the step after it finite
     assert [lr_at(s, 4, 1.0, 1.0) for s in range(4)] == pytest.approx([0.25, 0.5, 0.75, 1.0])
     assert lr_at(4, 4, 1.0, 1.0) == pytest.approx(1.0)
+    # one decay step after the warm-up: the decay still ends at 0 one step past the round
+    assert lr_at(1, 2, 1.0, 0.5) == pytest.approx(1.0) and lr_at(2, 2, 1.0, 0.5) == pytest.approx(0.0, abs=1e-15)

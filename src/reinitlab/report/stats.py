@@ -222,17 +222,22 @@ def combine(groups: Sequence[Sequence[float]], confidence: float = 0.95) -> Comb
     if k == 1:
         d = paired_diff(groups[0], [0.0] * len(groups[0]), confidence)
         return Combined(d.mean, d.lo, d.hi, d.n, d.p, 1, PAIRED_T, se=mean_se(groups[0]).se, means=means)
+    if min(len(g) for g in groups) < 2:
+        return _over_means(means, n, confidence)
     ss = [math.fsum((x - m) ** 2 for x in g) for g, m in zip(groups, means, strict=True)]
-    dof = sum(len(g) - 1 for g in groups)
-    pooled = math.fsum(ss) / dof if dof else 0.0
-    if min(len(g) for g in groups) < 2 or pooled == 0.0:
-        d = paired_diff(list(means), [0.0] * k, confidence)
-        se = mean_se(list(means)).se
-        return Combined(d.mean, d.lo, d.hi, n, d.p, k, MEANS_T, se=se, means=means)
+    pooled = math.fsum(ss) / sum(len(g) - 1 for g in groups)
+    if pooled == 0.0:
+        return _over_means(means, n, confidence)
     variances = [(s / (len(g) - 1) if s > 0 else pooled) / len(g) for g, s in zip(groups, ss, strict=True)]
     mean, se, tau2, q, p = random_effects(means, variances)
     z = sps.norm.ppf(0.5 + confidence / 2)
     return Combined(mean, mean - z * se, mean + z * se, n, p, k, RANDOM_EFFECTS, se=se, tau2=tau2, q=q, means=means)
+
+
+def _over_means(means: tuple[float, ...], n: int, confidence: float) -> Combined:
+    """The t-interval over the combination means, one value per combination."""
+    d = paired_diff(list(means), [0.0] * len(means), confidence)
+    return Combined(d.mean, d.lo, d.hi, n, d.p, len(means), MEANS_T, se=mean_se(list(means)).se, means=means)
 
 
 def sign_over(means: Sequence[float]) -> SignTest:
@@ -242,4 +247,4 @@ def sign_over(means: Sequence[float]) -> SignTest:
 
 def min_sign_p(n: int) -> float:
     """The smallest two-sided p an exact sign test over n untied values can reach (all one way)."""
-    return 1.0 if n == 0 else min(1.0, 2 * 0.5 ** n)
+    return min(1.0, 2 * 0.5 ** n)

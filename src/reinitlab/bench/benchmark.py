@@ -15,9 +15,10 @@ in one process:
   import here.
 
 The machine is shared and its speed drifts by the second, so nothing is compared across time:
-each repeat measures a matmul chunk (the peak) and then every case's loops back to back, in
-alternating order; speedups and utilizations are medians over repeats of ratios taken within a
-repeat. FLOPs are counted with `torch.utils.flop_counter` on one training step (forward, loss,
+each repeat measures the peak's kernels and then every case's loops back to back, in alternating
+order; speedups and utilizations are medians over repeats of ratios taken within a repeat. The peak
+of a repeat is the fastest of GEMMs of a few shapes, the fastest convolution kernels of the cases
+and every loop measured in that repeat (docs/benchmark-method.md), so no utilization exceeds 100%. FLOPs are counted with `torch.utils.flop_counter` on one training step (forward, loss,
 backward) and are per image, so achieved FLOP/s = FLOPs per image x images per second.
 
 The bench sets this process up as a run's (`runtime.configure`), which switches malloc to
@@ -32,7 +33,7 @@ depend on pixel content.
 Ours computes in the precision a run of the case would: `precision=auto` resolves per case as in a
 run (precision.py: bf16 autocast where the device has native bf16 and it measures >= 1.2x fp32 on
 the case's shape, else fp32, with TF32 tensor cores on CUDA); `--variant precision=bf16` (or fp32)
-measures the other one beside it. The matmul peak is measured in every precision the cases and
+measures the other one beside it. The peak is measured in every precision the cases and
 variants use (fp32 -- TF32 on CUDA -- and bf16), chunk by chunk in the same repeats, and each
 utilization is against the peak of the precision that loop computed in: ours and each variant
 against their own, the fp32 references against the fp32 peak. On CUDA the reference keeps the

@@ -264,3 +264,58 @@ def test_reinitializer_in_a_users_own_loop():
     clone.load_state_dict(model.state_dict())
     model.eval(), clone.eval()
     assert torch.equal(model(x), clone(x))
+
+
+# ---- the helpers every reset goes through: a user model's fresh draw, the frozen standardization and
+# the forward passes that must leave BatchNorm's running statistics alone -----------------------------
+def test_default_init_redraws_each_module_once_with_its_own_initializer():
+    from reinitlab.core.reset import default_init
+
+    class Bare(torch.nn.Module):  # a parameter of its own, no reset_parameters: left as it is
+        def __init__(self):
+            super().__init__()
+            self.scale = torch.nn.Parameter(torch.full((3,), 2.0))
+
+    class Parent(torch.nn.Module):  # reset_parameters but no parameter of its own: its child is drawn by itself
+        def __init__(self):
+            super().__init__()
+            self.inner = torch.nn.Linear(3, 3)
+            self.calls = 0
+
+        def reset_parameters(self):
+            self.calls += 1
+
+    torch.manual_seed(0)
+    conv, bn, bare, parent = torch.nn.Conv2d(2, 4, 3), torch.nn.BatchNorm2d(4), Bare(), Parent()
+    with torch.no_grad():
+        bn.weight.fill_(3.0), bn.bias.fill_(1.0), bn.running_mean.fill_(5.0), bn.running_var.fill_(7.0)
+    w_before = conv.weight.detach().clone()
+    for m in (conv, bn, bare, parent):
+        default_init(m)
+    assert not torch.equal(conv.weight, w_before)  # re-drawn by Conv2d.reset_parameters
+    assert torch.equal(bn.weight, torch.ones(4)) and torch.equal(bn.bias, torch.zeros(4))
+    assert torch.equal(bn.running_mean, torch.zeros(4)) and torch.equal(bn.running_var, torch.ones(4))
+    assert torch.equal(bare.scale, torch.full((3,), 2.0))
+    assert parent.calls == 0
+
+
+def test_a_second_standardization_on_one_module_is_refused():
+    from reinitlab.core.reset import insert_standardize
+    model = torch.nn.Sequential(torch.nn.Conv2d(1, 2, 3))
+    insert_standardize(model, "0", torch.zeros(2), torch.ones(2))
+    with pytest.raises(ValueError, match="^0 already has a frozen standardization$"):
+        insert_standardize(model, "0", torch.zeros(2), torch.ones(2))
+
+
+def test_preserve_buffers_restores_running_statistics_and_lets_errors_through():
+    from reinitlab.core.reset import preserve_buffers
+    model = torch.nn.Sequential(torch.nn.Conv2d(1, 2, 3), torch.nn.BatchNorm2d(2)).eval()
+    before = {k: b.clone() for k, b in model.named_buffers()}
+    with preserve_buffers(model):
+        assert model.training
+        model(torch.randn(8, 1, 6, 6) * 5 + 3)  # train mode: would move the running statistics
+    assert not model.training
+    assert all(torch.equal(b, before[k]) for k, b in model.named_buffers())
+    with pytest.raises(RuntimeError, match="inside"):
+        with preserve_buffers(model):
+            raise RuntimeError("inside")

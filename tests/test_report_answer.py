@@ -3,6 +3,7 @@ baseline, whether any beats the compute-matched long, the focus method's differe
 interval and n), a table of contents, the shared settings, methods-as-rows tables that stay narrow,
 and plots that say what their bars are and are drawn only where they carry information."""
 import json
+import math
 import re
 from pathlib import Path
 
@@ -10,7 +11,7 @@ import pytest
 from test_report_tables import run_id, write_run
 
 from reinitlab.report import make_report
-from reinitlab.report.answer import answer, clause
+from reinitlab.report.answer import _names, answer, clause, kind
 from reinitlab.report.collect import Combo, collect
 from reinitlab.report.plots import wrap
 from reinitlab.report.stats import PairedDiff
@@ -187,3 +188,22 @@ def test_a_sentence_about_single_seed_runs_starts_with_a_capital():
         "Without an interval (1 seed) against baseline: long +3.64."
     assert _group_sentence("baseline", [("fc", level), ("long", one)], None) == \
         "Nothing beats baseline: fc is level with it, without an interval (1 seed) against it: long +3.64."
+
+
+# ---- the words every sentence is built from ----------------------------------------------------------
+def test_method_names_are_listed_with_commas_and_a_final_and():
+    assert _names(["fc"]) == "fc"
+    assert _names(["fc", "ke"]) == "fc and ke"
+    assert _names(["fc", "ke", "llf"]) == "fc, ke and llf"
+    assert _names(["fc", "ke", "llf", "dsd"]) == "fc, ke, llf and dsd"
+
+
+def test_the_verb_follows_the_interval():
+    above, below, spans = PairedDiff(0.02, 0.01, 0.03, 3, 0.01), PairedDiff(-0.02, -0.03, -0.01, 3, 0.01), \
+        PairedDiff(0.01, -0.01, 0.03, 3, 0.3)
+    single = PairedDiff(-0.015, math.nan, math.nan, 1, math.nan)
+    assert [kind(d) for d in (above, below, spans, single)] == ["beats", "trails", "level", "single"]
+    assert clause(above, "baseline") == "beats baseline by 2.00 points [1.00, 3.00]"
+    assert clause(below, "long") == "trails long by 2.00 points [1.00, 3.00]"
+    assert clause(spans, "long") == "is level with long (+1.00 [-1.00, +3.00])"
+    assert clause(single, "baseline") == "is 1.50 points below baseline (1 seed, no interval)"

@@ -319,3 +319,33 @@ def test_preserve_buffers_restores_running_statistics_and_lets_errors_through():
     with pytest.raises(RuntimeError, match="inside"):
         with preserve_buffers(model):
             raise RuntimeError("inside")
+
+
+def test_apply_event_scales_and_perturbs_kept_tensors_exactly():
+    from reinitlab.core.groups import groups_of
+    from reinitlab.core.reset import Action, ResetEvent, apply_event
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Linear(4, 3), torch.nn.ReLU(), torch.nn.Linear(3, 2))
+    groups = groups_of(model)
+    before = {k: v.detach().clone() for k, v in model.named_parameters()}
+    fresh = {k: torch.randn_like(v) for k, v in model.state_dict().items()}
+    event = ResetEvent({"0.weight": Action(scale=2.0), "0.bias": Action(noise=1.0),
+                        "2.weight": Action(scale=1.0, noise=0.0)})  # the last is the identity
+    apply_event(model, groups, event, fresh)
+    p = dict(model.named_parameters())
+    assert torch.equal(p["0.weight"], 2.0 * before["0.weight"])
+    assert torch.allclose(p["0.bias"], before["0.bias"] + fresh["0.bias"])
+    assert torch.equal(p["2.weight"], before["2.weight"]) and torch.equal(p["2.bias"], before["2.bias"])
+
+
+def test_registry_models_are_redrawn_by_their_own_initializer():
+    """A fresh draw of a registry model uses its He-normal (fan-out) initializer, not PyTorch's default
+    (whose conv weights have about 0.41x that spread)."""
+    from reinitlab.core.reset import init_fn_of
+    model = build_model("cnn", 1, 4, width=1.0, resolution=16)
+    assert init_fn_of(model) is model.init_module
+    state = fresh_state(model, 3)
+    conv = next(n for n, m in model.named_modules() if isinstance(m, torch.nn.Conv2d) and m.in_channels >= 32)
+    w = state[conv + ".weight"]
+    he = math.sqrt(2.0 / (w.shape[0] * w.shape[2] * w.shape[3]))
+    assert w.std().item() == pytest.approx(he, rel=0.05)

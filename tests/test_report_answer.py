@@ -207,3 +207,16 @@ def test_the_verb_follows_the_interval():
     assert clause(below, "long") == "trails long by 2.00 points [1.00, 3.00]"
     assert clause(spans, "long") == "is level with long (+1.00 [-1.00, +3.00])"
     assert clause(single, "baseline") == "is 1.50 points below baseline (1 seed, no interval)"
+
+
+def test_group_sentences_by_hand():
+    from reinitlab.report.answer import _group_sentence
+    beats, level = PairedDiff(0.02, 0.01, 0.03, 3, 0.01), PairedDiff(0.01, -0.01, 0.03, 3, 0.3)
+    two = PairedDiff(0.02, 0.01, 0.03, 2, 0.01)
+    assert kind(two) == "beats"  # two seeds give an interval
+    assert _group_sentence("baseline", [("fc", beats), ("ke", beats)], None) == "Every method beats baseline."
+    assert _group_sentence("baseline", [("fc", beats)], "beats") == "Every method beats baseline."  # lw counts
+    assert _group_sentence("baseline", [("fc", beats)], None) == "fc beats baseline."
+    assert _group_sentence("long", [("fc", level), ("ke", level)], None) == "Every method is level with long."
+    assert _group_sentence("long", [("fc", level)], None) == "Nothing beats long: fc is level with it."
+    assert _group_sentence("long", [("fc", level)], "trails") == "Nothing beats long: fc is level with it."

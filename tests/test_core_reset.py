@@ -325,17 +325,22 @@ def test_apply_event_scales_and_perturbs_kept_tensors_exactly():
     from reinitlab.core.groups import groups_of
     from reinitlab.core.reset import Action, ResetEvent, apply_event
     torch.manual_seed(0)
-    model = torch.nn.Sequential(torch.nn.Linear(4, 3), torch.nn.ReLU(), torch.nn.Linear(3, 2))
+    model = torch.nn.Sequential(torch.nn.Linear(4, 3), torch.nn.ReLU(), torch.nn.Linear(3, 2), torch.nn.ReLU(),
+                                torch.nn.Linear(2, 2))
     groups = groups_of(model)
     before = {k: v.detach().clone() for k, v in model.named_parameters()}
     fresh = {k: torch.randn_like(v) for k, v in model.state_dict().items()}
+    per_row = torch.tensor([[0.5], [2.0]])
     event = ResetEvent({"0.weight": Action(scale=2.0), "0.bias": Action(noise=1.0),
-                        "2.weight": Action(scale=1.0, noise=0.0)})  # the last is the identity
+                        "2.weight": Action(scale=per_row), "2.bias": Action(offset=torch.full((2,), 0.25)),
+                        "4.weight": Action(scale=1.0, noise=0.0)})  # the last is the identity
     apply_event(model, groups, event, fresh)
     p = dict(model.named_parameters())
     assert torch.equal(p["0.weight"], 2.0 * before["0.weight"])
     assert torch.allclose(p["0.bias"], before["0.bias"] + fresh["0.bias"])
-    assert torch.equal(p["2.weight"], before["2.weight"]) and torch.equal(p["2.bias"], before["2.bias"])
+    assert torch.equal(p["2.weight"], per_row * before["2.weight"])  # a tensor scale, row by row
+    assert torch.equal(p["2.bias"], before["2.bias"] + 0.25)  # an offset alone is not the identity
+    assert torch.equal(p["4.weight"], before["4.weight"]) and torch.equal(p["4.bias"], before["4.bias"])
 
 
 def test_registry_models_are_redrawn_by_their_own_initializer():

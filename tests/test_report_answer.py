@@ -217,6 +217,8 @@ def test_group_sentences_by_hand():
     assert _group_sentence("baseline", [("fc", beats), ("ke", beats)], None) == "Every method beats baseline."
     assert _group_sentence("baseline", [("fc", beats)], "beats") == "Every method beats baseline."  # lw counts
     assert _group_sentence("baseline", [("fc", beats)], None) == "fc beats baseline."
+    assert _group_sentence("baseline", [("fc", beats), ("ke", beats), ("llf", level)], None) == \
+        "fc and ke beat baseline, llf is level with it."
     assert _group_sentence("long", [("fc", level), ("ke", level)], None) == "Every method is level with long."
     assert _group_sentence("long", [("fc", level)], None) == "Nothing beats long: fc is level with it."
     assert _group_sentence("long", [("fc", level)], "trails") == "Nothing beats long: fc is level with it."

@@ -75,7 +75,7 @@ def main(argv: list[str]) -> int:
     rows = table(codes, equiv)
     widths = [max(len(str(r[i])) for r in [head, *rows]) for i in range(len(head))]
     for r in [head, *rows]:
-        print("  ".join(str(v).ljust(w) if i == 0 else str(v).rjust(w) for i, (v, w) in enumerate(zip(r, widths))))
+        print("  ".join(str(v).ljust(w) if i == 0 else str(v).rjust(w) for i, (v, w) in enumerate(zip(r, widths, strict=True))))
     if "--survivors" in argv:
         for key, code in sorted(codes.items()):
             if code in SURVIVED and key not in equiv:

@@ -294,3 +294,11 @@ def test_sign_over_combination_means_matches_binomtest():
 def test_holm_matches_statsmodels_multipletests():
     ps = [0.01, 0.04, 0.03, 0.005, 0.2, 0.0101]
     assert holm(ps) == pytest.approx(list(multipletests(ps, method="holm")[1]))
+
+
+def test_paired_vs_pairs_only_the_seeds_both_methods_have():
+    from reinitlab.report.stats import paired_vs
+    by = {"lw": {0: 0.80, 1: 0.83, 2: 0.81}, "baseline": {0: 0.70, 1: 0.72}, "fc": {5: 0.9}}
+    row = paired_vs(by, "baseline", ["baseline", "lw", "fc", "ke"])
+    assert set(row) == {"lw"}  # fc shares no seed, ke has no runs, baseline is the reference
+    assert row["lw"].n == 2 and row["lw"].mean == pytest.approx(0.105)

@@ -222,3 +222,44 @@ def test_group_sentences_by_hand():
     assert _group_sentence("long", [("fc", level), ("ke", level)], None) == "Every method is level with long."
     assert _group_sentence("long", [("fc", level)], None) == "Nothing beats long: fc is level with it."
     assert _group_sentence("long", [("fc", level)], "trails") == "Nothing beats long: fc is level with it."
+
+
+def test_more_group_sentences_focus_intro_and_part_by_hand():
+    from reinitlab.report.answer import Answer, _focus_sentence, _group_sentence, _seeds, answer_part, focus_of, intro
+    beats, level = PairedDiff(0.02, 0.01, 0.03, 3, 0.01), PairedDiff(0.01, -0.01, 0.03, 3, 0.3)
+    trails, single = PairedDiff(-0.02, -0.03, -0.01, 3, 0.01), PairedDiff(0.015, math.nan, math.nan, 1, math.nan)
+    assert _group_sentence("long", [("fc", level), ("ke", level), ("llf", trails), ("dsd", trails)], "beats") == \
+        "fc and ke are level with long, llf and dsd trail it."
+    assert _group_sentence("long", [("fc", trails)], None) == "Nothing beats long: fc trails it."
+    assert _group_sentence("long", [("fc", single), ("ke", single)], None) == \
+        "Without an interval (1 seed) against long: fc +1.50, ke +1.50."
+    assert _group_sentence("long", [("fc", level), ("ke", single)], None) == \
+        "Nothing beats long: fc is level with it, without an interval (1 seed) against it: ke +1.50."
+    assert _group_sentence("baseline", [("fc", beats), ("ke", single)], None) == \
+        "fc beats baseline, without an interval (1 seed) against it: ke +1.50."
+    assert _group_sentence("baseline", [], None) == ""
+    assert [_seeds(n) for n in (1, 2, 3)] == ["1 seed", "2 seeds", "3 seeds"]
+    assert focus_of(["baseline", "long", "fc", "lw"]) == "lw" and focus_of(["baseline", "long", "fc"]) == "fc"
+    assert focus_of(["baseline", "long"]) is None
+    a = Answer("lw", "fashion-mnist-small, cnn", [("500 examples", "lw beats baseline."), ("", "x.")], ["Sign."])
+    assert intro(a) == ("Test accuracy: seed-paired differences in points with 95% t-intervals; fashion-mnist-small, "
+                        "cnn; method of interest lw.")
+    assert intro(Answer(None, "", [], [])) == "Test accuracy: seed-paired differences in points with 95% t-intervals."
+    part = answer_part(a)
+    assert part.title == "Answer" and part.intro == intro(a)
+    assert part.lines == ["**500 examples**: lw beats baseline.", "x.", "Sign."]
+    assert answer_part(Answer(None, "", [], [])) is None
+    assert _focus_sentence("lw", [("long", trails), ("baseline", beats)]) == (
+        "lw trails the compute-matched long by 2.00 points [1.00, 3.00] and beats baseline by 2.00 points "
+        "[1.00, 3.00] (3 seeds).")
+    assert _focus_sentence("lw", [("long", level), ("baseline", level)]) == (
+        "lw is level with the compute-matched long (+1.00 [-1.00, +3.00]) and with baseline (+1.00 [-1.00, +3.00]) "
+        "(3 seeds).")
+    two = PairedDiff(0.02, 0.01, 0.03, 2, 0.01)
+    assert _focus_sentence("lw", [("long", level), ("baseline", two)]) == (
+        "lw is level with the compute-matched long (+1.00 [-1.00, +3.00]) (3 seeds) and beats baseline by 2.00 "
+        "points [1.00, 3.00] (2 seeds).")
+    assert _focus_sentence("lw", [("long", single), ("baseline", beats)]) == (
+        "lw is 1.50 points above the compute-matched long (1 seed, no interval) and beats baseline by 2.00 points "
+        "[1.00, 3.00] (3 seeds).")
+    assert _focus_sentence("fc", [("baseline", single)]) == "fc is 1.50 points above baseline (1 seed, no interval)."

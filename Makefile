@@ -11,7 +11,7 @@ TORCH  ?= torch==2.13.0
 BIN    := $(VENV)/bin
 OUT    ?= runs/quick
 
-.PHONY: setup setup-test setup-docs run test test-fast lint docs clean
+.PHONY: setup setup-test setup-docs run test test-fast lint docs mutation clean
 setup: $(VENV)/.installed
 setup-test: $(VENV)/.installed-test
 setup-docs: $(VENV)/.installed-docs
@@ -53,5 +53,16 @@ lint: setup-test
 docs: setup-docs
 	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict
 
+
+# Mutation testing of the modules every result depends on (pyproject's [tool.mutmut]; docs/mutation.md):
+# hours on 2 cores, so not part of CI. Re-running resumes; the score per module is printed last.
+mutation: $(VENV)/.installed-mutation
+	$(BIN)/mutmut run || true
+	$(BIN)/python scripts/mutation_scores.py
+
+$(VENV)/.installed-mutation: $(VENV)/.installed-test
+	$(BIN)/python -m pip install -q -e ".[test,mutation]"
+	touch $@
+
 clean:
-	rm -rf $(VENV) runs site .pytest_cache
+	rm -rf $(VENV) runs site .pytest_cache mutants

@@ -180,7 +180,7 @@ def test_every_precision_used_gets_its_peak_and_each_utilization_is_against_its_
     assert c["reference_peak_utilization"] == pytest.approx(
         c["reference_img_s"] * c["gflop_per_image"] / s["peaks_gflop_s"]["fp32"])
     text = out.getvalue()
-    assert "matmul peak bf16 " in text and ", fp32 " in text
+    assert "  peak bf16 " in text and "  peak fp32 " in text
     assert any(line.startswith("cnn-w0.125-12px-grey precision=bf16") and " bf16 " in line for line in text.splitlines())
 
 
@@ -190,3 +190,41 @@ def test_the_loop_computes_in_the_precision_auto_chooses(monkeypatch):
     for ratio, chosen in ((1.6, "bf16"), (1.0, "fp32")):
         monkeypatch.setattr(precision, "speedup", lambda shape, r=ratio: r)
         assert Ours(TINY_CASES[0], bench_bundle(12, 1), "cpu", 1).p.cfg.precision == chosen
+
+
+def _utilizations(summary):
+    for c in summary["cases"]:
+        yield c["case"], c["peak_utilization"]
+        yield c["case"] + " reference", c["reference_peak_utilization"]
+        for v in c["variants"]:
+            yield c["case"] + " " + v["variant"], v["peak_utilization"]
+
+
+def test_the_peak_bounds_every_loop_and_names_what_set_it(tiny_run):
+    summary, text = tiny_run
+    assert all(0 < u <= 1.0 for _, u in _utilizations(summary))
+    for c in summary["cases"]:  # the torchvision-style loop is a candidate too
+        assert c["torchvision_style_img_s"] * c["gflop_per_image"] <= summary["peak_gflop_s_max"] * (1 + 1e-12)
+    (sources,) = summary["peak_sources"].values()
+    assert sum(sources.values()) == 2  # one per repeat
+    candidates = summary["peak_candidates_gflop_s"]["fp32"]
+    assert any(k.startswith("GEMM 256x256x256") for k in candidates) and any(k.startswith("conv 3x3") for k in candidates)
+    assert all(name in candidates or " loop" in name for name in sources)
+    assert "per repeat and precision, the fastest of" in text and "set by: " in text
+
+
+def test_no_utilization_can_exceed_100_percent_even_when_every_kernel_measures_slow(monkeypatch):
+    """The kernels report 1 FLOP/s (a machine whose GEMM library is far slower than its convolutions,
+    or a kernel set that misses the fastest path): the fastest loop then sets the peak and reads 100%."""
+    monkeypatch.setattr(bench.Peak, "measure", lambda self: 1.0)
+    monkeypatch.setattr(bench.ConvKernel, "measure", lambda self: 1.0)
+    out = io.StringIO()
+    s = run_bench(cases=TINY_CASES, repeats=1, chunk_s=0.02, threads=1, peak_size=128, stream=out,
+                  variants=[{"channels_last": False}])
+    utils = dict(_utilizations(s))
+    assert all(u <= 1.0 for u in utils.values()) and max(utils.values()) == pytest.approx(1.0)
+    ((source, n),) = s["peak_sources"]["fp32"].items()
+    assert n == 1 and " loop" in source and "kernels measured do not bound this machine" in out.getvalue()
+    # the loop named as the peak is the one at 100%
+    fastest = max(utils, key=utils.get)
+    assert fastest.split(" ")[0] in source

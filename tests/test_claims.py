@@ -1,11 +1,12 @@
 """The verdict on the paper's claims (report/claims.py) on synthetic run folders: supported, not
-supported and not testable for each kind of test, the pooled effect and interval by hand, the
-"most combinations" rule of claim 1, context rows that do not enter a verdict, and the table at the
-end of summary.md."""
-import math
-
+supported and not testable for each kind of test, the effect over combinations against statsmodels'
+random-effects meta-analysis, the "most combinations" sign test with Holm against scipy and
+statsmodels, context rows that do not enter a verdict, and the table at the end of summary.md."""
+import numpy as np
 import pytest
 from scipy import stats as sps
+from statsmodels.stats.meta_analysis import combine_effects
+from statsmodels.stats.multitest import multipletests
 from why_common import write_run, write_study
 
 from reinitlab.paper.claims import (
@@ -21,7 +22,7 @@ from reinitlab.paper.claims import (
 )
 from reinitlab.report import make_report
 from reinitlab.report.collect import Combo, collect
-from reinitlab.report.stats import paired_diff
+from reinitlab.report.stats import RANDOM_EFFECTS, combine, paired_diff
 
 S500, S2000, BIG = Combo("toy", "cnn", 500, 0.0), Combo("toy", "cnn", 2000, 0.0), Combo("toy", "cnn", 40000, 0.0)
 NOISY = Combo("toy", "cnn", 500, 0.2)
@@ -76,20 +77,28 @@ def test_claim1_supported_by_hand_and_claim2_not_supported_when_the_gain_grows(t
                      (c, "fc"): [x - g for x, g in zip(lw, fc_gap[c], strict=True)]})
     claims = claims_of(build(tmp_path, accs))
     t1 = claims[1].tests[0]
-    # pooled pairs: 0.01 ... 0.06: mean 0.035, sd sqrt(0.00035), t(5) interval
-    d = [0.01, 0.02, 0.03, 0.04, 0.05, 0.06]
-    se = math.sqrt(0.00035) / math.sqrt(6)
-    half = sps.t.ppf(0.975, 5) * se
-    assert (t1.ref, t1.diff.n, t1.combos, t1.positive) == ("baseline", 6, 2, 2)
-    assert t1.diff.mean == pytest.approx(0.035)
-    assert (t1.diff.lo, t1.diff.hi) == (pytest.approx(0.035 - half), pytest.approx(0.035 + half))
-    assert t1.diff.p == pytest.approx(sps.ttest_rel([b + x for b, x in zip(base * 2, d, strict=True)], base * 2).pvalue)
+    # per combination: differences 0.01, 0.02, 0.03 (mean 0.02) and 0.04, 0.05, 0.06 (mean 0.05), each
+    # mean with variance 0.01^2 / 3; random effects over the two (statsmodels' default: Paule-Mandel)
+    ref = combine_effects(np.array([0.02, 0.05]), np.array([0.0001 / 3] * 2))
+    frame = ref.summary_frame(alpha=0.05).loc["random effect"]
+    assert (t1.ref, t1.diff.n, t1.combos, t1.positive, t1.diff.k) == ("baseline", 6, 2, 2, 2)
+    assert t1.diff.test == RANDOM_EFFECTS and t1.diff.mean == pytest.approx(0.035)
+    assert (t1.diff.lo, t1.diff.hi) == (pytest.approx(frame["ci_low"], rel=1e-4), pytest.approx(frame["ci_upp"], rel=1e-4))
+    assert t1.diff.tau2 == pytest.approx(ref.tau2, rel=1e-4)
+    assert t1.diff.p == pytest.approx(2 * sps.norm.sf(0.035 / frame["sd_eff"]), rel=1e-4)
+    # the 6 pairs pooled as one sample would give a narrower interval than the spread of the two combinations allows
+    naive = paired_diff([0.01, 0.02, 0.03, 0.04, 0.05, 0.06], [0.0] * 6)
+    assert naive.lo > t1.diff.lo and naive.hi < t1.diff.hi
     assert t1.verdict == SUPPORTED
-    t_fc = next(t for t in claims[1].tests if t.ref == "fc")
+    t_fc = next(t for t in claims[1].tests if t.ref == "fc" and t.sign is None)
     assert t_fc.verdict == SUPPORTED and t_fc.diff.mean == pytest.approx(0.015)
     # lw is 1 point below long everywhere: the compute-matched context says so, the claim is about baseline
     assert t1.context.ref == "long" and t1.context.verdict == NOT_SUPPORTED and t1.context.diff.mean == pytest.approx(-0.01)
-    assert claims[1].verdict == SUPPORTED
+    # two combinations cannot show "most combinations" by a sign test (at best p = 0.5): not testable
+    signs = [t for t in claims[1].tests if t.sign is not None]
+    assert [t.ref for t in signs] == ["baseline", "fc"] and all(t.verdict == NOT_TESTABLE for t in signs)
+    assert "LW ahead in 2 of 2" in signs[0].note and "cannot reach" in signs[0].note
+    assert claims[1].verdict.startswith("supported where testable")
     # the gain grows from 500 to 2000 (by 0.03 on every seed): "shrinks" is not supported
     shrink = claims[2].tests[0]
     assert shrink.diff.mean == pytest.approx(0.03) and shrink.verdict == NOT_SUPPORTED
@@ -123,9 +132,9 @@ def test_claim2_shrinks_then_vanishes_on_large_sets(tmp_path):
     assert claims[2].verdict == SUPPORTED
 
 
-def test_claim1_needs_lw_ahead_in_most_combinations(tmp_path):
-    """A large gain in one combination and a tiny loss in two: the pooled interval lies above 0,
-    but LW is ahead in 1 of 3 combinations, so the claim ("in most combinations") is not supported."""
+def test_claim1_one_large_gain_does_not_make_an_effect_over_combinations(tmp_path):
+    """A large gain in one combination and a tiny loss in two: the 30 pairs pooled as one sample give an
+    interval above 0, but over combinations (random effects) the interval spans 0: not supported."""
     accs = {}
     for i, size in enumerate((100, 200, 300)):
         c = ("toy", "cnn", size, 0.0)
@@ -133,8 +142,38 @@ def test_claim1_needs_lw_ahead_in_most_combinations(tmp_path):
         gap = [0.10 + 0.001 * s for s in range(10)] if i == 0 else [-0.001 - 0.0001 * s for s in range(10)]
         accs.update({(c, "baseline"): base, (c, "lw"): [b + g for b, g in zip(base, gap, strict=True)]})
     t1 = claims_of(build(tmp_path, accs))[1].tests[0]
-    assert t1.diff.lo > 0 and (t1.positive, t1.combos) == (1, 3)
-    assert t1.verdict == NOT_SUPPORTED and "only 1 of 3" in t1.note
+    gaps = [0.10 + 0.001 * s for s in range(10)] + [-0.001 - 0.0001 * s for s in range(10)] * 2
+    assert paired_diff(gaps, [0.0] * 30).lo > 0  # what the old pooled t-test said
+    assert t1.diff.test == RANDOM_EFFECTS and t1.diff.lo < 0 < t1.diff.hi
+    assert (t1.positive, t1.combos) == (1, 3) and t1.verdict == NOT_SUPPORTED
+
+
+def test_claim1_most_combinations_sign_test_with_holm_over_the_compared_methods(tmp_path):
+    """Seven sizes: LW ahead of baseline in all 7, of fc in 5 of 7. The exact sign tests (scipy's
+    binomtest) Holm-corrected over the two (statsmodels' multipletests): baseline significant, fc not."""
+    accs = {}
+    for i, size in enumerate(range(100, 800, 100)):
+        c = ("toy", "cnn", size, 0.0)
+        base = [0.5 + 0.01 * s for s in range(3)]
+        lw = [b + 0.02 + 0.001 * i + 0.002 * s for s, b in enumerate(base)]
+        fc = [x + (-0.01 if i < 5 else 0.01) for x in lw]
+        accs.update({(c, "baseline"): base, (c, "lw"): lw, (c, "fc"): fc})
+    claims = claims_of(build(tmp_path, accs))
+    signs = {t.ref: t for t in claims[1].tests if t.sign is not None}
+    raw = [sps.binomtest(7, 7).pvalue, sps.binomtest(5, 7).pvalue]
+    adjusted = multipletests(raw, method="holm")[1]
+    assert (signs["baseline"].sign.wins, signs["fc"].sign.wins, signs["fc"].sign.losses) == (7, 5, 2)
+    assert [signs["baseline"].sign.p, signs["fc"].sign.p] == pytest.approx(raw)
+    assert [signs["baseline"].p_holm, signs["fc"].p_holm] == pytest.approx(list(adjusted))
+    assert signs["baseline"].verdict == SUPPORTED and signs["fc"].verdict == NOT_SUPPORTED
+    assert "LW ahead in 5 of 7" in signs["fc"].note and signs["fc"].family == 2
+    # without fc the family is baseline alone; six combinations suffice then (2 / 64 = 0.031), not with two methods
+    six = {k: v for k, v in accs.items() if k[0][2] < 700}
+    alone = claims_of(build(tmp_path / "alone", {k: v for k, v in six.items() if k[1] != "fc"}))
+    (s1,) = [t for t in alone[1].tests if t.sign is not None]
+    assert s1.verdict == SUPPORTED and s1.p_holm == pytest.approx(2 / 64)
+    both = claims_of(build(tmp_path / "both", six))
+    assert all(t.verdict == NOT_TESTABLE for t in both[1].tests if t.sign is not None)
 
 
 def _mechanism_numbers(frob_gap):
@@ -205,13 +244,21 @@ def test_verdict_table_ends_the_report(tmp_path):
     md = (root / "summary.md").read_text()
     tail = md[md.index("## Verdict on the paper's claims"):]
     assert "\n## " not in tail  # the last section
-    assert "**Claim 1: supported where testable (1 of 2 tests" in tail  # no other reinit method here
+    # two combinations 3.7 points apart: over combinations the gain is not established (the pooled pairs said it was)
+    assert "**Claim 1: not supported." in tail
     assert "**Claim 2: supported where testable (1 of 2 tests" in tail  # no size >= 35K here
     assert "same test vs long" not in tail  # no long runs: no compute-matched column
-    # pooled lw - baseline: 0.04, 0.05, 0.06, 0.01, 0.01, 0.02 -> +3.17 points
+    # lw - baseline: 0.04, 0.05, 0.06 at 500 and 0.01, 0.01, 0.02 at 2000, combined over the two
+    c = combine([[0.04, 0.05, 0.06], [0.01, 0.01, 0.02]])
     row = next(line for line in tail.splitlines() if line.startswith("| 1 | test accuracy (no label noise"))
-    assert "| baseline | +3.17 [+0.92, +5.41] (6 pairs, 2 comb.) |" in row and row.endswith("| supported |")
-    assert rep.claims[0].verdict.startswith("supported where testable")
+    assert f"| baseline | {100 * c.mean:+.2f} [{100 * c.lo:+.2f}, {100 * c.hi:+.2f}] (6 pairs, 2 comb.) |" in row
+    assert "random effects (Paule-Mandel) over 2 comb." in row and row.endswith("| not supported |")
+    assert c.lo < 0 < paired_diff([0.04, 0.05, 0.06, 0.01, 0.01, 0.02], [0.0] * 6).lo
+    shrink = next(line for line in tail.splitlines() if line.startswith("| 2 | gain over baseline"))
+    assert "| paired t over 3 seeds (1 comb.) |" in shrink
+    sign = next(line for line in tail.splitlines() if line.startswith("| 1 | LW ahead in most combinations"))
+    assert "ahead in 2 of 2 comb. (0 behind, 0 tied)" in sign and "exact sign test, Holm over 1" in sign
+    assert rep.claims[0].verdict == NOT_SUPPORTED and rep.claims[1].verdict.startswith("supported where testable")
 
 
 def test_claims_preset_has_every_axis_the_verdict_needs():

@@ -264,3 +264,93 @@ def test_reinitializer_in_a_users_own_loop():
     clone.load_state_dict(model.state_dict())
     model.eval(), clone.eval()
     assert torch.equal(model(x), clone(x))
+
+
+# ---- the helpers every reset goes through: a user model's fresh draw, the frozen standardization and
+# the forward passes that must leave BatchNorm's running statistics alone -----------------------------
+def test_default_init_redraws_each_module_once_with_its_own_initializer():
+    from reinitlab.core.reset import default_init
+
+    class Bare(torch.nn.Module):  # a parameter of its own, no reset_parameters: left as it is
+        def __init__(self):
+            super().__init__()
+            self.scale = torch.nn.Parameter(torch.full((3,), 2.0))
+
+    class Parent(torch.nn.Module):  # reset_parameters but no parameter of its own: its child is drawn by itself
+        def __init__(self):
+            super().__init__()
+            self.inner = torch.nn.Linear(3, 3)
+            self.calls = 0
+
+        def reset_parameters(self):
+            self.calls += 1
+
+    torch.manual_seed(0)
+    conv, bn, bare, parent = torch.nn.Conv2d(2, 4, 3), torch.nn.BatchNorm2d(4), Bare(), Parent()
+    with torch.no_grad():
+        bn.weight.fill_(3.0), bn.bias.fill_(1.0), bn.running_mean.fill_(5.0), bn.running_var.fill_(7.0)
+    w_before = conv.weight.detach().clone()
+    for m in (conv, bn, bare, parent):
+        default_init(m)
+    assert not torch.equal(conv.weight, w_before)  # re-drawn by Conv2d.reset_parameters
+    assert torch.equal(bn.weight, torch.ones(4)) and torch.equal(bn.bias, torch.zeros(4))
+    assert torch.equal(bn.running_mean, torch.zeros(4)) and torch.equal(bn.running_var, torch.ones(4))
+    assert torch.equal(bare.scale, torch.full((3,), 2.0))
+    assert parent.calls == 0
+
+
+def test_a_second_standardization_on_one_module_is_refused():
+    from reinitlab.core.reset import insert_standardize
+    model = torch.nn.Sequential(torch.nn.Conv2d(1, 2, 3))
+    insert_standardize(model, "0", torch.zeros(2), torch.ones(2))
+    with pytest.raises(ValueError, match="^0 already has a frozen standardization$"):
+        insert_standardize(model, "0", torch.zeros(2), torch.ones(2))
+
+
+def test_preserve_buffers_restores_running_statistics_and_lets_errors_through():
+    from reinitlab.core.reset import preserve_buffers
+    model = torch.nn.Sequential(torch.nn.Conv2d(1, 2, 3), torch.nn.BatchNorm2d(2)).eval()
+    before = {k: b.clone() for k, b in model.named_buffers()}
+    with preserve_buffers(model):
+        assert model.training
+        model(torch.randn(8, 1, 6, 6) * 5 + 3)  # train mode: would move the running statistics
+    assert not model.training
+    assert all(torch.equal(b, before[k]) for k, b in model.named_buffers())
+    with pytest.raises(RuntimeError, match="inside"):
+        with preserve_buffers(model):
+            raise RuntimeError("inside")
+
+
+def test_apply_event_scales_and_perturbs_kept_tensors_exactly():
+    from reinitlab.core.groups import groups_of
+    from reinitlab.core.reset import Action, ResetEvent, apply_event
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Linear(4, 3), torch.nn.ReLU(), torch.nn.Linear(3, 2), torch.nn.ReLU(),
+                                torch.nn.Linear(2, 2))
+    groups = groups_of(model)
+    before = {k: v.detach().clone() for k, v in model.named_parameters()}
+    fresh = {k: torch.randn_like(v) for k, v in model.state_dict().items()}
+    per_row = torch.tensor([[0.5], [2.0]])
+    event = ResetEvent({"0.weight": Action(scale=2.0), "0.bias": Action(noise=1.0),
+                        "2.weight": Action(scale=per_row), "2.bias": Action(offset=torch.full((2,), 0.25)),
+                        "4.weight": Action(scale=1.0, noise=0.0)})  # the last is the identity
+    apply_event(model, groups, event, fresh)
+    p = dict(model.named_parameters())
+    assert torch.equal(p["0.weight"], 2.0 * before["0.weight"])
+    assert torch.allclose(p["0.bias"], before["0.bias"] + fresh["0.bias"])
+    assert torch.equal(p["2.weight"], per_row * before["2.weight"])  # a tensor scale, row by row
+    assert torch.equal(p["2.bias"], before["2.bias"] + 0.25)  # an offset alone is not the identity
+    assert torch.equal(p["4.weight"], before["4.weight"]) and torch.equal(p["4.bias"], before["4.bias"])
+
+
+def test_registry_models_are_redrawn_by_their_own_initializer():
+    """A fresh draw of a registry model uses its He-normal (fan-out) initializer, not PyTorch's default
+    (whose conv weights have about 0.41x that spread)."""
+    from reinitlab.core.reset import init_fn_of
+    model = build_model("cnn", 1, 4, width=1.0, resolution=16)
+    assert init_fn_of(model) is model.init_module
+    state = fresh_state(model, 3)
+    conv = next(n for n, m in model.named_modules() if isinstance(m, torch.nn.Conv2d) and m.in_channels >= 32)
+    w = state[conv + ".weight"]
+    he = math.sqrt(2.0 / (w.shape[0] * w.shape[2] * w.shape[3]))
+    assert w.std().item() == pytest.approx(he, rel=0.05)

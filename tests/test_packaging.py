@@ -6,7 +6,8 @@ import subprocess
 from pathlib import Path
 
 import pytest
-import tomllib
+
+from reinitlab.util.options import tomllib  # the stdlib's on 3.11+, the tomli package on 3.10
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -45,3 +46,15 @@ def test_the_license_is_an_spdx_expression():
     assert meta["project"]["license"] == "MIT"
     assert not any(c.startswith("License ::") for c in meta["project"].get("classifiers", []))
     assert "setuptools>=77" in meta["build-system"]["requires"]  # the first to read an SPDX string
+
+
+def test_python_3_10_is_supported_by_every_import_of_toml():
+    """pyproject says >= 3.10; tomllib is in the standard library from 3.11 only, so every module and
+    test reads TOML through util/options.py, which falls back to tomli (a dependency on 3.10)."""
+    meta = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    assert meta["project"]["requires-python"] == ">=3.10"
+    assert "tomli>=2.0; python_version < '3.11'" in meta["project"]["dependencies"]
+    direct = [p.relative_to(ROOT) for folder in ("src", "tests") for p in (ROOT / folder).rglob("*.py")
+              if p.name != "options.py" and any(line.strip() in ("import tomllib", "import tomli")
+                                                for line in p.read_text().splitlines())]
+    assert direct == []

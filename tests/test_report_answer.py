@@ -3,6 +3,7 @@ baseline, whether any beats the compute-matched long, the focus method's differe
 interval and n), a table of contents, the shared settings, methods-as-rows tables that stay narrow,
 and plots that say what their bars are and are drawn only where they carry information."""
 import json
+import math
 import re
 from pathlib import Path
 
@@ -10,7 +11,7 @@ import pytest
 from test_report_tables import run_id, write_run
 
 from reinitlab.report import make_report
-from reinitlab.report.answer import answer, clause
+from reinitlab.report.answer import _names, answer, clause, kind
 from reinitlab.report.collect import Combo, collect
 from reinitlab.report.plots import wrap
 from reinitlab.report.stats import PairedDiff
@@ -200,3 +201,78 @@ def test_answer_only_prints_the_answer_and_where_the_report_is_not_the_tables(an
     assert out.startswith(answer_md) and "lw trails the compute-matched long by" in out
     assert out.rstrip().splitlines()[-1].startswith(f"The whole report: {answer_study / 'report.html'} ")
     assert "## Settings" in summary and "## Settings" not in out and "|" not in out
+
+
+# ---- the words every sentence is built from ----------------------------------------------------------
+def test_method_names_are_listed_with_commas_and_a_final_and():
+    assert _names(["fc"]) == "fc"
+    assert _names(["fc", "ke"]) == "fc and ke"
+    assert _names(["fc", "ke", "llf"]) == "fc, ke and llf"
+    assert _names(["fc", "ke", "llf", "dsd"]) == "fc, ke, llf and dsd"
+
+
+def test_the_verb_follows_the_interval():
+    above, below, spans = PairedDiff(0.02, 0.01, 0.03, 3, 0.01), PairedDiff(-0.02, -0.03, -0.01, 3, 0.01), \
+        PairedDiff(0.01, -0.01, 0.03, 3, 0.3)
+    single = PairedDiff(-0.015, math.nan, math.nan, 1, math.nan)
+    assert [kind(d) for d in (above, below, spans, single)] == ["beats", "trails", "level", "single"]
+    assert clause(above, "baseline") == "beats baseline by 2.00 points [1.00, 3.00]"
+    assert clause(below, "long") == "trails long by 2.00 points [1.00, 3.00]"
+    assert clause(spans, "long") == "is level with long (+1.00 [-1.00, +3.00])"
+    assert clause(single, "baseline") == "is 1.50 points below baseline (1 seed, no interval)"
+
+
+def test_group_sentences_by_hand():
+    from reinitlab.report.answer import _group_sentence
+    beats, level = PairedDiff(0.02, 0.01, 0.03, 3, 0.01), PairedDiff(0.01, -0.01, 0.03, 3, 0.3)
+    two = PairedDiff(0.02, 0.01, 0.03, 2, 0.01)
+    assert kind(two) == "beats"  # two seeds give an interval
+    assert _group_sentence("baseline", [("fc", beats), ("ke", beats)], None) == "Every method beats baseline."
+    assert _group_sentence("baseline", [("fc", beats)], "beats") == "Every method beats baseline."  # lw counts
+    assert _group_sentence("baseline", [("fc", beats)], None) == "fc beats baseline."
+    assert _group_sentence("baseline", [("fc", beats), ("ke", beats), ("llf", level)], None) == \
+        "fc and ke beat baseline, llf is level with it."
+    assert _group_sentence("long", [("fc", level), ("ke", level)], None) == "Every method is level with long."
+    assert _group_sentence("long", [("fc", level)], None) == "Nothing beats long: fc is level with it."
+    assert _group_sentence("long", [("fc", level)], "trails") == "Nothing beats long: fc is level with it."
+
+
+def test_more_group_sentences_focus_intro_and_part_by_hand():
+    from reinitlab.report.answer import Answer, _focus_sentence, _group_sentence, _seeds, answer_part, focus_of, intro
+    beats, level = PairedDiff(0.02, 0.01, 0.03, 3, 0.01), PairedDiff(0.01, -0.01, 0.03, 3, 0.3)
+    trails, single = PairedDiff(-0.02, -0.03, -0.01, 3, 0.01), PairedDiff(0.015, math.nan, math.nan, 1, math.nan)
+    assert _group_sentence("long", [("fc", level), ("ke", level), ("llf", trails), ("dsd", trails)], "beats") == \
+        "fc and ke are level with long, llf and dsd trail it."
+    assert _group_sentence("long", [("fc", trails)], None) == "Nothing beats long: fc trails it."
+    assert _group_sentence("long", [("fc", single), ("ke", single)], None) == \
+        "Without an interval (1 seed) against long: fc +1.50, ke +1.50."
+    assert _group_sentence("long", [("fc", level), ("ke", single)], None) == \
+        "Nothing beats long: fc is level with it, without an interval (1 seed) against it: ke +1.50."
+    assert _group_sentence("baseline", [("fc", beats), ("ke", single)], None) == \
+        "fc beats baseline, without an interval (1 seed) against it: ke +1.50."
+    assert _group_sentence("baseline", [], None) == ""
+    assert [_seeds(n) for n in (1, 2, 3)] == ["1 seed", "2 seeds", "3 seeds"]
+    assert focus_of(["baseline", "long", "fc", "lw"]) == "lw" and focus_of(["baseline", "long", "fc"]) == "fc"
+    assert focus_of(["baseline", "long"]) is None
+    a = Answer("lw", "fashion-mnist-small, cnn", [("500 examples", "lw beats baseline."), ("", "x.")], ["Sign."])
+    assert intro(a) == ("Test accuracy: seed-paired differences in points with 95% t-intervals; fashion-mnist-small, "
+                        "cnn; method of interest lw.")
+    assert intro(Answer(None, "", [], [])) == "Test accuracy: seed-paired differences in points with 95% t-intervals."
+    part = answer_part(a)
+    assert part.title == "Answer" and part.intro == intro(a)
+    assert part.lines == ["**500 examples**: lw beats baseline.", "x.", "Sign."]
+    assert answer_part(Answer(None, "", [], [])) is None
+    assert _focus_sentence("lw", [("long", trails), ("baseline", beats)]) == (
+        "lw trails the compute-matched long by 2.00 points [1.00, 3.00] and beats baseline by 2.00 points "
+        "[1.00, 3.00] (3 seeds).")
+    assert _focus_sentence("lw", [("long", level), ("baseline", level)]) == (
+        "lw is level with the compute-matched long (+1.00 [-1.00, +3.00]) and with baseline (+1.00 [-1.00, +3.00]) "
+        "(3 seeds).")
+    two = PairedDiff(0.02, 0.01, 0.03, 2, 0.01)
+    assert _focus_sentence("lw", [("long", level), ("baseline", two)]) == (
+        "lw is level with the compute-matched long (+1.00 [-1.00, +3.00]) (3 seeds) and beats baseline by 2.00 "
+        "points [1.00, 3.00] (2 seeds).")
+    assert _focus_sentence("lw", [("long", single), ("baseline", beats)]) == (
+        "lw is 1.50 points above the compute-matched long (1 seed, no interval) and beats baseline by 2.00 points "
+        "[1.00, 3.00] (3 seeds).")
+    assert _focus_sentence("fc", [("baseline", single)]) == "fc is 1.50 points above baseline (1 seed, no interval)."

@@ -15,9 +15,10 @@ in one process:
   import here.
 
 The machine is shared and its speed drifts by the second, so nothing is compared across time:
-each repeat measures a matmul chunk (the peak) and then every case's loops back to back, in
-alternating order; speedups and utilizations are medians over repeats of ratios taken within a
-repeat. FLOPs are counted with `torch.utils.flop_counter` on one training step (forward, loss,
+each repeat measures the peak's kernels and then every case's loops back to back, in alternating
+order; speedups and utilizations are medians over repeats of ratios taken within a repeat. The peak
+of a repeat is the fastest of GEMMs of a few shapes, the fastest convolution kernels of the cases
+and every loop measured in that repeat (docs/benchmark-method.md), so no utilization exceeds 100%. FLOPs are counted with `torch.utils.flop_counter` on one training step (forward, loss,
 backward) and are per image, so achieved FLOP/s = FLOPs per image x images per second.
 
 The bench sets this process up as a run's (`runtime.configure`), which switches malloc to
@@ -32,7 +33,7 @@ depend on pixel content.
 Ours computes in the precision a run of the case would: `precision=auto` resolves per case as in a
 run (precision.py: bf16 autocast where the device has native bf16 and it measures >= 1.2x fp32 on
 the case's shape, else fp32, with TF32 tensor cores on CUDA); `--variant precision=bf16` (or fp32)
-measures the other one beside it. The matmul peak is measured in every precision the cases and
+measures the other one beside it. The peak is measured in every precision the cases and
 variants use (fp32 -- TF32 on CUDA -- and bf16), chunk by chunk in the same repeats, and each
 utilization is against the peak of the precision that loop computed in: ours and each variant
 against their own, the fp32 references against the fp32 peak. On CUDA the reference keeps the
@@ -50,6 +51,7 @@ CPU time, and `--threads 1 --timer cpu` gives ratios that survive such a machine
 """
 from __future__ import annotations
 
+import collections
 import copy
 import json
 import math
@@ -321,28 +323,139 @@ def precision_label(precision: str, device: torch.device) -> str:
 
 
 class Peak:
-    """Matmul FLOP/s in one dtype (fp32 -- TF32 on CUDA, as fp32 runs there -- or bf16)."""
+    """Matmul FLOP/s in one dtype (fp32 -- TF32 on CUDA, as fp32 runs there -- or bf16) on an
+    (m x k) @ (k x n) product; square n x n x n by default."""
 
-    def __init__(self, clock: Clock, dtype: torch.dtype = torch.float32, n: int | None = None):
+    def __init__(self, clock: Clock, dtype: torch.dtype = torch.float32, n: int | None = None,
+                 shape: tuple[int, int, int] | None = None, chunk_s: float = 0.5):
         device = clock.device
         self.clock, self.device, self.dtype = clock, device, dtype
         # 4096 on the CPU: smaller products run measurably below the sustained rate (cache blocking).
-        self.n = n or (8192 if device.type == "cuda" else 4096)
+        n = n or (8192 if device.type == "cuda" else 4096)
+        self.m, self.k, self.n = shape or (n, n, n)
         g = torch.Generator(device="cpu").manual_seed(0)
-        self.a = torch.randn(self.n, self.n, generator=g).to(device, dtype)
-        self.b = torch.randn(self.n, self.n, generator=g).to(device, dtype)
+        self.a = torch.randn(self.m, self.k, generator=g).to(device, dtype)
+        self.b = torch.randn(self.k, self.n, generator=g).to(device, dtype)
         self.reps = 1
-        self.measure()  # warm-up, and sizes a chunk to ~0.5 s
-        t = 2 * self.n ** 3 / max(self.measure(), 1.0)
-        self.reps = max(1, min(200, round(0.5 / t)))
+        self.measure()  # warm-up, and sizes a chunk to ~chunk_s
+        t = 2 * self.m * self.k * self.n / max(self.measure(), 1.0)
+        self.reps = max(1, min(200, round(chunk_s / t)))
+
+    @property
+    def name(self) -> str:
+        return f"GEMM {self.m}x{self.k}x{self.n}"
 
     def _chunk(self) -> int:
         for _ in range(self.reps):
             torch.mm(self.a, self.b)
-        return 2 * self.n ** 3 * self.reps
+        return 2 * self.m * self.k * self.n * self.reps
 
     def measure(self) -> float:
         return self.clock.rate(self._chunk)
+
+
+@dataclass(frozen=True)
+class ConvShape:
+    """One convolution a case trains: its weight, stride, padding, groups and input size."""
+
+    cin: int
+    cout: int
+    kernel: tuple[int, int]
+    stride: tuple[int, int]
+    padding: tuple[int, int]
+    groups: int
+    size: tuple[int, int]
+
+    @property
+    def name(self) -> str:
+        k, st = "x".join(map(str, self.kernel)), "" if self.stride == (1, 1) else f" stride {self.stride[0]}"
+        g = "" if self.groups == 1 else f" groups {self.groups}"
+        return f"conv {k} {self.cin}->{self.cout}{st}{g} at {self.size[0]} px"
+
+
+def conv_shapes(case: Case, num_classes: int = 10) -> list[ConvShape]:
+    """The distinct convolutions of the case's model, read off a forward pass."""
+    model = build_model(case.arch, case.channels, num_classes, case.width, case.resolution)
+    found: list[ConvShape] = []
+
+    def hook(mod, args, _out):
+        x = args[0]
+        s = ConvShape(mod.in_channels, mod.out_channels, tuple(mod.kernel_size), tuple(mod.stride),
+                      tuple(mod.padding), mod.groups, tuple(x.shape[-2:]))
+        if s not in found:
+            found.append(s)
+    hooks = [m.register_forward_hook(hook) for m in model.modules() if isinstance(m, torch.nn.Conv2d)]
+    model.eval()
+    with torch.no_grad():
+        model(torch.zeros(2, case.channels, case.resolution, case.resolution))
+    for h in hooks:
+        h.remove()
+    return found
+
+
+class ConvKernel:
+    """Forward and backward (input and weight gradients) of one convolution at the bench's batch, in
+    channels-last as the engine trains, in one dtype: the convolution kernels the loops themselves
+    call, timed alone."""
+
+    def __init__(self, clock: Clock, shape: ConvShape, dtype: torch.dtype = torch.float32, batch: int = BATCH,
+                 chunk_s: float = 0.1):
+        from torch.utils.flop_counter import FlopCounterMode
+        self.clock, self.shape = clock, shape
+        dev = clock.device
+        g = torch.Generator(device="cpu").manual_seed(0)
+        w = torch.randn(shape.cout, shape.cin // shape.groups, *shape.kernel, generator=g)
+        x = torch.randn(batch, shape.cin, *shape.size, generator=g)
+        self.w = w.to(dev, dtype).contiguous(memory_format=torch.channels_last).requires_grad_()
+        self.x = x.to(dev, dtype).contiguous(memory_format=torch.channels_last).requires_grad_()
+        with FlopCounterMode(display=False) as counter:
+            self._once()
+        self.flops = counter.get_total_flops()
+        self.reps = 1
+        self.measure()  # warm-up (kernel selection), then size a chunk to ~chunk_s
+        t = self.flops / max(self.measure(), 1.0)
+        self.reps = max(1, min(200, round(chunk_s / max(t, 1e-9))))
+
+    @property
+    def name(self) -> str:
+        return self.shape.name
+
+    def _once(self) -> None:
+        s = self.shape
+        out = F.conv2d(self.x, self.w, None, s.stride, s.padding, 1, s.groups)
+        gx, gw = torch.autograd.grad(out, (self.x, self.w), torch.ones_like(out))
+        del gx, gw
+
+    def _chunk(self) -> int:
+        for _ in range(self.reps):
+            self._once()
+        return self.flops * self.reps
+
+    def measure(self) -> float:
+        return self.clock.rate(self._chunk)
+
+
+GEMM_SHAPES_CPU = (None, (1024, 1024, 1024), (8192, 576, 64))  # square at the peak size; small; im2col-like
+KERNELS_PER_PRECISION = 3  # the fastest convolution kernels of a first timing, measured again every repeat
+
+
+def peak_kernels(clock: Clock, dtype: torch.dtype, cases: list[Case], num_classes: int, peak_size: int | None,
+                 chunk_s: float) -> list:
+    """The kernels whose FLOP/s bound the loops from below in one precision: GEMMs of a few shapes
+    and the fastest of the convolutions the cases train (each timed once here, the fastest kept)."""
+    dev = clock.device
+    gemms = [Peak(clock, dtype, peak_size, chunk_s=chunk_s)]
+    if dev.type == "cpu":
+        small = (peak_size or 4096) < 1024
+        gemms += [Peak(clock, dtype, shape=sh, chunk_s=chunk_s / 2) for sh in GEMM_SHAPES_CPU[1:] if not small]
+    shapes: list[ConvShape] = []
+    for case in cases:
+        shapes += [s for s in conv_shapes(case, num_classes) if s not in shapes]
+    convs = [ConvKernel(clock, s, dtype, chunk_s=chunk_s / 10) for s in shapes]
+    fastest = sorted(convs, key=lambda k: -k.measure())[:KERNELS_PER_PRECISION]
+    for k in fastest:
+        k.reps = max(1, round(k.reps * 5))  # re-sized for the repeats: ~chunk_s / 2 each
+    return gemms + fastest
 
 
 # ---- the benchmark ----------------------------------------------------------------------------
@@ -420,6 +533,35 @@ def _lw_round_seconds(r: CaseResult, ours: Ours) -> float:
     return r.reset_s + LW_EPOCHS * epoch + (len(eng.y_test) + eng.schedule.examples) / eval_ips
 
 
+PEAK_METHOD = ("per repeat and precision, the fastest of: GEMMs of a few shapes, the fastest convolution kernels "
+               "of these cases (forward and backward at batch 128, channels-last), and every loop measured in that "
+               "repeat; so no utilization exceeds 100%")
+LOOP_NAMES = {"ours": "reinitlab loop", "ref": "reference loop", "tv": "torchvision-style loop"}
+
+
+def _set_peaks(results: list[CaseResult], measured: dict[str, dict[str, float]], sources: dict[str, list[str]],
+               kernel_rates: dict[str, dict[str, list[float]]]) -> None:
+    """The peak of each precision in the repeat just measured: the fastest of its kernels and of every
+    loop that computed in it (a loop's FLOP/s: its images/s x the case's FLOPs per image), recorded
+    with every case, and which one it was. A loop faster than every kernel sets the peak itself, so a
+    utilization is at most 1 whatever the kernels missed."""
+    for p, rates in measured.items():
+        candidates = dict(rates)
+        for name, r in rates.items():
+            kernel_rates[p].setdefault(name, []).append(r)
+        for res in results:
+            loops = {"ours": (res.precision, res.ours), "ref": ("fp32", res.ref), "tv": ("fp32", res.tv)}
+            loops.update({f"ours {label}": (v["precision"], v["train"]) for label, v in res.variants.items()})
+            for key, (prec, imgs) in loops.items():
+                if prec == p and imgs:
+                    kind = LOOP_NAMES.get(key) or f"reinitlab loop {key[len('ours '):]}"
+                    candidates[f"{kind}, {res.case.name}"] = imgs[-1] * res.flops_per_image
+        best = max(candidates, key=candidates.__getitem__)
+        sources[p].append(best)
+        for res in results:
+            res.peaks.setdefault(p, []).append(candidates[best])
+
+
 def run_bench(quick: bool = False, device: str = "auto", cases: list[Case] | None = None, repeats: int | None = None,
               chunk_s: float | None = None, threads: int | None = None, compile: bool = False,
               timer: str = "wall", dataset: str = "fashion-mnist-small", peak_size: int | None = None,
@@ -480,10 +622,14 @@ def run_bench(quick: bool = False, device: str = "auto", cases: list[Case] | Non
     # the peak of every precision a loop computes in; the references are fp32
     used = sorted({"fp32", *(r.precision for r in results),
                    *(v["precision"] for r in results for v in r.variants.values())})
-    peaks = {p: Peak(clock, PEAK_DTYPES[p], peak_size) for p in used}
+    num_classes = next(iter(bundles.values())).num_classes
+    kernels = {p: peak_kernels(clock, PEAK_DTYPES[p], cases, num_classes, peak_size, chunk_s) for p in used}
+    say(f"  peak candidates per precision: {', '.join(k.name for k in kernels['fp32'])}, and every loop")
+    sources: dict[str, list[str]] = {p: [] for p in used}  # per repeat: what set the peak
+    kernel_rates: dict[str, dict[str, list[float]]] = {p: {} for p in used}
     clock.shares.clear()  # the share while measuring, not while preparing
     for rep in range(repeats):
-        measured = {name: pk.measure() for name, pk in peaks.items()}
+        measured = {p: {k.name: k.measure() for k in ks} for p, ks in kernels.items()}
         for res, (ours, ref, tv, others) in zip(results, loops, strict=True):
             order = [("ours", ours), ("ref", ref), ("tv", tv), *others.items()]
             if rep % 2:
@@ -499,8 +645,7 @@ def run_bench(quick: bool = False, device: str = "auto", cases: list[Case] | Non
             for label in others:
                 res.variants[label]["train"].append(got[label])
                 res.variants[label]["eval"].append(got[label + "_eval"])
-            for name, p in measured.items():
-                res.peaks.setdefault(name, []).append(p)
+        _set_peaks(results, measured, sources, kernel_rates)
         say(f"  repeat {rep + 1}/{repeats} done ({time.perf_counter() - t_start:.0f} s)")
     for res, (ours, *_) in zip(results, loops, strict=True):
         res.reset_s = _measure_reset(ours)
@@ -518,6 +663,11 @@ def run_bench(quick: bool = False, device: str = "auto", cases: list[Case] | Non
         "peak_gflop_s": statistics.median(results[0].peaks["fp32"]) / 1e9,
         "peak_gflop_s_max": max(results[0].peaks["fp32"]) / 1e9,
         "peaks_gflop_s": {p: statistics.median(v) / 1e9 for p, v in results[0].peaks.items()},
+        # what the peak is: per repeat and precision, the fastest of the kernels and of every loop measured
+        "peak_method": PEAK_METHOD,
+        "peak_sources": {p: dict(collections.Counter(v).most_common()) for p, v in sources.items()},
+        "peak_candidates_gflop_s": {p: {k: statistics.median(v) / 1e9 for k, v in ks.items()}
+                                    for p, ks in kernel_rates.items()},
         "peak_device": dev.type,
         "seconds": time.perf_counter() - t_start,
         "cases": [r.summary() for r in results],
@@ -538,10 +688,17 @@ def format_table(summary: dict) -> str:
             f"{'vs tv':>6s} {'MFLOP/img':>9s} {'GFLOP/s':>8s} {'util':>6s} {'ref util':>8s} {'eval img/s':>10s} "
             f"{'ref eval':>8s} {'tv eval':>7s} {'LW round':>9s}")
     peaks = summary.get("peaks_gflop_s") or {"fp32": summary["peak_gflop_s"]}
-    peak_text = ", ".join(f"{precision_label(p, dev)} {g:.0f}" for p, g in sorted(peaks.items()))
-    lines = [f"matmul peak {peak_text} GFLOP/s (medians; fp32 max {summary['peak_gflop_s_max']:.0f}) on "
-             f"{summary['device']}, {summary['threads']} threads; util: against the peak of the loop's own "
-             "precision (ref: fp32)", head, "-" * len(head)]
+    src = summary.get("peak_sources", {})
+    lines = [f"peak: {summary.get('peak_method', 'the fp32 matmul rate')}; on {summary['device']}, "
+             f"{summary['threads']} threads; util: against the peak of the loop's own precision (ref: fp32)"]
+    for p, g in sorted(peaks.items()):
+        by = src.get(p, {})
+        named = "; ".join(f"{name} ({n} of {summary['repeats']} repeats)" for name, n in by.items())
+        lines.append(f"  peak {precision_label(p, dev)} {g:.0f} GFLOP/s (median over repeats), set by: {named or '-'}")
+    if any(name.split(",")[0].endswith("loop") or " loop " in name for by in src.values() for name in by):
+        lines.append("  note: a loop ran faster than every kernel measured, so it set the peak and reads 100%; the "
+                     "kernels measured do not bound this machine")
+    lines += [head, "-" * len(head)]
     for c in summary["cases"]:
         lines.append(f"{c['case']:28s} {precision_label(c.get('precision', 'fp32'), dev):>4s} "
                      f"{c['train_img_s']:10.0f} {c['reference_img_s']:9.0f} "

@@ -1,9 +1,13 @@
 """The verdict on the source paper's five claims (SPEC, The paper's claims), from any study's run folders.
 
-Every test compares LW (method "lw", default options) with a reference method on seed-paired runs,
-pooled over the combinations (dataset, arch, train size, noise) in the test's scope: one pair per
-(combination, seed) where both finished; the mean paired difference LW − reference, its 95%
-t-interval and the two-sided paired-t p-value (stats.paired_diff). A test is
+Every test compares LW (method "lw", default options) with a reference method on seed-paired runs
+over the combinations (dataset, arch, train size, noise) in the test's scope: per combination the
+seeds on which both finished, each seed's difference LW − reference, and their mean. Seeds are
+paired within a combination; combinations are different settings, whose true differences differ.
+So the effect over combinations is a random-effects estimate (stats.combine): the per-combination
+mean differences weighted by the inverse of their variance plus the between-combination variance
+tau² (Paule-Mandel), with a 95% normal interval and p; inside a single combination, the paired
+t-interval of its seeds. A test is
 
   supported                       the interval lies on the claimed side of 0 ("not higher": it
                                   does not lie above 0, i.e. no significant increase)
@@ -12,19 +16,25 @@ t-interval and the two-sided paired-t p-value (stats.paired_diff). A test is
                                   (>= 2 training sizes, label noise, sizes >= 35K), an analysis,
                                   or 2 seeds (one pair has no interval)
 
+Claim 1 says "in most combinations": besides the effect, per compared method (baseline and every
+other reinit method) the combinations where LW's mean difference is above 0 are counted, with the
+exact two-sided sign test (ties left out) and Holm's correction over the compared methods, as the
+paper's Table 3 does. Where the combinations are too few for any outcome to reach 5% after Holm,
+that test is not testable.
+
 A claim is supported when every required test is, not supported when a testable required test is
 not, "supported where testable" when the rest cannot be tested here, and not testable when none
 can. Tests against `long` (the compute-matched baseline) and tests marked context are shown beside
 the verdict and do not enter it: the claims, as the paper states them, are about the baseline.
 
-Each test is at the 5% level without a multiplicity correction; a claim needs all its required
-tests at once (an intersection-union test), which needs none. "Not higher" verdicts rest on the
+Each effect test is at the 5% level; a claim needs all its required tests at once (an
+intersection-union test), which needs no correction across them. "Not higher" verdicts rest on the
 absence of a significant increase, which is weak evidence with few seeds: the interval says how
 large an increase the data still allow.
 
 Which runs a verdict reads is the study's regime (regime.py), named after every claim: a tuned
 study's runs picked by validation accuracy; over budgets, a seed's values averaged over the budgets
-before pooling (one pair per seed and combination); otherwise the study's fixed budget.
+before pairing (one pair per seed and combination); otherwise the study's fixed budget.
 """
 from __future__ import annotations
 
@@ -38,7 +48,7 @@ from ..report.catalog import TEST_ACC, Catalog, build_catalog, fmt, members
 from ..report.collect import Collected, Combo, combo_order
 from ..report.part import Part, ReportContext, report_part
 from ..report.regime import FIXED, Regime, verdict_runs
-from ..report.stats import PairedDiff, paired_diff
+from ..report.stats import PAIRED_T, RANDOM_EFFECTS, Combined, SignTest, combine, holm, min_sign_p, sign_over
 from ..report.tables import fmt_p
 from ..report.values import DIAGNOSTICS, RunData, load, value_table
 
@@ -92,9 +102,12 @@ class Test:
     ref: str
     direction: str
     metric: Metric
-    diff: PairedDiff | None = None
+    diff: Combined | None = None
     combos: int = 0  # combinations with at least one pair
     positive: int = 0  # of them, with a positive mean difference
+    sign: SignTest | None = None  # a "most combinations" test: the sign test over the combination means
+    p_holm: float = math.nan  # its p after Holm over the compared methods
+    family: int = 0  # how many compared methods the Holm correction ran over
     verdict: str = NOT_TESTABLE
     note: str = ""  # why not testable, or what else decided the verdict
     required: bool = True
@@ -112,8 +125,8 @@ class Claim:
     regime: str = ""
 
 
-def decide(diff: PairedDiff | None, direction: str) -> tuple[str, str]:
-    """(verdict, note) of one pooled paired difference LW − reference."""
+def decide(diff: Combined | None, direction: str) -> tuple[str, str]:
+    """(verdict, note) of one effect LW − reference over combinations."""
     if diff is None or diff.n == 0:
         return NOT_TESTABLE, ""
     if diff.n < 2 or math.isnan(diff.lo):
@@ -171,17 +184,14 @@ def pooled_test(col: Collected, data: dict[str, RunData], claim: int, text: str,
         for s in common:
             group.setdefault(s, []).append((by[LW][s], by[ref][s]))
         t.sources |= {src[(combo, m, s)] for m in (LW, ref) for s in common}
-    a, b = [], []
+    groups = []
     for group in pairs.values():
-        if not group:
-            continue
-        la = [sum(x for x, _ in ps) / len(ps) for _, ps in sorted(group.items())]
-        lb = [sum(y for _, y in ps) / len(ps) for _, ps in sorted(group.items())]
-        a += la
-        b += lb
-        t.combos += 1
-        t.positive += sum(la) - sum(lb) > 0
-    t.diff = paired_diff(a, b) if a else None
+        if group:  # a seed's difference: LW minus the reference, each averaged over the merged budgets
+            groups.append([sum(x for x, _ in ps) / len(ps) - sum(y for _, y in ps) / len(ps)
+                           for _, ps in sorted(group.items())])
+    t.diff = combine(groups) if groups else None
+    t.combos = len(groups)
+    t.positive = sum(m > 0 for m in t.diff.means) if t.diff else 0
     t.verdict, t.note = decide(t.diff, direction)
     if t.diff is None:
         t.note = _why_missing(col, ref, scope, metric, vals)
@@ -208,7 +218,7 @@ def shrink_test(col: Collected, data: dict[str, RunData], ref: str, with_long: b
             per.setdefault(key, {}).setdefault(_size(combo), {}).setdefault(s, []).append(by[LW][s] - by[ref][s])
     groups = {k: {n: {s: sum(g) / len(g) for s, g in seeds.items()} for n, seeds in by_size.items()}
               for k, by_size in per.items()}
-    a, b, spans = [], [], []
+    diffs, spans = [], []
     for _, by_size in sorted(groups.items(), key=lambda kv: combo_order(kv[0])):
         if len(by_size) < 2:
             continue
@@ -216,13 +226,13 @@ def shrink_test(col: Collected, data: dict[str, RunData], ref: str, with_long: b
         seeds = sorted(set(by_size[small]) & set(by_size[large]))
         if not seeds:
             continue
-        a += [by_size[large][s] for s in seeds]
-        b += [by_size[small][s] for s in seeds]
+        diffs.append([by_size[large][s] - by_size[small][s] for s in seeds])
         spans.append(f"{large} vs {small}")
     t = Test(2, f"gain over {ref} at the largest training size minus at the smallest "
              f"({', '.join(sorted(set(spans))) or 'sizes'}; no label noise)", ref, LOWER, metric)
     t.combos = len(spans)
-    t.diff = paired_diff(a, b) if a else None
+    t.diff = combine(diffs) if diffs else None
+    t.positive = sum(m > 0 for m in t.diff.means) if t.diff else 0
     t.verdict, t.note = decide(t.diff, LOWER)
     if t.diff is None:
         sizes = sorted({_size(c) for c in vals if c.label_noise == 0 and _size(c) is not None})
@@ -230,12 +240,45 @@ def shrink_test(col: Collected, data: dict[str, RunData], ref: str, with_long: b
         t.note = (_why_missing(col, ref, CLEAN, metric, vals) if absent else
                   f"needs at least 2 training sizes with lw and {ref} on common seeds (found {sizes or 'none'}; "
                   "e.g. train_sizes = [500, 2000])")
-    t.sources = {"result.json"} if a else set()
+    t.sources = {"result.json"} if diffs else set()
     t.regime = regime.text
     if with_long and ref == BASELINE:
         t.context = shrink_test(col, data, LONG, with_long=False, regime=regime)
         t.context.required = False
     return t
+
+
+def most_combinations(effects: list[Test], alpha: float = 0.05) -> list[Test]:
+    """Claim 1's "in most combinations": per effect test (one compared method each), the combinations
+    where LW's mean difference is above 0, the exact two-sided sign test over them and Holm's
+    correction over the compared methods. Not testable where even LW ahead in every combination
+    could not reach `alpha` after Holm (too few combinations), or where the effect had no pairs."""
+    tests = []
+    for e in effects:
+        t = Test(e.claim, "LW ahead in most combinations: exact sign test over the combination means, Holm over "
+                 f"the {len(effects)} compared method{'s' if len(effects) != 1 else ''} ({SMALL.text})", e.ref,
+                 HIGHER, e.metric, combos=e.combos, positive=e.positive, sources=set(e.sources), regime=e.regime)
+        if e.diff is not None and e.combos:
+            t.sign = sign_over(e.diff.means)
+        tests.append(t)
+    measured = [t for t in tests if t.sign is not None]
+    for t, p in zip(measured, holm([t.sign.p for t in measured]), strict=True):
+        t.p_holm, t.family = p, len(measured)
+    for t, e in zip(tests, effects, strict=True):
+        if t.sign is None:
+            t.verdict, t.note = NOT_TESTABLE, e.note
+            continue
+        best = min(1.0, len(measured) * min_sign_p(t.combos))
+        ahead = f"LW ahead in {t.sign.wins} of {t.combos}"
+        if best > alpha:
+            t.verdict = NOT_TESTABLE
+            t.note = (f"{ahead}; with {t.combos} combination{'s' if t.combos != 1 else ''} the sign test cannot reach "
+                      f"p <= {alpha:g} after Holm over {len(measured)} (at best {best:.3g})")
+        elif t.sign.wins > t.sign.losses and t.p_holm <= alpha:
+            t.verdict = SUPPORTED
+        else:
+            t.verdict, t.note = NOT_SUPPORTED, ahead
+    return tests
 
 
 def lower_groups(groups: list[str]) -> list[str]:
@@ -270,16 +313,15 @@ def evaluate(col: Collected, data: dict[str, RunData] | None = None, catalog: Ca
     others = [m for m in col.methods if m not in SINGLE and any(r.method == m and r.status == "finished"
                                                                  for r in col.runs)]
     tests: list[Test] = []
-    # 1: accuracy on small sets, vs baseline (most combinations) and vs every other reinit method
-    t1 = pooled(1, "test accuracy", acc, BASELINE, HIGHER, SMALL)
-    if t1.verdict == SUPPORTED and not t1.positive * 2 > t1.combos:
-        t1.verdict, t1.note = NOT_SUPPORTED, f"interval above 0 but LW ahead in only {t1.positive} of {t1.combos} combinations"
-    tests.append(t1)
-    for m in others:
-        tests.append(pooled(1, "test accuracy", acc, m, HIGHER, SMALL, with_long=False))
+    # 1: accuracy on small sets, vs baseline and vs every other reinit method; then in how many
+    # combinations LW is ahead of each (the sign test, Holm over the compared methods)
+    effects = [pooled(1, "test accuracy", acc, BASELINE, HIGHER, SMALL)]
+    effects += [pooled(1, "test accuracy", acc, m, HIGHER, SMALL, with_long=False) for m in others]
+    tests += effects
     if not others:
         tests.append(Test(1, "test accuracy vs the other reinit methods", "other reinit methods", HIGHER, acc,
                           note="no other reinit method in the study (e.g. methods = [..., \"fc\", \"ke\", \"llf\"])"))
+    tests += most_combinations(effects)
     # 2: the gain shrinks with the training-set size, and vanishes on large sets
     tests.append(shrink_test(col, data, BASELINE, regime=regime))
     tests.append(pooled(2, "no gain on large training sets: test accuracy", acc, BASELINE, NOT_HIGHER, BIG))
@@ -333,17 +375,36 @@ def claim_verdict(tests: list[Test]) -> str:
 
 # ---- rendering -------------------------------------------------------------------------------
 def fmt_effect(t: Test) -> str:
+    if t.sign is not None:
+        return f"ahead in {t.sign.wins} of {t.combos} comb. ({t.sign.losses} behind, {t.sign.ties} tied)"
     d = t.diff
     if d is None:
         return "—"
     m = t.metric
     if d.n < 2:
         return f"{fmt(m, d.mean, True)} (1 pair)"
-    return f"{fmt(m, d.mean, True)} [{fmt(m, d.lo, True)}, {fmt(m, d.hi, True)}] ({d.n} pairs, {t.combos} comb.)"
+    return f"{fmt(m, d.mean, True)} [{fmt(m, d.lo, True)}, {fmt(m, d.hi, True)}] ({d.n} pairs, {d.k} comb.)"
 
 
 def _p(t: Test) -> str:
+    if t.sign is not None:
+        return f"{fmt_p(t.sign.p)} (Holm {fmt_p(t.p_holm)})"
     return fmt_p(t.diff.p) if t.diff is not None and t.diff.n >= 2 else "n/a"
+
+
+def test_used(t: Test) -> str:
+    """Which test gave the row its interval and p."""
+    if t.sign is not None:
+        return f"exact sign test, Holm over {t.family}"
+    d = t.diff
+    if d is None or d.n < 2:
+        return "—"
+    if d.test == RANDOM_EFFECTS:
+        return (f"random effects (Paule-Mandel) over {d.k} comb.: between-comb. SD "
+                f"{fmt(t.metric, math.sqrt(d.tau2))}, Q {d.q:.3g} on {d.k - 1} df")
+    if d.test == PAIRED_T:
+        return f"paired t over {d.n} seeds (1 comb.)"
+    return f"t over {d.k} combination means"
 
 
 def _verdict_text(t: Test) -> str:
@@ -359,14 +420,14 @@ def _source(t: Test) -> str:
 
 def verdict_part(claims: list[Claim], has_long: bool = True) -> Part:
     """`has_long`: the study has long runs; without, the compute-matched column is left out."""
-    header = ["claim", "test (scope)", "LW vs", "effect LW − ref [95% CI] (n)", "p", "verdict"]
+    header = ["claim", "test (scope)", "LW vs", "effect LW − ref [95% CI] (n)", "p", "statistical test", "verdict"]
     if has_long:
         header.append("same test vs long (compute-matched): effect [95% CI], p, verdict")
     rows = []
     for c in claims:
         for t in c.tests:
             ctx = t.context
-            row = [str(c.number), t.text + _source(t), t.ref, fmt_effect(t), _p(t), _verdict_text(t)]
+            row = [str(c.number), t.text + _source(t), t.ref, fmt_effect(t), _p(t), test_used(t), _verdict_text(t)]
             if has_long:
                 row.append("" if ctx is None else f"{fmt_effect(ctx)}, p {_p(ctx)}, {ctx.verdict}"
                            + (f": {ctx.note}" if ctx.note else ""))
@@ -374,13 +435,18 @@ def verdict_part(claims: list[Claim], has_long: bool = True) -> Part:
     lines = [f"**Claim {c.number}: {c.verdict}.** {c.statement}" + (f" (Regime: {c.regime}.)" if c.regime else "")
              for c in claims]
     intro = ("The claims are those of the specification's section \"The paper's claims\" (docs/SPEC.md). "
-             "Each test pools the seed-paired differences LW − reference over the combinations in its scope "
-             "(effect in the measure's unit, accuracies in points; n = pairs, comb. = combinations) with a 95% "
-             "t-interval and the two-sided paired-t p. A claim is supported when all its tests are; rows in "
-             "parentheses are context and do not enter the verdict, nor does the comparison with long. "
+             "Each effect is LW − reference over the combinations in its scope (in the measure's unit, accuracies in "
+             "points; n = seed pairs, comb. = combinations): seeds are paired within a combination, and the "
+             "combinations are combined by a random-effects estimate (each combination's mean difference weighted "
+             "by 1 / (its variance + the Paule-Mandel between-combination variance)) with a 95% normal "
+             "interval and p; one combination alone gives the paired t-interval of its seeds. The column "
+             "'statistical test' names the test of every row. Claim 1's 'in most combinations' is the exact "
+             "two-sided sign test over the combination means, Holm-corrected over the compared methods. A claim is "
+             "supported when all its tests are; rows in parentheses are context and do not enter the verdict, nor "
+             "does the comparison with long. "
              "† from the final-round diagnostics (no analysis.json), ‡ partly so. The regime says which runs a "
              "verdict reads: a study's fixed budget; over budgets (a seed's differences averaged over the budgets "
-             "before pooling, so a baseline that ignores R counts once); tuned (per method and seed the run picked "
+             "before pairing, so a baseline that ignores R counts once); tuned (per method and seed the run picked "
              "by validation accuracy).")
     return Part("Verdict on the paper's claims", intro,
                 [("Tests", "", header, rows)], lines=lines)

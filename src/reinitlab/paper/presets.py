@@ -100,11 +100,14 @@ def claims() -> dict:
              long: 30 points less memorization, +0.66 points lower-layer probe accuracy. The
              compute-matched comparison with long is the one that separates reinitialization from
              extra epochs.
-    Verdict: the report ends in a table with, per claim, each test's pooled seed-paired effect LW -
-             baseline, its 95% interval and p, and supported / not supported / not testable; the
-             same tests against `long` sit beside it. Claim 2's "vanish at ~35K examples" is not
-             testable at these sizes (the embedded set has 4,500 training images after the
-             validation split): use the sizes preset, or --set train_sizes on a larger dataset.
+    Verdict: the report ends in a table with, per claim, each test's effect LW - baseline over the
+             combinations (seed-paired within a combination, combined by a random-effects estimate;
+             docs/statistics.md), its 95% interval and p, the statistical test of the row, and
+             supported / not supported / not testable; claim 1 adds the sign test over combinations
+             with Holm; the same tests against `long` sit beside it. Claim 2's "vanish at ~35K
+             examples" is not testable at these sizes (the embedded set has 4,500 training images
+             after the validation split): use the sizes preset, or --set train_sizes on a larger
+             dataset.
     """
     return {
         "name": "claims",

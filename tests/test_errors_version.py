@@ -20,7 +20,7 @@ def test_did_you_mean_ignores_case_and_stays_quiet_when_nothing_is_close():
 
 
 @pytest.mark.parametrize("check,name,hint", [
-    (parse_spec, "lww:rescale=false", "unknown method 'lww' (did you mean 'lw'?); valid: baseline, dash, dnr"),
+    (parse_spec, "lww:rescale=false", "unknown method 'lww' (did you mean 'lw'?); valid: baseline, cbp, dash"),
     (check_arch, "Resnet18", "unknown arch 'Resnet18' (did you mean 'resnet18'?); valid: cnn"),
     (check_dataset, "fashion-mnist-smal", "unknown dataset 'fashion-mnist-smal' (did you mean "
                                           "'fashion-mnist-small'?); valid: "),

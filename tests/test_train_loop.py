@@ -17,7 +17,8 @@ from reinitlab.util.errors import UserError
 from reinitlab.util.files import read_jsonl
 
 TINY = dict(width=0.25, epochs=1, rounds=1, batch_size=16, eval_batch_size=64, threads=1)
-ACTING = {"swr": "every=1,maturity=0"}  # options under which an in-round method acts within TINY's 2 steps
+# Options under which each in-round method acts within TINY's 2 steps a round (its defaults do not).
+ACTING = {"swr": "every=1,maturity=0", "cbp": "maturity=1,replacement_rate=0.5", "hare": "at_round_start=true"}
 
 
 def timeless(rows):

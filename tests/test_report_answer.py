@@ -251,6 +251,7 @@ def test_more_group_sentences_focus_intro_and_part_by_hand():
     assert _group_sentence("baseline", [("fc", beats), ("ke", single)], None) == \
         "fc beats baseline, without an interval (1 seed) against it: ke +1.50."
     assert _group_sentence("baseline", [], None) == ""
+    assert _group_sentence("long", [], "trails") == "Nothing beats long."  # only the focus method, and it trails
     assert [_seeds(n) for n in (1, 2, 3)] == ["1 seed", "2 seeds", "3 seeds"]
     assert focus_of(["baseline", "long", "fc", "lw"]) == "lw" and focus_of(["baseline", "long", "fc"]) == "fc"
     assert focus_of(["baseline", "long"]) is None
@@ -447,14 +448,15 @@ def test_loose_runs_answer_with_their_budgets_and_the_methods_that_never_acted()
 def test_the_epochs_each_method_trained_and_whether_they_match():
     from reinitlab.report.answer import budget_sentence, epochs_trained
     from reinitlab.report.collect import Collected
-    runs = [record(S, "lw", 0, epochs_total=9), record(S, "lw", 1, epochs_total=3), record(S, "lw", 2, epochs_total=9),
+    runs = [record(S, "lw", 0, epochs_total=9), record(S, "lw", 1, epochs_total=3), record(S, "lw", 2, epochs_total=6),
+            record(S, "lw", 3, epochs_total=9),
             record(S, "long", 0, epochs_total=9), record(S, "baseline", 0, "diverged", epochs_total=1),
             record(S, "baseline", 1, epochs_total=3), record(S, "fc", 0, epochs_total="9"),
             record(L, "fc", 0, epochs_total=5)]
     col = Collected(Path("."), runs, None, ["baseline", "long", "fc", "lw"], loose=True)
     # finished runs of this combination with a whole number of epochs, each budget once, in order
     budgets = epochs_trained(col, S)
-    assert budgets == {"lw": [3, 9], "long": [9], "baseline": [3]}
+    assert budgets == {"lw": [3, 6, 9], "long": [9], "baseline": [3]}
     assert epochs_trained(col, L) == {"fc": [5]}
     assert budget_sentence(budgets, ["baseline", "long", "fc", "lw"]) == (
         "Epochs trained: baseline 3, long 9, lw 3-9; these runs are not compute-matched, so a difference between "
@@ -491,6 +493,9 @@ def test_the_seed_count_is_said_once_where_every_clause_shares_it():
     assert _focus_sentence("lw", [("long", one), ("baseline", one)]) == (
         "lw is 1.50 points above the compute-matched long (1 seed, no interval) and is 1.50 points above baseline "
         "(1 seed, no interval).")
+    assert _focus_sentence("lw", [("long", one), ("baseline", two_b)]) == (  # the single pair has no count to say
+        "lw is 1.50 points above the compute-matched long (1 seed, no interval) and beats baseline by 2.00 points "
+        "[1.00, 3.00] (2 seeds).")
     assert _focus_sentence("lw", [("long", LEVEL), ("baseline", two_l)]) == (
         "lw is level with the compute-matched long (+1.00 [-1.00, +3.00]) (3 seeds) and with baseline "
         "(+1.00 [-1.00, +3.00]) (2 seeds).")
@@ -501,3 +506,5 @@ def test_two_seeds_have_an_interval_and_a_single_zero_is_above():
     assert clause(two, "baseline") == "trails baseline by 2.00 points [1.00, 3.00]"
     assert clause(PairedDiff(0.0, math.nan, math.nan, 1, math.nan), "baseline") == \
         "is 0.00 points above baseline (1 seed, no interval)"
+    # under one point is still a win where the interval says so (the points are not the test)
+    assert clause(PairedDiff(0.005, 0.001, 0.009, 3, 0.03), "baseline") == "beats baseline by 0.50 points [0.10, 0.90]"

@@ -251,6 +251,7 @@ def test_more_group_sentences_focus_intro_and_part_by_hand():
     assert _group_sentence("baseline", [("fc", beats), ("ke", single)], None) == \
         "fc beats baseline, without an interval (1 seed) against it: ke +1.50."
     assert _group_sentence("baseline", [], None) == ""
+    assert _group_sentence("long", [], "trails") == "Nothing beats long."  # only the focus method, and it trails
     assert [_seeds(n) for n in (1, 2, 3)] == ["1 seed", "2 seeds", "3 seeds"]
     assert focus_of(["baseline", "long", "fc", "lw"]) == "lw" and focus_of(["baseline", "long", "fc"]) == "fc"
     assert focus_of(["baseline", "long"]) is None
@@ -276,3 +277,234 @@ def test_more_group_sentences_focus_intro_and_part_by_hand():
         "lw is 1.50 points above the compute-matched long (1 seed, no interval) and beats baseline by 2.00 points "
         "[1.00, 3.00] (3 seeds).")
     assert _focus_sentence("fc", [("baseline", single)]) == "fc is 1.50 points above baseline (1 seed, no interval)."
+
+
+# ---- whole sentences from tables built by hand ---------------------------------------------------------
+# A combination's sentences and the sign-test lines are compared whole: a changed word, a dropped clause
+# or a reordered list is a different answer.
+BEATS, TRAILS = PairedDiff(0.02, 0.01, 0.03, 3, 0.01), PairedDiff(-0.02, -0.03, -0.01, 3, 0.01)
+LEVEL = PairedDiff(0.01, -0.01, 0.03, 3, 0.3)
+TWO = S, L
+
+
+def by_hand(methods, diffs=None, cells=None, pairs=(), combos=(S,)):
+    from reinitlab.report.tables import Tables
+    return Tables(list(combos), methods, cells or {}, diffs or {}, list(pairs), {}, [], [])
+
+
+def cell(mean, se, n):
+    from reinitlab.report.stats import MeanSE
+    from reinitlab.report.tables import Cell
+    return Cell(MeanSE(mean, se, n), 0, 0, 0)
+
+
+def record(combo, method, seed, status="finished", **result):
+    """A collected run as report/collect.py reads it, with only what the answer reads."""
+    from reinitlab.report.collect import RunRecord
+    axes = {"dataset": combo.dataset, "arch": combo.arch, "train_size": combo.train_size,
+            "label_noise": combo.label_noise, "method": method, "seed": seed}
+    return RunRecord(f"{method}-{seed}-{combo.train_size}", status, {}, result, None, axes)
+
+
+def test_the_focus_method_then_the_others_against_each_reference():
+    from reinitlab.report.answer import combo_sentences
+    t = by_hand(["baseline", "long", "fc", "lw"], {
+        "long": {S: {"baseline": TRAILS, "fc": LEVEL, "lw": TRAILS}},
+        "baseline": {S: {"long": BEATS, "fc": BEATS, "lw": BEATS}}})
+    # baseline is no method compared with long: it is not among the "others" of long
+    assert combo_sentences(t, S, "lw") == (
+        "lw trails the compute-matched long by 2.00 points [1.00, 3.00] and beats baseline by 2.00 points "
+        "[1.00, 3.00] (3 seeds). Nothing beats long: fc is level with it. Every method beats baseline.")
+    # the focus method's own verb takes part in "every method": here lw is level with baseline
+    t.diffs["baseline"][S]["lw"] = LEVEL
+    assert combo_sentences(t, S, "lw") == (
+        "lw trails the compute-matched long by 2.00 points [1.00, 3.00] and is level with baseline "
+        "(+1.00 [-1.00, +3.00]) (3 seeds). Nothing beats long: fc is level with it. long and fc beat baseline.")
+
+
+def test_long_is_compute_matched_only_where_it_trained_what_the_focus_method_trained():
+    from reinitlab.report.answer import combo_sentences
+    t = by_hand(["baseline", "long", "lw"], {"long": {S: {"baseline": TRAILS, "lw": LEVEL}},
+                                             "baseline": {S: {"long": BEATS, "lw": BEATS}}})
+    matched = ("lw is level with the compute-matched long (+1.00 [-1.00, +3.00]) and beats baseline by 2.00 points "
+               "[1.00, 3.00] (3 seeds). Every method beats baseline.")
+    assert combo_sentences(t, S, "lw") == matched  # a study: its budgets match by construction
+    assert combo_sentences(t, S, "lw", {"long": [9], "lw": [9], "baseline": [3]}) == matched
+    assert combo_sentences(t, S, "lw", {"long": [9, 3], "lw": [3, 9]}) == matched  # the same set of budgets
+    loose = matched.replace("the compute-matched long", "long")
+    assert combo_sentences(t, S, "lw", {"long": [9], "lw": [3]}) == loose
+    assert combo_sentences(t, S, "lw", {"long": [9, 3], "lw": [3]}) == loose
+    assert combo_sentences(t, S, "lw", {"lw": [3]}) == loose  # long's runs say nothing of their epochs
+    assert combo_sentences(t, S, "lw", {"long": [3]}) == loose
+
+
+def test_without_the_focus_method_long_is_the_subject_or_nobody_is():
+    from reinitlab.report.answer import combo_sentences
+    # only the references ran: what the extra epochs of long bring
+    refs = by_hand(["baseline", "long"], {"long": {S: {"baseline": TRAILS}}, "baseline": {S: {"long": BEATS}}})
+    assert combo_sentences(refs, S, None) == "long beats baseline by 2.00 points [1.00, 3.00] (3 seeds)."
+    assert combo_sentences(refs, S, "lw") == "long beats baseline by 2.00 points [1.00, 3.00] (3 seeds)."
+    # no baseline: nobody is named first, and the first mention of long says what it is
+    no_base = by_hand(["long", "fc", "ke"], {"long": {S: {"fc": LEVEL, "ke": TRAILS}}})
+    assert combo_sentences(no_base, S, "lw") == \
+        "Nothing beats the compute-matched long: fc is level with it, ke trails it."
+    assert combo_sentences(no_base, S, None) == \
+        "Nothing beats the compute-matched long: fc is level with it, ke trails it."
+    # loose runs: nobody trained what long trained, so long is just long
+    assert combo_sentences(no_base, S, None, {"long": [9], "fc": [9]}) == \
+        "Nothing beats long: fc is level with it, ke trails it."
+
+
+def test_the_first_mention_of_long_says_what_it_is_and_only_the_first():
+    from reinitlab.report.answer import combo_sentences
+    # lw shares seeds with baseline only: its sentence names baseline, the others' name long twice
+    t = by_hand(["baseline", "long", "fc", "lw"], {"long": {S: {"baseline": TRAILS, "fc": LEVEL}},
+                                                   "baseline": {S: {"long": BEATS, "fc": LEVEL, "lw": BEATS}}})
+    assert combo_sentences(t, S, "lw") == (
+        "lw beats baseline by 2.00 points [1.00, 3.00] (3 seeds). Nothing beats the compute-matched long: fc is "
+        "level with it. long beats baseline, fc is level with it.")
+
+
+def test_a_combination_without_references_ranks_its_methods_by_accuracy():
+    from reinitlab.report.answer import combo_sentences
+    cells = {S: {"fc": cell(0.55, 0.005, 2), "ke": cell(float("nan"), float("nan"), 0), "lw": cell(0.6, float("nan"), 1),
+                 "llf": cell(0.5, 0.01, 3)}}
+    t = by_hand(["fc", "ke", "llf", "lw"], cells=cells, combos=TWO)
+    assert combo_sentences(t, S, "lw") == ("No baseline or long to compare with; test accuracy: lw 60.00% (1 seed), "
+                                           "fc 55.00% ± 0.50 (2 seeds), llf 50.00% ± 1.00 (3 seeds).")
+    assert combo_sentences(t, L, "lw") == "No finished run yet."  # no cell at all
+    t.cells[L] = {"lw": cell(float("nan"), float("nan"), 0)}
+    assert combo_sentences(t, L, "lw") == "No finished run yet."  # cells of runs that did not finish
+    # baseline ran alone: a reference without a method to pair with it, ranked too
+    alone = by_hand(["baseline"], {"baseline": {S: {}}}, {S: {"baseline": cell(0.5, 0.01, 3)}})
+    assert combo_sentences(alone, S, "lw") == \
+        "No baseline or long to compare with; test accuracy: baseline 50.00% ± 1.00 (3 seeds)."
+
+
+def test_the_sign_test_names_the_winner_of_each_significant_pair():
+    from reinitlab.report.answer import sign_lines
+    from reinitlab.report.stats import SignTest
+    from reinitlab.report.tables import PairRow
+    pairs = [PairRow("baseline", "lw", SignTest(1, 7, 0, 0.07), 0.04, -2.0),  # the second one wins
+             PairRow("fc", "lw", SignTest(8, 0, 1, 0.008), 0.05, 1.0),  # at the threshold: significant
+             PairRow("fc", "ke", SignTest(6, 1, 0, 0.125), 0.0500001, 0.5),
+             PairRow("ke", "lw", SignTest(9, 0, 0, 0.0039), 0.00049, 3.0)]
+    t = by_hand(["baseline", "fc", "ke", "lw"], pairs=pairs, combos=TWO)
+    assert sign_lines(t) == [
+        "Sign test across combinations: **lw** wins significantly in baseline vs lw (1-7, Holm p = 0.040).",
+        "Sign test across combinations: **fc** wins significantly in fc vs lw (8-0, Holm p = 0.050).",
+        "Sign test across combinations: **ke** wins significantly in ke vs lw (9-0, Holm p = 0.00049)."]
+    assert sign_lines(by_hand(["baseline", "fc", "ke", "lw"], pairs=pairs)) == []  # one combination
+
+
+def test_without_a_significant_pair_the_sign_test_says_how_small_p_could_be():
+    from reinitlab.report.answer import sign_lines
+    from reinitlab.report.stats import SignTest
+    from reinitlab.report.tables import PairRow
+
+    def lines(*ns):
+        return sign_lines(by_hand(["a", "b"], pairs=[PairRow("a", "b", SignTest(n, 0, 1, 1.0), 1.0, 0.0) for n in ns],
+                                  combos=TWO))
+    head = "No method pair differs significantly by the sign test across combinations after Holm correction "
+    assert lines(3, 5, 4) == [head + "(at most 5 untied combinations per pair; the smallest possible two-sided p "
+                                     "with n=5 is 0.062)."]
+    assert lines(1) == [head + "(at most 1 untied combination per pair; the smallest possible two-sided p with "
+                               "n=1 is 1.000)."]
+    assert lines(0) == [head + "(at most 0 untied combinations per pair; the smallest possible two-sided p with "
+                               "n=0 is 1.000)."]  # every combination tied
+    assert lines(12) == [head + "(at most 12 untied combinations per pair; the smallest possible two-sided p with "
+                                "n=12 is 0.00049)."]
+    assert lines() == []  # no pair at all
+
+
+def test_loose_runs_answer_with_their_budgets_and_the_methods_that_never_acted():
+    from reinitlab.report.answer import answer
+    from reinitlab.report.collect import Collected
+    run = record
+    runs = [run(S, "lw", 0, epochs_total=3, in_round_events=0), run(S, "lw", 1, epochs_total=3, in_round_events=2),
+            run(S, "long", 0, epochs_total=9), run(S, "long", 1, epochs_total=9),
+            run(S, "long", 2, "failed", epochs_total=3),  # not finished: its budget is not a budget trained
+            run(L, "lw", 0, epochs_total=9, in_round_events=1), run(L, "long", 0, epochs_total=9),
+            run(L, "long", 1, epochs_total=None)]
+    t = by_hand(["long", "lw"], {"long": {S: {"lw": TRAILS}, L: {"lw": LEVEL}}}, combos=TWO)
+    col = Collected(Path("."), runs, None, ["long", "lw"], loose=True)
+    a = answer(t, col)
+    assert a.focus == "lw" and a.scope == "toy, cnn, no label noise"
+    assert a.items == [
+        ("500 examples", "lw trails long by 2.00 points [1.00, 3.00] (3 seeds). Epochs trained: long 9, lw 3; these "
+                         "runs are not compute-matched, so a difference between them may be the extra training alone."),
+        ("2,000 examples", "lw is level with the compute-matched long (+1.00 [-1.00, +3.00]) (3 seeds). "
+                           "Compute-matched: every run trained 9 epochs.")]
+    assert a.closing == ["**lw** never acted in 1 of its 3 finished runs (0 in-round events in result.json): those "
+                         "runs trained as if without it."]
+    # a study fixes the budgets: no epochs sentence, long is compute-matched
+    col.loose = False
+    assert [text for _, text in answer(t, col).items] == [
+        "lw trails the compute-matched long by 2.00 points [1.00, 3.00] (3 seeds).",
+        "lw is level with the compute-matched long (+1.00 [-1.00, +3.00]) (3 seeds)."]
+    assert answer(t).items == answer(t, col).items and answer(t).closing == []
+
+
+def test_the_epochs_each_method_trained_and_whether_they_match():
+    from reinitlab.report.answer import budget_sentence, epochs_trained
+    from reinitlab.report.collect import Collected
+    runs = [record(S, "lw", 0, epochs_total=9), record(S, "lw", 1, epochs_total=3), record(S, "lw", 2, epochs_total=6),
+            record(S, "lw", 3, epochs_total=9),
+            record(S, "long", 0, epochs_total=9), record(S, "baseline", 0, "diverged", epochs_total=1),
+            record(S, "baseline", 1, epochs_total=3), record(S, "fc", 0, epochs_total="9"),
+            record(L, "fc", 0, epochs_total=5)]
+    col = Collected(Path("."), runs, None, ["baseline", "long", "fc", "lw"], loose=True)
+    # finished runs of this combination with a whole number of epochs, each budget once, in order
+    budgets = epochs_trained(col, S)
+    assert budgets == {"lw": [3, 6, 9], "long": [9], "baseline": [3]}
+    assert epochs_trained(col, L) == {"fc": [5]}
+    assert budget_sentence(budgets, ["baseline", "long", "fc", "lw"]) == (
+        "Epochs trained: baseline 3, long 9, lw 3-9; these runs are not compute-matched, so a difference between "
+        "them may be the extra training alone.")
+    assert budget_sentence({"lw": [3], "long": [3], "ke": [9]}, ["long", "lw"]) == \
+        "Compute-matched: every run trained 3 epochs."  # ke is not among the methods shown
+    assert budget_sentence({"lw": [3], "ke": [9]}, ["long", "lw"]) == ""  # one method: nothing compared
+    assert budget_sentence({}, ["long", "lw"]) == ""
+
+
+def test_a_method_that_never_acted_is_named_with_how_often():
+    from reinitlab.report.answer import never_acted
+    from reinitlab.report.collect import Collected
+    runs = [record(S, "swr", 0, in_round_events=0), record(S, "swr", 1, in_round_events=4),
+            record(L, "swr", 0, in_round_events=0), record(S, "swr", 2, "failed", in_round_events=0),
+            record(S, "redo", 0, in_round_events=0), record(S, "sp", 0, in_round_events=3),
+            record(S, "lw", 0), record(S, "lw", 1, in_round_events=None)]
+    col = Collected(Path("."), runs, None, ["lw", "redo", "sp", "swr"])
+    assert never_acted(col) == [
+        "**swr** never acted in 2 of its 3 finished runs (0 in-round events in result.json): those runs trained as "
+        "if without it.",
+        "**redo** never acted in 1 of its 1 finished run (0 in-round events in result.json): those runs trained as "
+        "if without it."]
+
+
+def test_the_seed_count_is_said_once_where_every_clause_shares_it():
+    from reinitlab.report.answer import _focus_sentence
+    two_b, two_l = PairedDiff(0.02, 0.01, 0.03, 2, 0.01), PairedDiff(0.01, -0.01, 0.03, 2, 0.3)
+    one = PairedDiff(0.015, math.nan, math.nan, 1, math.nan)
+    assert _focus_sentence("lw", [("long", two_l), ("baseline", two_b)]) == (
+        "lw is level with the compute-matched long (+1.00 [-1.00, +3.00]) and beats baseline by 2.00 points "
+        "[1.00, 3.00] (2 seeds).")
+    assert _focus_sentence("lw", [("baseline", two_b)]) == "lw beats baseline by 2.00 points [1.00, 3.00] (2 seeds)."
+    assert _focus_sentence("lw", [("long", one), ("baseline", one)]) == (
+        "lw is 1.50 points above the compute-matched long (1 seed, no interval) and is 1.50 points above baseline "
+        "(1 seed, no interval).")
+    assert _focus_sentence("lw", [("long", one), ("baseline", two_b)]) == (  # the single pair has no count to say
+        "lw is 1.50 points above the compute-matched long (1 seed, no interval) and beats baseline by 2.00 points "
+        "[1.00, 3.00] (2 seeds).")
+    assert _focus_sentence("lw", [("long", LEVEL), ("baseline", two_l)]) == (
+        "lw is level with the compute-matched long (+1.00 [-1.00, +3.00]) (3 seeds) and with baseline "
+        "(+1.00 [-1.00, +3.00]) (2 seeds).")
+
+
+def test_two_seeds_have_an_interval_and_a_single_zero_is_above():
+    two = PairedDiff(-0.02, -0.03, -0.01, 2, 0.01)
+    assert clause(two, "baseline") == "trails baseline by 2.00 points [1.00, 3.00]"
+    assert clause(PairedDiff(0.0, math.nan, math.nan, 1, math.nan), "baseline") == \
+        "is 0.00 points above baseline (1 seed, no interval)"
+    # under one point is still a win where the interval says so (the points are not the test)
+    assert clause(PairedDiff(0.005, 0.001, 0.009, 3, 0.03), "baseline") == "beats baseline by 0.50 points [0.10, 0.90]"

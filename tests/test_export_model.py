@@ -145,8 +145,8 @@ def test_the_command_line(runs, tmp_path, capsys):
 @pytest.mark.parametrize("fmt", [
     "torchscript", pytest.param("torch.export", marks=pytest.mark.slow)])  # ~10 s: torch.export
 def test_a_program_format_named_on_the_command_line(runs, tmp_path, capsys, fmt):
-    """Issue 24: a program format named explicitly on an LW run that cannot fold wrote the file and
-    then died in an IndexError: no fold was tried, so no reason was recorded."""
+    """A program format named explicitly on an LW run that cannot fold once wrote the file and then
+    died in an IndexError: no fold was tried, so no reason was recorded."""
     out = tmp_path / "lw.prog"
     assert main(["export-model", str(runs / "lw-cnn"), "--out", str(out), "--format", fmt]) == 0
     captured = capsys.readouterr()
@@ -167,7 +167,7 @@ def test_a_program_format_named_on_the_command_line(runs, tmp_path, capsys, fmt)
 
 
 def test_an_out_that_cannot_be_written_is_refused_before_anything_is_written(runs, tmp_path, capsys):
-    """Issue 25, case 5: the atomic write's temp file used to be the only thing named (exit 1)."""
+    """The atomic write's temp file used to be the only thing named (exit 1)."""
     (tmp_path / "a-file").write_text("")
     out = tmp_path / "a-file" / "m.pt2"  # its folder is a file
     assert main(["export-model", str(runs / "lw-cnn"), "--out", str(out)]) == 2
@@ -196,8 +196,8 @@ class Payload:
     ("holds code", "holds code, not only data (it would call io.open when unpickled)"),
 ])
 def test_a_damaged_model_pt_is_named_in_the_commands_own_words(runs, tmp_path, capsys, damage, problem):
-    """Issue 25, cases 5 and 7: the reader of model.pt is init_from's, whose lines began with
-    `init_from=RUN`, a setting export-model's user never gave."""
+    """The reader of model.pt is init_from's, whose lines began with `init_from=RUN`, a setting
+    export-model's user never gave."""
     run_dir = tmp_path / "run"
     shutil.copytree(runs / "base-cnn", run_dir)
     marker = tmp_path / "payload-ran"

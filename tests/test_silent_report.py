@@ -49,7 +49,7 @@ def model_pt(d):
 DAMAGE = {
     "config.json torn": (lambda d, m: truncate(d / "config.json"), "config.json: unreadable"),
     "config.json a list": (lambda d, m: (d / "config.json").write_text("[1, 2]"), "config.json: holds a list"),
-    # valid JSON, but not a run's config: read as a group whose every setting is None (issue 25, case 2)
+    # valid JSON, but not a run's config: once read as a group whose every setting is None
     "config.json {}": (lambda d, m: (d / "config.json").write_text("{}"),
                        "config.json: not a run config: it lacks dataset, arch, method, seed"),
     "config.json foreign keys": (lambda d, m: (d / "config.json").write_text('{"not": "a config"}'),
@@ -124,7 +124,7 @@ def test_two_copies_of_a_run_with_different_results_are_refused(tmp_path, capsys
 
 @pytest.mark.filterwarnings("always")  # each call warns again (in one process, a warning shows once per place)
 def test_skip_bad_that_leaves_no_run_writes_nothing(tmp_path, capsys):
-    """Issue 25, case 2: --skip-bad that left out every run wrote a report of 0 runs and exit 0."""
+    """--skip-bad that left out every run once wrote a report of 0 runs and exited 0."""
     a = train_folder(tmp_path / "lw", "lw", acc=0.1465)
     shutil.copytree(a, tmp_path / "lw_copy")
     res = json.loads((tmp_path / "lw_copy/result.json").read_text())

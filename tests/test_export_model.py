@@ -4,9 +4,11 @@ architecture's own plain state_dict; otherwise a self-contained program (torch.e
 TorchScript), which a process that cannot import reinitlab loads and runs to the same logits."""
 import json
 import os
+import shutil
 import subprocess
 import sys
 import textwrap
+from pathlib import Path
 
 import pytest
 import torch
@@ -18,6 +20,7 @@ from reinitlab.cli import main
 from reinitlab.core.fold import fold_standardizations
 from reinitlab.core.reset import insert_standardize
 from reinitlab.models import build_model
+from reinitlab.train import init_from
 from reinitlab.train.export import export_model, run_model
 from reinitlab.util.errors import UserError
 
@@ -137,6 +140,83 @@ def test_the_command_line(runs, tmp_path, capsys):
     assert line.startswith("state_dict -> ") and "folded into the weights" in line
     assert main(["export-model", str(runs / "lw-cnn"), "--out", str(tmp_path / "c.pt2")]) == 0
     assert "torch.export -> " in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("fmt", [
+    "torchscript", pytest.param("torch.export", marks=pytest.mark.slow)])  # ~10 s: torch.export
+def test_a_program_format_named_on_the_command_line(runs, tmp_path, capsys, fmt):
+    """A program format named explicitly on an LW run that cannot fold once wrote the file and then
+    died in an IndexError: no fold was tried, so no reason was recorded."""
+    out = tmp_path / "lw.prog"
+    assert main(["export-model", str(runs / "lw-cnn"), "--out", str(out), "--format", fmt]) == 0
+    captured = capsys.readouterr()
+    assert captured.out == (f"{fmt} -> {out} (+ lw.prog.json); not a state_dict because --format {fmt} was asked for "
+                            "(a program keeps the standardizations as they are; no fold into plain weights was tried)\n")
+    assert captured.err == ""
+    side = json.loads((tmp_path / "lw.prog.json").read_text())
+    assert side["format"] == fmt and not side["folded"] and side["standardizations"] == ["block2"]
+    assert side["not_folded_because"] == [f"--format {fmt} was asked for (a program keeps the standardizations as "
+                                          "they are; no fold into plain weights was tried)"]
+    program = torch.jit.load(out) if fmt == "torchscript" else torch.export.load(out).module()
+    model, _, _ = run_model(runs / "lw-cnn")
+    with torch.no_grad():
+        torch.testing.assert_close(program(inputs()), model(inputs()), rtol=1e-5, atol=1e-6)
+    # a run without standardizations: nothing to say about folding
+    assert main(["export-model", str(runs / "base-cnn"), "--out", str(tmp_path / "b.ts"), "--format", "torchscript"]) == 0
+    assert capsys.readouterr().out == f"torchscript -> {tmp_path / 'b.ts'} (+ b.ts.json)\n"
+
+
+def test_an_out_that_cannot_be_written_is_refused_before_anything_is_written(runs, tmp_path, capsys):
+    """The atomic write's temp file used to be the only thing named (exit 1)."""
+    (tmp_path / "a-file").write_text("")
+    out = tmp_path / "a-file" / "m.pt2"  # its folder is a file
+    assert main(["export-model", str(runs / "lw-cnn"), "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert err == (f"reinitlab: --out {out}: cannot write the model there: {tmp_path / 'a-file'} is not a folder; "
+                   "nothing written\n")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a-file"]
+    if Path("/proc/self").exists():  # not writable even by root
+        assert main(["export-model", str(runs / "lw-cnn"), "--out", "/proc/m.pt2"]) == 2
+        assert capsys.readouterr().err == ("reinitlab: --out /proc/m.pt2: cannot write the model there: /proc is not "
+                                           "writable; nothing written\n")
+
+
+class Payload:
+    """Unpickled, it would create a file; no test may ever see that file."""
+
+    def __init__(self, path):
+        self.path = str(path)
+
+    def __reduce__(self):
+        return (open, (self.path, "w"))
+
+
+@pytest.mark.parametrize("damage,problem", [
+    ("truncated", "not a complete checkpoint (BadZipFile"),
+    ("holds code", "holds code, not only data (it would call io.open when unpickled)"),
+])
+def test_a_damaged_model_pt_is_named_in_the_commands_own_words(runs, tmp_path, capsys, damage, problem):
+    """The reader of model.pt is init_from's, whose lines began with `init_from=RUN`, a setting
+    export-model's user never gave."""
+    run_dir = tmp_path / "run"
+    shutil.copytree(runs / "base-cnn", run_dir)
+    marker = tmp_path / "payload-ran"
+    if damage == "truncated":
+        data = (run_dir / "model.pt").read_bytes()
+        (run_dir / "model.pt").write_bytes(data[: len(data) // 2])
+    else:
+        saved = torch.load(run_dir / "model.pt", weights_only=True)
+        torch.save({**saved, "note": Payload(marker)}, run_dir / "model.pt")
+    out = tmp_path / "m.pt"
+    assert main(["export-model", str(run_dir), "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"reinitlab: export-model: {run_dir}/model.pt: {problem}") and err.endswith("; not loaded\n")
+    assert err.count("\n") == 1 and "init_from" not in err
+    assert not out.exists() and not marker.exists()
+    # the same reader, reached through the setting, still names it
+    with pytest.raises(UserError, match=f"^init_from={run_dir}: {run_dir}/model.pt: "):
+        init_from.load(run_dir)
+    assert not marker.exists()
 
 
 def _std(model, name, c, seed):

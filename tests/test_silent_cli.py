@@ -80,6 +80,7 @@ ANALYZE_DAMAGE = {
     "model.pt of another model": (foreign_model, "model.pt: does not hold this run's model"),
     "config.json torn": (lambda d: truncate(d / "config.json"), "config.json: unreadable"),
     "config.json a list": (lambda d: (d / "config.json").write_text("[]"), "config.json: holds a list"),
+    "config.json {}": (lambda d: (d / "config.json").write_text("{}"), "config.json: not a run config: it lacks"),
     "config.json unknown key": (lambda d: edit_config(d, colour="red"), "config.json: unknown run setting 'colour'"),
     "config.json bad value": (lambda d: edit_config(d, epochs=0), "config.json: epochs=0 is out of range"),
 }
@@ -110,7 +111,7 @@ UNWRITABLE = Path("/proc/reinitlab-test")  # not writable even by root
 
 
 @pytest.mark.skipif(not Path("/proc/self").exists(), reason="needs Linux's /proc")
-@pytest.mark.parametrize("command", ["train", "report", "plot", "export"])
+@pytest.mark.parametrize("command", ["train", "report", "plot", "export", "export-model"])
 def test_an_unwritable_output_says_it_cannot_write_and_never_promises_a_resume(tmp_path, finished, capsys, command):
     import shutil
     run = tmp_path / "run"
@@ -120,6 +121,7 @@ def test_an_unwritable_output_says_it_cannot_write_and_never_promises_a_resume(t
         "report": ["report", str(run), "--out", str(UNWRITABLE)],
         "plot": ["plot", str(run), "--out", str(UNWRITABLE / "c.png")],
         "export": ["export", "tensorboard", str(run), "--to", str(UNWRITABLE)],
+        "export-model": ["export-model", str(run), "--out", str(UNWRITABLE / "m.pt2")],
     }[command]
     assert main(argv) == 2
     err = capsys.readouterr().err

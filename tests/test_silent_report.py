@@ -49,6 +49,13 @@ def model_pt(d):
 DAMAGE = {
     "config.json torn": (lambda d, m: truncate(d / "config.json"), "config.json: unreadable"),
     "config.json a list": (lambda d, m: (d / "config.json").write_text("[1, 2]"), "config.json: holds a list"),
+    # valid JSON, but not a run's config: once read as a group whose every setting is None
+    "config.json {}": (lambda d, m: (d / "config.json").write_text("{}"),
+                       "config.json: not a run config: it lacks dataset, arch, method, seed"),
+    "config.json foreign keys": (lambda d, m: (d / "config.json").write_text('{"not": "a config"}'),
+                                 "config.json: unknown run setting 'not'"),
+    "config.json a wrong type": (lambda d, m: (d / "config.json").write_text('{"method": 5}'),
+                                 "config.json: method=5 has the wrong type"),
     "result.json torn": (lambda d, m: truncate(d / "result.json"), "result.json: unreadable"),
     "result.json foreign": (lambda d, m: (d / "result.json").write_text('{"status": "maybe"}'),
                             "result.json: not a finished run's result"),
@@ -113,6 +120,39 @@ def test_two_copies_of_a_run_with_different_results_are_refused(tmp_path, capsys
         rep = make_report([a, tmp_path / "lw_copy", base], tmp_path / "rep", skip_bad=True)
     assert {m for c in rep.tables.cells.values() for m in c} == {"baseline"}  # both copies left out
     assert "claim the same run" in rep.markdown
+
+
+@pytest.mark.filterwarnings("always")  # each call warns again (in one process, a warning shows once per place)
+def test_skip_bad_that_leaves_no_run_writes_nothing(tmp_path, capsys):
+    """--skip-bad that left out every run once wrote a report of 0 runs and exited 0."""
+    a = train_folder(tmp_path / "lw", "lw", acc=0.1465)
+    shutil.copytree(a, tmp_path / "lw_copy")
+    res = json.loads((tmp_path / "lw_copy/result.json").read_text())
+    (tmp_path / "lw_copy/result.json").write_text(json.dumps({**res, "test_acc": 0.6948}))
+    b = train_folder(tmp_path / "base", "baseline")
+    (b / "config.json").write_text("{}")
+    rep = tmp_path / "rep"
+    # (folders given, folders left out, warnings: one per conflict and one per unreadable folder)
+    for folders, n, warned in (([a, tmp_path / "lw_copy"], 2, 1), ([b], 1, 1), ([a, tmp_path / "lw_copy", b], 3, 2)):
+        assert main(["report", *map(str, folders), "--out", str(rep), "--skip-bad", "--quiet"]) == 2
+        lines = capsys.readouterr().err.splitlines()
+        assert lines[-1] == (f"reinitlab: no run left to report after skipping {n} bad folder{'s' * (n > 1)} "
+                             "(--skip-bad); nothing written")
+        assert len(lines) == 1 + warned and all("warning: left out of the report: " in x for x in lines[:-1])
+        assert not rep.exists()
+    # the default folder (<common parent>/report) is not made either
+    assert main(["report", str(b), "--skip-bad", "--quiet"]) == 2
+    assert not (tmp_path / "report").exists()
+    # a study whose every run folder is left out
+    study = tmp_path / "study"
+    d = train_folder(study / "runs" / "toy" / "lw" / "seed0", "lw")
+    (d / "config.json").write_text('{"method": 5}')
+    (study / "study.json").write_text(json.dumps({"definition": {"name": "s", "methods": ["lw"]}}))
+    before = sorted(p.name for p in study.iterdir())
+    with pytest.warns(UserWarning, match="left out of the report"), \
+            pytest.raises(UserError, match="^no run left to report after skipping 1 bad folder "):
+        make_report(study, skip_bad=True)
+    assert sorted(p.name for p in study.iterdir()) == before
 
 
 def test_two_copies_with_the_same_results_count_once_and_say_so(tmp_path):

@@ -12,10 +12,11 @@ becomes part of the combination (`Combo.settings`), so runs that differ in, say,
 averaged or paired.
 
 Nothing is merged or dropped silently: a run folder whose files cannot be read (a torn config.json,
-a garbled metrics.jsonl line, a model.pt that holds code) is refused naming the file, and so are two
-loose folders that claim the same run (same settings, method and seed) with different results; with
-`skip_bad` both kinds are left out, each named (`Collected.skipped`). Two copies of one run with the
-same results count once, and the copy is named.
+or one that is valid JSON but not a run's config, a garbled metrics.jsonl line, a model.pt that
+holds code) is refused naming the file, and so are two loose folders that claim the same run (same
+settings, method and seed) with different results; with `skip_bad` both kinds are left out, each
+named (`Collected.skipped`), and where that leaves no run at all the report is refused. Two copies
+of one run with the same results count once, and the copy is named.
 """
 from __future__ import annotations
 
@@ -30,7 +31,7 @@ from typing import Any, NamedTuple
 
 from ..study.definition import FULL
 from ..study.store import Store, folder_state
-from ..train.rundir import RESUMABLE_DIFFERENCES, folder_problem
+from ..train.rundir import RESUMABLE_DIFFERENCES, folder_problem, read_config
 from ..util.errors import ReinitlabWarning, UserError
 from ..util.files import read_json_dict
 
@@ -146,6 +147,7 @@ def collect(root: str | Path, skip_bad: bool = False) -> Collected:
             _refuse_or_skip(problem, skip_bad, skipped, store.run_dir(rid))
             continue
         records.append(_record(store, rid, listed.get(rid), extra))
+    _something_left(records, skipped)
     return Collected(root, records, study, _method_order(records, study), extra, skipped=skipped)
 
 
@@ -225,8 +227,7 @@ def collect_runs(folders: Sequence[str | Path], root: str | Path, skip_bad: bool
             _refuse_or_skip(problem, skip_bad, skipped, f)
         else:
             readable.append(f)
-    if not readable:
-        raise UserError(f"none of the {len(folders)} run folders given can be read; nothing to report")
+    _something_left(readable, skipped)
     folders = readable
     parent = Path(os.path.commonpath([os.path.abspath(f) for f in folders]))
     configs = [read_json_dict(f / "config.json") or {} for f in folders]
@@ -242,6 +243,7 @@ def collect_runs(folders: Sequence[str | Path], root: str | Path, skip_bad: bool
             axes.setdefault(k, None)
         records.append(RunRecord(rid, state.status, config, state.result, state.error, axes, folder=f))
     records = _one_per_run(records, skip_bad, skipped)
+    _something_left(records, skipped)
     records.sort(key=lambda r: (combo_order(r.combo), r.method, value_order(r.seed), r.id))
     return Collected(Path(root), records, None, _method_order(records, None), settings, loose=True, skipped=skipped)
 
@@ -252,6 +254,15 @@ def _refuse_or_skip(problem: str, skip_bad: bool, skipped: list, folder: Path) -
         raise UserError(f"{problem}; refused (--skip-bad leaves such run folders out of the report)")
     warnings.warn(f"left out of the report: {problem}", ReinitlabWarning, stacklevel=2)
     skipped.append((str(folder), problem))
+
+
+def _something_left(records: list, skipped: list[tuple[str, str]]) -> None:
+    """A report of no run, written after --skip-bad left every one out, would read as a result
+    (exit 0, empty tables): refused instead, before anything is written."""
+    if not records:
+        n = len({folder for folder, _ in skipped})
+        raise UserError(f"no run left to report after skipping {n} bad folder{'s' if n != 1 else ''} "
+                        "(--skip-bad); nothing written")
 
 
 def _outcome(r: RunRecord) -> tuple:
@@ -316,12 +327,23 @@ def extra_axes_of(study: dict | None) -> list[str]:
 def _record(store: Store, rid: str, listed: dict | None, extra: list[str] = ()) -> RunRecord:
     d = store.run_dir(rid)
     state = store.state(rid)
-    config = read_json_dict(d / "config.json") or (listed or {}).get("config") or {}
+    config = _own_config(d / "config.json") or (listed or {}).get("config") or {}
     status = state.status
     if status in ("partial", "pending") and store.is_running(rid):
         status = "running"
     axes = _axes(config, (listed or {}).get("axes"), state.result, extra)
     return RunRecord(rid, status, config, state.result, state.error, axes, folder=d)
+
+
+def _own_config(path: Path) -> dict | None:
+    """The run's config.json where it is a run config (rundir.read_config), else None: a study's
+    runs.json then says what the run is."""
+    if not path.is_file():
+        return None
+    try:
+        return read_config(path)
+    except (UserError, OSError):
+        return None
 
 
 def _axes(config: dict, listed_axes: dict | None, result: dict | None, extra: list[str] = ()) -> dict:

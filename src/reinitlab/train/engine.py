@@ -33,11 +33,12 @@ from ..models import build_model
 from ..speed.step import autocast_for, sgd_step
 from ..speed.tune import accelerate, adam_options
 from ..util.errors import ReinitlabWarning, UserError
-from ..util.files import read_json, read_torch, torch_file_problem
+from ..util.files import read_torch, torch_file_problem
 from ..util.seeding import derive, generator
 from . import init_from
 from .config import TrainConfig
 from .resolve import Prepared, prepare
+from .rundir import read_config
 
 STAT_BATCHES = 4  # training batches a reset may read (DNR's scores, LW's standardization statistics)
 
@@ -371,15 +372,3 @@ def load_run(run_dir: str | Path, device: str | None = None) -> Engine:
                         f"{' '.join(str(e).split())[:160]}); not loaded") from None
     eng.model.eval()
     return eng
-
-
-def read_config(path: Path) -> dict:
-    """A run folder's config.json as a dict; UserError naming the file when it is torn or not a
-    config (its settings are checked by TrainConfig.from_dict, which names the key)."""
-    try:
-        values = read_json(path)
-    except ValueError as e:
-        raise UserError(f"{path}: unreadable ({e}); not a complete run config") from None
-    if not isinstance(values, dict):
-        raise UserError(f"{path}: holds a {type(values).__name__}, not a run config")
-    return values

@@ -30,10 +30,11 @@ import torch.nn as nn
 from ..core.fold import fold_standardizations, standardized_modules
 from ..models import build_model
 from ..util.errors import UserError
-from ..util.files import atomic_write_bytes, atomic_write_json, read_json_dict
+from ..util.files import atomic_write_bytes, atomic_write_json, read_json_dict, writable_problem
 from . import init_from
 
 FORMATS = ("auto", "state_dict", "torch.export", "torchscript")
+CONTEXT = "export-model"  # what messages from the shared reader of model.pt (init_from.load) begin with
 
 
 def run_model(run_dir: str | Path) -> tuple[nn.Module, dict, dict]:
@@ -42,7 +43,7 @@ def run_model(run_dir: str | Path) -> tuple[nn.Module, dict, dict]:
     run_dir = Path(run_dir)
     if not (run_dir / "result.json").is_file() or not (run_dir / "model.pt").is_file():
         raise UserError(f"{run_dir}: not a finished reinitlab run folder (needs result.json and model.pt)")
-    source = init_from.load(run_dir)
+    source = init_from.load(run_dir, context=CONTEXT)
     cfg = source.config or {}
     split = read_json_dict(run_dir / "split.json") or {}
     norm = split.get("normalization") or {}
@@ -55,7 +56,7 @@ def run_model(run_dir: str | Path) -> tuple[nn.Module, dict, dict]:
     classes = int(source.state[f"{last}.weight"].shape[0])
     with torch.random.fork_rng(devices=[]):
         model = build_model(cfg["arch"], channels, classes, cfg["width"], resolution)
-    init_from.check(source, model, cfg["arch"], cfg["width"], channels, classes)
+    init_from.check(source, model, cfg["arch"], cfg["width"], channels, classes, context=CONTEXT)
     init_from.apply(model, source)
     return model.eval(), cfg, norm
 
@@ -73,6 +74,9 @@ def export_model(run_dir: str | Path, out: str | Path, format: str = "auto", onn
     out = Path(out)
     if out.is_dir():
         raise UserError(f"--out {out}: is a folder; name the file to write")
+    problem = writable_problem(out.parent)  # before the export's work, and before any file is begun
+    if problem:
+        raise UserError(f"--out {out}: cannot write the model there: {problem}; nothing written")
     if onnx:
         _need_onnx()
     model, cfg, norm = run_model(run_dir)
@@ -87,6 +91,9 @@ def export_model(run_dir: str | Path, out: str | Path, format: str = "auto", onn
             raise UserError(f"{run_dir}: LW's standardization does not fold exactly into plain weights: {why[0]}; "
                             "use --format torch.export or torchscript (a self-contained program)")
         chosen = "state_dict" if folded is not None else "torch.export"
+    elif standardized:  # a program was asked for: it computes the standardizations as they are
+        why = [f"--format {format} was asked for (a program keeps the standardizations as they are; no fold "
+               "into plain weights was tried)"]
     out.parent.mkdir(parents=True, exist_ok=True)
     if chosen == "state_dict":
         atomic_write_bytes(out, _saved(folded.state_dict()))

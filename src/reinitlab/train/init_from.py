@@ -17,6 +17,7 @@ is then refused.
 from __future__ import annotations
 
 import hashlib
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -25,7 +26,7 @@ import torch.nn as nn
 
 from ..core.reset import STD_MEAN, STD_STD, insert_standardize
 from ..util.errors import UserError
-from ..util.files import read_json_dict
+from ..util.files import read_json_dict, torch_file_problem
 
 
 @dataclass(frozen=True)
@@ -50,15 +51,17 @@ def weights_hash(state: dict[str, torch.Tensor]) -> str:
     return h.hexdigest()[:16]
 
 
-def load(path: str | Path) -> InitSource:
-    """The weights at `path` (a run folder or a state_dict file), or a one-line UserError."""
+def load(path: str | Path, context: str | None = None) -> InitSource:
+    """The weights at `path` (a run folder or a state_dict file), or a one-line UserError that begins
+    with `context`: what the user gave that led here (default `init_from=PATH`; `export-model`
+    reads a run's model.pt through here too, and says so)."""
     p = Path(path)
-    where = f"init_from={path}"
+    where = context or f"init_from={path}"
     if p.is_dir():
         if not (p / "model.pt").is_file():
             why = "an unfinished run (no model.pt yet)" if (p / "config.json").is_file() else "no reinitlab run"
             raise UserError(f"{where}: the folder holds {why}; name a finished run folder or a state_dict file")
-        saved = _torch_load(p / "model.pt", where)
+        saved = _torch_load(p / "model.pt", where, ours=True)
         state = saved.get("model") if isinstance(saved, dict) else None
         config = read_json_dict(p / "config.json") or (saved.get("config") if isinstance(saved, dict) else None)
     elif p.is_file():
@@ -72,18 +75,24 @@ def load(path: str | Path) -> InitSource:
     return InitSource(p, {k: v.detach().cpu() for k, v in state.items()}, config)
 
 
-def _torch_load(path: Path, where: str):
+def _torch_load(path: Path, where: str, ours: bool = False):
+    """torch.load, data only. `ours`: a run's model.pt, which reinitlab writes as a zip archive, so
+    a failure is named as for any run file (torn, garbled, holds code); a user's file may be in
+    torch's older non-zip format, where only the loader's own words apply."""
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:  # noqa: BLE001 -- torn, not a torch file, or a pickle of code
-        why = " ".join(str(e).split())[:160]
-        raise UserError(f"{where}: {path} is not a readable torch state_dict file ({type(e).__name__}: {why})"
-                        ) from None
+        problem = torch_file_problem(path) if ours or zipfile.is_zipfile(path) else None
+        if problem is None:
+            problem = f"not a readable torch state_dict file ({type(e).__name__}: {' '.join(str(e).split())[:160]})"
+        raise UserError(f"{where}: {path}: {problem}; not loaded") from None
 
 
-def check(source: InitSource, model: nn.Module, arch: str, width: float, in_channels: int, classes: int) -> None:
-    """Refuse weights that do not fit `model` (built for arch/width/in_channels/classes): one line."""
-    where = f"init_from={source.path}"
+def check(source: InitSource, model: nn.Module, arch: str, width: float, in_channels: int, classes: int,
+          context: str | None = None) -> None:
+    """Refuse weights that do not fit `model` (built for arch/width/in_channels/classes): one line,
+    beginning with `context` as in `load`."""
+    where = context or f"init_from={source.path}"
     c = source.config
     if c:
         mine = {"arch": arch, "width": width}

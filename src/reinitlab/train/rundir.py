@@ -61,9 +61,11 @@ def open_run(out: Path, cfg: TrainConfig) -> str:
     if not cfg_path.exists():
         return "new"
     try:
-        old = read_json(cfg_path)
-    except (OSError, ValueError) as e:
+        old = read_config(cfg_path)
+    except OSError as e:
         raise UserError(f"{cfg_path}: unreadable ({e}); remove the folder to start over") from None
+    except UserError as e:
+        raise UserError(f"{e}; remove the folder to start over") from None
     new = cfg.to_dict()
     diff = [k for k in new if k not in RESUMABLE_DIFFERENCES and not same_setting(k, stored_setting(old, k), new[k])]
     if diff:
@@ -104,6 +106,14 @@ def folder_problem(d: Path, json_files: tuple[str, ...] = JSON_FILES, metrics: b
         f = d / name
         if not f.exists():
             continue
+        if name == "config.json":
+            try:
+                read_config(f)
+            except UserError as e:
+                return str(e)
+            except OSError as e:
+                return f"{f}: unreadable ({short(e)})"
+            continue
         try:
             data = read_json(f)
         except (OSError, ValueError) as e:
@@ -123,6 +133,34 @@ def folder_problem(d: Path, json_files: tuple[str, ...] = JSON_FILES, metrics: b
             if problem:
                 return f"{d / name}: {problem}"
     return None
+
+
+# What every run's config.json holds, whatever version of reinitlab wrote it: which run it is. A
+# JSON object without them (`{}`) would read as a run whose every setting is unknown.
+IDENTITY = ("dataset", "arch", "method", "seed")
+
+
+def read_config(path: Path) -> dict:
+    """A run folder's config.json as a dict: the one reader of it (resume, load_run, report, plot,
+    export). UserError naming the file where it is torn, not a JSON object, lacks what names the run
+    (IDENTITY) or holds what TrainConfig refuses (an unknown key, a bad value: the message names it);
+    OSError where it cannot be read at all."""
+    path = Path(path)
+    try:
+        values = read_json(path)
+    except ValueError as e:
+        raise UserError(f"{path}: unreadable ({short(e)}); not a complete run config") from None
+    if not isinstance(values, dict):
+        raise UserError(f"{path}: holds a {type(values).__name__}, not a run config")
+    try:
+        TrainConfig.from_dict(values)
+    except UserError as e:
+        raise UserError(f"{path}: {e}") from None
+    missing = [k for k in IDENTITY if k not in values]
+    if missing:
+        raise UserError(f"{path}: not a run config: it lacks {', '.join(missing)}, which every run's config.json "
+                        "holds")
+    return values
 
 
 def short(e: BaseException) -> str:

@@ -93,6 +93,17 @@ def test_methods_that_never_act_within_a_round_log_no_counts(tmp_path, bundle):
     assert all("in_round_events" not in row for row in read_jsonl(tmp_path / "run/metrics.jsonl"))
 
 
+def test_a_method_that_also_acts_at_every_round_start_is_not_counted_as_never_acting(tmp_path, bundle):
+    """hare:at_round_start sets the network to its tortoise at every round start: with one epoch a
+    round it has no in-round event, but it acted, so no count of 0 may call it idle; by default it
+    acts only within rounds and is counted."""
+    cfg = TrainConfig(method="hare:at_round_start=true", epochs=1, **TINY)
+    result = run(cfg, tmp_path / "start", progress=False, bundle=bundle)
+    assert "in_round_events" not in result and "tortoise" in result["per_round"][1]["reset"]["event"]
+    counted = run(cfg.replace(method="hare:every_epochs=1", epochs=3), tmp_path / "in", progress=False, bundle=bundle)
+    assert counted["in_round_events"] > 0
+
+
 # (method, train options, what the line names, a spec that acts in the same run). fashion-mnist-small,
 # 768 examples at batch 128: 6 steps an epoch, as in the issue
 RUN = ["--dataset", "fashion-mnist-small", "--train-size", "768", "--width", "0.25", "--set", "threads=1", "--quiet"]

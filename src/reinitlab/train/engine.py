@@ -84,8 +84,16 @@ class Schedule:
         """Refuse (UserError) a method whose in-round events can never fire in this schedule (where
         stages differ in size, as if every stage had the largest one's steps: no refusal of a method
         that acts in some stage)."""
-        steps = max(st[2] for st in self.stages) if self.stages else self.steps
-        check_acts(method, steps, self.epochs, where)
+        check_acts(method, self._most_steps(), self.epochs, where)
+
+    def acts_only_in_round(self, method: Method) -> bool:
+        """Whether the method's in-round events are all it does in this schedule (its reach can be
+        told), so that 0 of them means it never acted; false for a method that also acts at every
+        round start (hare:at_round_start)."""
+        return method.in_round and method.in_round_reach(self._most_steps(), self.epochs) is not None
+
+    def _most_steps(self) -> int:
+        return max(st[2] for st in self.stages) if self.stages else self.steps
 
     def stage(self, r: int) -> tuple[int, int, int]:
         """(examples, batch, steps per epoch) of round r."""

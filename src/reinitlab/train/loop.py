@@ -197,7 +197,7 @@ def result_of(ctx: RunContext, diverged_at: dict | None) -> dict:
         "train_images_per_second": images_trained(eng, st) / max(st.elapsed, 1e-9),
         "per_round": st.per_round,
     }
-    if eng.reinit.method.in_round:  # the run's in-round events in all: 0 says it never acted
+    if eng.schedule.acts_only_in_round(eng.reinit.method):  # its in-round events in all: 0 says it never acted
         log = eng.reinit.in_round_log
         result.update(in_round_events=sum(r["events"] for r in log),
                       in_round_replaced=sum(r["replaced_elements"] for r in log),

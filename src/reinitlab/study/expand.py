@@ -63,6 +63,7 @@ class Budget:
     epochs: int
     patience: tuple[int, ...] = (0,)  # the study's values (several if patience is an axis)
     protocols: tuple[str, ...] = ("rounds",)  # the study's protocols (several if protocol is an axis)
+    fit_acc: tuple[float, ...] = (1.0,)  # the training accuracy patience waits for (several if an axis)
 
     @property
     def reinit_epochs(self) -> int:
@@ -73,6 +74,8 @@ class Budget:
                "long_epochs": self.reinit_epochs, "baseline_epochs": self.epochs, "patience": list(self.patience)}
         if self.protocols != ("rounds",):  # study.json of a rounds study stays as it was
             out["protocols"] = list(self.protocols)
+        if self.fit_acc != (1.0,):
+            out["fit_acc"] = list(self.fit_acc)
         return out
 
     @property
@@ -146,6 +149,7 @@ def budgets(defn: StudyDefinition) -> dict[str, Budget]:
     methods = [make_method(m) for m in defn.methods]
     patience = tuple(defn.extra_axes.get("patience", [base.patience]))
     protocols = tuple(defn.extra_axes.get("protocol", [base.protocol]))
+    fit_acc = tuple(defn.extra_axes.get("fit_acc", [base.fit_acc]))
     out = {}
     for arch in defn.archs:
         check_arch(arch)
@@ -162,7 +166,7 @@ def budgets(defn: StudyDefinition) -> dict[str, Budget]:
                     warn_budget(m, r, probe)
         for r in rounds:
             for e in defn.extra_axes.get("epochs", [base.epochs]):
-                b = Budget(arch, r, e, patience, protocols)
+                b = Budget(arch, r, e, patience, protocols, fit_acc)
                 out[budget_label(defn, b)] = b
     return out
 

@@ -113,9 +113,9 @@ class Plan:
                          f"methods and long train {b.reinit_epochs} epochs, baseline {b.epochs}")
         patience = sorted({p for b in budgets.values() for p in b.patience if p > 0})
         if patience:
-            lines.append(f"  patience {'/'.join(map(str, patience))}: a round ends once training accuracy has been "
-                         "100% (at least fit_acc, where it is set) for that many epochs in a row (until convergence); the epochs above "
-                         "are caps")
+            fit = "/".join(f"{100 * a:g}%" for a in sorted({a for b in budgets.values() for a in b.fit_acc}))
+            lines.append(f"  patience {'/'.join(map(str, patience))}: a round ends once training accuracy has been at "
+                         f"least {fit} for that many epochs in a row (until its data is fitted); the epochs above are caps")
         lines.append(f"  already finished {self.finished}, failed before {self.failed_before}, partial "
                      f"{self.partial} (resume from checkpoint); to run now: {len(self.todo)}")
         lines.append(f"  on {self.workers_text}")

@@ -2,6 +2,8 @@
 supported and not testable for each kind of test, the effect over combinations against statsmodels'
 random-effects meta-analysis, the "most combinations" sign test with Holm against scipy and
 statsmodels, context rows that do not enter a verdict, and the table at the end of summary.md."""
+import json
+
 import numpy as np
 import pytest
 from scipy import stats as sps
@@ -276,3 +278,18 @@ def test_claims_preset_has_every_axis_the_verdict_needs():
     # any dataset via --set: the axes stay, the dataset changes
     other = load_definition("claims", ['datasets=["mnist"]', 'archs=["resnet18"]'])
     assert other.datasets == ["mnist"] and other.analyses == defn.analyses and other.label_noise == defn.label_noise
+
+
+
+def test_runs_trained_in_stages_are_left_out_of_the_verdict(tmp_path):
+    """The claims are about the paper's protocol: once the same runs say they were trained in stages
+    (a warm start), the report has no verdict on them."""
+    accs = {(c, m): [0.80 + 0.01 * seed + (0.05 if m == "lw" else 0.0) for seed in range(4)]
+            for c in (S500, S2000) for m in ("baseline", "lw")}
+    root = build(tmp_path, accs)
+    make_report(root)
+    assert "## Verdict on the paper's claims" in (root / "summary.md").read_text()
+    for f in (root / "runs").rglob("config.json"):
+        f.write_text(json.dumps({**json.loads(f.read_text()), "protocol": "warm_start", "rounds": 1}))
+    make_report(root)
+    assert "## Verdict on the paper's claims" not in (root / "summary.md").read_text()

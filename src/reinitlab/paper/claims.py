@@ -38,6 +38,7 @@ before pairing (one pair per seed and combination); otherwise the study's fixed 
 """
 from __future__ import annotations
 
+import dataclasses
 import functools
 import math
 from dataclasses import dataclass, field
@@ -48,6 +49,7 @@ from ..report.catalog import TEST_ACC, Catalog, build_catalog, fmt, members
 from ..report.collect import Collected, Combo, combo_order
 from ..report.part import Part, ReportContext, report_part
 from ..report.regime import FIXED, Regime, verdict_runs
+from ..report.stages import protocol_of
 from ..report.stats import PAIRED_T, RANDOM_EFFECTS, Combined, SignTest, combine, holm, min_sign_p, sign_over
 from ..report.tables import fmt_p
 from ..report.values import DIAGNOSTICS, RunData, load, value_table
@@ -454,8 +456,14 @@ def verdict_part(claims: list[Claim], has_long: bool = True) -> Part:
 
 @report_part("claims", 90)
 def _claims_part(ctx: ReportContext) -> Part | None:
-    """Last: the verdict on the paper's claims, when the runs include lw."""
-    if not any(r.method == LW for r in ctx.col.runs):
+    """Last: the verdict on the paper's claims, when runs of the paper's protocol (rounds) include lw.
+    Runs trained in stages (warm_start, permuted, ...) answer other questions (the Stages part) and
+    are left out: a warm start is not what the paper's claims are about."""
+    runs = [r for r in ctx.col.runs if protocol_of(r) == "rounds"]
+    if not any(r.method == LW for r in runs):
         return None
-    claims = ctx.found["claims"] = evaluate(ctx.col, ctx.data, ctx.catalog)
-    return verdict_part(claims, has_long=any(r.method == "long" and r.status == "finished" for r in ctx.col.runs))
+    col = ctx.col if len(runs) == len(ctx.col.runs) else dataclasses.replace(ctx.col, runs=runs)
+    ids = {r.id for r in runs}
+    data = {k: v for k, v in ctx.data.items() if k in ids}
+    claims = ctx.found["claims"] = evaluate(col, data, ctx.catalog)
+    return verdict_part(claims, has_long=any(r.method == "long" and r.status == "finished" for r in runs))

@@ -346,6 +346,21 @@ def test_variants_join_grids_with_their_own_settings_in_distinct_folders(tmp_pat
     assert {r.config["epochs"] for r in expand(over)[0]} == {2}
 
 
+@pytest.mark.slow
+def test_a_study_of_variants_reported_elsewhere_is_not_mixed_provenance(tmp_path, npz, monkeypatch):
+    """Variants differ in their settings by design: neither the report in the study folder nor one
+    written to another folder (which reads the study's runs as loose run folders) calls that mixed."""
+    from reinitlab.report.make import make_report
+    from reinitlab.study import load_definition, run_study
+    monkeypatch.setenv("REINITLAB_DATA", str(tmp_path / "cache"))
+    toml = tmp_path / "v.toml"
+    toml.write_text(VARIANTS.replace("{data}", npz))
+    assert run_study(load_definition(str(toml)), tmp_path / "out", workers=1).finished == 4
+    for out in (None, tmp_path / "elsewhere"):
+        report = make_report(tmp_path / "out", out)
+        assert not report.provenance.mixed and "Mixed provenance" not in report.markdown
+
+
 @pytest.mark.parametrize("text,message", [
     ('variants = []', "variants must be a non-empty list of tables"),
     ('[[variants]]\nname = "x"', "'name' cannot differ between variants"),

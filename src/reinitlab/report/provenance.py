@@ -62,13 +62,16 @@ class StudyProvenance:
 
 
 def study_axes(col: Collected) -> set[str]:
-    """AXIS_FIELDS plus every setting that takes more than one value among the study's listed runs."""
+    """AXIS_FIELDS plus every setting that takes more than one value among the study's listed runs,
+    plus the axes the runs were collected with (a study folder reported with --out is read as loose
+    run folders: its variants' settings are axes there, and must not read as mixed provenance)."""
     from ..study.store import Store
     values: dict[str, set] = {}
     for spec in Store(col.root).read_runs():
         for k, v in (spec.get("config") or {}).items():
             values.setdefault(k, set()).add(repr(v))
-    return set(AXIS_FIELDS) | {k for k, vs in values.items() if len(vs) > 1}
+    collected = {k for r in col.runs for k in r.axes}
+    return set(AXIS_FIELDS) | collected | {k for k, vs in values.items() if len(vs) > 1}
 
 
 def summarize(col: Collected) -> StudyProvenance:

@@ -85,21 +85,21 @@ def claims() -> dict:
              x baseline/long/fc/ke/llf/lw x 4 seeds = 96 runs; R=3, E=8 (32 epochs for the reinit
              methods and long, 8 for baseline); every run analysed after training: margins, norms,
              bound, flatness, memorization, probes (about 30% of the compute, flatness half of it).
-    Cost:    measured 2026-11-27 on the quiet 2-core development CPU (2 workers x 1 thread): the
-             study 22m 58s (its plan had estimated 22m 40s), the report 14 s. `--dry-run` prints this machine's own estimate (training and analyses
-             measured here; a busy machine measures slower). On one H200 GPU with --workers 6:
-             1m 45s (measured 2026-11-27; planned 2m 00s).
-    Expect:  (measured, 4 seeds, CPU) claim 1 not supported: LW beats baseline by +2.15 points
-             [+0.89, +3.41] and llf by +0.86, but trails fc (-0.44) and ke (-0.75) and the
-             compute-matched long (-1.02 [-1.95, -0.09]). Claim 2 supported where testable: LW's gain
-             over baseline is 2.71 points smaller at 2000 than at 500 examples. Claim 3 not
-             supported: larger median margins (+2.43) at equal Frobenius norm, but spectral
-             complexity grows more (log10 R +0.34), so normalized margins do not improve. Claim 4
-             not supported: no flatness difference at any sigma. Claim 5 not supported against
-             baseline (which trains 4x fewer epochs and memorizes little) but supported against
-             long: 30 points less memorization, +0.66 points lower-layer probe accuracy. The
-             compute-matched comparison with long is the one that separates reinitialization from
-             extra epochs.
+    Cost:    measured 2026-12-07 on the 2-core AMD EPYC Zen 3 development CPU (2 workers x 1 thread,
+             fp32; the machine also ran short test files): the study 21m 58s (its plan had estimated
+             25m 08s), the report ~15 s. `--dry-run` prints this machine's own estimate (training and
+             analyses measured here; a busy machine measures slower). On one H200 GPU with
+             --workers 6: 1m 45s (measured 2026-11-27; planned 2m 00s).
+    Expect:  (measured, 4 seeds, CPU) claim 1 not supported: LW - baseline +2.28 points [-0.29, +4.85]
+             over the 2 clean combinations (random effects), llf +0.83, fc -0.37, ke -0.59, the
+             compute-matched long -0.99 [-3.09, +1.10]. Claim 2 supported where testable: LW's gain
+             over baseline is 2.62 points smaller at 2000 than at 500 examples. Claim 3 not
+             supported: larger median margins (+2.47) at a Frobenius norm no higher, but spectral
+             complexity grows more (log10 R +0.33), so normalized margins fall. Claim 4 not
+             supported: no flatness difference at any sigma. Claim 5 not supported against baseline
+             (which trains 4x fewer epochs and memorizes little) but supported against long: 30
+             points less memorization, +0.79 points lower-layer probe accuracy. The compute-matched
+             comparison with long is the one that separates reinitialization from extra epochs.
     Verdict: the report ends in a table with, per claim, each test's effect LW - baseline over the
              combinations (seed-paired within a combination, combined by a random-effects estimate;
              docs/statistics.md), its 95% interval and p, the statistical test of the row, and

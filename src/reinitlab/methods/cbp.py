@@ -44,11 +44,10 @@ from typing import Literal
 import torch
 import torch.nn as nn
 
-from ..core.groups import Groups
-from ..core.method import Cadence, Fidelity, Method, ResetContext, register
+from ..core.method import Cadence, Fidelity, ResetContext, register
 from ..core.reset import ResetEvent
 from .base import in_range
-from .units import UnitLayer, UnitTap, replacement_event, require_units
+from .units import UnitLayer, UnitMethod, replacement_event
 
 
 @dataclass
@@ -77,7 +76,7 @@ class _Layer:
 
 
 @register
-class CBP(Method):
+class CBP(UnitMethod):
     name = "cbp"
     summary = ("Continual Backprop: after every step replace the lowest-utility mature units "
                "(incoming re-drawn, outgoing 0)")
@@ -121,16 +120,8 @@ class CBP(Method):
 
     def __init__(self, **options):
         super().__init__(**options)
-        self.units: list[UnitLayer] = []
-        self.tap: UnitTap | None = None
         self.layers: dict[str, _Layer] = {}
         self.replaced_total = 0
-
-    def attach(self, model: nn.Module, groups: Groups) -> None:
-        if self.tap is not None:
-            self.tap.close()
-        self.units = require_units(model, self.name)
-        self.tap = UnitTap(self.units)
 
     def cadence(self) -> Cadence:
         # every step may replace units once they are older than `maturity` steps (ages run over the

@@ -34,14 +34,12 @@ import math
 from dataclasses import dataclass
 
 import torch
-import torch.nn as nn
 
-from ..core.groups import Groups
-from ..core.method import Cadence, Fidelity, Method, ResetContext, register
+from ..core.method import Cadence, Fidelity, ResetContext, register
 from ..core.reset import ResetEvent
 from ..util.errors import UserError
 from .base import in_range
-from .units import UnitLayer, UnitTap, replacement_event, require_units
+from .units import UnitLayer, UnitMethod, replacement_event
 
 
 @dataclass
@@ -76,7 +74,7 @@ class _Layer:
 
 
 @register
-class SNR(Method):
+class SNR(UnitMethod):
     name = "snr"
     summary = "Self-Normalized Resets: reset a unit silent for longer than the percentile of its own firing gaps"
     Options = SNROptions
@@ -105,17 +103,9 @@ class SNR(Method):
 
     def __init__(self, **options):
         super().__init__(**options)
-        self.units: list[UnitLayer] = []
-        self.tap: UnitTap | None = None
         self.layers: dict[str, _Layer] = {}
         self.steps = 0
         self.reset_total = 0
-
-    def attach(self, model: nn.Module, groups: Groups) -> None:
-        if self.tap is not None:
-            self.tap.close()
-        self.units = require_units(model, self.name)
-        self.tap = UnitTap(self.units)
 
     def cadence(self) -> Cadence:
         # a unit may be reset after any step once it has been silent for its threshold (in samples,

@@ -31,6 +31,8 @@ from dataclasses import dataclass
 import torch
 import torch.nn as nn
 
+from ..core.groups import Groups
+from ..core.method import Method
 from ..core.reset import Action, ResetEvent
 from ..util.errors import UserError
 
@@ -252,3 +254,19 @@ def replacement_event(model: nn.Module, units: list[UnitLayer], replaced: dict[s
         if a.offset is not None and isinstance(a.scale, torch.Tensor):
             a.offset = a.offset * (a.scale != 0)  # a replaced unit's own bias is 0, compensated or not
     return ResetEvent(actions, description=description, buffer_actions=buffers)
+
+
+class UnitMethod(Method):
+    """A method that acts on hidden units (cbp, snr): it finds the model's unit layers when attached,
+    refusing a model without any, and taps what each unit layer's next layer receives."""
+
+    def __init__(self, **options):
+        super().__init__(**options)
+        self.units: list[UnitLayer] = []
+        self.tap: UnitTap | None = None
+
+    def attach(self, model: nn.Module, groups: Groups) -> None:
+        if self.tap is not None:  # attached again (a new model): the old hooks go
+            self.tap.close()
+        self.units = require_units(model, self.name)
+        self.tap = UnitTap(self.units)

@@ -19,7 +19,7 @@ def blocks(lang: str) -> list[str]:
 def test_the_lightning_example_trains_lw_on_a_users_module(tmp_path, monkeypatch, capsys):
     pytest.importorskip("lightning")
     code = blocks("python")[0]
-    assert len(code.strip().splitlines()) <= 32  # short enough to copy
+    assert sum(1 for line in code.splitlines() if line.strip()) <= 23  # about 20 lines: short enough to copy
     small = code.replace("ROUNDS, EPOCHS = 2, 5", "ROUNDS, EPOCHS = 2, 1").replace("512", "128")
     assert small.count("ROUNDS, EPOCHS = 2, 1") == 1 and small.count("128") == 2
     monkeypatch.chdir(tmp_path)  # Lightning writes its logs and checkpoints under the working folder

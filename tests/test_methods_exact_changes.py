@@ -152,6 +152,68 @@ def test_redo_in_round_every_n_steps_clears_the_momentum_of_what_it_replaced():
     assert log["round"] == 0 and log["events"] == 1 and log["changed_elements"] >= log["replaced_elements"] > 0
 
 
+def test_redo_finds_dormant_units_in_any_layer_below_the_logits():
+    """Nothing dormant in the stem, dormant units in block2 and in block3, whose outgoing weights are
+    the logits layer's columns: every layer is scanned, the last hidden one included."""
+    model, _, batches = trained_model()
+    dead2, dead3 = [1], [0, 3]
+    with torch.no_grad():
+        model.block2[1].bias[dead2] = -1e3
+        model.block3[1].bias[dead3] = -1e3
+    before = state(model)
+    fresh = fresh_state(model, derive(SEED, "fresh", 1))
+    record = Reinitializer(model, "redo:tau=0.02", rounds=2, seed=SEED).reset(1, data=batches)
+    after = state(model)
+    assert record["event"] == "redo tau 0.02: 3 dormant units"
+    for layer, dead in (("block2", dead2), ("block3", dead3)):
+        for name in (f"{layer}.1.weight", f"{layer}.1.bias"):
+            assert torch.equal(after[name][dead], fresh[name][dead]), name
+    assert torch.equal(after["block2.0.weight"][dead2], fresh["block2.0.weight"][dead2])
+    w3, live2 = "block3.0.weight", [c for c in range(after["block3.0.weight"].shape[1]) if c not in dead2]
+    assert torch.equal(after[w3][dead3][:, live2], fresh[w3][dead3][:, live2])  # incoming: re-drawn
+    assert torch.equal(after[w3][:, dead2], torch.zeros_like(after[w3][:, dead2]))  # block2's outgoing: 0
+    head = "head.2.weight"
+    assert torch.equal(after[head][:, dead3], torch.zeros_like(after[head][:, dead3]))
+    live = [c for c in range(after[head].shape[1]) if c not in dead3]
+    assert torch.equal(after[head][:, live], before[head][:, live])
+    for name in ("stem.0.weight", "block1.0.weight", "head.2.bias"):
+        assert torch.equal(after[name], before[name]), name
+
+
+def test_redo_redraws_the_bias_of_a_dormant_unit_in_a_layer_without_norm():
+    model, _, batches = trained_model("mlp")  # stem.1 and block1.0: linear layers with biases, no norm
+    with torch.no_grad():
+        model.stem[1].bias[[2]] = -1e3
+    before = state(model)
+    fresh = fresh_state(model, derive(SEED, "fresh", 1))
+    Reinitializer(model, "redo:tau=0.02", rounds=2, seed=SEED).reset(1, data=batches)
+    after = state(model)
+    for name in ("stem.1.weight", "stem.1.bias"):
+        assert torch.equal(after[name][2], fresh[name][2]), name
+        assert torch.equal(after[name][3:], before[name][3:]), name
+    assert torch.equal(after["block1.0.weight"][:, 2], torch.zeros_like(after["block1.0.weight"][:, 2]))
+
+
+def test_redo_in_round_without_dormant_units_is_no_event():
+    """An in-round check that finds nothing is not counted as the method acting."""
+    model, _, batches = trained_model()
+    reinit = Reinitializer(model, "redo:tau=0.0,every=1", rounds=1, seed=SEED)
+    before = state(model)
+    assert reinit.after_step(0, 1, data=batches) is None
+    assert all(torch.equal(before[k], v) for k, v in state(model).items())
+    assert not any(log["events"] for log in reinit.in_round_log)
+
+
+# ---- scratch -------------------------------------------------------------------------------------
+def test_scratch_redraws_the_whole_network_as_a_fresh_initialization():
+    model, _, batches = trained_model()
+    fresh = fresh_state(model, derive(SEED, "fresh", 2))
+    Reinitializer(model, "scratch", rounds=3, seed=SEED).reset(2, data=batches)
+    after = state(model)
+    for name, _ in model.named_parameters():
+        assert torch.equal(after[name], fresh[name]), name
+
+
 # ---- rewind and the re-draw sources ----------------------------------------------------------------
 def test_rewind_returns_every_round_to_the_weights_after_its_epoch_of_round_0():
     model, _, batches = trained_model()

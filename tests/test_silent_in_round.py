@@ -1,4 +1,4 @@
-"""Issue 25, case 1: a method that acts within rounds (swr, redo:every, sp:every_epochs) and could
+"""A method that acts within rounds (swr, redo:every, sp:every_epochs) and could
 never act in a run's schedule is refused before training, naming the setting that would make it act;
 every in-round event is counted per epoch (metrics.jsonl), per round and per run (result.json), and
 a report names a method that never acted."""
@@ -172,3 +172,50 @@ def test_train_prints_the_in_round_events(tmp_path, capsys):
     assert "in-round events 2  " in capsys.readouterr().out
     assert main(["train", "--method", "fc", *args, "--out", str(tmp_path / "fc")]) == 0
     assert "in-round" not in capsys.readouterr().out
+
+
+# spec, optimizer steps per epoch, epochs of each round -> in-round events the run allows, and the
+# (round, step or epoch) of the first; counted by hand from each method's rule
+REACH = [
+    ("fc:every=4", 3, [2, 3], 3, (0, 4)),  # 6 steps: step 4; 9 steps: 4 and 8
+    ("fc:every_epochs=2", 3, [2, 3], 1, (1, 2)),  # never after a round's last epoch: only round 1's epoch 2
+    ("fc:every=4,every_epochs=2", 10, [4], 11, (0, 2)),  # 10 step events, 1 epoch event (after epoch 2)
+    ("sp:every_epochs=2", 10, [4], 1, (0, 2)),
+    ("redo:every=5", 3, [2, 3], 2, (0, 5)),  # 6 and 9 steps: one slot each
+    ("hare", 3, [2, 3], 2, (0, 1)),  # after epoch 1 of each round (1, 11, 21, ...)
+    ("hare:every_epochs=2", 10, [4], 2, (0, 1)),  # after epochs 1 and 3, not 4 (the last)
+    ("hare:at_round_start=true", 10, [4], 1, (0, 1)),  # one round: no round start to act at
+    ("swr:every=3,maturity=10", 3, [2, 3], 2, (1, 6)),  # run steps 12 and 15 are past maturity 10
+    ("snr", 3, [2, 3], 15, (0, 1)),  # every step
+]
+
+
+@pytest.mark.parametrize("spec,steps,epochs,events,first", REACH, ids=[r[0] for r in REACH])
+def test_each_method_counts_the_in_round_events_its_schedule_allows(spec, steps, epochs, events, first):
+    reach = make_method(spec).in_round_reach(steps, epochs)
+    assert (reach.events, reach.first, reach.why) == (events, first, "")
+
+
+@pytest.mark.parametrize("spec,steps,epochs,why", [
+    ("fc:every=4,every_epochs=2", 3, [1, 1],
+     "every=4 acts every 4 optimizer steps, and a round of this run has at most 3 (1 epoch of 3 steps); set "
+     "every <= 3, or train more steps per round (epochs, a smaller batch_size); every_epochs=2 acts after every 2 "
+     "epochs of a round but never after its last, and a round of this run trains at most 1 epoch; train epochs > 2"),
+    ("hare:from_first=false", 3, [2, 3],
+     "every_epochs=10 acts after every 10 epochs of a round but never after its last, and a round of this run "
+     "trains at most 3 epochs; set every_epochs < 3, or epochs > 10"),
+    ("hare", 3, [1, 1],
+     "hare sets the network to the tortoise after epoch 1 of a round and every every_epochs=10 epochs after, never "
+     "after a round's last, and a round of this run trains at most 1 epoch(s); train epochs >= 2"),
+    ("cbp", 10, [4],
+     "it replaces only what is older than maturity=1000 steps, and its last chance comes at step 40 of the run's "
+     "40; set maturity < 40, or train longer (epochs, rounds)"),
+])
+def test_a_schedule_that_cannot_act_says_what_would_make_it_act(spec, steps, epochs, why):
+    reach = make_method(spec).in_round_reach(steps, epochs)
+    assert (reach.events, reach.first, reach.why) == (0, None, why)
+
+
+@pytest.mark.parametrize("spec", ["fc", "hare:at_round_start=true", "l2init"])
+def test_methods_without_in_round_events_or_with_round_start_ones_are_not_checked(spec):
+    assert make_method(spec).in_round_reach(3, [2, 3]) is None

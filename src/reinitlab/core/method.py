@@ -126,8 +126,9 @@ class Cadence:
         step_text = f"{steps} step{'s' if steps != 1 else ''}"
         if self.unit == "epoch" and last is None:
             return (f"{self.setting}={self.every} acts after every {self.every} epochs of a round but never after "
-                    f"its last, and a round of this run trains at most {round_text}; set {self.setting} < "
-                    f"{longest}, or epochs > {self.every}")
+                    f"its last, and a round of this run trains at most {round_text}; "
+                    + (f"set {self.setting} < {longest}, or epochs > {self.every}" if longest > 1 else
+                       f"train epochs > {self.every}"))  # no every_epochs acts within a one-epoch round
         if last is None:
             also = (f", and {self.maturity_setting} < {total} (the run's steps)"
                     if self.maturity_setting and self.mature_after >= total else "")

@@ -20,7 +20,6 @@ from typing import Literal
 
 from ..core.method import Fidelity, Method, ResetContext, register
 from ..core.reset import Action, ResetEvent
-from ..util.errors import UserError
 from .base import reset_groups_from
 
 
@@ -30,10 +29,6 @@ class LWOptions:
     normalize: bool = True
     order: Literal["bottom_up", "top_down"] = "bottom_up"
     schedule: Literal["ceil", "floor"] = "ceil"  # s_r = ceil(r*K/(R+1)), or floor as in the LLF code
-
-    def validate(self):
-        if self.order not in ("bottom_up", "top_down"):
-            raise UserError(f"order={self.order!r} is not valid: expected 'bottom_up' or 'top_down'")
 
 
 def last_kept(r: int, rounds: int, K: int, order: str, schedule: str = "ceil") -> int:

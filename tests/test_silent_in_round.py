@@ -45,8 +45,8 @@ def test_reach_counts_exactly_the_events_the_loop_can_fire(unit, every, mature, 
     c = Cadence(unit, every, "every", mature_after=mature, maturity_setting="maturity")
     reach = c.reach(steps, epochs)
     assert (reach.events, reach.first) == simulated(c, steps, epochs)
-    if reach.events == 0:  # the line names the setting that would make it act
-        assert ("every=" in reach.why or "maturity=" in reach.why) and "; set " in reach.why
+    if reach.events == 0:  # the line names the setting and what would make it act
+        assert ("every=" in reach.why or "maturity=" in reach.why) and ("; set " in reach.why or "; train " in reach.why)
     else:
         assert reach.why == ""
 

@@ -2,6 +2,7 @@
 published rule (our own code, from the rule's description), applied to the same trained weights and
 the same random numbers. Every parameter and buffer must end exactly where the oracle puts it."""
 import copy
+from collections import OrderedDict
 import math
 
 import pytest
@@ -167,6 +168,63 @@ def test_llf_peer_start_is_the_last_stage_elsewhere_too():
         m = build_model(arch, 3, 5, width=0.25, resolution=16)
         g = groups_of(m)
         assert g.names[last_stage_start(m, g)] == first, arch
+
+
+def linear_stack(*widths, norm_only_after: int | None = None) -> nn.Sequential:
+    """stem, block1, ... as linear layers of the given output widths, a 3-class head; optionally a
+    group holding only a BatchNorm (no weight matrix) after block `norm_only_after`."""
+    mods, cin = [], 8
+    for i, w in enumerate(widths):
+        mods.append(("stem" if i == 0 else f"block{i}", nn.Sequential(nn.Linear(cin, w), nn.ReLU())))
+        if norm_only_after == i:
+            mods.append(("norm", nn.Sequential(nn.BatchNorm1d(w))))
+        cin = w
+    return nn.Sequential(OrderedDict(mods + [("head", nn.Linear(cin, 3))]))
+
+
+@pytest.mark.parametrize("widths,first", [
+    ((4, 6, 6, 6), "block1"),  # the run of equal widths reaches block1, never the stem
+    ((6, 5, 6, 6), "block2"),  # it stops at the first narrower group below
+    ((6, 6), "block1"),  # two hidden layers: the top block alone, though the stem has its width
+])
+def test_llf_peer_start_on_a_users_linear_model(widths, first):
+    from reinitlab.core.groups import groups_of
+    from reinitlab.methods.llf import last_stage_start
+    m = linear_stack(*widths)
+    g = groups_of(m)
+    assert g.names[last_stage_start(m, g)] == first
+
+
+def test_llf_peer_start_passes_over_a_group_without_a_weight_matrix():
+    from reinitlab.core.groups import groups_of
+    from reinitlab.methods.llf import group_width, last_stage_start
+    m = linear_stack(6, 6, 6, norm_only_after=1)
+    g = groups_of(m, {name: [name] for name, _ in m.named_children()})
+    assert g.names == ["stem", "block1", "norm", "block2", "head"]
+    assert group_width(m, g, "norm") is None and g.names[last_stage_start(m, g)] == "block2"
+
+
+@pytest.mark.parametrize("spec,arch,first", [("llf", "resnet18", "block8"), ("llf:peer=true", "resnet18", "block7"),
+                                             ("llf", "mlp", "block1"), ("llf:peer=true", "mlp", "block1")])
+def test_llf_starts_at_the_top_block_and_peer_at_the_last_stage(spec, arch, first):
+    model = build_model(arch, 1, 4, width=0.25, resolution=16)
+    record = Reinitializer(model, spec, rounds=1, seed=SEED).reset(1)
+    assert record["event"].split(" (")[0] == f"reset {first}..head"
+
+
+def test_llf_peer_redraws_conv_biases_and_keeps_linear_ones():
+    model = nn.Sequential(OrderedDict([
+        ("stem", nn.Sequential(nn.Conv2d(1, 4, 3, bias=True), nn.ReLU())),
+        ("block1", nn.Sequential(nn.Conv2d(4, 4, 3, bias=True), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten())),
+        ("head", nn.Linear(4, 3))]))
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(1.0)  # away from any fresh draw
+    before = snapshot(model)
+    Reinitializer(model, "llf:peer=true", rounds=1, seed=SEED).reset(1)
+    after = snapshot(model)
+    changed = {n for n in before if not torch.equal(before[n], after[n])}
+    assert changed == {"block1.0.weight", "block1.0.bias", "head.weight"}
 
 
 # ---- layerwise, as the LLF code re-implements it ------------------------------------------------------

@@ -101,6 +101,27 @@ def test_dash_shrinks_each_kernel_and_row_by_its_clamped_cosine():
             assert torch.equal(after[k], before[k]), k
 
 
+def test_a_reset_that_reads_gradients_leaves_the_models_own_gradients_as_they_were():
+    model, _, batches = trained_model()
+    mine = {n: torch.full_like(p, 0.5) for n, p in model.named_parameters()}
+    for n, p in model.named_parameters():
+        p.grad = mine[n].clone()
+    Reinitializer(model, "dash", rounds=2, seed=SEED).reset(1, data=batches)
+    assert all(torch.equal(p.grad, mine[n]) for n, p in model.named_parameters())
+
+
+def test_dash_scales_each_kernel_of_a_1d_convolution():
+    from reinitlab.methods.dash import dash_scale
+    torch.manual_seed(0)
+    w, g = torch.randn(3, 2, 5), torch.randn(3, 2, 5)
+    scale = dash_scale(w, g, 0.1)
+    assert scale.shape == (3, 2, 1)
+    for o in range(3):
+        for i in range(2):
+            c = F.cosine_similarity(w[o, i], -g[o, i], dim=0).clamp(0.1, 1.0)
+            assert torch.allclose(scale[o, i, 0], c)
+
+
 # ---- redo ----------------------------------------------------------------------------------------
 def test_redo_recycles_dormant_units_and_zeroes_their_outgoing_weights():
     model, _, batches = trained_model()

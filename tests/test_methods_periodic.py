@@ -9,6 +9,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 from conftest import synthetic_bundle
+from test_core_reset import trained_model
 
 from reinitlab import Reinitializer, TrainConfig
 from reinitlab.core.reset import fresh_modules, fresh_state
@@ -237,3 +238,28 @@ def test_hare_at_round_start_resets_one_epoch_tasks_and_is_refused_without_it():
         None, "hare set to the tortoise at the round start", "hare set to the tortoise at the round start"]
     with pytest.raises(UserError, match="method 'hare' never acts in this run"):
         run_keeping_engine(TrainConfig(method="hare", **cfg), out=None, progress=False, bundle=bundle)
+
+
+def test_fc_every_epochs_redraws_the_head_after_every_nth_epoch_only():
+    model, _, batches = trained_model()
+    reinit = Reinitializer(model, "fc:every_epochs=2", rounds=1, seed=SEED)
+    head = set(reinit.groups.params["head"])
+    for epoch in (1, 2, 3, 4):
+        before = {k: v.clone() for k, v in model.state_dict().items()}
+        out = reinit.end_epoch(0, epoch, data=batches)
+        changed = {k for k, v in model.state_dict().items() if not torch.equal(before[k], v)}
+        if epoch % 2:
+            assert out is None and not changed
+        else:
+            assert out is not None and changed == head, epoch
+    assert [log["events"] for log in reinit.in_round_log] == [2]
+
+
+def test_dnr_global_redraws_the_single_lowest_score_when_the_budget_is_one_element():
+    model, _, batches = trained_model()
+    n = sum(p.numel() for p in model.parameters() if p.dim() > 1)
+    before = {k: v.clone() for k, v in model.named_parameters()}
+    reinit = Reinitializer(model, f"dnr:scope=global,keep={1 - 1.5 / n!r}", rounds=1, seed=SEED)
+    record = reinit.reset(1, data=batches)
+    changed = sum(int((before[k] != v).sum()) for k, v in model.named_parameters())
+    assert changed == 1, record["event"]

@@ -20,7 +20,8 @@ def weighted_layers(model: nn.Module) -> list[tuple[str, nn.Module]]:
 
 def training_gradients(ctx: ResetContext) -> dict[str, torch.Tensor]:
     """The summed gradient of the loss over ctx.batches(), per parameter; BatchNorm in train mode with
-    its running statistics untouched, the model's own .grad left empty."""
+    its running statistics untouched, the model's own .grad as the caller left it (a reset between
+    backward and step must not change the step)."""
     params = ctx.params()
     grads = {n: torch.zeros_like(p) for n, p in params.items()}
     with preserve_buffers(ctx.model), torch.enable_grad():

@@ -47,9 +47,9 @@ class DASH(Method):
         actions = {}
         for mname, m in weighted_layers(ctx.model):
             w = f"{mname}.weight"
-            actions[w] = Action(keep=True, scale=dash_scale(params[w], grads[w], lam))
+            actions[w] = Action(scale=dash_scale(params[w], grads[w], lam))
             if m.bias is not None:
                 b = f"{mname}.bias"
                 c = F.cosine_similarity(params[b].detach().reshape(1, -1), -grads[b].reshape(1, -1))
-                actions[b] = Action(keep=True, scale=float(c.clamp(lam, 1.0)))
+                actions[b] = Action(scale=float(c.clamp(lam, 1.0)))
         return ResetEvent(actions, description=f"dash lam {lam}")

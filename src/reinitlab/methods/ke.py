@@ -35,7 +35,7 @@ class KEOptions:
         in_range("split_rate", self.split_rate, 0.0, 1.0, lo_open=True, hi_open=True)  # mode: its Literal
 
 
-def kels_mask(shape, rate: float, whole_out: bool, whole_in: bool = False) -> torch.Tensor:
+def kels_mask(shape, rate: float, whole_out: bool, whole_in: bool) -> torch.Tensor:
     """Keep the first ceil(rate * C_out) output channels and, for tensors with an input dimension,
     the first ceil(rate * C_in) input channels: the slim network a kernel-level split extracts.
     `whole_out`: every output is kept (the head keeps every class); `whole_in`: every input channel

@@ -204,5 +204,5 @@ class CBP(UnitMethod):
 
     def load_state_dict(self, state: dict) -> None:
         self.layers = {n: _Layer(s["age"].clone(), s["util"].clone(), s["mean"].clone(), float(s["owed"]))
-                       for n, s in state.get("layers", {}).items()}
-        self.replaced_total = int(state.get("replaced_total", 0))
+                       for n, s in state["layers"].items()}
+        self.replaced_total = int(state["replaced_total"])

@@ -147,7 +147,7 @@ class Hare(Method):
         return {"tortoise": {n: t.clone() for n, t in self.tortoise.items()}}
 
     def load_state_dict(self, state: dict) -> None:
-        for n, t in state.get("tortoise", {}).items():
+        for n, t in state["tortoise"].items():
             if n in self.tortoise:
                 self.tortoise[n].copy_(t)
             else:

@@ -187,6 +187,6 @@ class SNR(UnitMethod):
 
     def load_state_dict(self, state: dict) -> None:
         self.layers = {n: _Layer(s["age"].clone(), s["tau"].clone(), s["hist"].clone(), int(s["bin"]), int(s["batch"]))
-                       for n, s in state.get("layers", {}).items()}
-        self.steps = int(state.get("steps", 0))
-        self.reset_total = int(state.get("reset_total", 0))
+                       for n, s in state["layers"].items()}
+        self.steps = int(state["steps"])
+        self.reset_total = int(state["reset_total"])

@@ -94,6 +94,6 @@ class SWR(Method):
         return {"born": {k: v.clone() for k, v in self.born.items()}, "owed": dict(self.owed), "steps": self.steps}
 
     def load_state_dict(self, state: dict) -> None:
-        self.born = {k: v.clone() for k, v in state.get("born", {}).items()}
-        self.owed = dict(state.get("owed", {}))
-        self.steps = int(state.get("steps", 0))
+        self.born = {k: v.clone() for k, v in state["born"].items()}
+        self.owed = dict(state["owed"])
+        self.steps = int(state["steps"])

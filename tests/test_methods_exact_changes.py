@@ -5,6 +5,7 @@ import math
 
 import pytest
 import torch
+import torch.nn as nn
 import torch.nn.functional as F
 from test_core_reset import SEED, trained_model
 
@@ -356,3 +357,66 @@ def test_swr_redraws_the_lowest_magnitudes_among_mature_weights_only():
         reinit.after_step(0, step)
         clone.after_step(0, step)
     assert all(torch.equal(a, b) for a, b in zip(model.state_dict().values(), clone_model.state_dict().values(), strict=True))
+
+
+class SWROracle:
+    """SWR's rule as its description states it, per weight tensor of every conv and linear layer in
+    model order: each event adds rate x size to what is owed and replaces the whole part of it; only
+    weights older than maturity steps (steps counted over the run, from 1) can be replaced, the
+    lowest scores first (|w|, or |w x grad| for score=utility, 0 without a gradient), ties by position."""
+
+    def __init__(self, model, rate, maturity, utility):
+        self.rate, self.maturity, self.utility, self.steps = rate, maturity, utility, 0
+        self.names = [f"{n}.weight" for n, m in model.named_modules() if isinstance(m, (nn.Conv2d, nn.Linear))]
+        self.born = {n: torch.zeros(dict(model.named_parameters())[n].numel(), dtype=torch.long) for n in self.names}
+        self.owed = dict.fromkeys(self.names, 0.0)
+
+    def step(self, params) -> dict[str, set[int]]:
+        self.steps += 1
+        out = {}
+        for n in self.names:
+            p = params[n].detach().flatten()
+            self.owed[n] += self.rate * p.numel()
+            k = math.floor(self.owed[n])
+            self.owed[n] -= k
+            mature = [i for i in range(p.numel()) if self.steps - int(self.born[n][i]) > self.maturity]
+            grad = params[n].grad
+            score = {i: abs(float(p[i])) * (abs(float(grad.flatten()[i])) if grad is not None else 0.0)
+                     if self.utility else abs(float(p[i])) for i in mature}
+            chosen = sorted(mature, key=lambda i: (score[i], i))[:min(k, len(mature))]
+            for i in chosen:
+                self.born[n][i] = self.steps
+            if chosen:
+                out[n] = set(chosen)
+        return out
+
+
+@pytest.mark.parametrize("score,with_grad,maturity", [("magnitude", True, 2), ("utility", True, 2),
+                                                     ("utility", False, 2), ("magnitude", True, 0)])
+def test_swr_replaces_exactly_what_its_rule_picks_in_every_layer(score, with_grad, maturity):
+    """every=1, a rate under which small tensors owe less than one weight per step (so some steps
+    replace nothing in them and some one); maturity 2: nothing before step 3."""
+    model, _, batches = trained_model()
+    reinit = Reinitializer(model, f"swr:every=1,rate=0.01,maturity={maturity},score={score}", rounds=1,
+                            seed=SEED)
+    oracle = SWROracle(model, 0.01, maturity, score == "utility")  # the stem's 72 weights owe 0.72 per step
+    opt = torch.optim.SGD(model.parameters(), lr=0.01)
+    params = dict(model.named_parameters())
+    x, y = batches[0]
+    sizes = set()
+    for step in range(1, 7):
+        opt.zero_grad(set_to_none=True)
+        if with_grad:
+            F.cross_entropy(model(x), y).backward()
+            opt.step()
+        before = {n: p.detach().clone() for n, p in params.items()}
+        expect = oracle.step(params)
+        reinit.after_step(0, step, opt)
+        got = {n: set(torch.nonzero((p.detach() != before[n]).flatten()).flatten().tolist())
+               for n, p in params.items()}
+        got = {n: s for n, s in got.items() if s}
+        assert got == expect, step
+        assert (step > maturity) == bool(got), step
+        if got:
+            sizes.add(len(got.get("stem.0.weight", ())))
+    assert sizes == {0, 1}  # the stem replaced nothing at some steps (others did) and one weight at others

@@ -90,6 +90,35 @@ def test_lw_keeps_rescales_normalizes_and_resets():
     assert record["standardized"] == ["block1"]
 
 
+def test_lw_rescales_a_small_tensor_up_and_leaves_a_zeroed_one_at_zero():
+    model, init, batches = trained_model()
+    with torch.no_grad():
+        model.stem[0].weight.mul_(1e-3)  # a kept tensor with norm below 1
+        model.block1[1].weight.zero_()  # a kept tensor trained to exactly zero: no direction to keep
+    _, _, _, after, _, init, _, _ = do_reset("lw", r=1, rounds=3, model_and_batches=(model, init, batches))
+    assert math.isclose(float(after["stem.0.weight"].norm()), float(init["stem.0.weight"].norm()), rel_tol=1e-5)
+    assert torch.equal(after["block1.1.weight"], torch.zeros_like(after["block1.1.weight"]))
+
+
+@pytest.mark.parametrize("spec,event", [("lw", "keep stem..block1, reset head"),
+                                        ("lw:order=top_down", "keep stem..block1, reset head")])
+def test_lw_on_two_hidden_layers_keeps_both_and_redraws_the_head(spec, event):
+    model, init, batches = trained_model("mlp")  # groups stem, block1, head: K = 2
+    *_, record, _ = do_reset(spec, r=1, rounds=1, model_and_batches=(model, init, batches))
+    assert record["event"] == event
+
+
+def test_lw_on_a_model_of_one_layer_and_a_head_keeps_the_layer():
+    from collections import OrderedDict
+    import torch.nn as nn
+    torch.manual_seed(0)
+    model = nn.Sequential(OrderedDict([("stem", nn.Sequential(nn.Flatten(), nn.Linear(16, 5), nn.ReLU())),
+                                       ("head", nn.Linear(5, 3))]))
+    x = torch.randn(8, 1, 4, 4)
+    record = Reinitializer(model, "lw", rounds=1, seed=SEED).reset(1, data=[(x, torch.zeros(8, dtype=torch.long))])
+    assert record["event"] == "keep stem, reset head"
+
+
 def test_lw_standardization_is_frozen_and_estimated_on_training_data():
     model, reinit, before, after, fresh, init, record, batches = do_reset("lw", r=1, rounds=3)
     s_mean, s_std = standardization_of(model.block1)

@@ -51,3 +51,4 @@ def test_top_fraction_mask_breaks_ties_by_position():
     assert top_fraction_mask(score, 0.5).tolist() == [[False, True, False], [True, False, True]]
     # four kept of six: the three non-zero scores, then the first zero by position
     assert top_fraction_mask(score, 4 / 6).tolist() == [[True, True, False], [True, False, True]]
+    assert top_fraction_mask(torch.tensor([1.0, 3.0, 2.0]), 0.3).tolist() == [False, True, False]  # one kept

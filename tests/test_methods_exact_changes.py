@@ -71,6 +71,15 @@ def test_fire_with_enough_iterations_reaches_the_scaled_isometry():
         assert torch.allclose(s, torch.full_like(s, math.sqrt(6 / 4) / 9), rtol=1e-4)
 
 
+def test_fire_orthogonalizes_a_tiny_weight_as_it_does_its_multiple():
+    from reinitlab.methods.fire import newton_schulz
+    torch.manual_seed(0)
+    m = torch.randn(6, 4)
+    torch.testing.assert_close(newton_schulz(m * 1e-4, 10), newton_schulz(m, 10))
+    torch.testing.assert_close(newton_schulz(m.T * 1e-4, 10), newton_schulz(m, 10).T)
+    assert torch.equal(newton_schulz(torch.zeros(3, 3), 10), torch.zeros(3, 3))  # a zero slice stays zero
+
+
 # ---- dash ----------------------------------------------------------------------------------------
 def test_dash_shrinks_each_kernel_and_row_by_its_clamped_cosine():
     model, _, batches = trained_model()

@@ -38,12 +38,12 @@ def step(model, opt, x, y):
 
 
 # ---- Hare & Tortoise -------------------------------------------------------------------------------
-@pytest.mark.parametrize("from_first,resets_after", [(True, [1, 3]), (False, [2])])
-def test_hare_follows_a_moving_average_and_takes_it_on_schedule(from_first, resets_after):
+@pytest.mark.parametrize("from_first,every,resets_after", [(True, 2, [1, 3]), (False, 2, [2]), (True, 3, [1])])
+def test_hare_follows_a_moving_average_and_takes_it_on_schedule(from_first, every, resets_after):
     model = cnn()
     floats = lambda m: {n: t for n, t in m.state_dict().items() if t.is_floating_point()}  # noqa: E731
     tortoise = {n: t.clone() for n, t in floats(model).items()}  # starts as the initial weights
-    reinit = Reinitializer(model, f"hare:momentum=0.9,every_epochs=2,from_first={str(from_first).lower()}", rounds=1,
+    reinit = Reinitializer(model, f"hare:momentum=0.9,every_epochs={every},from_first={str(from_first).lower()}", rounds=1,
                            seed=SEED)
     opt = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9)
     batches, done = data(), []
@@ -263,3 +263,20 @@ def test_dnr_global_redraws_the_single_lowest_score_when_the_budget_is_one_eleme
     record = reinit.reset(1, data=batches)
     changed = sum(int((before[k] != v).sum()) for k, v in model.named_parameters())
     assert changed == 1, record["event"]
+
+
+def test_sp_fresh_buffers_leave_lws_frozen_standardization_alone():
+    """A model carrying LW's standardization deep inside (layer1.1, torchvision's naming) and
+    trained running statistics: sp:buffers=fresh re-draws the statistics, not the standardization."""
+    from test_core_groups import TorchvisionStyle
+    torch.manual_seed(0)
+    model = TorchvisionStyle()
+    x, y = torch.randn(8, 1, 16, 16), torch.zeros(8, dtype=torch.long)
+    Reinitializer(model, "lw", rounds=3, seed=SEED).reset(2, data=[(x, y)])
+    model.train()
+    model(x)  # running statistics move away from their fresh values
+    before = {n: b.clone() for n, b in model.named_buffers()}
+    Reinitializer(model, "sp:buffers=fresh", rounds=3, seed=SEED).reset(1)
+    changed = {n for n, b in model.named_buffers() if not torch.equal(b, before[n])}
+    assert {"layer1.1.reinit_std_mean", "layer1.1.reinit_std_std"} <= before.keys()
+    assert changed and not any("reinit_" in n for n in changed), changed

@@ -55,6 +55,11 @@ def in_range(name: str, value: float, lo: float, hi: float, lo_open=False, hi_op
         raise UserError(f"{name}={value!r} is out of range: expected a number in {lb}{lo}, {hi}{rb}")
 
 
+def span(names: list[str], a: int, b: int) -> str:
+    """Groups a..b as a description names them: "block2..head", or "head" alone."""
+    return names[a] if a == b else f"{names[a]}..{names[b]}"
+
+
 def reset_groups_from(groups: Groups, k: int) -> dict[str, Action]:
     """Re-draw every parameter of groups k..K whole."""
     return {p: Action(keep=False) for p in groups.params_from(k)}

@@ -13,7 +13,7 @@ import torch.nn as nn
 from ..core.groups import Groups
 from ..core.method import Fidelity, Method, ResetContext, register
 from ..core.reset import Action, ResetEvent
-from .base import reset_groups_from, weighted_layers
+from .base import reset_groups_from, span, weighted_layers
 
 
 @dataclass
@@ -70,7 +70,7 @@ class LLF(Method):
     def event(self, ctx: ResetContext) -> ResetEvent:
         g = ctx.groups
         k = self.start_index(ctx)
-        what = f"reset {g.names[k]}..{g.head}"
+        what = f"reset {span(g.names, k, g.K)}"
         if not self.options.peer:
             return ResetEvent(reset_groups_from(g, k), description=what)
         reset = set(g.params_from(k))

@@ -20,7 +20,7 @@ from typing import Literal
 
 from ..core.method import Fidelity, Method, ResetContext, register
 from ..core.reset import Action, ResetEvent
-from .base import reset_groups_from
+from .base import reset_groups_from, span
 
 
 @dataclass
@@ -90,4 +90,4 @@ class LW(Method):
                 scale = 0.0 if n0 == 0.0 else (n0 / n if n > 0.0 else 1.0)
                 actions[name] = Action(keep=True, scale=scale)
         return ResetEvent(actions, normalize_after=g.names[k] if o.normalize else None,
-                          description=f"keep {g.names[0]}..{g.names[k]}, reset {g.names[k + 1]}..{g.head}")
+                          description=f"keep {span(g.names, 0, k)}, reset {span(g.names, k + 1, g.K)}")

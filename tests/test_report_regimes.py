@@ -1,4 +1,4 @@
-"""Issue 11 in the report: the budget frontier, the tuned comparison and the decision tree as parts
+"""The regimes in the report: the budget frontier, the tuned comparison and the decision tree as parts
 of summary.md and report.html, and the claims verdict naming the regime it reads (fixed budget, over
 budgets averaged per seed, tuned by validation). Synthetic run folders with numbers chosen by hand,
 and one tiny real study end to end."""

@@ -1,4 +1,4 @@
-"""Issue 25, cases 5 and 6 through the real entry point: a flag given twice with different values is
+"""Through the real entry point: a flag given twice with different values is
 refused in one line (argparse would keep the last one silently); `analyze` on a damaged run folder
 names the file; an output that cannot be written says so before anything runs, and never promises
 a resume."""

@@ -1,4 +1,4 @@
-"""Issue 25, case 4: the library refuses what would harm a model, with one clear exception and before
+"""The library refuses what would harm a model, with one clear exception and before
 anything in the model changes: round numbers out of range, `rounds` of the wrong type or sign, and
 training data or statistics that are not finite (LW would freeze NaN statistics into the model)."""
 import pytest

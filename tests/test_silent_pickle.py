@@ -1,4 +1,4 @@
-"""Issue 25, case 7: run folders hold data, never code. model.pt and ckpt.pt are written in a form
+"""Run folders hold data, never code. model.pt and ckpt.pt are written in a form
 that torch.load(weights_only=True) reads, and read that way everywhere; a file with a pickled payload
 added (what anyone who can write a shared folder could plant) is refused by analyze, report, export,
 a resumed train, a resumed study and the study's start check, and the payload never runs (it would

@@ -1,4 +1,4 @@
-"""Issue 25, cases 2, 3 and 5 for `report`, `plot` and `export`: two folders that claim one run with
+"""`report`, `plot` and `export` on what they should not merge: two folders that claim one run with
 different results, and run folders whose files cannot be read, are refused in one line naming them
 (or left out, named, with --skip-bad); a report folder holds the report alone, written fresh; a
 loose comparison states each run's budget and whether the runs are compute-matched."""

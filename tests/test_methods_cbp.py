@@ -225,7 +225,7 @@ def test_cbp_ranks_by_the_bias_corrected_utility():
     util = torch.full((12,), 10.0)
     util[0], util[1] = 0.3, 0.2
     reinit.method.load_state_dict({"layers": {"1": {"age": age, "util": util, "mean": torch.zeros(12),
-                                                    "owed": 0.999}}})
+                                                    "owed": 0.999}}, "replaced_total": 0})
     opt = make_optimizer(model, "sgd")
     x, y = batches(1)[0]
     train_step(model, opt, x, y)

@@ -95,8 +95,10 @@ def test_lw_rescales_a_small_tensor_up_and_leaves_a_zeroed_one_at_zero():
     with torch.no_grad():
         model.stem[0].weight.mul_(1e-3)  # a kept tensor with norm below 1
         model.block1[1].weight.zero_()  # a kept tensor trained to exactly zero: no direction to keep
+    init = dict(init, **{"block1.0.weight": init["block1.0.weight"] / init["block1.0.weight"].norm()})  # norm 1
     _, _, _, after, _, init, _, _ = do_reset("lw", r=1, rounds=3, model_and_batches=(model, init, batches))
-    assert math.isclose(float(after["stem.0.weight"].norm()), float(init["stem.0.weight"].norm()), rel_tol=1e-5)
+    for n in ("stem.0.weight", "block1.0.weight"):
+        assert math.isclose(float(after[n].norm()), float(init[n].norm()), rel_tol=1e-5), n
     assert torch.equal(after["block1.1.weight"], torch.zeros_like(after["block1.1.weight"]))
 
 

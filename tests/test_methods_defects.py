@@ -43,6 +43,17 @@ def test_kels_keeps_every_input_channel_of_an_rgb_stem_at_any_split_rate():
         assert not kept[out:].any()
 
 
+def test_kels_mask_keeps_the_first_channels_of_every_shape():
+    from reinitlab.methods.ke import kels_mask
+    assert kels_mask((), 0.5, whole_out=False, whole_in=False).tolist() is True  # a scalar is kept
+    assert kels_mask((10,), 0.5, whole_out=False, whole_in=False).tolist() == [True] * 5 + [False] * 5
+    assert kels_mask((10,), 0.5, whole_out=True, whole_in=False).all()
+    m = kels_mask((4, 3, 2, 2), 0.5, whole_out=False, whole_in=True)  # the first layer: every image channel
+    assert m[:2].all() and not m[2:].any()
+    m = kels_mask((4, 3, 2, 2), 0.5, whole_out=False, whole_in=False)
+    assert m[:2, :2].all() and not m[:, 2:].any() and not m[2:].any()
+
+
 def test_top_fraction_mask_breaks_ties_by_position():
     for n in (10, 1000):
         mask = top_fraction_mask(torch.ones(n), 0.5)

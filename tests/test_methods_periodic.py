@@ -251,8 +251,11 @@ def test_fc_every_epochs_redraws_the_head_after_every_nth_epoch_only():
         if epoch % 2:
             assert out is None and not changed
         else:
-            assert out is not None and changed == head, epoch
+            assert out["event"] == f"reset head after epoch {epoch}" and changed == head, epoch
     assert [log["events"] for log in reinit.in_round_log] == [2]
+    steps = Reinitializer(model, "fc:every=2", rounds=1, seed=SEED)
+    assert steps.after_step(0, 1, data=batches) is None
+    assert steps.after_step(0, 2, data=batches)["event"] == "reset head at step 2"
 
 
 def test_dnr_global_redraws_the_single_lowest_score_when_the_budget_is_one_element():
@@ -280,3 +283,15 @@ def test_sp_fresh_buffers_leave_lws_frozen_standardization_alone():
     changed = {n for n, b in model.named_buffers() if not torch.equal(b, before[n])}
     assert {"layer1.1.reinit_std_mean", "layer1.1.reinit_std_std"} <= before.keys()
     assert changed and not any("reinit_" in n for n in changed), changed
+
+
+def test_hare_averages_the_models_statistics_but_not_lws_standardization():
+    from test_core_groups import TorchvisionStyle
+    torch.manual_seed(0)
+    model = TorchvisionStyle()
+    x, y = torch.randn(8, 1, 16, 16), torch.zeros(8, dtype=torch.long)
+    Reinitializer(model, "lw", rounds=3, seed=SEED).reset(2, data=[(x, y)])  # layer1.1.reinit_std_*
+    hare = Reinitializer(model, "hare", rounds=1, seed=SEED)
+    floats = {n for n, b in model.named_buffers() if b.is_floating_point()}
+    assert {"layer1.1.reinit_std_mean", "layer1.1.reinit_std_std"} <= floats
+    assert {n for n in floats if n in hare.method.tortoise} == {n for n in floats if "reinit_" not in n}

@@ -187,6 +187,8 @@ REACH = [
     ("hare:at_round_start=true", 10, [4], 1, (0, 1)),  # one round: no round start to act at
     ("swr:every=3,maturity=10", 3, [2, 3], 2, (1, 6)),  # run steps 12 and 15 are past maturity 10
     ("snr", 3, [2, 3], 15, (0, 1)),  # every step
+    ("cbp:maturity=5", 3, [2, 3], 10, (0, 6)),  # every step of the run after its 5th: steps 6..15
+    ("redo:every=1", 3, [2, 3], 15, (0, 1)),
 ]
 
 
@@ -216,6 +218,12 @@ def test_a_schedule_that_cannot_act_says_what_would_make_it_act(spec, steps, epo
     assert (reach.events, reach.first, reach.why) == (0, None, why)
 
 
-@pytest.mark.parametrize("spec", ["fc", "hare:at_round_start=true", "l2init"])
+@pytest.mark.parametrize("spec", ["fc", "hare:at_round_start=true", "l2init", "redo", "sp"])
 def test_methods_without_in_round_events_or_with_round_start_ones_are_not_checked(spec):
     assert make_method(spec).in_round_reach(3, [2, 3]) is None
+
+
+@pytest.mark.parametrize("args", [("steps", 1, "every"), ("step", 0, "every"), ("epoch", 2, "")])
+def test_a_cadence_refuses_a_unit_period_or_name_it_could_not_count(args):
+    with pytest.raises(ValueError, match="expected unit 'step' or 'epoch', every >= 1"):
+        Cadence(*args)

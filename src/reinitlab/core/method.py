@@ -104,6 +104,13 @@ class Cadence:
     mature_after: int = 0
     maturity_setting: str = ""  # the option that sets `mature_after`
 
+    def __post_init__(self):
+        # a method's own declaration, checked once: a wrong unit would otherwise count as steps
+        if self.unit not in ("step", "epoch") or not isinstance(self.every, int) or self.every < 1 \
+                or not self.setting:
+            raise ValueError(f"Cadence({self.unit!r}, {self.every!r}, {self.setting!r}): expected unit 'step' or "
+                             "'epoch', every >= 1 and the option's name")
+
     def reach(self, steps: int, epochs: Sequence[int]) -> InRoundReach:
         """Events possible in a run of `epochs[r]` epochs of `steps` optimizer steps in round r."""
         events, first, start, last = 0, None, 0, None  # start: the run's steps before round r

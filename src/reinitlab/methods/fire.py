@@ -62,5 +62,5 @@ class FIRE(Method):
         actions = {}
         for mname, m in weighted_layers(ctx.model):
             x = fire_target(m.weight, self.options.iterations)
-            actions[f"{mname}.weight"] = Action(keep=True, scale=1.0 - a, offset=a * x)
+            actions[f"{mname}.weight"] = Action(scale=1.0 - a, offset=a * x)
         return ResetEvent(actions, description=f"fire alpha {a}")

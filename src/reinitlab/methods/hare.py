@@ -148,7 +148,4 @@ class Hare(Method):
 
     def load_state_dict(self, state: dict) -> None:
         for n, t in state["tortoise"].items():
-            if n in self.tortoise:
-                self.tortoise[n].copy_(t)
-            else:
-                self.tortoise[n] = t.clone()
+            self.tortoise[n].copy_(t)  # the same names attach() made: the same model

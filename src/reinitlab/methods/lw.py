@@ -88,6 +88,6 @@ class LW(Method):
                 # Initial norm 0 (BN bias, zero-init biases): back to 0. A tensor trained to exactly
                 # zero has no direction to keep; it stays.
                 scale = 0.0 if n0 == 0.0 else (n0 / n if n > 0.0 else 1.0)
-                actions[name] = Action(keep=True, scale=scale)
+                actions[name] = Action(scale=scale)
         return ResetEvent(actions, normalize_after=g.names[k] if o.normalize else None,
                           description=f"keep {span(g.names, 0, k)}, reset {span(g.names, k + 1, g.K)}")

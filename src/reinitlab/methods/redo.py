@@ -138,14 +138,13 @@ class ReDo(Method):
     def in_round(self) -> bool:
         return self.options.every > 0
 
-    def cadence(self) -> Cadence | None:
-        return Cadence("step", self.options.every, "every") if self.options.every > 0 else None
+    def cadence(self) -> Cadence:  # asked only when in_round, i.e. every > 0
+        return Cadence("step", self.options.every, "every")
 
     def step_event(self, ctx: ResetContext) -> ResetEvent | None:
         if ctx.step % self.options.every:
             return None
-        event = self.event(ctx)
-        return event if event.actions else None
+        return self.event(ctx)  # nothing dormant: no actions, which the caller counts as no event
 
 
 def _merge(actions: dict[str, Action], name: str, keep=None, scale=None) -> None:

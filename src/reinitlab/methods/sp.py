@@ -76,7 +76,7 @@ class SP(Method):
         actions = {}
         for n in ctx.params():
             shrink, perturb = self._graded(len(names) - 1 - names.index(group_of[n]))
-            actions[n] = Action(keep=True, scale=shrink, noise=perturb)
+            actions[n] = Action(scale=shrink, noise=perturb)
         buffers = []
         if o.buffers == "fresh":
             # running statistics only; LW-style inserted standardizations are not the model's own
@@ -96,8 +96,8 @@ class SP(Method):
     def in_round(self) -> bool:
         return self.options.every_epochs > 0
 
-    def cadence(self) -> Cadence | None:
-        return Cadence("epoch", self.options.every_epochs, "every_epochs") if self.options.every_epochs > 0 else None
+    def cadence(self) -> Cadence:  # asked only when in_round, i.e. every_epochs > 0
+        return Cadence("epoch", self.options.every_epochs, "every_epochs")
 
     def epoch_event(self, ctx: ResetContext) -> ResetEvent | None:
         if ctx.epoch % self.options.every_epochs:

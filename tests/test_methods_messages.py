@@ -14,6 +14,7 @@ from reinitlab.core.groups import groups_of
     ("fc", "reset head"),
     ("llf", "reset block3..head"),
     ("ke", "wels split 0.8"),
+    ("ke:peer=true", "wels split 0.8 (KE code's rules)"),
     ("welsr", "wels split 0.8"),
     ("dsd", "magnitude keep 0.8"),
     ("sp", "shrink 0.4 perturb 0.1"),
@@ -74,3 +75,12 @@ def test_lw_is_quiet_while_every_round_has_a_step_of_its_own(rounds):
     assert lw_warning("lw", rounds) is None
     assert lw_warning("lw:order=top_down", rounds) is None
 
+
+
+def test_in_round_events_describe_when_they_acted():
+    model, _, _ = trained_model()
+    assert Reinitializer(model, "hare:every_epochs=1", rounds=1, seed=SEED).end_epoch(0, 1)["event"] == \
+        "hare set to the tortoise after epoch 1"
+    assert Reinitializer(model, "swr:every=1,maturity=0,rate=0.1", rounds=1, seed=SEED).after_step(0, 1)["event"] == \
+        "swr step 1"
+    assert Reinitializer(model, "fc:every=1", rounds=1, seed=SEED).after_step(0, 1)["event"] == "reset head at step 1"

@@ -7,6 +7,7 @@ import csv
 import io
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -194,3 +195,17 @@ def reference(tmp_path_factory, precision: str = "fp32") -> tuple[Path, list[dic
         assert proc.returncode == 0, log[-3000:]
         (base / f"{name}.ok").touch()
     return out, results_csv(out), fingerprint(out)
+
+
+def unprivileged() -> list[str]:
+    """The command prefix that runs a process as an unprivileged user: none unless root (root writes
+    anywhere, so a permission test must drop to nobody); skips the test where that cannot be done."""
+    if os.geteuid() != 0:
+        return []
+    if not shutil.which("setpriv"):
+        pytest.skip("running as root and setpriv is missing: cannot drop privileges")
+    prefix = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"]
+    # an interpreter under root's home (pyenv's shared libpython) cannot start as nobody at all
+    if subprocess.run(prefix + [sys.executable, "-c", "import reinitlab"], capture_output=True).returncode:
+        pytest.skip(f"{sys.executable} cannot import reinitlab as an unprivileged user")
+    return prefix

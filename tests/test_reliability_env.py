@@ -30,7 +30,7 @@ def tree(root: Path) -> dict[str, tuple[int, int]]:
 
 @pytest.mark.slow
 def test_study_into_a_folder_the_user_cannot_write_is_refused_before_anything(tmp_path_factory):
-    """As an unprivileged user (root writes anywhere: drop to nobody with setpriv when root)."""
+    """As an unprivileged user (rc.unprivileged)."""
     shared = rc.shared(tmp_path_factory)
     rc.reference(tmp_path_factory)  # warms the throughput probe cache copied below
     base = Path(tempfile.mkdtemp(prefix="reinitlab-ro-"))
@@ -51,11 +51,7 @@ def test_study_into_a_folder_the_user_cannot_write_is_refused_before_anything(tm
         ro.chmod(0o555)
         before = tree(theirs)
         env = {**rc.env(base / "cache"), "HOME": str(base), "MPLCONFIGDIR": str(base)}
-        prefix = []
-        if os.geteuid() == 0:
-            if not shutil.which("setpriv"):
-                pytest.skip("running as root and setpriv is missing: cannot drop privileges")
-            prefix = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"]
+        prefix = rc.unprivileged()
         for out, message in ((ro / "new", "cannot create the folder (Permission denied)"),
                              (theirs, "not writable")):
             proc = subprocess.run(prefix + [sys.executable, "-m", "reinitlab", "study", str(toml), "--out", str(out),

@@ -8,6 +8,7 @@ import tempfile
 from pathlib import Path
 
 import pytest
+import reliability_common as rc
 import torch
 from conftest import synthetic_bundle
 
@@ -69,7 +70,7 @@ def test_disk_full_through_the_cli_is_one_line_exit_1(tmp_path, monkeypatch, cap
 
 
 def test_unwritable_output_is_refused_before_training(tmp_path):
-    """As an unprivileged user (root writes anywhere, so drop to nobody via setpriv when root)."""
+    """As an unprivileged user (rc.unprivileged)."""
     base = Path(tempfile.mkdtemp(prefix="reinitlab-ro-"))
     try:
         base.chmod(0o755)
@@ -78,14 +79,7 @@ def test_unwritable_output_is_refused_before_training(tmp_path):
         ro.chmod(0o555)
         cmd = [sys.executable, "-m", "reinitlab", "train", "--train-size", "60", "--epochs", "1", "--width", "0.25",
                "--method", "fc", "--quiet", "--out", str(ro / "run")]
-        if os.geteuid() == 0:
-            if not shutil.which("setpriv"):
-                pytest.skip("running as root and setpriv is missing: cannot drop privileges")
-            drop = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"]
-            # an interpreter under root's home (pyenv's shared libpython) cannot start as nobody at all
-            if subprocess.run(drop + [sys.executable, "-c", "import reinitlab"], capture_output=True).returncode:
-                pytest.skip(f"{sys.executable} cannot import reinitlab as an unprivileged user")
-            cmd = drop + cmd
+        cmd = rc.unprivileged() + cmd
         env = {**os.environ, "HOME": str(base), "MPLCONFIGDIR": str(base)}
         proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=120)
         assert proc.returncode == 2, proc.stderr

@@ -3,6 +3,7 @@ supported and not testable for each kind of test, the effect over combinations a
 random-effects meta-analysis, the "most combinations" sign test with Holm against scipy and
 statsmodels, context rows that do not enter a verdict, and the table at the end of summary.md."""
 import json
+import math
 
 import numpy as np
 import pytest
@@ -293,3 +294,129 @@ def test_runs_trained_in_stages_are_left_out_of_the_verdict(tmp_path):
         f.write_text(json.dumps({**json.loads(f.read_text()), "protocol": "warm_start", "rounds": 1}))
     make_report(root)
     assert "## Verdict on the paper's claims" not in (root / "summary.md").read_text()
+
+
+def test_the_verdict_table_renders_every_kind_of_row():
+    """Every cell of the verdict table, written out, for each kind of row: a random-effects effect with
+    its compute-matched context, a paired t inside one combination, a t over combination means, one
+    pair, no pair, a sign test with Holm, a context row, and values read from the diagnostics."""
+    from reinitlab.analyses.metrics import Metric
+    from reinitlab.paper.claims import Claim, Test, verdict_part
+    from reinitlab.report.catalog import TEST_ACC
+    from reinitlab.report.stats import MEANS_T, PAIRED_T, Combined, SignTest
+    from reinitlab.report.values import DIAGNOSTICS
+
+    margin = Metric("q50", "median margin", "higher")
+    re = Combined(0.0123, -0.0045, 0.0291, 12, 0.1523, 4, RANDOM_EFFECTS, tau2=0.0004, q=7.25)
+    vs_long = Test(1, "test accuracy (no label noise)", "long", HIGHER, TEST_ACC,
+                   diff=Combined(-0.02, -0.03, -0.01, 12, 0.00043, 4, RANDOM_EFFECTS, tau2=0.0, q=1.0),
+                   verdict=NOT_SUPPORTED, note="lower")
+    rows_in = [
+        Test(1, "test accuracy (no label noise)", "baseline", HIGHER, TEST_ACC, diff=re, verdict=NOT_SUPPORTED,
+             context=vs_long),
+        Test(1, "LW ahead in most combinations", "fc", HIGHER, TEST_ACC, combos=7,
+             sign=SignTest(5, 1, 1, 0.21875), p_holm=0.4375, family=2, verdict=NOT_SUPPORTED, note="LW ahead in 5 of 7"),
+        Test(2, "gain over baseline, 2000 vs 500", "baseline", LOWER, TEST_ACC,
+             diff=Combined(-0.0262, -0.0387, -0.0138, 3, 0.0071, 1, PAIRED_T), verdict=SUPPORTED),
+        Test(3, "median margin", "baseline", HIGHER, margin,
+             diff=Combined(2.4712, 1.4403, 3.4921, 6, 0.00002, 2, MEANS_T), verdict=SUPPORTED,
+             sources={DIAGNOSTICS}),
+        Test(3, "context: margin", "baseline", HIGHER, margin,
+             diff=Combined(0.5, math.nan, math.nan, 1, math.nan, 1, PAIRED_T), required=False,
+             verdict=NOT_TESTABLE, note="one pair", sources={DIAGNOSTICS, "analysis"}),
+        Test(4, "flatness", "baseline", LOWER, margin),
+    ]
+    claims = [Claim(1, "one", rows_in[:2], NOT_SUPPORTED, regime="fixed budget"), Claim(2, "two", rows_in[2:3], SUPPORTED),
+              Claim(3, "three", rows_in[3:5], SUPPORTED), Claim(4, "four", rows_in[5:], NOT_TESTABLE)]
+    part = verdict_part(claims)
+    assert part.title == "Verdict on the paper's claims"
+    assert part.lines == ["**Claim 1: not supported.** one (Regime: fixed budget.)", "**Claim 2: supported.** two",
+                          "**Claim 3: supported.** three", f"**Claim 4: {NOT_TESTABLE}.** four"]
+    (title, expl, header, rows), = part.tables
+    assert (title, expl) == ("Tests", "")
+    assert header == ["claim", "test (scope)", "LW vs", "effect LW − ref [95% CI] (n)", "p", "statistical test", "verdict",
+                      "same test vs long (compute-matched): effect [95% CI], p, verdict"]
+    assert rows == [
+        ["1", "test accuracy (no label noise)", "baseline", "+1.23 [-0.45, +2.91] (12 pairs, 4 comb.)", "0.152",
+         "random effects (Paule-Mandel) over 4 comb.: between-comb. SD 2.00, Q 7.25 on 3 df", "not supported",
+         "-2.00 [-3.00, -1.00] (12 pairs, 4 comb.), p 0.00043, not supported: lower"],
+        ["1", "LW ahead in most combinations", "fc", "ahead in 5 of 7 comb. (1 behind, 1 tied)", "0.219 (Holm 0.438)",
+         "exact sign test, Holm over 2", "not supported: LW ahead in 5 of 7", ""],
+        ["2", "gain over baseline, 2000 vs 500", "baseline", "-2.62 [-3.87, -1.38] (3 pairs, 1 comb.)", "0.007",
+         "paired t over 3 seeds (1 comb.)", "supported", ""],
+        ["3", "median margin †", "baseline", "+2.47 [+1.44, +3.49] (6 pairs, 2 comb.)", "2e-05",
+         "t over 2 combination means", "supported", ""],
+        ["3", "context: margin ‡", "baseline", "+0.5 (1 pair)", "n/a", "—", f"({NOT_TESTABLE}): one pair", ""],
+        ["4", "flatness", "baseline", "—", "n/a", "—", NOT_TESTABLE, ""],
+    ]
+    assert "Paule-Mandel" in part.intro and "Holm-corrected over the compared methods" in part.intro
+    assert "† from the final-round diagnostics (no analysis.json), ‡ partly so." in part.intro
+    without_long = verdict_part(claims, has_long=False)
+    assert len(without_long.tables[0][2]) == 7 and all(len(r) == 7 for r in without_long.tables[0][3])
+
+
+def test_every_test_of_every_claim_on_a_study_with_all_it_needs(tmp_path):
+    """The whole verdict, test by test, on three combinations (500 and 2000 clean, 500 noisy) with
+    baseline, long, lw and fc and every analysis: each test's description, reference, direction,
+    verdict, note and counts, and the compute-matched context beside each baseline test."""
+    nums = _mechanism_numbers([0.1, -0.1, 0.05])
+    accs, numbers = {}, {}
+    for c, shift in ((S500, 0.0), (S2000, 0.05), (NOISY, 0.1)):
+        accs.update({(c, "baseline"): [0.7 + shift] * 3, (c, "lw"): [0.71 + shift, 0.72 + shift, 0.74 + shift],
+                     (c, "long"): [0.72 + shift, 0.70 + shift, 0.75 + shift],
+                     (c, "fc"): [0.69 + shift, 0.715 + shift, 0.72 + shift]})
+        numbers.update({(c, m): nums["lw" if m == "lw" else "baseline"] for m in ("baseline", "lw", "long", "fc")})
+    claims = evaluate(collect(build(tmp_path, accs, numbers)))
+    small, clean, noisy = "no label noise, train size < 35,000", "no label noise", "label noise > 0"
+    sign = ("LW ahead in most combinations: exact sign test over the combination means, Holm over the 2 compared "
+            f"methods ({small})")
+    cannot = "LW ahead in 2 of 2; with 2 combinations the sign test cannot reach p <= 0.05 after Holm over 2 (at best 1)"
+    big = "needs training sizes >= 35,000 (e.g. the sizes preset on fashion-mnist, or train_sizes = [\"full\"] on a large dataset)"
+    gain = "gain over {} at the largest training size minus at the smallest (2000 vs 500; no label noise)"
+    expected = {
+        1: ("supported where testable (2 of 4 tests; the rest not testable with this study)", [
+            (f"test accuracy ({small})", "baseline", HIGHER, True, SUPPORTED, "", 2, 2, ("long", NOT_SUPPORTED)),
+            (f"test accuracy ({small})", "fc", HIGHER, True, SUPPORTED, "", 2, 2, None),
+            (sign, "baseline", HIGHER, True, NOT_TESTABLE, cannot, 2, 2, None),
+            (sign, "fc", HIGHER, True, NOT_TESTABLE, cannot, 2, 2, None)]),
+        2: (NOT_SUPPORTED, [
+            (gain.format("baseline"), "baseline", LOWER, True, NOT_SUPPORTED, "", 1, 0, ("long", NOT_SUPPORTED)),
+            ("no gain on large training sets: test accuracy (no label noise, train size >= 35,000)", "baseline",
+             NOT_HIGHER, True, NOT_TESTABLE, big, 0, 0, ("long", NOT_TESTABLE))]),
+        3: (SUPPORTED, [
+            (f"median training margin ({clean})", "baseline", HIGHER, True, SUPPORTED, "", 2, 2, ("long", SUPPORTED)),
+            (f"Frobenius norm of all parameters ({clean})", "baseline", NOT_HIGHER, True, SUPPORTED, "", 2, 2,
+             ("long", SUPPORTED)),
+            (f"log10 spectral complexity R ({clean})", "baseline", NOT_HIGHER, True, SUPPORTED, "", 2, 0,
+             ("long", SUPPORTED)),
+            (f"median normalized margin (margin / R) ({clean})", "baseline", HIGHER, True, SUPPORTED, "", 2, 2,
+             ("long", SUPPORTED))]),
+        4: (NOT_SUPPORTED, [
+            (f"training-loss increase at sigma 0.05 ({clean})", "baseline", LOWER, True, SUPPORTED, "", 2, 0,
+             ("long", SUPPORTED)),
+            (f"training-loss increase at sigma 0.1 ({clean})", "baseline", LOWER, True, NOT_SUPPORTED, "", 2, 0,
+             ("long", NOT_SUPPORTED)),
+            (f"context: top Hessian eigenvalue ({clean})", "baseline", LOWER, False, SUPPORTED, "", 2, 0,
+             ("long", SUPPORTED))]),
+        5: (SUPPORTED, [
+            (f"memorized fraction of the noisy examples ({noisy})", "baseline", LOWER, True, SUPPORTED, "", 1, 0,
+             ("long", SUPPORTED)),
+            ("linear-probe accuracy of the lower groups' features (stem, block1) (all combinations)", "baseline", HIGHER,
+             True, SUPPORTED, "", 3, 3, ("long", SUPPORTED)),
+            (f"context: true-label accuracy of the noisy examples ({noisy})", "baseline", HIGHER, False, NOT_SUPPORTED,
+             "", 1, 0, ("long", NOT_SUPPORTED))]),
+    }
+    assert [c.number for c in claims] == [1, 2, 3, 4, 5]
+    for c in claims:
+        verdict, tests = expected[c.number]
+        assert (c.verdict, c.regime) == (verdict, "fixed budget R=3, E=2"), c.number
+        got = [(t.text, t.ref, t.direction, t.required, t.verdict, t.note, t.combos, t.positive,
+                t.context and (t.context.ref, t.context.verdict)) for t in c.tests]
+        assert got == tests, c.number
+        for t in c.tests:
+            assert t.regime == c.regime
+            if t.context is not None:  # the same test, against long, never entering the verdict
+                assert (t.context.text.replace("long", "baseline"), t.context.required) == (t.text, False)
+    # the 2000 - 500 gain: lw - baseline is 0.01, 0.02, 0.04 at both sizes, so exactly 0 on every seed
+    shrink = claims[1].tests[0]
+    assert shrink.diff.mean == pytest.approx(0.0, abs=1e-12) and shrink.diff.n == 3

@@ -420,3 +420,118 @@ def test_every_test_of_every_claim_on_a_study_with_all_it_needs(tmp_path):
     # the 2000 - 500 gain: lw - baseline is 0.01, 0.02, 0.04 at both sizes, so exactly 0 on every seed
     shrink = claims[1].tests[0]
     assert shrink.diff.mean == pytest.approx(0.0, abs=1e-12) and shrink.diff.n == 3
+
+
+def test_claim2_pairs_only_what_it_can_and_skips_the_rest(tmp_path):
+    """The shrink test over combinations that cannot all be paired, each sorted before the one that
+    can: a baseline-only combination, a dataset with one size, one whose two sizes share no seed, one
+    where lw has a seed the baseline lacks, and label noise at two sizes (out of scope)."""
+    from why_common import write_run
+    rows = {("a1", 500): {"baseline": [0.7, 0.7]},
+            ("a2", 500): {"baseline": [0.7, 0.7], "lw": [0.8, 0.8]},
+            ("a3", 500): {"baseline": [0.7, 0.7], "lw": [0.8, 0.8]},
+            ("a4", 500): {"baseline": [0.70, 0.71], "lw": [0.74, 0.76, 0.9]},
+            ("a4", 2000): {"baseline": [0.70, 0.71], "lw": [0.72, 0.72, 0.9]},
+            ("toy", 500): {"baseline": [0.70, 0.71, 0.72], "lw": [0.75, 0.76, 0.79]},
+            ("toy", 2000): {"baseline": [0.70, 0.71, 0.72], "lw": [0.71, 0.73, 0.73]}}
+    for (d, n), by in rows.items():
+        for m, accs in by.items():
+            for s, a in enumerate(accs):
+                write_run(tmp_path, Combo(d, "cnn", n, 0.0), m, s, a)
+    for m, accs in {"baseline": [0.5, 0.5, 0.5], "lw": [0.9, 0.6, 0.9]}.items():
+        for s, a in enumerate(accs):
+            write_run(tmp_path, Combo("a3", "cnn", 2000, 0.0), m, s + 2, a)  # seeds 2, 3, 4: none shared with 500
+            for n in (500, 2000):  # noisy: large swings that would dominate if they were paired
+                write_run(tmp_path, Combo("toy", "cnn", n, 0.2), m, s, a if n == 500 else 1 - a)
+    write_study(tmp_path, "claims-test", ["baseline", "lw"])
+    shrink = claims_of(tmp_path)[2].tests[0]
+    # a4: (0.72 - 0.70) - (0.74 - 0.70) = -0.02, (0.72 - 0.71) - (0.76 - 0.71) = -0.04;
+    # toy: -0.04, -0.03, -0.06
+    expected = combine([[-0.02, -0.04], [-0.04, -0.03, -0.06]])
+    assert (shrink.combos, shrink.diff.n, shrink.positive) == (2, 5, 0)
+    assert (shrink.diff.mean, shrink.diff.lo, shrink.diff.hi) == pytest.approx((expected.mean, expected.lo, expected.hi))
+    assert shrink.text == "gain over baseline at the largest training size minus at the smallest (2000 vs 500; no label noise)"
+    assert shrink.sources == {"result.json"} and shrink.direction == LOWER
+
+
+@pytest.mark.parametrize("methods, note", [
+    (("baseline",), "no finished lw runs"),
+    (("lw",), "no finished baseline runs (add 'baseline' to methods)"),
+    (("baseline", "lw"), "needs at least 2 training sizes with lw and baseline on common seeds (found [500, 2000]; "
+                         "e.g. train_sizes = [500, 2000])"),
+])
+def test_claim2_says_what_is_missing(tmp_path, methods, note):
+    """Two clean sizes but lw and baseline on different seeds at the second (so nothing pairs there),
+    and a noisy size that must not be counted among the sizes found."""
+    from why_common import write_run
+    for m in methods:
+        for s in range(2):
+            write_run(tmp_path, S500, m, s, 0.7)
+            write_run(tmp_path, S2000, m, s + (2 if m == "lw" else 0), 0.7)
+            write_run(tmp_path, Combo("toy", "cnn", 700, 0.2), m, s, 0.7)
+    write_study(tmp_path, "claims-test", list(methods))
+    shrink = claims_of(tmp_path)[2].tests[0]
+    assert (shrink.verdict, shrink.note, shrink.combos, shrink.positive) == (NOT_TESTABLE, note, 0, 0)
+    assert shrink.diff is None and shrink.sources == set() and "(sizes; no label noise)" in shrink.text
+
+
+def test_claim1_with_no_seed_in_common_and_no_lw(tmp_path):
+    from why_common import write_run
+    for s in range(2):
+        write_run(tmp_path, S500, "baseline", s, 0.7)
+        write_run(tmp_path, S500, "lw", s + 2, 0.8)
+    write_study(tmp_path, "claims-test", ["baseline", "lw"])
+    t1 = claims_of(tmp_path)[1].tests[0]
+    assert (t1.verdict, t1.note, t1.diff, t1.combos, t1.positive) == (
+        NOT_TESTABLE, "no seed on which both lw and baseline finished", None, 0, 0)
+    margin = claims_of(tmp_path)[3].tests[0]
+    assert margin.note == "needs the margins analysis on lw and baseline runs (analyses = [..., \"margins\"])"
+
+
+def test_a_metric_without_a_better_direction_needs_one():
+    from reinitlab.analyses.metrics import Metric
+    from reinitlab.paper.claims import CLEAN, pooled_test
+    from reinitlab.report.collect import Collected
+    with pytest.raises(ValueError, match=r"^q: declares no better direction; pass one of 'higher', 'lower', 'not higher'$"):
+        pooled_test(Collected(root=None, runs=[], study=None, methods=[]), {}, 3, "x", Metric("q", "q"), "baseline", None, CLEAN)
+
+
+def test_rows_read_partly_from_the_diagnostics_say_so(tmp_path):
+    """The why study: combination A has analysis.json, B only the final-round diagnostics; a margin
+    test over both reads both sources (‡), the memorization test only analysis.json."""
+    from why_common import make_why_study
+
+    from reinitlab.report.values import ANALYSIS, DIAGNOSTICS
+    claims = claims_of(make_why_study(tmp_path))
+    margin = claims[3].tests[0]
+    assert margin.sources == {ANALYSIS, DIAGNOSTICS} and margin.combos == 2
+    assert claims[5].tests[0].sources == {ANALYSIS}
+    assert claims[1].tests[0].sources == {"result.json"}
+
+
+def test_over_budgets_the_context_and_the_shrink_test_average_per_seed_too(tmp_path):
+    """Two budgets (R = 1, 2) at two sizes: the compute-matched context and the shrink test read the
+    same regime as the main test, each seed's difference averaged over the budgets."""
+    import test_report_regimes as rg
+    gain = {(500, 1): [0.02, 0.04, 0.03], (500, 2): [0.06, 0.08, 0.10],
+            (2000, 1): [0.00, 0.01, 0.01], (2000, 2): [0.02, 0.02, 0.04]}
+    for (n, R), gs in gain.items():
+        for s, g in enumerate(gs):
+            base = 0.6 + 0.01 * s
+            rg.write_run(tmp_path, "baseline", s, base, size=n, axes={"rounds": R})
+            rg.write_run(tmp_path, "long", s, base + 0.01 * R, size=n, axes={"rounds": R})
+            rg.write_run(tmp_path, "lw", s, base + g, size=n, axes={"rounds": R})
+    rg.write_study(tmp_path, ["baseline", "long", "lw"], {"rounds": [1, 2]})
+    claims = claims_of(tmp_path)
+    t1, shrink = claims[1].tests[0], claims[2].tests[0]
+    per_seed = {n: [(a + b) / 2 for a, b in zip(gain[(n, 1)], gain[(n, 2)], strict=True)] for n in (500, 2000)}
+    main = combine([per_seed[500], per_seed[2000]])
+    assert (t1.diff.mean, t1.diff.lo, t1.diff.hi) == pytest.approx((main.mean, main.lo, main.hi))
+    # long is 1 point above baseline at R=1, 2 at R=2: 1.5 on average
+    ctx = combine([[g - 0.015 for g in per_seed[500]], [g - 0.015 for g in per_seed[2000]]])
+    assert (t1.context.diff.mean, t1.context.diff.lo) == pytest.approx((ctx.mean, ctx.lo))
+    assert t1.context.regime == t1.regime == "over budgets R=1, R=2, E=2 (averaged per seed)"
+    expected = paired_diff(per_seed[2000], per_seed[500])
+    assert shrink.diff.n == 3 and (shrink.diff.mean, shrink.diff.lo) == pytest.approx((expected.mean, expected.lo))
+    ctx2 = shrink.context
+    assert ctx2.regime == shrink.regime and ctx2.diff.mean == pytest.approx(expected.mean)

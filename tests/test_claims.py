@@ -325,6 +325,8 @@ def test_the_verdict_table_renders_every_kind_of_row():
              diff=Combined(0.5, math.nan, math.nan, 1, math.nan, 1, PAIRED_T), required=False,
              verdict=NOT_TESTABLE, note="one pair", sources={DIAGNOSTICS, "analysis"}),
         Test(4, "flatness", "baseline", LOWER, margin),
+        Test(4, "sharpness", "baseline", LOWER, margin, diff=Combined(-0.5, -0.9, -0.1, 2, 0.03, 1, PAIRED_T),
+             verdict=SUPPORTED),
     ]
     claims = [Claim(1, "one", rows_in[:2], NOT_SUPPORTED, regime="fixed budget"), Claim(2, "two", rows_in[2:3], SUPPORTED),
               Claim(3, "three", rows_in[3:5], SUPPORTED), Claim(4, "four", rows_in[5:], NOT_TESTABLE)]
@@ -348,9 +350,23 @@ def test_the_verdict_table_renders_every_kind_of_row():
          "t over 2 combination means", "supported", ""],
         ["3", "context: margin ‡", "baseline", "+0.5 (1 pair)", "n/a", "—", f"({NOT_TESTABLE}): one pair", ""],
         ["4", "flatness", "baseline", "—", "n/a", "—", NOT_TESTABLE, ""],
+        ["4", "sharpness", "baseline", "-0.5 [-0.9, -0.1] (2 pairs, 1 comb.)", "0.030", "paired t over 2 seeds (1 comb.)",
+         "supported", ""],
     ]
-    assert "Paule-Mandel" in part.intro and "Holm-corrected over the compared methods" in part.intro
-    assert "† from the final-round diagnostics (no analysis.json), ‡ partly so." in part.intro
+    # the rules a reader needs to read the table, stated once above it
+    assert part.intro == (
+        "The claims are those of the specification's section \"The paper's claims\" (docs/SPEC.md). Each effect is "
+        "LW − reference over the combinations in its scope (in the measure's unit, accuracies in points; n = seed "
+        "pairs, comb. = combinations): seeds are paired within a combination, and the combinations are combined by "
+        "a random-effects estimate (each combination's mean difference weighted by 1 / (its variance + the "
+        "Paule-Mandel between-combination variance)) with a 95% normal interval and p; one combination alone gives "
+        "the paired t-interval of its seeds. The column 'statistical test' names the test of every row. Claim 1's "
+        "'in most combinations' is the exact two-sided sign test over the combination means, Holm-corrected over "
+        "the compared methods. A claim is supported when all its tests are; rows in parentheses are context and do "
+        "not enter the verdict, nor does the comparison with long. † from the final-round diagnostics (no "
+        "analysis.json), ‡ partly so. The regime says which runs a verdict reads: a study's fixed budget; over "
+        "budgets (a seed's differences averaged over the budgets before pairing, so a baseline that ignores R "
+        "counts once); tuned (per method and seed the run picked by validation accuracy).")
     without_long = verdict_part(claims, has_long=False)
     assert len(without_long.tables[0][2]) == 7 and all(len(r) == 7 for r in without_long.tables[0][3])
 

@@ -551,3 +551,63 @@ def test_over_budgets_the_context_and_the_shrink_test_average_per_seed_too(tmp_p
     assert shrink.diff.n == 3 and (shrink.diff.mean, shrink.diff.lo) == pytest.approx((expected.mean, expected.lo))
     ctx2 = shrink.context
     assert ctx2.regime == shrink.regime and ctx2.diff.mean == pytest.approx(expected.mean)
+
+
+def _effect(ref, means, note=""):
+    """An effect test as pooled_test leaves it: one combination mean per entry of `means`."""
+    from reinitlab.paper.claims import Test
+    from reinitlab.report.catalog import TEST_ACC
+    groups = [[m - 0.01, m + 0.01] for m in means]
+    diff = combine(groups) if groups else None
+    return Test(1, "test accuracy", ref, HIGHER, TEST_ACC, diff=diff, combos=len(groups),
+                positive=sum(m > 0 for m in means), note=note, sources={"result.json"}, regime="fixed budget R=1, E=2")
+
+
+def test_most_combinations_on_effects_made_by_hand():
+    from reinitlab.paper.claims import most_combinations
+    # one compared method, six combinations all ahead: p = 2 / 64, alone in its family
+    (t,) = most_combinations([_effect("baseline", [0.01, 0.02, 0.03, 0.04, 0.05, 0.06])])
+    assert t.text == ("LW ahead in most combinations: exact sign test over the combination means, Holm over the 1 "
+                      "compared method (no label noise, train size < 35,000)")
+    assert (t.verdict, t.note, t.family, t.p_holm) == (SUPPORTED, "", 1, pytest.approx(2 / 64))
+    assert (t.ref, t.direction, t.combos, t.positive, t.sources, t.regime) == (
+        "baseline", HIGHER, 6, 6, {"result.json"}, "fixed budget R=1, E=2")
+    # a method without pairs first: it keeps its own note, and the others are still tested
+    none, fc = most_combinations([_effect("ke", [], note="no seed on which both lw and ke finished"),
+                                  _effect("fc", [-0.01, -0.02, -0.03, -0.01, -0.02, -0.04, -0.05])])
+    assert (none.verdict, none.note, none.sign) == (NOT_TESTABLE, "no seed on which both lw and ke finished", None)
+    assert (fc.verdict, fc.note, fc.family) == (NOT_SUPPORTED, "LW ahead in 0 of 7", 1)  # behind everywhere
+    # three methods over two combinations: at best 3 x 0.5, capped at 1; one combination alone
+    three = most_combinations([_effect(m, [0.01, 0.02]) for m in ("fc", "ke", "llf")])
+    assert three[0].note == ("LW ahead in 2 of 2; with 2 combinations the sign test cannot reach p <= 0.05 after "
+                             "Holm over 3 (at best 1)")
+    (one,) = most_combinations([_effect("fc", [0.01])])
+    assert one.note == ("LW ahead in 1 of 1; with 1 combination the sign test cannot reach p <= 0.05 after Holm "
+                        "over 1 (at best 1)")
+
+
+@pytest.mark.parametrize("groups, lower", [
+    (["stem", "block1", "block2", "block3", "head"], ["stem", "block1"]),
+    (["stem", "block1", "block2", "head"], ["stem", "block1"]),
+    (["stem", "block1", "head"], ["stem"]),
+    (["stem", "head"], ["stem"]),
+    (["head"], []),
+])
+def test_the_lower_groups_are_the_lower_half_below_the_head_rounded_up(groups, lower):
+    from reinitlab.paper.claims import lower_groups
+    assert lower_groups(groups) == lower
+
+
+def test_the_lower_probe_metric_averages_finite_numbers_only():
+    from reinitlab.paper.claims import lower_probe_metric
+    m = lower_probe_metric(["stem", "block1", "block2", "head"])
+    assert (m.key, m.label, m.better, m.percent, m.topic) == (
+        "probes.linear_acc.lower", "linear-probe accuracy, mean over the lower groups (stem, block1) (%)", "higher",
+        True, None)
+    assert lower_probe_metric([]).label == "linear-probe accuracy, mean over the lower groups (none) (%)"
+    own = {f"probes.linear_acc.{g}": v for g, v in zip(("stem", "block1", "block2", "head"), (0.5, 0.7, 0.9, 1.0),
+                                                         strict=True)}
+    assert m.compute(own) == pytest.approx(0.6)
+    for bad in (math.nan, math.inf, True, "0.5", None):
+        assert m.compute({**own, "probes.linear_acc.block1": bad}) is None, bad
+    assert m.compute({"margins.q50": 1.0}) is None  # no probe numbers at all

@@ -611,3 +611,21 @@ def test_the_lower_probe_metric_averages_finite_numbers_only():
     for bad in (math.nan, math.inf, True, "0.5", None):
         assert m.compute({**own, "probes.linear_acc.block1": bad}) is None, bad
     assert m.compute({"margins.q50": 1.0}) is None  # no probe numbers at all
+
+
+def test_a_size_the_config_does_not_state_is_in_no_size_scope(tmp_path):
+    """train_size "full" (a run whose config does not say how many examples it trained on) is neither
+    small nor large: claim 1 reads the 500-example combination only, claim 2's large-set test nothing."""
+    from why_common import write_run
+    for s in range(3):
+        for m, a in (("baseline", 0.70), ("lw", 0.72 + 0.01 * s)):
+            write_run(tmp_path, S500, m, s, a)
+            write_run(tmp_path, Combo("toy", "cnn", "full", 0.0), m, s, a - 0.5)
+    for f in (tmp_path / "runs").rglob("config.json"):
+        if "nfull" in str(f):
+            f.write_text(json.dumps({**json.loads(f.read_text()), "train_size": None}))
+    write_study(tmp_path, "claims-test", ["baseline", "lw"])
+    claims = claims_of(tmp_path)
+    t1 = claims[1].tests[0]
+    assert (t1.combos, t1.diff.n, t1.diff.mean) == (1, 3, pytest.approx(0.03))
+    assert claims[2].tests[1].combos == 0 and claims[2].tests[1].verdict == NOT_TESTABLE

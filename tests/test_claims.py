@@ -54,7 +54,16 @@ def test_decide_each_direction():
     assert decide(down, LOWER)[0] == SUPPORTED and decide(flat, LOWER)[0] == NOT_SUPPORTED
     assert decide(flat, NOT_HIGHER)[0] == SUPPORTED and decide(up, NOT_HIGHER)[0] == NOT_SUPPORTED
     assert decide(down, NOT_HIGHER)[0] == SUPPORTED
-    assert decide(None, HIGHER)[0] == NOT_TESTABLE
+    assert decide(None, HIGHER) == (NOT_TESTABLE, "")
+    # exactly 0 on every seed: an interval [0, 0] is on neither side of 0
+    zero = paired_diff([1, 1, 1], [1, 1, 1])
+    assert (zero.lo, zero.hi) == (0.0, 0.0)
+    assert [decide(zero, d)[0] for d in (HIGHER, LOWER, NOT_HIGHER)] == [NOT_SUPPORTED, NOT_SUPPORTED, SUPPORTED]
+    # two pairs make an interval; a difference without one (NaN bounds) is not testable, however many pairs
+    assert decide(paired_diff([2, 2.1], [1, 1]), HIGHER) == (SUPPORTED, "")
+    from reinitlab.report.stats import Combined
+    no_interval = Combined(0.1, math.nan, math.nan, 5, math.nan, 2, RANDOM_EFFECTS)
+    assert decide(no_interval, HIGHER) == (NOT_TESTABLE, "one pair: an interval needs at least 2 seeds")
     assert decide(paired_diff([2], [1]), HIGHER) == (NOT_TESTABLE, "one pair: an interval needs at least 2 seeds")
 
 
@@ -235,6 +244,31 @@ def test_not_testable_says_what_is_missing(tmp_path):
     assert "no finished long runs" in t1[0].context.note
     assert "flatness analysis" in claims[4].tests[0].note
     assert all(c.verdict == NOT_TESTABLE for c in claims.values())
+    from reinitlab.paper.claims import STATEMENTS
+    assert {n: c.statement for n, c in claims.items()} == STATEMENTS
+    # without analyses the tests that have no members to enumerate still say what they would test
+    other = t1[1]
+    assert (other.text, other.ref, other.direction, other.metric.key) == (
+        "test accuracy vs the other reinit methods", "other reinit methods", HIGHER, "test_acc")
+    flat = claims[4].tests[0]
+    assert (flat.text, flat.direction, flat.required) == ("training-loss increase under weight noise (no label noise)",
+                                                          LOWER, True)
+    hessian = claims[4].tests[1]
+    assert (hessian.text, hessian.direction, hessian.required) == (
+        "context: top Hessian eigenvalue (no label noise)", LOWER, False)
+    probe = claims[5].tests[1]
+    assert (probe.text, probe.direction) == (
+        "linear-probe accuracy of the lower groups' features (lower half below the head) (all combinations)", HIGHER)
+    assert claims[2].tests[1].text == "no gain on large training sets: test accuracy (no label noise, train size >= 35,000)"
+
+
+def test_a_method_named_by_the_study_without_finished_runs_is_not_compared(tmp_path):
+    accs = {(S500, "baseline"): [0.70, 0.71], (S500, "lw"): [0.72, 0.74]}
+    build(tmp_path, accs)
+    write_study(tmp_path, "claims-test", ["baseline", "lw", "ke"])  # ke: named, never finished
+    t1 = claims_of(tmp_path)[1].tests
+    assert [t.ref for t in t1] == ["baseline", "other reinit methods", "baseline"]
+    assert t1[1].note == "no other reinit method in the study (e.g. methods = [..., \"fc\", \"ke\", \"llf\"])"
 
 
 def test_verdict_table_ends_the_report(tmp_path):

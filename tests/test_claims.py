@@ -113,7 +113,7 @@ def test_claim1_supported_by_hand_and_claim2_not_supported_when_the_gain_grows(t
     assert claims[1].verdict.startswith("supported where testable")
     # the gain grows from 500 to 2000 (by 0.03 on every seed): "shrinks" is not supported
     shrink = claims[2].tests[0]
-    assert shrink.diff.mean == pytest.approx(0.03) and shrink.verdict == NOT_SUPPORTED
+    assert shrink.diff.mean == pytest.approx(0.03) and shrink.verdict == NOT_SUPPORTED and shrink.positive == 1
     assert claims[2].verdict == NOT_SUPPORTED
     # no analyses and no diagnostics: the mechanism claims cannot be tested
     for n in (3, 4, 5):
@@ -263,9 +263,10 @@ def test_not_testable_says_what_is_missing(tmp_path):
 
 
 def test_a_method_named_by_the_study_without_finished_runs_is_not_compared(tmp_path):
-    accs = {(S500, "baseline"): [0.70, 0.71], (S500, "lw"): [0.72, 0.74]}
+    accs = {(S500, "baseline"): [0.70, 0.71], (S500, "lw"): [0.72, 0.74], (S500, "ke"): [0.6, 0.6]}
     build(tmp_path, accs)
-    write_study(tmp_path, "claims-test", ["baseline", "lw", "ke"])  # ke: named, never finished
+    for f in (tmp_path / "runs").rglob("ke/*/result.json"):  # ke ran, and failed on every seed
+        f.write_text(json.dumps({**json.loads(f.read_text()), "status": "failed"}))
     t1 = claims_of(tmp_path)[1].tests
     assert [t.ref for t in t1] == ["baseline", "other reinit methods", "baseline"]
     assert t1[1].note == "no other reinit method in the study (e.g. methods = [..., \"fc\", \"ke\", \"llf\"])"
@@ -351,7 +352,8 @@ def test_the_verdict_table_renders_every_kind_of_row():
         Test(1, "LW ahead in most combinations", "fc", HIGHER, TEST_ACC, combos=7,
              sign=SignTest(5, 1, 1, 0.21875), p_holm=0.4375, family=2, verdict=NOT_SUPPORTED, note="LW ahead in 5 of 7"),
         Test(2, "gain over baseline, 2000 vs 500", "baseline", LOWER, TEST_ACC,
-             diff=Combined(-0.0262, -0.0387, -0.0138, 3, 0.0071, 1, PAIRED_T), verdict=SUPPORTED),
+             diff=Combined(-0.0262, -0.0387, -0.0138, 3, 0.0071, 1, PAIRED_T), verdict=SUPPORTED,
+             context=Test(2, "gain over long", "long", LOWER, TEST_ACC, verdict=NOT_TESTABLE)),
         Test(3, "median margin", "baseline", HIGHER, margin,
              diff=Combined(2.4712, 1.4403, 3.4921, 6, 0.00002, 2, MEANS_T), verdict=SUPPORTED,
              sources={DIAGNOSTICS}),
@@ -379,7 +381,7 @@ def test_the_verdict_table_renders_every_kind_of_row():
         ["1", "LW ahead in most combinations", "fc", "ahead in 5 of 7 comb. (1 behind, 1 tied)", "0.219 (Holm 0.438)",
          "exact sign test, Holm over 2", "not supported: LW ahead in 5 of 7", ""],
         ["2", "gain over baseline, 2000 vs 500", "baseline", "-2.62 [-3.87, -1.38] (3 pairs, 1 comb.)", "0.007",
-         "paired t over 3 seeds (1 comb.)", "supported", ""],
+         "paired t over 3 seeds (1 comb.)", "supported", f"—, p n/a, {NOT_TESTABLE}"],
         ["3", "median margin †", "baseline", "+2.47 [+1.44, +3.49] (6 pairs, 2 comb.)", "2e-05",
          "t over 2 combination means", "supported", ""],
         ["3", "context: margin ‡", "baseline", "+0.5 (1 pair)", "n/a", "—", f"({NOT_TESTABLE}): one pair", ""],
@@ -467,6 +469,7 @@ def test_every_test_of_every_claim_on_a_study_with_all_it_needs(tmp_path):
             assert t.regime == c.regime
             if t.context is not None:  # the same test, against long, never entering the verdict
                 assert (t.context.text.replace("long", "baseline"), t.context.required) == (t.text, False)
+                assert (t.context.claim, t.context.direction, t.context.context) == (t.claim, t.direction, None)
     # the 2000 - 500 gain: lw - baseline is 0.01, 0.02, 0.04 at both sizes, so exactly 0 on every seed
     shrink = claims[1].tests[0]
     assert shrink.diff.mean == pytest.approx(0.0, abs=1e-12) and shrink.diff.n == 3
@@ -493,14 +496,23 @@ def test_claim2_pairs_only_what_it_can_and_skips_the_rest(tmp_path):
             write_run(tmp_path, Combo("a3", "cnn", 2000, 0.0), m, s + 2, a)  # seeds 2, 3, 4: none shared with 500
             for n in (500, 2000):  # noisy: large swings that would dominate if they were paired
                 write_run(tmp_path, Combo("toy", "cnn", n, 0.2), m, s, a if n == 500 else 1 - a)
+    for n, gain in ((1000, 0.05), (4000, 0.07)):  # a5: the gain grows from 1,000 to 4,000 examples
+        for s in range(2):
+            write_run(tmp_path, Combo("a5", "cnn", n, 0.0), "baseline", s, 0.7)
+            write_run(tmp_path, Combo("a5", "cnn", n, 0.0), "lw", s, 0.7 + gain)
     write_study(tmp_path, "claims-test", ["baseline", "lw"])
-    shrink = claims_of(tmp_path)[2].tests[0]
+    claims = claims_of(tmp_path)
+    shrink = claims[2].tests[0]
     # a4: (0.72 - 0.70) - (0.74 - 0.70) = -0.02, (0.72 - 0.71) - (0.76 - 0.71) = -0.04;
-    # toy: -0.04, -0.03, -0.06
-    expected = combine([[-0.02, -0.04], [-0.04, -0.03, -0.06]])
-    assert (shrink.combos, shrink.diff.n, shrink.positive) == (2, 5, 0)
+    # a5: +0.02 twice; toy: -0.04, -0.03, -0.06
+    expected = combine([[-0.02, -0.04], [0.02, 0.02], [-0.04, -0.03, -0.06]])
+    assert (shrink.combos, shrink.diff.n, shrink.positive) == (3, 7, 1)
     assert (shrink.diff.mean, shrink.diff.lo, shrink.diff.hi) == pytest.approx((expected.mean, expected.lo, expected.hi))
-    assert shrink.text == "gain over baseline at the largest training size minus at the smallest (2000 vs 500; no label noise)"
+    assert shrink.text == ("gain over baseline at the largest training size minus at the smallest (2000 vs 500, "
+                           "4000 vs 1000; no label noise)")
+    # claim 1 skips the baseline-only combination and reads the 9 others, seeds in common only
+    t1 = claims[1].tests[0]
+    assert (t1.combos, t1.diff.n) == (9, 2 + 2 + 3 + 2 + 2 + 2 + 2 + 3 + 3)
     assert shrink.sources == {"result.json"} and shrink.direction == LOWER
 
 
@@ -604,8 +616,8 @@ def test_most_combinations_on_effects_made_by_hand():
     assert t.text == ("LW ahead in most combinations: exact sign test over the combination means, Holm over the 1 "
                       "compared method (no label noise, train size < 35,000)")
     assert (t.verdict, t.note, t.family, t.p_holm) == (SUPPORTED, "", 1, pytest.approx(2 / 64))
-    assert (t.ref, t.direction, t.combos, t.positive, t.sources, t.regime) == (
-        "baseline", HIGHER, 6, 6, {"result.json"}, "fixed budget R=1, E=2")
+    assert (t.ref, t.direction, t.combos, t.positive, t.sources, t.regime, t.metric.key) == (
+        "baseline", HIGHER, 6, 6, {"result.json"}, "fixed budget R=1, E=2", "test_acc")
     # a method without pairs first: it keeps its own note, and the others are still tested
     none, fc = most_combinations([_effect("ke", [], note="no seed on which both lw and ke finished"),
                                   _effect("fc", [-0.01, -0.02, -0.03, -0.01, -0.02, -0.04, -0.05])])
@@ -663,3 +675,31 @@ def test_a_size_the_config_does_not_state_is_in_no_size_scope(tmp_path):
     t1 = claims[1].tests[0]
     assert (t1.combos, t1.diff.n, t1.diff.mean) == (1, 3, pytest.approx(0.03))
     assert claims[2].tests[1].combos == 0 and claims[2].tests[1].verdict == NOT_TESTABLE
+
+
+def test_only_the_baseline_comparison_carries_a_compute_matched_context(tmp_path):
+    """pooled_test and shrink_test called directly: against baseline they add the same test against
+    long; against any other reference (fc, long itself) they do not, whatever with_long says. A metric
+    that declares its better direction gives it when none is passed."""
+    from reinitlab.paper.claims import CLEAN, pooled_test, shrink_test
+    from reinitlab.report.catalog import build_catalog
+    from reinitlab.report.values import load
+    accs = {(c, m): [0.7 + 0.01 * s + (0.02 if m == "lw" else 0.0) for s in range(3)]
+            for c in (S500, S2000) for m in ("baseline", "long", "lw", "fc")}
+    col = collect(build(tmp_path, accs, {(c, m): _mechanism_numbers([0.1, -0.1, 0.05])["lw" if m == "lw" else "baseline"]
+                                         for c in (S500, S2000) for m in ("baseline", "long", "lw", "fc")}))
+    data = load(col)
+    margin = build_catalog().metric("margins.q50")
+    for ref in ("fc", "long"):
+        assert pooled_test(col, data, 3, "m", margin, ref, None, CLEAN, with_long=True).context is None
+        assert shrink_test(col, data, ref, with_long=True).context is None
+    t = pooled_test(col, data, 3, "m", margin, "baseline", None, CLEAN)
+    assert t.direction == HIGHER and t.context.ref == "long" and t.context.direction == HIGHER
+    assert shrink_test(col, data, "baseline").context.ref == "long"
+
+
+def test_claim2_with_no_clean_size_at_all_says_none_were_found(tmp_path):
+    accs = {(NOISY, m): [0.7, 0.71] for m in ("baseline", "lw")}
+    shrink = claims_of(build(tmp_path, accs))[2].tests[0]
+    assert shrink.note == ("needs at least 2 training sizes with lw and baseline on common seeds (found none; "
+                           "e.g. train_sizes = [500, 2000])")

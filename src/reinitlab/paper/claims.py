@@ -142,7 +142,7 @@ def decide(diff: Combined | None, direction: str) -> tuple[str, str]:
     return (SUPPORTED if ok else NOT_SUPPORTED), ""
 
 
-def _why_missing(col: Collected, ref: str, scope: Scope, metric: Metric, vals: dict) -> str:
+def _why_missing(col: Collected, ref: str, scope: Scope, metric: Metric) -> str:
     finished = {r.method for r in col.runs if r.status == "finished"}
     if LW not in finished:
         return "no finished lw runs"
@@ -196,7 +196,7 @@ def pooled_test(col: Collected, data: dict[str, RunData], claim: int, text: str,
     t.positive = sum(m > 0 for m in t.diff.means) if t.diff else 0
     t.verdict, t.note = decide(t.diff, direction)
     if t.diff is None:
-        t.note = _why_missing(col, ref, scope, metric, vals)
+        t.note = _why_missing(col, ref, scope, metric)
     if with_long and ref == BASELINE:
         t.context = pooled_test(col, data, claim, text, metric, LONG, direction, scope, required=False, with_long=False,
                                 regime=regime)
@@ -239,7 +239,7 @@ def shrink_test(col: Collected, data: dict[str, RunData], ref: str, with_long: b
     if t.diff is None:
         sizes = sorted({_size(c) for c in vals if c.label_noise == 0 and _size(c) is not None})
         absent = {LW, ref} - {r.method for r in col.runs if r.status == "finished"}
-        t.note = (_why_missing(col, ref, CLEAN, metric, vals) if absent else
+        t.note = (_why_missing(col, ref, CLEAN, metric) if absent else
                   f"needs at least 2 training sizes with lw and {ref} on common seeds (found {sizes or 'none'}; "
                   "e.g. train_sizes = [500, 2000])")
     t.sources = {"result.json"} if diffs else set()

@@ -55,7 +55,7 @@ docs: setup-docs
 
 
 # Mutation testing of the modules every result depends on (pyproject's [tool.mutmut]; docs/mutation.md):
-# hours on 2 cores, so not part of CI. Re-running resumes; the score per module is printed last.
+# about 2.5 hours on 2 cores, so not part of CI. Re-running resumes; the score per module is printed last.
 mutation: $(VENV)/.installed-mutation
 	$(BIN)/mutmut run || true
 	$(BIN)/python scripts/mutation_scores.py

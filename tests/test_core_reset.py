@@ -385,3 +385,22 @@ def test_registry_models_are_redrawn_by_their_own_initializer():
     w = state[conv + ".weight"]
     he = math.sqrt(2.0 / (w.shape[0] * w.shape[2] * w.shape[3]))
     assert w.std().item() == pytest.approx(he, rel=0.05)
+
+
+def test_changed_counts_the_elements_an_action_gives_a_new_value():
+    """What metrics.jsonl records for an in-round event: re-drawn elements, and kept ones that are
+    scaled by other than 1, perturbed or offset."""
+    from reinitlab.core.reset import Action
+    shape = (3, 4)
+    mask = torch.ones(shape, dtype=torch.bool)
+    mask[0, :3] = False  # 3 elements re-drawn
+    assert Action().changed(shape) == 0
+    assert Action(keep=False).changed(shape) == 12
+    assert Action(keep=mask).changed(shape) == 3
+    assert Action(keep=True, scale=0.5).changed(shape) == 12
+    assert Action(keep=mask, scale=0.5).changed(shape) == 12
+    assert Action(keep=mask, noise=0.1).changed(shape) == 12
+    assert Action(keep=True, offset=torch.zeros(shape)).changed(shape) == 12
+    per_row = torch.tensor([[1.0], [2.0], [1.0]])  # row 1 scaled by 2, the others kept as they are
+    assert Action(keep=mask, scale=per_row).changed(shape) == 3 + 4
+    assert Action(keep=True, scale=torch.ones(shape)).changed(shape) == 0

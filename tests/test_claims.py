@@ -10,22 +10,37 @@ import pytest
 from scipy import stats as sps
 from statsmodels.stats.meta_analysis import combine_effects
 from statsmodels.stats.multitest import multipletests
-from why_common import write_run, write_study
+from why_common import make_why_study, write_run, write_study
 
+import test_report_regimes as rg
+from reinitlab.analyses.metrics import Metric
 from reinitlab.paper.claims import (
+    CLEAN,
     HIGHER,
     LOWER,
     NOT_HIGHER,
     NOT_SUPPORTED,
     NOT_TESTABLE,
+    STATEMENTS,
     SUPPORTED,
+    Claim,
     claim_verdict,
     decide,
     evaluate,
+    lower_groups,
+    lower_probe_metric,
+    most_combinations,
+    pooled_test,
+    shrink_test,
+    verdict_part,
 )
+from reinitlab.paper.claims import Test as ClaimTest  # not "Test...": pytest would try to collect it
 from reinitlab.report import make_report
-from reinitlab.report.collect import Combo, collect
-from reinitlab.report.stats import RANDOM_EFFECTS, combine, paired_diff
+from reinitlab.report.catalog import TEST_ACC, build_catalog
+from reinitlab.report.collect import Collected, Combo, collect
+from reinitlab.report.stats import MEANS_T, PAIRED_T, RANDOM_EFFECTS, Combined, SignTest, combine, paired_diff
+from reinitlab.report.values import ANALYSIS, DIAGNOSTICS, load
+from reinitlab.study import expand, load_definition
 
 S500, S2000, BIG = Combo("toy", "cnn", 500, 0.0), Combo("toy", "cnn", 2000, 0.0), Combo("toy", "cnn", 40000, 0.0)
 NOISY = Combo("toy", "cnn", 500, 0.2)
@@ -61,7 +76,6 @@ def test_decide_each_direction():
     assert [decide(zero, d)[0] for d in (HIGHER, LOWER, NOT_HIGHER)] == [NOT_SUPPORTED, NOT_SUPPORTED, SUPPORTED]
     # two pairs make an interval; a difference without one (NaN bounds) is not testable, however many pairs
     assert decide(paired_diff([2, 2.1], [1, 1]), HIGHER) == (SUPPORTED, "")
-    from reinitlab.report.stats import Combined
     no_interval = Combined(0.1, math.nan, math.nan, 5, math.nan, 2, RANDOM_EFFECTS)
     assert decide(no_interval, HIGHER) == (NOT_TESTABLE, "one pair: an interval needs at least 2 seeds")
     assert decide(paired_diff([2], [1]), HIGHER) == (NOT_TESTABLE, "one pair: an interval needs at least 2 seeds")
@@ -244,7 +258,6 @@ def test_not_testable_says_what_is_missing(tmp_path):
     assert "no finished long runs" in t1[0].context.note
     assert "flatness analysis" in claims[4].tests[0].note
     assert all(c.verdict == NOT_TESTABLE for c in claims.values())
-    from reinitlab.paper.claims import STATEMENTS
     assert {n: c.statement for n, c in claims.items()} == STATEMENTS
     # without analyses the tests that have no members to enumerate still say what they would test
     other = t1[1]
@@ -300,7 +313,6 @@ def test_verdict_table_ends_the_report(tmp_path):
 
 
 def test_claims_preset_has_every_axis_the_verdict_needs():
-    from reinitlab.study import expand, load_definition
     defn = load_definition("claims")
     runs, budgets = expand(defn)
     sizes = {r.axes["train_size"] for r in runs}
@@ -335,33 +347,28 @@ def test_the_verdict_table_renders_every_kind_of_row():
     """Every cell of the verdict table, written out, for each kind of row: a random-effects effect with
     its compute-matched context, a paired t inside one combination, a t over combination means, one
     pair, no pair, a sign test with Holm, a context row, and values read from the diagnostics."""
-    from reinitlab.analyses.metrics import Metric
-    from reinitlab.paper.claims import Claim, Test, verdict_part
-    from reinitlab.report.catalog import TEST_ACC
-    from reinitlab.report.stats import MEANS_T, PAIRED_T, Combined, SignTest
-    from reinitlab.report.values import DIAGNOSTICS
 
     margin = Metric("q50", "median margin", "higher")
     re = Combined(0.0123, -0.0045, 0.0291, 12, 0.1523, 4, RANDOM_EFFECTS, tau2=0.0004, q=7.25)
-    vs_long = Test(1, "test accuracy (no label noise)", "long", HIGHER, TEST_ACC,
+    vs_long = ClaimTest(1, "test accuracy (no label noise)", "long", HIGHER, TEST_ACC,
                    diff=Combined(-0.02, -0.03, -0.01, 12, 0.00043, 4, RANDOM_EFFECTS, tau2=0.0, q=1.0),
                    verdict=NOT_SUPPORTED, note="lower")
     rows_in = [
-        Test(1, "test accuracy (no label noise)", "baseline", HIGHER, TEST_ACC, diff=re, verdict=NOT_SUPPORTED,
+        ClaimTest(1, "test accuracy (no label noise)", "baseline", HIGHER, TEST_ACC, diff=re, verdict=NOT_SUPPORTED,
              context=vs_long),
-        Test(1, "LW ahead in most combinations", "fc", HIGHER, TEST_ACC, combos=7,
+        ClaimTest(1, "LW ahead in most combinations", "fc", HIGHER, TEST_ACC, combos=7,
              sign=SignTest(5, 1, 1, 0.21875), p_holm=0.4375, family=2, verdict=NOT_SUPPORTED, note="LW ahead in 5 of 7"),
-        Test(2, "gain over baseline, 2000 vs 500", "baseline", LOWER, TEST_ACC,
+        ClaimTest(2, "gain over baseline, 2000 vs 500", "baseline", LOWER, TEST_ACC,
              diff=Combined(-0.0262, -0.0387, -0.0138, 3, 0.0071, 1, PAIRED_T), verdict=SUPPORTED,
-             context=Test(2, "gain over long", "long", LOWER, TEST_ACC, verdict=NOT_TESTABLE)),
-        Test(3, "median margin", "baseline", HIGHER, margin,
+             context=ClaimTest(2, "gain over long", "long", LOWER, TEST_ACC, verdict=NOT_TESTABLE)),
+        ClaimTest(3, "median margin", "baseline", HIGHER, margin,
              diff=Combined(2.4712, 1.4403, 3.4921, 6, 0.00002, 2, MEANS_T), verdict=SUPPORTED,
              sources={DIAGNOSTICS}),
-        Test(3, "context: margin", "baseline", HIGHER, margin,
+        ClaimTest(3, "context: margin", "baseline", HIGHER, margin,
              diff=Combined(0.5, math.nan, math.nan, 1, math.nan, 1, PAIRED_T), required=False,
              verdict=NOT_TESTABLE, note="one pair", sources={DIAGNOSTICS, "analysis"}),
-        Test(4, "flatness", "baseline", LOWER, margin),
-        Test(4, "sharpness", "baseline", LOWER, margin, diff=Combined(-0.5, -0.9, -0.1, 2, 0.03, 1, PAIRED_T),
+        ClaimTest(4, "flatness", "baseline", LOWER, margin),
+        ClaimTest(4, "sharpness", "baseline", LOWER, margin, diff=Combined(-0.5, -0.9, -0.1, 2, 0.03, 1, PAIRED_T),
              verdict=SUPPORTED),
     ]
     claims = [Claim(1, "one", rows_in[:2], NOT_SUPPORTED, regime="fixed budget"), Claim(2, "two", rows_in[2:3], SUPPORTED),
@@ -479,7 +486,6 @@ def test_claim2_pairs_only_what_it_can_and_skips_the_rest(tmp_path):
     """The shrink test over combinations that cannot all be paired, each sorted before the one that
     can: a baseline-only combination, a dataset with one size, one whose two sizes share no seed, one
     where lw has a seed the baseline lacks, and label noise at two sizes (out of scope)."""
-    from why_common import write_run
     rows = {("a1", 500): {"baseline": [0.7, 0.7]},
             ("a2", 500): {"baseline": [0.7, 0.7], "lw": [0.8, 0.8]},
             ("a3", 500): {"baseline": [0.7, 0.7], "lw": [0.8, 0.8]},
@@ -525,7 +531,6 @@ def test_claim2_pairs_only_what_it_can_and_skips_the_rest(tmp_path):
 def test_claim2_says_what_is_missing(tmp_path, methods, note):
     """Two clean sizes but lw and baseline on different seeds at the second (so nothing pairs there),
     and a noisy size that must not be counted among the sizes found."""
-    from why_common import write_run
     for m in methods:
         for s in range(2):
             write_run(tmp_path, S500, m, s, 0.7)
@@ -538,7 +543,6 @@ def test_claim2_says_what_is_missing(tmp_path, methods, note):
 
 
 def test_claim1_with_no_seed_in_common_and_no_lw(tmp_path):
-    from why_common import write_run
     for s in range(2):
         write_run(tmp_path, S500, "baseline", s, 0.7)
         write_run(tmp_path, S500, "lw", s + 2, 0.8)
@@ -551,9 +555,6 @@ def test_claim1_with_no_seed_in_common_and_no_lw(tmp_path):
 
 
 def test_a_metric_without_a_better_direction_needs_one():
-    from reinitlab.analyses.metrics import Metric
-    from reinitlab.paper.claims import CLEAN, pooled_test
-    from reinitlab.report.collect import Collected
     with pytest.raises(ValueError, match=r"^q: declares no better direction; pass one of 'higher', 'lower', 'not higher'$"):
         pooled_test(Collected(root=None, runs=[], study=None, methods=[]), {}, 3, "x", Metric("q", "q"), "baseline", None, CLEAN)
 
@@ -561,9 +562,7 @@ def test_a_metric_without_a_better_direction_needs_one():
 def test_rows_read_partly_from_the_diagnostics_say_so(tmp_path):
     """The why study: combination A has analysis.json, B only the final-round diagnostics; a margin
     test over both reads both sources (‡), the memorization test only analysis.json."""
-    from why_common import make_why_study
 
-    from reinitlab.report.values import ANALYSIS, DIAGNOSTICS
     claims = claims_of(make_why_study(tmp_path))
     margin = claims[3].tests[0]
     assert margin.sources == {ANALYSIS, DIAGNOSTICS} and margin.combos == 2
@@ -574,7 +573,6 @@ def test_rows_read_partly_from_the_diagnostics_say_so(tmp_path):
 def test_over_budgets_the_context_and_the_shrink_test_average_per_seed_too(tmp_path):
     """Two budgets (R = 1, 2) at two sizes: the compute-matched context and the shrink test read the
     same regime as the main test, each seed's difference averaged over the budgets."""
-    import test_report_regimes as rg
     gain = {(500, 1): [0.02, 0.04, 0.03], (500, 2): [0.06, 0.08, 0.10],
             (2000, 1): [0.00, 0.01, 0.01], (2000, 2): [0.02, 0.02, 0.04]}
     for (n, R), gs in gain.items():
@@ -601,16 +599,13 @@ def test_over_budgets_the_context_and_the_shrink_test_average_per_seed_too(tmp_p
 
 def _effect(ref, means, note=""):
     """An effect test as pooled_test leaves it: one combination mean per entry of `means`."""
-    from reinitlab.paper.claims import Test
-    from reinitlab.report.catalog import TEST_ACC
     groups = [[m - 0.01, m + 0.01] for m in means]
     diff = combine(groups) if groups else None
-    return Test(1, "test accuracy", ref, HIGHER, TEST_ACC, diff=diff, combos=len(groups),
+    return ClaimTest(1, "test accuracy", ref, HIGHER, TEST_ACC, diff=diff, combos=len(groups),
                 positive=sum(m > 0 for m in means), note=note, sources={"result.json"}, regime="fixed budget R=1, E=2")
 
 
 def test_most_combinations_on_effects_made_by_hand():
-    from reinitlab.paper.claims import most_combinations
     # one compared method, six combinations all ahead: p = 2 / 64, alone in its family
     (t,) = most_combinations([_effect("baseline", [0.01, 0.02, 0.03, 0.04, 0.05, 0.06])])
     assert t.text == ("LW ahead in most combinations: exact sign test over the combination means, Holm over the 1 "
@@ -640,12 +635,10 @@ def test_most_combinations_on_effects_made_by_hand():
     (["head"], []),
 ])
 def test_the_lower_groups_are_the_lower_half_below_the_head_rounded_up(groups, lower):
-    from reinitlab.paper.claims import lower_groups
     assert lower_groups(groups) == lower
 
 
 def test_the_lower_probe_metric_averages_finite_numbers_only():
-    from reinitlab.paper.claims import lower_probe_metric
     m = lower_probe_metric(["stem", "block1", "block2", "head"])
     assert (m.key, m.label, m.better, m.percent, m.topic) == (
         "probes.linear_acc.lower", "linear-probe accuracy, mean over the lower groups (stem, block1) (%)", "higher",
@@ -662,7 +655,6 @@ def test_the_lower_probe_metric_averages_finite_numbers_only():
 def test_a_size_the_config_does_not_state_is_in_no_size_scope(tmp_path):
     """train_size "full" (a run whose config does not say how many examples it trained on) is neither
     small nor large: claim 1 reads the 500-example combination only, claim 2's large-set test nothing."""
-    from why_common import write_run
     for s in range(3):
         for m, a in (("baseline", 0.70), ("lw", 0.72 + 0.01 * s)):
             write_run(tmp_path, S500, m, s, a)
@@ -681,9 +673,6 @@ def test_only_the_baseline_comparison_carries_a_compute_matched_context(tmp_path
     """pooled_test and shrink_test called directly: against baseline they add the same test against
     long; against any other reference (fc, long itself) they do not, whatever with_long says. A metric
     that declares its better direction gives it when none is passed."""
-    from reinitlab.paper.claims import CLEAN, pooled_test, shrink_test
-    from reinitlab.report.catalog import build_catalog
-    from reinitlab.report.values import load
     accs = {(c, m): [0.7 + 0.01 * s + (0.02 if m == "lw" else 0.0) for s in range(3)]
             for c in (S500, S2000) for m in ("baseline", "long", "lw", "fc")}
     col = collect(build(tmp_path, accs, {(c, m): _mechanism_numbers([0.1, -0.1, 0.05])["lw" if m == "lw" else "baseline"]

@@ -4,10 +4,11 @@ import math
 
 import pytest
 import torch
+import torch.nn as nn
 import torch.nn.functional as F
 
 from reinitlab import Reinitializer
-from reinitlab.core.reset import fresh_state, standardization_of
+from reinitlab.core.reset import fresh_state, peer_init, standardization_of
 from reinitlab.models import ARCHS, build_model
 from reinitlab.util.seeding import derive
 
@@ -404,3 +405,28 @@ def test_changed_counts_the_elements_an_action_gives_a_new_value():
     per_row = torch.tensor([[1.0], [2.0], [1.0]])  # row 1 scaled by 2, the others kept as they are
     assert Action(keep=mask, scale=per_row).changed(shape) == 3 + 4
     assert Action(keep=True, scale=torch.ones(shape)).changed(shape) == 0
+
+
+def test_peer_init_draws_within_pytorchs_default_bounds_at_every_fan_in():
+    torch.manual_seed(0)
+    for fan_in in (1, 16):
+        lin = nn.Linear(fan_in, 400)
+        nn.init.zeros_(lin.weight), nn.init.zeros_(lin.bias)
+        peer_init(lin)
+        bound = 1 / math.sqrt(fan_in)
+        for p in (lin.weight, lin.bias):  # uniform in +-bound: inside it, and reaching near its edge
+            assert p.abs().max() <= bound and p.abs().max() > 0.9 * bound
+    with pytest.warns(UserWarning):  # torch's note that drawing a zero-element weight does nothing
+        empty = nn.Linear(0, 3)  # no inputs: nothing to scale by, the bias is 0 (PyTorch's own rule)
+        nn.init.ones_(empty.bias)
+        peer_init(empty)
+    assert torch.equal(empty.bias, torch.zeros(3))
+
+
+def test_peer_init_resets_a_norm_layer_to_its_default():
+    bn = nn.BatchNorm2d(3)
+    with torch.no_grad():
+        bn.weight.fill_(2.0), bn.bias.fill_(0.5), bn.running_mean.fill_(3.0), bn.running_var.fill_(4.0)
+    peer_init(bn)
+    assert torch.equal(bn.weight, torch.ones(3)) and torch.equal(bn.bias, torch.zeros(3))
+    assert torch.equal(bn.running_mean, torch.zeros(3)) and torch.equal(bn.running_var, torch.ones(3))

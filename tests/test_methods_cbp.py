@@ -17,6 +17,7 @@ import torch.nn.functional as F
 
 from reinitlab import Reinitializer
 from reinitlab.core.reset import fresh_modules
+from reinitlab.methods.units import require_units, unit_layers
 from reinitlab.util.errors import UserError
 from reinitlab.util.seeding import derive
 
@@ -342,3 +343,74 @@ def test_evaluation_and_no_grad_passes_are_not_taken_for_training():
         model(x)
     assert reinit.after_step(0, 1, None) is None and not reinit.method.layers
     copy.deepcopy(model)(x)  # a copy's training pass feeds the original's tap too; nothing breaks
+
+
+# Unit discovery on models the registry does not have: which layers are unit layers, which norm layers
+# follow their units, which layer receives them and how many of its input columns each unit feeds.
+
+class Two(nn.Module):
+    """A model with its own forward() over two Sequential parts: each part is searched on its own."""
+
+    def __init__(self):
+        super().__init__()
+        self.a = nn.Sequential(nn.Linear(4, 6), nn.ReLU())
+        self.b = nn.Sequential(nn.Linear(6, 5), nn.ReLU(), nn.Linear(5, 3))
+
+    def forward(self, x):
+        return self.b(self.a(x))
+
+
+_shared = nn.Linear(4, 4)
+
+
+def _conv_then(*rest):
+    return nn.Sequential(nn.Conv2d(1, 4, 3), *rest)
+
+
+DISCOVERY = {
+    "linear, LayerNorm of its width": (
+        nn.Sequential(nn.Linear(4, 6), nn.LayerNorm(6), nn.ReLU(), nn.Dropout(), nn.Linear(6, 2)),
+        [("0", ["1"], "4", 1)]),
+    "conv, GroupNorm of its channels": (
+        _conv_then(nn.GroupNorm(2, 4), nn.SiLU(), nn.AvgPool2d(2), nn.Conv2d(4, 3, 1)),
+        [("0", ["1"], "4", 1)]),
+    "conv, BatchNorm, flatten, linear": (
+        _conv_then(nn.BatchNorm2d(4), nn.ReLU(), nn.Flatten(), nn.Linear(4 * 36, 2)),
+        [("0", ["1"], "4", 36)]),
+    "a LayerNorm of another width ends the run": (
+        nn.Sequential(nn.Linear(4, 6), nn.LayerNorm(3), nn.Linear(6, 2)), []),
+    "a GroupNorm after a linear layer ends the run": (
+        nn.Sequential(nn.Linear(4, 8), nn.GroupNorm(2, 8), nn.Linear(8, 2)), []),
+    "a LayerNorm over a conv's channels and positions ends the run": (
+        _conv_then(nn.LayerNorm([4, 6, 6]), nn.Conv2d(4, 3, 1)), []),
+    "a module that mixes units ends the run, the next run starts after it": (
+        nn.Sequential(nn.Linear(4, 6), nn.Softmax(1), nn.Linear(6, 5), nn.ReLU(), nn.Linear(5, 2)),
+        [("2", [], "4", 1)]),
+    "a shared layer is no unit layer and no next layer": (
+        nn.Sequential(_shared, nn.ReLU(), _shared, nn.ReLU(), nn.Linear(4, 2)), []),
+    "Sequential parts of a model with its own forward(), named from the model": (
+        Two(), [("b.0", [], "b.2", 1)]),
+    "a grouped next conv": (_conv_then(nn.ReLU(), nn.Conv2d(4, 4, 1, groups=2)), []),
+    "a next conv of another dimension": (nn.Sequential(nn.Conv1d(1, 4, 3), nn.ReLU(), nn.Conv2d(4, 2, 1)), []),
+    "a next conv after a flatten": (_conv_then(nn.Flatten(), nn.Conv2d(4, 2, 1)), []),
+    "a linear layer on a conv's output without a flatten": (_conv_then(nn.ReLU(), nn.Linear(4, 2)), []),
+    "a linear layer of another input width": (nn.Sequential(nn.Linear(4, 6), nn.ReLU(), nn.Linear(5, 2)), []),
+    "a flatten into a width that is no multiple of the channels": (
+        _conv_then(nn.Flatten(), nn.Linear(10, 2)), []),
+}
+
+
+@pytest.mark.parametrize("case", DISCOVERY)
+def test_unit_discovery(case):
+    model, expected = DISCOVERY[case]
+    found = [(u.name, u.norms, u.next_name, u.spread) for u in unit_layers(model)]
+    assert found == expected
+
+
+def test_the_refusal_of_a_model_without_unit_layers_says_what_a_unit_layer_is():
+    with pytest.raises(UserError) as e:
+        require_units(nn.Sequential(nn.Linear(4, 2)), "snr")
+    assert str(e.value) == (
+        "method 'snr' needs unit layers and this model has none: a conv or linear layer whose output reaches "
+        "the next conv or linear layer inside one nn.Sequential, through norm, activation, pooling, dropout or "
+        "flatten modules only (a module with its own forward() is opaque)")

@@ -191,7 +191,6 @@ class UnitTap:
     the no-grad statistics passes of round starts are not recorded."""
 
     def __init__(self, units: list[UnitLayer]):
-        self.units = units
         self.inputs: dict[str, torch.Tensor] = {}
         self.handles = [u.next_layer.register_forward_pre_hook(self._hook(u.name)) for u in units]
 
@@ -230,9 +229,8 @@ def replacement_event(model: nn.Module, units: list[UnitLayer], replaced: dict[s
         keep = ~mask
         w = u.layer.weight
         act(f"{u.name}.weight").keep = keep.view(-1, *([1] * (w.dim() - 1))).expand(w.shape).clone()
-        if u.layer.bias is not None:
-            a = act(f"{u.name}.bias")
-            a.scale = keep.float() * (a.scale if isinstance(a.scale, torch.Tensor) else 1.0)
+        if u.layer.bias is not None:  # only this unit layer scales its own bias (its predecessor sets an offset)
+            act(f"{u.name}.bias").scale = keep.float()
         for norm in u.norms:
             nm = model.get_submodule(norm)
             for pname, _ in nm.named_parameters(recurse=False):
@@ -243,13 +241,11 @@ def replacement_event(model: nn.Module, units: list[UnitLayer], replaced: dict[s
         nw = u.next_layer.weight
         cols = keep.repeat_interleave(u.spread) if isinstance(u.next_layer, nn.Linear) else keep
         column_scale = cols.to(nw.dtype).view(1, -1, *([1] * (nw.dim() - 2)))
-        a = act(f"{u.next_name}.weight")
-        a.scale = column_scale * (a.scale if isinstance(a.scale, torch.Tensor) else 1.0)
+        act(f"{u.next_name}.weight").scale = column_scale  # a layer is the next layer of one unit layer at most
         if means is not None and u.next_layer.bias is not None and u.name in means:
             m = torch.where(mask, means[u.name].detach().float().cpu(), torch.zeros(()))
             shift = (u.outgoing_sums().cpu() * m).sum(1).to(u.next_layer.bias.dtype)
-            a = act(f"{u.next_name}.bias")
-            a.offset = shift if a.offset is None else a.offset + shift
+            act(f"{u.next_name}.bias").offset = shift
     for a in actions.values():
         if a.offset is not None and isinstance(a.scale, torch.Tensor):
             a.offset = a.offset * (a.scale != 0)  # a replaced unit's own bias is 0, compensated or not

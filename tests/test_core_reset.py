@@ -430,3 +430,28 @@ def test_peer_init_resets_a_norm_layer_to_its_default():
     peer_init(bn)
     assert torch.equal(bn.weight, torch.ones(3)) and torch.equal(bn.bias, torch.zeros(3))
     assert torch.equal(bn.running_mean, torch.zeros(3)) and torch.equal(bn.running_var, torch.ones(3))
+
+
+class HeadFirst(nn.Module):
+    """Its head is registered before its stem: named_parameters() lists the re-drawn head first."""
+
+    def __init__(self):
+        super().__init__()
+        self.head = nn.Linear(6, 3)
+        self.stem = nn.Sequential(nn.Flatten(), nn.Linear(16, 6), nn.ReLU())
+
+    def forward(self, x):
+        return self.head(self.stem(x))
+
+
+def test_lw_rescales_every_kept_tensor_whatever_the_order_the_model_registers_them():
+    torch.manual_seed(0)
+    model = HeadFirst()
+    reinit = Reinitializer(model, "lw", rounds=1, groups={"stem": ["stem.1"], "head": ["head"]}, seed=SEED)
+    init = {n: float(p.detach().norm()) for n, p in model.named_parameters()}
+    with torch.no_grad():
+        model.stem[1].weight.mul_(3.0), model.stem[1].bias.mul_(0.5)
+    x = torch.randn(8, 1, 4, 4)
+    assert reinit.reset(1, data=[(x, torch.zeros(8, dtype=torch.long))])["event"] == "keep stem, reset head"
+    for n in ("stem.1.weight", "stem.1.bias"):
+        assert math.isclose(float(model.get_parameter(n).detach().norm()), init[n], rel_tol=1e-5), n

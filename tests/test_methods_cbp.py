@@ -235,6 +235,22 @@ def test_cbp_ranks_by_the_bias_corrected_utility():
     assert ages[0] == 0 and ages[1] == 6 and torch.all(ages[2:] == 1001)
 
 
+def test_cbp_a_single_mature_unit_owes_its_share():
+    """One unit of 12 is mature and half a unit is owed already: this step owes 0.5 more, so the
+    mature unit is replaced (ages count this step: 1001 and 1)."""
+    model = mlp()
+    reinit = Reinitializer(model, "cbp:replacement_rate=0.5,maturity=4", rounds=1, groups=MLP_GROUPS, seed=SEED)
+    age = torch.zeros(12, dtype=torch.long)
+    age[7] = 1000
+    reinit.method.load_state_dict({"layers": {"1": {"age": age, "util": torch.ones(12), "mean": torch.zeros(12),
+                                                    "owed": 0.5}}, "replaced_total": 0})
+    opt = make_optimizer(model, "sgd")
+    x, y = batches(1)[0]
+    train_step(model, opt, x, y)
+    assert "1 units replaced (1 1)" in reinit.after_step(0, 1, opt)["event"]
+    assert reinit.method.layers["1"].age[7] == 0 and reinit.method.layers["1"].owed == 0.0
+
+
 @pytest.mark.parametrize("maturity", [6, 11])
 def test_cbp_owes_nothing_before_the_first_unit_matures(maturity):
     """No burst at the first maturity: with 12 units and rate 0.1, the first mature step owes 1.2

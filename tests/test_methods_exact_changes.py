@@ -429,3 +429,23 @@ def test_swr_replaces_exactly_what_its_rule_picks_in_every_layer(score, with_gra
         if got:
             sizes.add(len(got.get("stem.0.weight", ())))
     assert sizes == {0, 1}  # the stem replaced nothing at some steps (others did) and one weight at others
+
+
+def test_redo_zeroes_a_dormant_channels_columns_in_a_linear_layer_after_a_flatten():
+    """conv (4 channels) -> ReLU -> flatten -> linear: channel c feeds the linear layer's columns
+    16c..16c+15 (channel-major); a dormant channel's 16 columns are zeroed, the others kept."""
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Conv2d(1, 4, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2), nn.Conv2d(4, 4, 3, padding=1),
+                          nn.ReLU(), nn.Flatten(), nn.Linear(4 * 16, 3))
+    with torch.no_grad():
+        model[3].bias[2] = -1e3
+    batches = [(torch.randn(8, 1, 8, 8), torch.arange(8) % 3)]
+    before = state(model)
+    groups = {"stem": ["0"], "block1": ["3"], "head": ["6"]}
+    record = Reinitializer(model, "redo:tau=0.02", rounds=2, groups=groups, seed=SEED).reset(1, data=batches)
+    after = state(model)
+    assert record["event"] == "redo tau 0.02: 1 dormant units"
+    dead = list(range(32, 48))
+    assert torch.equal(after["6.weight"][:, dead], torch.zeros(3, 16))
+    live = [c for c in range(64) if c not in dead]
+    assert torch.equal(after["6.weight"][:, live], before["6.weight"][:, live])

@@ -28,6 +28,7 @@ from test_methods_registry import check_event
 
 from reinitlab import Reinitializer
 from reinitlab.methods import METHODS, ResetContext
+from reinitlab.methods.snr import _Layer
 
 
 def quiet_mlp() -> nn.Sequential:
@@ -231,3 +232,47 @@ def test_snr_state_survives_a_restart_bit_identically():
     assert ref_reinit.method.reset_total >= 3
     assert all(torch.equal(a, b) for a, b in zip(model.state_dict().values(), ref.state_dict().values(), strict=True))
     assert reinit.method.reset_total == ref_reinit.method.reset_total
+
+
+def test_snr_histogram_has_a_bin_per_batch_up_to_tau_max():
+    model = mlp()
+    reinit = Reinitializer(model, "snr:tau_init=50,tau_max=100", rounds=1, groups=MLP_GROUPS, seed=SEED)
+    opt = make_optimizer(model, "sgd")
+    x, y = batches(1)[0]  # 32 samples: gaps of 0 and of 1-4 batches (up to 128 > 100 samples)
+    opt.zero_grad()
+    F.cross_entropy(model(x), y).backward()
+    opt.step()
+    reinit.after_step(0, 1, opt)
+    st = reinit.method.layers["1"]
+    assert st.hist.shape == (12, 5) and st.bin == 32 and st.batch == 32
+
+
+def test_snr_records_each_gap_once_in_the_bin_of_its_batches():
+    """Bins one batch (10 samples) wide: bin k holds gaps in (10(k-1), 10k]; a gap of exactly tau_max
+    is recorded in the last bin, a longer one not at all, an unmarked unit not at all."""
+    snr = METHODS["snr"](tau_init=50, tau_max=50)
+    ages = torch.tensor([0, 1, 10, 11, 20, 50, 51, 5])
+    st = _Layer(ages.clone(), torch.full((8,), 50), torch.zeros(8, 6, dtype=torch.long), bin=10, batch=10)
+    marked = torch.tensor([True] * 7 + [False])
+    snr._record(st, marked)
+    snr._record(st, marked)
+    expected = torch.zeros(8, 6, dtype=torch.long)
+    for unit, k in enumerate([0, 1, 1, 2, 2, 5]):
+        expected[unit, k] = 2
+    assert torch.equal(st.hist, expected)
+
+
+def test_snr_threshold_follows_the_percentile_within_one_batch_and_tau_max():
+    snr = METHODS["snr"](percentile=0.99, expansion=2.0, tau_init=15000, tau_max=20000)
+    hist = torch.zeros(4, 21, dtype=torch.long)
+    hist[0, 20] = 5  # gaps of 20 batches: q = 20000 >= tau, so tau doubles, clipped at tau_max
+    hist[1, 3] = 5  # q = 3000 < tau: tau falls to it
+    hist[3, 1], hist[3, 10] = 99, 1  # 99% of the gaps within one batch
+    st = _Layer(torch.zeros(4, dtype=torch.long), torch.full((4,), 15000), hist, bin=1000, batch=1000)
+    snr._adapt(st)
+    assert st.tau.tolist() == [20000, 3000, 1000, 1000]  # no gaps (unit 2): q is 1 sample, clipped to a batch
+    assert not st.hist.any()
+    one = _Layer(torch.zeros(1, dtype=torch.long), torch.full((1,), 5), torch.zeros(1, 3, dtype=torch.long), bin=1,
+                 batch=1)
+    snr._adapt(one)
+    assert one.tau.tolist() == [1]  # batches of one sample: tau reaches 1

@@ -5,8 +5,9 @@ activation is the layer's output after the norm layer that directly follows it (
 ReLU; its score is the mean activation over the training batches (and positions), divided by the
 layer's mean score. Units scoring <= tau are dormant: their incoming weights (weight rows, bias, and
 the following norm's weight and bias) are re-drawn, and their outgoing weights (the matching input
-columns of the next conv or linear layer in model order, when its input width equals this layer's
-output width and it is not grouped) are set to 0; a weight that is both ends 0. `every=N` also
+columns of the next conv or linear layer in model order, when it is not grouped and its input width
+equals this layer's output width, or, for a linear layer after a conv, a multiple of it: a flatten's
+positions, channel-major) are set to 0; a weight that is both ends 0. `every=N` also
 recycles inside each round, every N optimizer steps."""
 from dataclasses import dataclass
 
@@ -123,10 +124,13 @@ class ReDo(Method):
                 for pname, _ in nm.named_parameters(recurse=False):
                     _merge(actions, f"{norm}.{pname}", keep=keep.clone())
             nxt_name, nxt, _ = layers[i + 1]
-            groups = getattr(nxt, "groups", 1)
-            if groups == 1 and nxt.weight.shape[1] == d.numel():
-                scale = keep.to(nxt.weight.dtype).view(1, -1, *([1] * (nxt.weight.dim() - 2)))
-                _merge(actions, f"{nxt_name}.weight", scale=scale)
+            cols = nxt.weight.shape[1]
+            # outgoing weights: the next layer's input columns of the unit; a linear layer after a
+            # conv and a flatten reads cols / channels columns per channel, channel-major
+            spread = cols // d.numel() if isinstance(nxt, nn.Linear) and not isinstance(m, nn.Linear) else 1
+            if getattr(nxt, "groups", 1) == 1 and cols == spread * d.numel():
+                scale = keep.repeat_interleave(spread).to(nxt.weight.dtype)
+                _merge(actions, f"{nxt_name}.weight", scale=scale.view(1, -1, *([1] * (nxt.weight.dim() - 2))))
         for act in actions.values():
             # a weight both into a dormant unit and out of another ends 0, not re-drawn (as in the
             # ReDo code, which zeroes outgoing weights after re-drawing incoming ones)

@@ -168,7 +168,8 @@ class SNR(UnitMethod):
     def _record(self, st: _Layer, which: torch.Tensor) -> None:
         """Record the current age of the units `which` marks as a gap (ages above tau_max are not)."""
         ok = which & (st.age <= self.options.tau_max)
-        k = torch.div(st.age + st.bin - 1, st.bin, rounding_mode="floor").clamp_max(st.hist.shape[1] - 1)
+        # bin k holds gaps in (bin*(k-1), bin*k]; a recorded gap (<= tau_max) lands at most in the last bin
+        k = torch.div(st.age + st.bin - 1, st.bin, rounding_mode="floor")
         st.hist[torch.nonzero(ok).flatten(), k[ok]] += 1
 
     def _adapt(self, st: _Layer) -> None:

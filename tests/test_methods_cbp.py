@@ -235,6 +235,24 @@ def test_cbp_ranks_by_the_bias_corrected_utility():
     assert ages[0] == 0 and ages[1] == 6 and torch.all(ages[2:] == 1001)
 
 
+def test_cbp_breaks_ties_among_equal_utilities_by_unit_order():
+    """128 silent units (activation 0, so every utility stays 0) all mature, 6.4 owed: the first six
+    units are replaced. An unstable sort (torch's, above a few dozen elements) picks others."""
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Flatten(), nn.Linear(16, 128), nn.ReLU(), nn.Linear(128, 4))
+    with torch.no_grad():
+        model[1].bias.fill_(-1e3)
+    reinit = Reinitializer(model, "cbp:replacement_rate=0.05,maturity=4,utility=contribution", rounds=1,
+                           groups={"stem": ["1"], "head": ["3"]}, seed=SEED)
+    reinit.method.load_state_dict({"layers": {"1": {"age": torch.full((128,), 1000), "util": torch.zeros(128),
+                                                    "mean": torch.zeros(128), "owed": 0.0}}, "replaced_total": 0})
+    opt = make_optimizer(model, "sgd")
+    x, y = batches(1)[0]
+    train_step(model, opt, x, y)
+    reinit.after_step(0, 1, opt)
+    assert (reinit.method.layers["1"].age == 0).nonzero().flatten().tolist() == [0, 1, 2, 3, 4, 5]
+
+
 def test_cbp_a_single_mature_unit_owes_its_share():
     """One unit of 12 is mature and half a unit is owed already: this step owes 0.5 more, so the
     mature unit is replaced (ages count this step: 1001 and 1)."""
@@ -376,6 +394,17 @@ class Two(nn.Module):
         return self.b(self.a(x))
 
 
+class Wrapped(nn.Module):
+    """A Sequential inside a module with its own forward(): what that forward() does is not known."""
+
+    def __init__(self):
+        super().__init__()
+        self.body = nn.Sequential(nn.Linear(4, 6))
+
+    def forward(self, x):
+        return self.body(x) * 2
+
+
 _shared = nn.Linear(4, 4)
 
 
@@ -404,6 +433,10 @@ DISCOVERY = {
         [("2", [], "4", 1)]),
     "a shared layer is no unit layer and no next layer": (
         nn.Sequential(_shared, nn.ReLU(), _shared, nn.ReLU(), nn.Linear(4, 2)), []),
+    "a layer whose next layer is shared": (
+        nn.Sequential(nn.Linear(4, 4), nn.ReLU(), _shared, nn.ReLU(), _shared, nn.ReLU(), nn.Linear(4, 2)), []),
+    "a layer inside a module with its own forward() does not reach the layers after that module": (
+        nn.Sequential(Wrapped(), nn.ReLU(), nn.Linear(6, 5), nn.ReLU(), nn.Linear(5, 2)), [("2", [], "4", 1)]),
     "Sequential parts of a model with its own forward(), named from the model": (
         Two(), [("b.0", [], "b.2", 1)]),
     "a grouped next conv": (_conv_then(nn.ReLU(), nn.Conv2d(4, 4, 1, groups=2)), []),

@@ -449,3 +449,35 @@ def test_redo_zeroes_a_dormant_channels_columns_in_a_linear_layer_after_a_flatte
     assert torch.equal(after["6.weight"][:, dead], torch.zeros(3, 16))
     live = [c for c in range(64) if c not in dead]
     assert torch.equal(after["6.weight"][:, live], before["6.weight"][:, live])
+
+
+class Concatenated(nn.Module):
+    """Two convs whose outputs are concatenated before a third (grouped or not): in model order
+    `b` is followed by `c`, but `c` reads 8 channels of which `b` gives 4, at positions only the
+    forward() knows."""
+
+    def __init__(self, groups):
+        super().__init__()
+        self.a, self.b = nn.Conv2d(1, 4, 3, padding=1), nn.Conv2d(1, 4, 3, padding=1)
+        self.c = nn.Conv2d(8, 4, 1, groups=groups)
+        self.head = nn.Linear(4, 3)
+
+    def forward(self, x):
+        h = torch.cat([F.relu(self.a(x)), F.relu(self.b(x))], 1)
+        return self.head(F.relu(self.c(h)).mean((2, 3)))
+
+
+@pytest.mark.parametrize("groups", [1, 2])
+def test_redo_leaves_the_next_layer_alone_when_it_reads_more_than_this_layers_units(groups):
+    torch.manual_seed(0)
+    model = Concatenated(groups)
+    with torch.no_grad():
+        model.b.bias[1] = -1e3
+        model.c.bias.fill_(10.0)  # c's own units all active: its rows stay
+    before = state(model)
+    groups_of = {"stem": ["a", "b"], "block1": ["c"], "head": ["head"]}
+    Reinitializer(model, "redo:tau=0.02", rounds=2, groups=groups_of, seed=SEED).reset(
+        1, data=[(torch.randn(8, 1, 6, 6), torch.arange(8) % 3)])
+    after = state(model)
+    assert not torch.equal(after["b.weight"][1], before["b.weight"][1])  # b's dormant unit: re-drawn
+    assert torch.equal(after["c.weight"], before["c.weight"])

@@ -463,3 +463,14 @@ def test_the_refusal_of_a_model_without_unit_layers_says_what_a_unit_layer_is():
         "method 'snr' needs unit layers and this model has none: a conv or linear layer whose output reaches "
         "the next conv or linear layer inside one nn.Sequential, through norm, activation, pooling, dropout or "
         "flatten modules only (a module with its own forward() is opaque)")
+
+
+def test_attached_to_another_model_the_method_no_longer_watches_the_first():
+    first, second = mlp(), mlp()
+    reinit = Reinitializer(first, "cbp", rounds=1, groups=MLP_GROUPS, seed=SEED)
+    reinit.method.attach(second, reinit.groups)
+    x = batches(1)[0][0]
+    first(x)
+    assert reinit.method.tap.take() == {}
+    second(x)
+    assert sorted(reinit.method.tap.take()) == ["1", "3"]

@@ -54,3 +54,10 @@ def test_a_warmup_as_long_as_the_round_ends_at_the_peak():
     assert lr_at(4, 4, 1.0, 1.0) == pytest.approx(1.0)
     # one decay step after the warm-up: the decay still ends at 0 one step past the round
     assert lr_at(1, 2, 1.0, 0.5) == pytest.approx(1.0) and lr_at(2, 2, 1.0, 0.5) == pytest.approx(0.0, abs=1e-15)
+
+
+def test_the_constant_schedule_warms_up_then_holds_the_peak_to_the_last_step():
+    total, peak = 100, 0.1
+    assert lr_at(4, total, peak, 0.1, "constant") == pytest.approx(peak * 5 / 10)  # inside the warm-up
+    assert [lr_at(s, total, peak, 0.1, "constant") for s in (10, 50, 99)] == [peak, peak, peak]
+    assert lr_at(50, total, peak, 0.1) < peak  # the default decays

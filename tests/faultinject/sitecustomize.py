@@ -6,6 +6,8 @@ REINITLAB_FAULTS holds a JSON object with any of:
              on the nth atomic write of a file of that name, SIGKILL the whole process group (the
              study and all its workers) before anything is written, after a torn temp file (half
              the bytes) was left, or after the rename
+             with "per_run": true, the nth write into one run folder: the first run to reach
+             its own nth write dies there, whichever order the workers write in
   "counters": "/path/dir"   count those writes across every process that shares this folder (the
              study and its workers, which then die at the nth write of the whole study, whichever
              process makes it); without it each process counts its own
@@ -89,6 +91,7 @@ def _pause(path, name: str) -> None:
 
 def _patch_rundir(mod) -> None:
     import errno
+    import hashlib
     import tempfile
     from pathlib import Path
     real = mod.atomic_write_bytes
@@ -96,7 +99,10 @@ def _patch_rundir(mod) -> None:
     def atomic_write_bytes(path, data):
         name = Path(path).name
         kill, full = _SPEC.get("kill") or {}, _SPEC.get("enospc") or {}
-        n = _count(name) if name in (kill.get("file"), full.get("file")) or _SPEC.get("counters") else 0
+        key = name
+        if kill.get("per_run") and kill.get("file") == name:  # a counter per run folder
+            key = f"{name}.{hashlib.sha1(str(Path(path).resolve().parent).encode()).hexdigest()[:16]}"
+        n = _count(key) if name in (kill.get("file"), full.get("file")) or _SPEC.get("counters") else 0
         if kill.get("file") == name and kill.get("nth") == n:
             if kill["phase"] == "before":
                 _die()

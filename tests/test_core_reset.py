@@ -8,7 +8,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from reinitlab import Reinitializer
-from reinitlab.core.reset import fresh_state, peer_init, standardization_of
+from reinitlab.core.reset import Action, fresh_state, peer_init, standardization_of
 from reinitlab.models import ARCHS, build_model
 from reinitlab.util.seeding import derive
 
@@ -391,7 +391,6 @@ def test_registry_models_are_redrawn_by_their_own_initializer():
 def test_changed_counts_the_elements_an_action_gives_a_new_value():
     """What metrics.jsonl records for an in-round event: re-drawn elements, and kept ones that are
     scaled by other than 1, perturbed or offset."""
-    from reinitlab.core.reset import Action
     shape = (3, 4)
     mask = torch.ones(shape, dtype=torch.bool)
     mask[0, :3] = False  # 3 elements re-drawn

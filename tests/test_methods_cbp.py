@@ -214,23 +214,29 @@ def test_cbp_matches_the_rule_step_by_step(arch, optimizer, utility, compensate)
     assert reinit.in_round_log[0]["events"] > 0
 
 
+def one_step_from(model, spec, groups, layer, age, util, owed):
+    """A CBP Reinitializer whose layer `layer` starts from the given ages, utilities and debt (means
+    0), after one SGD step on one batch: (reinit, the step's event record or None)."""
+    reinit = Reinitializer(model, spec, rounds=1, groups=groups, seed=SEED)
+    reinit.method.load_state_dict({"layers": {layer: {"age": age, "util": util, "mean": torch.zeros(len(age)),
+                                                      "owed": owed}}, "replaced_total": 0})
+    opt = make_optimizer(model, "sgd")
+    x, y = batches(1)[0]
+    train_step(model, opt, x, y)
+    return reinit, reinit.after_step(0, 1, opt)
+
+
 def test_cbp_ranks_by_the_bias_corrected_utility():
     """Unit 0 is old with utility 0.3; unit 1 matured 2 steps ago with utility 0.2, small only because
     its average has few terms (corrected: ~0.4). The step owes one unit: the corrected ranking replaces
     unit 0, the raw one would replace unit 1. The other units' utilities are far above both."""
-    model = mlp()
-    reinit = Reinitializer(model, "cbp:replacement_rate=0.001,maturity=4,decay=0.9", rounds=1, groups=MLP_GROUPS,
-                           seed=SEED)
     age = torch.full((12,), 1000, dtype=torch.long)
     age[1] = 5
     util = torch.full((12,), 10.0)
     util[0], util[1] = 0.3, 0.2
-    reinit.method.load_state_dict({"layers": {"1": {"age": age, "util": util, "mean": torch.zeros(12),
-                                                    "owed": 0.999}}, "replaced_total": 0})
-    opt = make_optimizer(model, "sgd")
-    x, y = batches(1)[0]
-    train_step(model, opt, x, y)
-    assert "1 units replaced (1 1)" in reinit.after_step(0, 1, opt)["event"]
+    reinit, record = one_step_from(mlp(), "cbp:replacement_rate=0.001,maturity=4,decay=0.9", MLP_GROUPS, "1", age,
+                                   util, 0.999)
+    assert "1 units replaced (1 1)" in record["event"]
     ages = reinit.method.layers["1"].age
     assert ages[0] == 0 and ages[1] == 6 and torch.all(ages[2:] == 1001)
 
@@ -242,30 +248,19 @@ def test_cbp_breaks_ties_among_equal_utilities_by_unit_order():
     model = nn.Sequential(nn.Flatten(), nn.Linear(16, 128), nn.ReLU(), nn.Linear(128, 4))
     with torch.no_grad():
         model[1].bias.fill_(-1e3)
-    reinit = Reinitializer(model, "cbp:replacement_rate=0.05,maturity=4,utility=contribution", rounds=1,
-                           groups={"stem": ["1"], "head": ["3"]}, seed=SEED)
-    reinit.method.load_state_dict({"layers": {"1": {"age": torch.full((128,), 1000), "util": torch.zeros(128),
-                                                    "mean": torch.zeros(128), "owed": 0.0}}, "replaced_total": 0})
-    opt = make_optimizer(model, "sgd")
-    x, y = batches(1)[0]
-    train_step(model, opt, x, y)
-    reinit.after_step(0, 1, opt)
+    reinit, _ = one_step_from(model, "cbp:replacement_rate=0.05,maturity=4,utility=contribution",
+                              {"stem": ["1"], "head": ["3"]}, "1", torch.full((128,), 1000), torch.zeros(128), 0.0)
     assert (reinit.method.layers["1"].age == 0).nonzero().flatten().tolist() == [0, 1, 2, 3, 4, 5]
 
 
 def test_cbp_a_single_mature_unit_owes_its_share():
     """One unit of 12 is mature and half a unit is owed already: this step owes 0.5 more, so the
     mature unit is replaced (ages count this step: 1001 and 1)."""
-    model = mlp()
-    reinit = Reinitializer(model, "cbp:replacement_rate=0.5,maturity=4", rounds=1, groups=MLP_GROUPS, seed=SEED)
     age = torch.zeros(12, dtype=torch.long)
     age[7] = 1000
-    reinit.method.load_state_dict({"layers": {"1": {"age": age, "util": torch.ones(12), "mean": torch.zeros(12),
-                                                    "owed": 0.5}}, "replaced_total": 0})
-    opt = make_optimizer(model, "sgd")
-    x, y = batches(1)[0]
-    train_step(model, opt, x, y)
-    assert "1 units replaced (1 1)" in reinit.after_step(0, 1, opt)["event"]
+    reinit, record = one_step_from(mlp(), "cbp:replacement_rate=0.5,maturity=4", MLP_GROUPS, "1", age,
+                                   torch.ones(12), 0.5)
+    assert "1 units replaced (1 1)" in record["event"]
     assert reinit.method.layers["1"].age[7] == 0 and reinit.method.layers["1"].owed == 0.0
 
 

@@ -23,6 +23,7 @@ from test_methods_cbp import (
     mlp,
     replace_units,
     small_cnn,
+    train_step,
 )
 from test_methods_registry import check_event
 
@@ -239,9 +240,7 @@ def test_snr_histogram_has_a_bin_per_batch_up_to_tau_max():
     reinit = Reinitializer(model, "snr:tau_init=50,tau_max=100", rounds=1, groups=MLP_GROUPS, seed=SEED)
     opt = make_optimizer(model, "sgd")
     x, y = batches(1)[0]  # 32 samples: gaps of 0 and of 1-4 batches (up to 128 > 100 samples)
-    opt.zero_grad()
-    F.cross_entropy(model(x), y).backward()
-    opt.step()
+    train_step(model, opt, x, y)
     reinit.after_step(0, 1, opt)
     st = reinit.method.layers["1"]
     assert st.hist.shape == (12, 5) and st.bin == 32 and st.batch == 32
